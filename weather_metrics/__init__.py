@@ -1,0 +1,99 @@
+"""weather_metrics: a self-hosted metrics and analytics service for MCP servers."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from weather_metrics import docs, observability
+from weather_metrics.db import database, open_database
+from weather_metrics.ingest import prune, write_batches
+from weather_metrics.intake import EventIntake
+from weather_metrics.ratelimit import TokenBucketLimiter
+from weather_metrics.settings import load_settings
+from weather_metrics.writer import EventWriter
+
+
+@dataclass
+class ServiceState:
+    """What the views of this app share: settings, the writer, the limiter."""
+
+    settings: dict[str, Any]
+    writer: EventWriter
+    intake: EventIntake
+    limiter: TokenBucketLimiter
+    started: float = field(default_factory=time.monotonic)
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+    def close(self) -> None:
+        """Write everything accepted, then release the database."""
+        self.writer.close()
+
+
+def _housekeeping(settings: dict[str, Any]) -> None:
+    prune(
+        datetime.now(timezone.utc),
+        settings["retention_days"],
+        settings["rollup_retention_days"],
+        settings["idempotency_ttl_hours"],
+    )
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the service: settings, database, writer thread, blueprints, metrics."""
+    settings = load_settings(config)
+    logging.basicConfig(level=settings["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    open_database(settings["database"], settings["synchronous"], max_connections=settings["threads"] + 8)
+
+    writer = EventWriter(
+        write=write_batches,
+        max_events=settings["queue_max_events"],
+        max_batch_events=settings["writer_max_batch_events"],
+        on_commit=observability.commit_recorder(observability.ToolLabels(settings["metrics_max_tools"])),
+        housekeeping=partial(_housekeeping, settings),
+        housekeeping_interval=settings["prune_interval_seconds"],
+        connect=partial(database.connect, reuse_if_open=True),
+        disconnect=database.close,
+    )
+    state = ServiceState(
+        settings=settings,
+        writer=writer,
+        intake=EventIntake(writer, settings),
+        limiter=TokenBucketLimiter(settings["rate_limit_per_minute"], settings["rate_limit_burst"]),
+    )
+    app.extensions["weather_metrics"] = state
+    observability.queue_depth.set_function(lambda: writer.depth)
+    writer.start()
+    atexit.register(writer.close)
+
+    if settings["trusted_proxies"]:
+        n = settings["trusted_proxies"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    from weather_metrics import v1
+
+    app.register_blueprint(v1.bp)
+    app.register_error_handler(HTTPException, v1.error_response)  # unmatched URLs and methods
+    observability.init_app(app)
+    docs.init_app(app)
+
+    @app.teardown_appcontext
+    def release_connection(_exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    return app

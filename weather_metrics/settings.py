@@ -1,0 +1,115 @@
+"""Every setting in one table: name, default, one-line help, and how to read it."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+ENV_PREFIX = "WEATHER_METRICS_"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database", "weather_metrics.db", "Path of the SQLite database file."),
+    Setting("host", "127.0.0.1", "Address the server listens on."),
+    Setting("port", 3000, "Port the server listens on (the PORT variable also sets it).", minimum=1),
+    Setting("threads", 64, "Request threads of the server process.", minimum=1),
+    Setting(
+        "ack",
+        "commit",
+        "When POST /v1/events answers 200: 'commit' after the events are committed, "
+        "'enqueue' as soon as they are queued.",
+        choices=("commit", "enqueue"),
+    ),
+    Setting("ack_timeout_seconds", 10.0, "Longest wait for a commit before answering 503.", minimum=0.1),
+    Setting("queue_max_events", 50_000, "Events the write queue holds before answering 503.", minimum=100),
+    Setting("writer_max_batch_events", 10_000, "Most events the writer commits in one transaction.", minimum=100),
+    Setting(
+        "synchronous",
+        "full",
+        "SQLite synchronous mode: 'full' survives power loss, 'normal' survives process crashes only.",
+        choices=("full", "normal"),
+    ),
+    Setting("retention_days", 90, "Days raw events are kept; older events are pruned and rejected.", minimum=1),
+    Setting("rollup_retention_days", 400, "Days hourly and daily rollups are kept.", minimum=90),
+    Setting("prune_interval_seconds", 3600.0, "Seconds between pruning runs of the writer.", minimum=1),
+    Setting("idempotency_ttl_hours", 24, "Hours an Idempotency-Key is remembered.", minimum=1),
+    Setting("rate_limit_per_minute", 60, "Requests per minute allowed to one client IP on /v1.", minimum=1),
+    Setting("rate_limit_burst", 10, "Extra requests a quiet client may send at once.", minimum=0),
+    Setting("trusted_proxies", 0, "Reverse proxies in front of the service whose X-Forwarded-For is trusted.", minimum=0),
+    Setting("retry_after_seconds", 5, "Retry-After sent with 503 answers.", minimum=1),
+    Setting("metrics_max_tools", 200, "Distinct tool labels on /metrics before the rest count as 'other'.", minimum=1),
+    Setting("log_level", "info", "Log level of the server.", choices=("debug", "info", "warning", "error")),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    """Turn a raw value (from TOML or the environment) into the setting's type."""
+    kind: Callable[[Any], Any] = type(setting.default)
+    where = f"setting '{setting.name}'"
+    if isinstance(value, bool) or (kind is not str and isinstance(value, str) and not value.strip()):
+        raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}")
+    try:
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        coerced = kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    if setting.choices and coerced not in setting.choices:
+        raise SettingsError(f"{where}: must be one of {', '.join(setting.choices)}, got {value!r}")
+    if setting.minimum is not None and coerced < setting.minimum:
+        raise SettingsError(f"{where}: must be at least {setting.minimum}, got {value!r}")
+    return coerced
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Defaults, then the TOML file, then WEATHER_METRICS_* variables, then overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    raw: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+    path = environ.get(ENV_PREFIX + "CONFIG")
+    if path is None and Path("config.toml").is_file():
+        path = "config.toml"
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                from_file = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"config file {path}: {exc}") from None
+        for key, value in from_file.items():
+            if key not in SETTINGS_BY_NAME:
+                raise SettingsError(f"config file {path}: unknown setting '{key}'")
+            raw[key] = value
+
+    if environ.get("PORT"):
+        raw["port"] = environ["PORT"]
+    for setting in SETTINGS:
+        env_value = environ.get(ENV_PREFIX + setting.name.upper())
+        if env_value is not None:
+            raw[setting.name] = env_value
+
+    for key, value in (overrides or {}).items():
+        if key not in SETTINGS_BY_NAME:
+            raise SettingsError(f"unknown setting '{key}'")
+        raw[key] = value
+
+    return {name: _coerce(SETTINGS_BY_NAME[name], value) for name, value in raw.items()}
