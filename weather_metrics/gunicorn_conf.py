@@ -17,6 +17,8 @@ threads = _settings["threads"]
 graceful_timeout = 30
 timeout = 60
 keepalive = 5
+# Runtime worker changes would break the one-process design above.
+control_socket_disable = True
 accesslog = "-"
 loglevel = _settings["log_level"]
 # The 100 KB body limit is enforced by the app; gunicorn's own limits stay at defaults.

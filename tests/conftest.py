@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from weather_metrics import create_app
+
+
+@pytest.fixture
+def make_app(tmp_path) -> Iterator[Callable[..., Flask]]:  # type: ignore[no-untyped-def]
+    """Build apps on a temporary SQLite file; each is shut down (writer drained) afterwards."""
+    apps: list[Flask] = []
+
+    def build(**settings: Any) -> Flask:
+        config = {"database": str(tmp_path / "metrics.db"), "rate_limit_per_minute": 100_000, **settings}
+        app = create_app(config)
+        app.config["TESTING"] = True
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.extensions["weather_metrics"].close()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

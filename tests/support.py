@@ -1,0 +1,124 @@
+"""Test helpers: valid events, and a real gunicorn server started as the Procfile says."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def current_hour(hours_ago: int = 0) -> str:
+    """An ISO timestamp of the start of the current hour, minus `hours_ago`."""
+    moment = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours_ago)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_event(**overrides: Any) -> dict[str, Any]:
+    """A valid standard-level event; keyword arguments replace or add fields (None removes)."""
+    event: dict[str, Any] = {
+        "version": "1.0.0",
+        "tool": "get_forecast",
+        "status": "success",
+        "timestamp_hour": current_hour(),
+        "analytics_level": "standard",
+        "response_time_ms": 150,
+        "service": "noaa",
+        "cache_hit": True,
+        "country": "US",
+    }
+    for key, value in overrides.items():
+        if value is None:
+            event.pop(key, None)
+        else:
+            event[key] = value
+    return event
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
+         raw: bytes | None = None, timeout: float = 30) -> tuple[int, dict[str, str], Any]:
+    """One real HTTP request; returns status, headers and the JSON (or text) body."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
+                                                                            **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, got_headers, payload = response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        status, got_headers, payload = error.code, dict(error.headers), error.read()
+        error.close()
+    try:
+        return status, got_headers, json.loads(payload)
+    except ValueError:
+        return status, got_headers, payload.decode()
+
+
+class Server:
+    """The service under gunicorn, started with the Procfile's command on a free port."""
+
+    def __init__(self, database: Path, **settings: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "PORT": str(self.port), "WEATHER_METRICS_DATABASE": str(database),
+                    "WEATHER_METRICS_RATE_LIMIT_PER_MINUTE": "1000000"}
+        self.env.pop("WEATHER_METRICS_CONFIG", None)
+        for key, value in settings.items():
+            self.env[f"WEATHER_METRICS_{key.upper()}"] = str(value)
+        self.log = database.with_suffix(".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> Server:
+        command = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
+        argv = shlex.split(command)
+        argv[0] = str(Path(sys.executable).parent / argv[0])
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
+            try:
+                if http("GET", self.url + "/v1/health", timeout=2)[0] == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy:\n{self.log.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Signal the server and wait for it; returns its exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        if sig == signal.SIGKILL:
+            # Kill the worker too, as a crash or the OOM killer would.
+            subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
