@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def current_hour(hours_ago: int = 0) -> str:
     """An ISO timestamp of the start of the current hour, minus `hours_ago`."""
-    moment = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours_ago)
+    moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours_ago)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -52,12 +52,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,
-         raw: bytes | None = None, timeout: float = 30) -> tuple[int, dict[str, str], Any]:
+def http(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+    timeout: float = 30,
+) -> tuple[int, dict[str, str], Any]:
     """One real HTTP request; returns status, headers and the JSON (or text) body."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json",
-                                                                            **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             status, got_headers, payload = response.status, dict(response.headers), response.read()
@@ -76,8 +83,12 @@ class Server:
     def __init__(self, database: Path, **settings: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "PORT": str(self.port), "WEATHER_METRICS_DATABASE": str(database),
-                    "WEATHER_METRICS_RATE_LIMIT_PER_MINUTE": "1000000"}
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "WEATHER_METRICS_DATABASE": str(database),
+            "WEATHER_METRICS_RATE_LIMIT_PER_MINUTE": "1000000",
+        }
         self.env.pop("WEATHER_METRICS_CONFIG", None)
         for key, value in settings.items():
             self.env[f"WEATHER_METRICS_{key.upper()}"] = str(value)

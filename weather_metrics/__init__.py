@@ -6,7 +6,7 @@ import atexit
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -43,7 +43,7 @@ class ServiceState:
 
 def _housekeeping(settings: dict[str, Any]) -> None:
     prune(
-        datetime.now(timezone.utc),
+        datetime.now(UTC),
         settings["retention_days"],
         settings["rollup_retention_days"],
         settings["idempotency_ttl_hours"],

@@ -48,9 +48,7 @@ def apply_schema() -> None:
     if current is None:
         database.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
     elif current > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this release ({SCHEMA_VERSION})"
-        )
+        raise RuntimeError(f"database schema version {current} is newer than this release ({SCHEMA_VERSION})")
     # Later versions add their migration steps here, keyed by the version they start from.
 
 

@@ -37,8 +37,14 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": {
             "summary": "Submit a batch of 1-100 tool-call events (body at most 100 KB)",
             "parameters": [
-                {"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string"},
-                 "description": "A retry with the same key within 24 h gets the first answer and is not counted twice"}
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "A retry with the same key within 24 h gets the first answer "
+                    "and is not counted twice",
+                }
             ],
             "requestBody": {"required": True, "content": {"application/json": {"schema": "EventBatch"}}},
             "responses": {
@@ -53,18 +59,38 @@ PATHS: dict[str, dict[str, Any]] = {
     "/v1/stats/overview": _stats("Summary across all tools", "Overview"),
     "/v1/stats/tools": _stats("Statistics of every tool", "Tools"),
     "/v1/stats/tool/{tool_name}": {
-        **_stats("Daily series, versions and countries of one tool", "ToolDetail",
-                 {"404": _json("Error", "Unknown tool, or no data in the period")}),
+        **_stats(
+            "Daily series, versions and countries of one tool",
+            "ToolDetail",
+            {"404": _json("Error", "Unknown tool, or no data in the period")},
+        ),
         "parameters": [{"name": "tool_name", "in": "path", "required": True, "schema": {"type": "string"}}],
     },
     "/v1/stats/errors": _stats("Error types, counts and last seen", "Errors"),
     "/v1/stats/performance": _stats("Response-time percentiles, cache and services", "Performance"),
-    "/v1/health": {"get": {"summary": "Health check (not rate limited)", "responses": {
-        "200": _json("Health", "Healthy"), "503": _json("Health", "Unhealthy")}}},
-    "/v1/status": {"get": {"summary": "Database, queue depth and memory", "responses": {
-        "200": _json("Status", "Status"), **RATE_LIMITED}}},
-    "/metrics": {"get": {"summary": "Prometheus metrics (not rate limited)", "responses": {
-        "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+    "/v1/health": {
+        "get": {
+            "summary": "Health check (not rate limited)",
+            "responses": {"200": _json("Health", "Healthy"), "503": _json("Health", "Unhealthy")},
+        }
+    },
+    "/v1/status": {
+        "get": {
+            "summary": "Database, queue depth and memory",
+            "responses": {"200": _json("Status", "Status"), **RATE_LIMITED},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (not rate limited)",
+            "responses": {
+                "200": {
+                    "description": "Prometheus text format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
     "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
     "/docs": {"get": {"summary": "This document as a page", "responses": {"200": {"description": "HTML"}}}},
 }
@@ -96,8 +122,11 @@ def build_spec() -> dict[str, Any]:
     for name, schema in COMPONENTS.items():
         spec.components.schema(name, schema=schema)
     for path, operations in PATHS.items():
-        spec.path(path=path, operations={k: v for k, v in operations.items() if k != "parameters"},
-                  parameters=operations.get("parameters"))
+        spec.path(
+            path=path,
+            operations={k: v for k, v in operations.items() if k != "parameters"},
+            parameters=operations.get("parameters"),
+        )
     return spec.to_dict()
 
 
@@ -113,12 +142,15 @@ def _page(spec: dict[str, Any]) -> str:
             if method == "parameters":
                 continue
             codes = ", ".join(op.get("responses", {}))
-            rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                        f"<td>{html.escape(op.get('summary', ''))}</td><td>{codes}</td></tr>")
+            rows.append(
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                f"<td>{html.escape(op.get('summary', ''))}</td><td>{codes}</td></tr>"
+            )
     fields = spec["components"]["schemas"]["Event"]["properties"]
     event_rows = "".join(
         f"<tr><td><code>{name}</code></td><td>{html.escape(str(f.get('type', 'object')))}</td>"
-        f"<td>{html.escape(str(f.get('description', '')))}</td></tr>" for name, f in fields.items()
+        f"<td>{html.escape(str(f.get('description', '')))}</td></tr>"
+        for name, f in fields.items()
     )
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>weather_metrics API</title>"

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from peewee import EXCLUDED, Case, fn
 
@@ -147,13 +148,21 @@ def _rollup_queries() -> list[Any]:
             )
             .where(new)
             .group_by(hour, Event.tool),
-            fields=[ToolHourly.hour, ToolHourly.tool, ToolHourly.calls, ToolHourly.errors,
-                    ToolHourly.timed_calls, ToolHourly.response_time_sum, ToolHourly.cache_hits,
-                    ToolHourly.cache_misses],
+            fields=[
+                ToolHourly.hour,
+                ToolHourly.tool,
+                ToolHourly.calls,
+                ToolHourly.errors,
+                ToolHourly.timed_calls,
+                ToolHourly.response_time_sum,
+                ToolHourly.cache_hits,
+                ToolHourly.cache_misses,
+            ],
         ).on_conflict(
             conflict_target=[ToolHourly.hour, ToolHourly.tool],
-            update=_add(ToolHourly, "calls", "errors", "timed_calls", "response_time_sum",
-                        "cache_hits", "cache_misses"),
+            update=_add(
+                ToolHourly, "calls", "errors", "timed_calls", "response_time_sum", "cache_hits", "cache_misses"
+            ),
         ),
         LatencyDaily.insert_from(
             Event.select(day, Event.latency_bucket, fn.COUNT(Event.id))
@@ -290,11 +299,12 @@ def write_batches(batches: list[PendingBatch], clock: Callable[[], float] | None
 
 
 def _now() -> float:
-    return datetime.now(timezone.utc).timestamp()
+    return datetime.now(UTC).timestamp()
 
 
-def prune(now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int,
-          chunk: int = 20_000) -> int:
+def prune(
+    now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int, chunk: int = 20_000
+) -> int:
     """Delete raw events, rollups and idempotency keys past their retention; returns rows deleted."""
     event_cutoff = int((now - timedelta(days=retention_days)).timestamp()) // HOUR * HOUR
     rollup_cutoff = int((now - timedelta(days=rollup_retention_days)).timestamp()) // DAY * DAY

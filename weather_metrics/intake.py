@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from weather_metrics.errors import invalid_request, service_unavailable, validation_failed
 from weather_metrics.ingest import PendingBatch, event_row, window_problems
@@ -20,15 +21,16 @@ MAX_IDEMPOTENCY_KEY = 255
 class EventIntake:
     """The ingestion rules of the service, free of HTTP."""
 
-    def __init__(self, writer: EventWriter, settings: dict[str, Any],
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, writer: EventWriter, settings: dict[str, Any], clock: Callable[[], datetime] | None = None
+    ) -> None:
         self.writer = writer
         self.ack_on_commit = settings["ack"] == "commit"
         self.ack_timeout = settings["ack_timeout_seconds"]
         self.retention_days = settings["retention_days"]
         self.idempotency_ttl = settings["idempotency_ttl_hours"] * 3600
         self.retry_after = settings["retry_after_seconds"]
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
 
     def accept(self, body: Any, raw: bytes, idempotency_key: str | None) -> dict[str, Any]:
         """The answer for an accepted batch; raises ApiError otherwise."""

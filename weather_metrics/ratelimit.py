@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,9 @@ class TokenBucketLimiter:
     A bucket holds per_minute + burst tokens and refills at per_minute a minute.
     """
 
-    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.time,
-                 max_clients: int = 100_000) -> None:
+    def __init__(
+        self, per_minute: int, burst: int, clock: Callable[[], float] = time.time, max_clients: int = 100_000
+    ) -> None:
         self.capacity = per_minute + burst
         self.rate = per_minute / 60.0
         self._clock = clock

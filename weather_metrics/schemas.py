@@ -15,7 +15,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from weather_metrics import validation as v
 
 # Messages and patterns come from validation.py so both validators speak alike.
-_REQUIRED = {"required": v.REQUIRED, "null": v.NOT_NULL}
+_REQUIRED: dict[str, Any] = {"required": v.REQUIRED, "null": v.NOT_NULL}
 
 
 def _whole(pattern: re.Pattern[str]) -> re.Pattern[str]:
@@ -103,44 +103,76 @@ class EventSchema(StrictSchema):
     """One tool call. Never personal data: the service refuses what looks like it."""
 
     version = StrictString(
-        required=True, error_messages=_REQUIRED, validate=validate.Regexp(_whole(v.SEMVER), error=v.BAD_VERSION),
+        required=True,
+        error_messages=_REQUIRED,
+        validate=validate.Regexp(_whole(v.SEMVER), error=v.BAD_VERSION),
         metadata={"description": "MCP server version (semver)", "example": "1.0.0"},
     )
-    tool = _identifier(required=True, error_messages=_REQUIRED,
-                       metadata={"description": "Tool name: lowercase letters, digits, _", "example": "get_forecast"})
-    status = StrictString(required=True, error_messages=_REQUIRED,
-                          validate=validate.OneOf(v.STATUSES, error=v.BAD_STATUS), metadata={"enum": list(v.STATUSES)})
-    timestamp_hour = StrictString(
-        required=True, error_messages=_REQUIRED, validate=_timestamp,
-        metadata={"format": "date-time", "description": "ISO 8601; stored truncated to the hour",
-                  "example": "2025-11-12T20:00:00Z"},
+    tool = _identifier(
+        required=True,
+        error_messages=_REQUIRED,
+        metadata={"description": "Tool name: lowercase letters, digits, _", "example": "get_forecast"},
     )
-    analytics_level = StrictString(required=True, error_messages=_REQUIRED,
-                                   validate=validate.OneOf(v.LEVELS, error=v.BAD_LEVEL), metadata={"enum": list(v.LEVELS)})
-    response_time_ms = StrictNumber(allow_none=True, allow_nan=False,
-                                    validate=validate.Range(0, v.MAX_RESPONSE_TIME_MS, error=v.BAD_RESPONSE_TIME))
+    status = StrictString(
+        required=True,
+        error_messages=_REQUIRED,
+        validate=validate.OneOf(v.STATUSES, error=v.BAD_STATUS),
+        metadata={"enum": list(v.STATUSES)},
+    )
+    timestamp_hour = StrictString(
+        required=True,
+        error_messages=_REQUIRED,
+        validate=_timestamp,
+        metadata={
+            "format": "date-time",
+            "description": "ISO 8601; stored truncated to the hour",
+            "example": "2025-11-12T20:00:00Z",
+        },
+    )
+    analytics_level = StrictString(
+        required=True,
+        error_messages=_REQUIRED,
+        validate=validate.OneOf(v.LEVELS, error=v.BAD_LEVEL),
+        metadata={"enum": list(v.LEVELS)},
+    )
+    response_time_ms = StrictNumber(
+        allow_none=True, allow_nan=False, validate=validate.Range(0, v.MAX_RESPONSE_TIME_MS, error=v.BAD_RESPONSE_TIME)
+    )
     service = _identifier(allow_none=True, metadata={"description": "Upstream service", "example": "noaa"})
     cache_hit = StrictBoolean(allow_none=True)
     retry_count = StrictInteger(allow_none=True, validate=validate.Range(0, v.MAX_RETRY_COUNT, error=v.BAD_RETRY_COUNT))
-    country = StrictString(allow_none=True, validate=_country,
-                           metadata={"description": "ISO 3166-1 alpha-2 code", "example": "US"})
-    error_type = StrictString(allow_none=True, validate=validate.Regexp(_whole(v.ERROR_TYPE), error=v.BAD_ERROR_TYPE),
-                              metadata={"example": "NetworkError"})
-    session_id = StrictString(allow_none=True, validate=validate.Regexp(_whole(v.SESSION_ID), error=v.BAD_SESSION_ID),
-                              metadata={"description": "Hashed session identifier; counts toward active_installs"})
-    sequence_number = StrictInteger(allow_none=True,
-                                    validate=validate.Range(0, v.MAX_SEQUENCE_NUMBER, error=v.BAD_SEQUENCE_NUMBER))
+    country = StrictString(
+        allow_none=True, validate=_country, metadata={"description": "ISO 3166-1 alpha-2 code", "example": "US"}
+    )
+    error_type = StrictString(
+        allow_none=True,
+        validate=validate.Regexp(_whole(v.ERROR_TYPE), error=v.BAD_ERROR_TYPE),
+        metadata={"example": "NetworkError"},
+    )
+    session_id = StrictString(
+        allow_none=True,
+        validate=validate.Regexp(_whole(v.SESSION_ID), error=v.BAD_SESSION_ID),
+        metadata={"description": "Hashed session identifier; counts toward active_installs"},
+    )
+    sequence_number = StrictInteger(
+        allow_none=True, validate=validate.Range(0, v.MAX_SEQUENCE_NUMBER, error=v.BAD_SEQUENCE_NUMBER)
+    )
     parameters = Parameters(
         allow_none=True,
-        metadata={"description": "Flat map of at most 20 generic values; no coordinates, addresses, "
-                                 "emails, IP addresses or names", "example": {"location_type": "coordinates"}},
+        metadata={
+            "description": "Flat map of at most 20 generic values; no coordinates, addresses, "
+            "emails, IP addresses or names",
+            "example": {"location_type": "coordinates"},
+        },
     )
 
 
 class EventBatchSchema(StrictSchema):
     events = EventList(
-        fields.Nested(EventSchema), required=True,
-        error_messages={**_REQUIRED, "invalid": v.NOT_ARRAY}, metadata={"minItems": 1, "maxItems": v.MAX_EVENTS},
+        fields.Nested(EventSchema),
+        required=True,
+        error_messages={**_REQUIRED, "invalid": v.NOT_ARRAY},
+        metadata={"minItems": 1, "maxItems": v.MAX_EVENTS},
     )
 
 

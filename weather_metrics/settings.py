@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ENV_PREFIX = "WEATHER_METRICS_"
 
@@ -51,7 +52,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("idempotency_ttl_hours", 24, "Hours an Idempotency-Key is remembered.", minimum=1),
     Setting("rate_limit_per_minute", 60, "Requests per minute allowed to one client IP on /v1.", minimum=1),
     Setting("rate_limit_burst", 10, "Extra requests a quiet client may send at once.", minimum=0),
-    Setting("trusted_proxies", 0, "Reverse proxies in front of the service whose X-Forwarded-For is trusted.", minimum=0),
+    Setting(
+        "trusted_proxies", 0, "Reverse proxies in front of the service whose X-Forwarded-For is trusted.", minimum=0
+    ),
     Setting("retry_after_seconds", 5, "Retry-After sent with 503 answers.", minimum=1),
     Setting("metrics_max_tools", 200, "Distinct tool labels on /metrics before the rest count as 'other'.", minimum=1),
     Setting("log_level", "info", "Log level of the server.", choices=("debug", "info", "warning", "error")),
@@ -79,9 +82,7 @@ def _coerce(setting: Setting, value: Any) -> Any:
     return coerced
 
 
-def load_settings(
-    overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None
-) -> dict[str, Any]:
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> dict[str, Any]:
     """Defaults, then the TOML file, then WEATHER_METRICS_* variables, then overrides."""
     environ = dict(os.environ if environ is None else environ)
     raw: dict[str, Any] = {s.name: s.default for s in SETTINGS}

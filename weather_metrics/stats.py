@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from peewee import fn
@@ -30,16 +30,21 @@ class UnknownTool(LookupError):
 def iso(moment: datetime | int) -> str:
     """UTC time as 2025-11-12T19:45:00.000Z."""
     if isinstance(moment, int):
-        moment = datetime.fromtimestamp(moment, timezone.utc)
+        moment = datetime.fromtimestamp(moment, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
     """From midnight N days before today to the end of today (UTC), as in the contract."""
-    today = now.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start = today - timedelta(days=PERIODS[period])
     end = today + timedelta(days=1) - timedelta(milliseconds=1)
     return start, end
+
+
+def _fetch(query: Any) -> list[Any]:
+    """The rows of a peewee query (typed loosely: peewee has no type stubs)."""
+    return list(query)
 
 
 def _rate(part: float, whole: float) -> float | None:
@@ -71,14 +76,13 @@ def _tool_entry(name: str, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _tool_rows(start: int) -> list[dict[str, Any]]:
-    query = (
+    return _fetch(
         ToolHourly.select(ToolHourly.tool, *_tool_sums())
         .where(ToolHourly.hour >= start)
         .group_by(ToolHourly.tool)
         .order_by(fn.SUM(ToolHourly.calls).desc(), ToolHourly.tool)
         .dicts()
     )
-    return list(query)
 
 
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -97,7 +101,7 @@ def errors(period: str, now: datetime) -> dict[str, Any]:
 
 
 def _error_entries(start: int) -> list[dict[str, Any]]:
-    rows = list(
+    rows = _fetch(
         ErrorDaily.select(
             ErrorDaily.error_type,
             fn.SUM(ErrorDaily.errors).alias("count"),
@@ -161,7 +165,7 @@ def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, daily series, versions and countries of one tool; UnknownTool without data."""
     start = int(period_window(period, now)[0].timestamp())
     day = ToolHourly.hour - ToolHourly.hour % DAY
-    daily = list(
+    daily = _fetch(
         ToolHourly.select(day.alias("day"), *_tool_sums())
         .where((ToolHourly.hour >= start) & (ToolHourly.tool == name))
         .group_by(day)
@@ -177,7 +181,7 @@ def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
         "summary": _tool_entry(name, totals),
         "daily_data": [
             {
-                "date": datetime.fromtimestamp(r["day"], timezone.utc).strftime("%Y-%m-%d"),
+                "date": datetime.fromtimestamp(r["day"], UTC).strftime("%Y-%m-%d"),
                 **{k: v for k, v in _tool_entry(name, r).items() if k != "name"},
             }
             for r in daily
@@ -190,19 +194,18 @@ def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
 def performance(period: str, now: datetime) -> dict[str, Any]:
     start = int(period_window(period, now)[0].timestamp())
     totals = _totals(_tool_rows(start))
-    histogram = [
-        (r[0], r[1])
-        for r in LatencyDaily.select(LatencyDaily.bucket, fn.SUM(LatencyDaily.calls))
+    histogram = _fetch(
+        LatencyDaily.select(LatencyDaily.bucket, fn.SUM(LatencyDaily.calls))
         .where(LatencyDaily.day >= start)
         .group_by(LatencyDaily.bucket)
         .tuples()
-    ]
+    )
 
     def pct(fraction: float) -> float | None:
         value = percentile_from_histogram(histogram, fraction)
         return None if value is None else round(value, 3)
 
-    services = (
+    services = _fetch(
         ServiceDaily.select(ServiceDaily.service, fn.SUM(ServiceDaily.calls))
         .where(ServiceDaily.day >= start)
         .group_by(ServiceDaily.service)

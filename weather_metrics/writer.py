@@ -10,7 +10,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from weather_metrics.ingest import PendingBatch
 
@@ -102,8 +103,7 @@ class EventWriter:
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
             if self._thread.is_alive():
-                log.error("event writer did not finish within %.0fs; %d events unwritten",
-                          timeout, self._queued_events)
+                log.error("event writer did not finish within %.0fs; %d events unwritten", timeout, self._queued_events)
 
     def _take(self) -> list[PendingBatch] | None:
         """The next group to commit; None when stopping and the queue is empty."""
@@ -115,7 +115,8 @@ class EventWriter:
                 self._cond.wait(wait)
             if not self._queue:
                 return None
-            group, events = [], 0
+            group: list[PendingBatch] = []
+            events = 0
             while self._queue and (not group or events + len(self._queue[0].rows) <= self._max_batch_events):
                 batch = self._queue.popleft()
                 group.append(batch)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
@@ -33,7 +33,7 @@ def health() -> ResponseReturnValue:
         return jsonify({"status": "unhealthy", "database": "disconnected"}), 503
     if not state.writer.alive:
         return jsonify({"status": "unhealthy", "database": "connected", "writer": "stopped"}), 503
-    return jsonify({"status": "healthy", "timestamp": iso(datetime.now(timezone.utc)), "uptime": round(state.uptime(), 1)})
+    return jsonify({"status": "healthy", "timestamp": iso(datetime.now(UTC)), "uptime": round(state.uptime(), 1)})
 
 
 @bp.get("/status")
@@ -44,7 +44,7 @@ def status() -> ResponseReturnValue:
     return jsonify(
         {
             "status": "healthy" if connected and state.writer.alive else "unhealthy",
-            "timestamp": iso(datetime.now(timezone.utc)),
+            "timestamp": iso(datetime.now(UTC)),
             "uptime_seconds": int(state.uptime()),
             "database": {"connected": connected, **db.pool_status()},
             "queue": {"depth": state.writer.depth},
