@@ -11,6 +11,7 @@ import ipaddress
 import math
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from weather_metrics.countries import ISO_COUNTRY_CODES
@@ -66,6 +67,7 @@ BAD_RETRY_COUNT = f"Must be between 0 and {MAX_RETRY_COUNT}"
 BAD_SEQUENCE_NUMBER = f"Must be between 0 and {MAX_SEQUENCE_NUMBER}"
 BAD_COUNTRY = "Must be an ISO 3166-1 alpha-2 country code"
 BAD_ERROR_TYPE = "Must be 1-64 letters, digits, '_', '.', ':' or '-'"
+NOT_FLAT_SCALAR = "Must be a flat scalar (string, number, boolean or null)"
 BAD_SESSION_ID = "Must be 1-128 letters, digits, '_' or '-' (a hashed identifier)"
 
 # Words that name personal data when they appear in a parameter key.
@@ -78,6 +80,7 @@ _KEY_WORD_SPLIT = re.compile(r"_|(?<=[a-z0-9])(?=[A-Z])")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _COORDINATE_PAIR = re.compile(r"\s*[-+]?\d{1,3}\.\d+\s*[,;\s]\s*[-+]?\d{1,3}\.\d+\s*")
 _DECIMAL_TEXT = re.compile(r"[-+]?\d{1,3}\.\d{3,}")
+_IP_LIKE = re.compile(r"[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*")
 
 
 def _looks_like_coordinate(number: float) -> bool:
@@ -87,6 +90,14 @@ def _looks_like_coordinate(number: float) -> bool:
 
 def parameter_problem(key: Any, value: Any) -> str | None:
     """Why one parameter may not be stored, or None when it is fine."""
+    if isinstance(value, (dict, list)):
+        return NOT_FLAT_SCALAR
+    return _scalar_parameter_problem(key, value)
+
+
+# Clients send the same few parameters over and over; the verdict depends on nothing else.
+@lru_cache(maxsize=8192)
+def _scalar_parameter_problem(key: Any, value: Any) -> str | None:
     if not isinstance(key, str) or not PARAMETER_KEY.fullmatch(key):
         return "Key must be 1-64 letters, digits or underscores, starting with a letter"
     words = {w.lower() for w in _KEY_WORD_SPLIT.split(key) if w}
@@ -101,18 +112,19 @@ def parameter_problem(key: Any, value: Any) -> str | None:
             return "Looks like personal data (a coordinate); never send PII"
         return None
     if not isinstance(value, str):
-        return "Must be a flat scalar (string, number, boolean or null)"
+        return NOT_FLAT_SCALAR
     if len(value) > MAX_PARAMETER_LENGTH:
         return f"Must be at most {MAX_PARAMETER_LENGTH} characters"
     if _EMAIL.fullmatch(value):
         return "Looks like personal data (an email address); never send PII"
     if _COORDINATE_PAIR.fullmatch(value) or _DECIMAL_TEXT.fullmatch(value):
         return "Looks like personal data (a coordinate); never send PII"
-    try:
-        ipaddress.ip_address(value)
-        return "Looks like personal data (an IP address); never send PII"
-    except ValueError:
-        pass
+    if _IP_LIKE.fullmatch(value):
+        try:
+            ipaddress.ip_address(value)
+            return "Looks like personal data (an IP address); never send PII"
+        except ValueError:
+            pass
     if not PARAMETER_TEXT.fullmatch(value):
         return "Must be a generic token (letters, digits, '_', '.', ':' or '-'); free text may hold PII"
     return None
@@ -132,6 +144,7 @@ def parameters_problems(value: Any) -> dict[str, str] | str | None:
     return problems or None
 
 
+@lru_cache(maxsize=4096)  # a batch's events mostly share one hour
 def parse_timestamp(value: str) -> datetime | None:
     """An ISO 8601 date-time as an aware UTC datetime (naive means UTC), or None."""
     if not 10 <= len(value) <= 40:
