@@ -28,6 +28,8 @@ def sqlite_pragmas(synchronous: str) -> list[tuple[str, object]]:
 def open_database(path: str, synchronous: str = "full", max_connections: int = 128) -> None:
     """Bind the shared handle to a SQLite file and bring its schema up to date."""
     Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    if not database.deferred:
+        database.close_all()  # pooled connections still point at the previous file
     database.init(
         path,
         max_connections=max_connections,

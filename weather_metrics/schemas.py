@@ -34,6 +34,8 @@ class StrictNumber(fields.Float):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, (str, bool)):
             raise self.make_error("invalid")
+        if isinstance(value, int):
+            return value  # exact, however large; the range check decides
         return super()._deserialize(value, attr, data, **kwargs)
 
 

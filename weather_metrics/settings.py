@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -23,12 +24,13 @@ class Setting:
     help: str
     choices: tuple[str, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
 
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("database", "weather_metrics.db", "Path of the SQLite database file."),
     Setting("host", "127.0.0.1", "Address the server listens on."),
-    Setting("port", 3000, "Port the server listens on (the PORT variable also sets it).", minimum=1),
+    Setting("port", 3000, "Port the server listens on (the PORT variable also sets it).", minimum=1, maximum=65535),
     Setting("threads", 64, "Request threads of the server process.", minimum=1),
     Setting(
         "ack",
@@ -67,18 +69,25 @@ def _coerce(setting: Setting, value: Any) -> Any:
     """Turn a raw value (from TOML or the environment) into the setting's type."""
     kind: Callable[[Any], Any] = type(setting.default)
     where = f"setting '{setting.name}'"
-    if isinstance(value, bool) or (kind is not str and isinstance(value, str) and not value.strip()):
-        raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}")
+    wrong_type = SettingsError(f"{where}: expected {kind.__name__}, got {value!r}")
+    if isinstance(value, bool) or (kind is str and not isinstance(value, str)):
+        raise wrong_type
+    if kind is not str and isinstance(value, str) and not value.strip():
+        raise wrong_type
     try:
         if kind is int and isinstance(value, float) and not value.is_integer():
             raise ValueError
         coerced = kind(value)
-    except (TypeError, ValueError):
-        raise SettingsError(f"{where}: expected {kind.__name__}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise wrong_type from None
+    if isinstance(coerced, float) and not math.isfinite(coerced):
+        raise SettingsError(f"{where}: must be a finite number, got {value!r}")
     if setting.choices and coerced not in setting.choices:
         raise SettingsError(f"{where}: must be one of {', '.join(setting.choices)}, got {value!r}")
     if setting.minimum is not None and coerced < setting.minimum:
         raise SettingsError(f"{where}: must be at least {setting.minimum}, got {value!r}")
+    if setting.maximum is not None and coerced > setting.maximum:
+        raise SettingsError(f"{where}: must be at most {setting.maximum}, got {value!r}")
     return coerced
 
 

@@ -76,9 +76,14 @@ PII_KEY_WORDS = frozenset(
     address addr street zip zipcode postcode postal email ip ipv4 ipv6 name names
     firstname lastname fullname username surname phone mobile city town""".split()
 )
-_KEY_WORD_SPLIT = re.compile(r"_|(?<=[a-z0-9])(?=[A-Z])")
+# Long words that give a key away even inside a compound such as "useremail".
+PII_KEY_STEMS = (
+    "latitude longitude coordinate geolocation address street zipcode postcode postal email "
+    "phone username firstname lastname fullname surname ipaddr".split()
+)
+_KEY_WORD_SPLIT = re.compile(r"_|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_COORDINATE_PAIR = re.compile(r"\s*[-+]?\d{1,3}\.\d+\s*[,;\s]\s*[-+]?\d{1,3}\.\d+\s*")
+_COORDINATE_PAIR = re.compile(r"\s*[-+]?\d{1,3}\.\d+\s*[,;:/\s]\s*[-+]?\d{1,3}\.\d+\s*")
 _DECIMAL_TEXT = re.compile(r"[-+]?\d{1,3}\.\d{3,}")
 _IP_LIKE = re.compile(r"[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*")
 
@@ -101,7 +106,8 @@ def _scalar_parameter_problem(key: Any, value: Any) -> str | None:
     if not isinstance(key, str) or not PARAMETER_KEY.fullmatch(key):
         return "Key must be 1-64 letters, digits or underscores, starting with a letter"
     words = {w.lower() for w in _KEY_WORD_SPLIT.split(key) if w}
-    if words & PII_KEY_WORDS:
+    lowered = key.lower()
+    if words & PII_KEY_WORDS or any(stem in lowered for stem in PII_KEY_STEMS):
         return "Looks like personal data (the key names location, contact or identity data); never send PII"
     if value is None or isinstance(value, bool):
         return None
@@ -119,15 +125,25 @@ def _scalar_parameter_problem(key: Any, value: Any) -> str | None:
         return "Looks like personal data (an email address); never send PII"
     if _COORDINATE_PAIR.fullmatch(value) or _DECIMAL_TEXT.fullmatch(value):
         return "Looks like personal data (a coordinate); never send PII"
-    if _IP_LIKE.fullmatch(value):
-        try:
-            ipaddress.ip_address(value)
-            return "Looks like personal data (an IP address); never send PII"
-        except ValueError:
-            pass
+    if _IP_LIKE.fullmatch(value) and _is_ip_address(value):
+        return "Looks like personal data (an IP address); never send PII"
     if not PARAMETER_TEXT.fullmatch(value):
         return "Must be a generic token (letters, digits, '_', '.', ':' or '-'); free text may hold PII"
     return None
+
+
+def _is_ip_address(value: str) -> bool:
+    """An IPv4 or IPv6 address, with or without a port ("10.0.0.1:8080", "[::1]:443")."""
+    host = value
+    if value.startswith("["):
+        host = value[1:].partition("]")[0]
+    elif value.count(":") == 1:
+        host = value.partition(":")[0]
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return False
 
 
 def parameters_problems(value: Any) -> dict[str, str] | str | None:
@@ -151,11 +167,11 @@ def parse_timestamp(value: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def normalize_country(value: str) -> str | None:
@@ -165,7 +181,9 @@ def normalize_country(value: str) -> str | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_integer(value: Any) -> bool:
@@ -274,13 +292,13 @@ def batch_problems(body: Any) -> dict[str, str]:
     return errors
 
 
-_NATURAL = re.compile(r"(\d+)")
+_NATURAL = re.compile(r"([0-9]+)")
 
 
 def error_list(errors: dict[str, str]) -> list[str]:
     """`path: message` lines in a stable order (events by index, then field name)."""
 
     def natural(path: str) -> list[Any]:
-        return [int(part) if part.isdigit() else part for part in _NATURAL.split(path)]
+        return [int(part) if part.isascii() and part.isdigit() else part for part in _NATURAL.split(path)]
 
     return [f"{path}: {errors[path]}" for path in sorted(errors, key=natural)]

@@ -42,6 +42,9 @@ def error_response(exc: Exception) -> tuple[Response, int]:
     if retry_after is not None:
         body["retry_after"] = retry_after
     response = jsonify(body)
+    if isinstance(exc, HTTPException) and not isinstance(exc, ApiError):
+        # Keep what the exception says beyond the body, such as Allow on a 405.
+        response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() != "content-type")
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
     return response, status
