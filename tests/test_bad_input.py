@@ -557,3 +557,15 @@ def test_without_trusted_proxies_forwarded_for_is_ignored(make_app: Callable[...
     assert get_via_proxy(client, "203.0.113.1").status_code == 200
     assert_rate_limited(get_via_proxy(client, "203.0.113.2"))
     assert_rate_limited(get_via_proxy(client, "198.51.100.50"))
+
+
+def test_idempotent_retry_may_reserialize_the_same_batch(client):
+    event = make_event()
+    compact = json.dumps({"events": [event]}, separators=(",", ":"))
+    spaced = json.dumps({"events": [dict(reversed(list(event.items())))]}, indent=2)
+    headers = {"Idempotency-Key": "reserialized-1", "Content-Type": "application/json"}
+    first = client.post("/v1/events", data=compact, headers=headers)
+    second = client.post("/v1/events", data=spaced, headers=headers)
+    assert first.status_code == second.status_code == 200
+    assert first.json == second.json
+    assert client.get("/v1/stats/overview").json["summary"]["total_calls"] == 1

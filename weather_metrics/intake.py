@@ -32,14 +32,16 @@ class EventIntake:
         self.retry_after = settings["retry_after_seconds"]
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def accept(self, body: Any, raw: bytes, idempotency_key: str | None) -> dict[str, Any]:
+    def accept(self, body: Any, idempotency_key: str | None) -> dict[str, Any]:
         """The answer for an accepted batch; raises ApiError otherwise."""
         now = self._clock()
         body_hash = None
         if idempotency_key is not None:
             if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
                 raise invalid_request(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters")
-            body_hash = hashlib.sha256(raw).hexdigest()
+            # Hash the JSON, not the bytes: a retry may re-serialize the same batch.
+            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+            body_hash = hashlib.sha256(canonical.encode()).hexdigest()
             replay = self._replay(idempotency_key, body_hash, now)
             if replay is not None:
                 return replay

@@ -36,4 +36,4 @@ def create_events() -> ResponseReturnValue:
     except RecursionError:
         raise invalid_request("Malformed JSON: nested too deeply") from None
     intake = current_app.extensions["weather_metrics"].intake
-    return jsonify(intake.accept(body, raw, request.headers.get("Idempotency-Key")))
+    return jsonify(intake.accept(body, request.headers.get("Idempotency-Key")))
