@@ -82,14 +82,14 @@ CREATE TABLE IF NOT EXISTS error_daily (
 
 -- Hashed session identifiers with the last hour they were seen: `active_installs`.
 CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL PRIMARY KEY,
     last_seen INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen);
 
 -- Idempotency-Key of accepted batches, with the answer they got.
 CREATE TABLE IF NOT EXISTS idempotency_keys (
-    key TEXT PRIMARY KEY,
+    key TEXT NOT NULL PRIMARY KEY,
     body_hash TEXT NOT NULL,
     response TEXT NOT NULL,
     created_at INTEGER NOT NULL

@@ -113,7 +113,8 @@ def event_row(event: dict[str, Any], received_at: int) -> tuple[Any, ...]:
 
 
 def _day(column: Any) -> Any:
-    return column - column % DAY
+    # Integer division in SQL; peewee's `%` operator means LIKE, not modulo.
+    return column / DAY * DAY
 
 
 def _add(model: Any, *names: str) -> dict[Any, Any]:
@@ -260,17 +261,14 @@ def _insert_rows(rows: list[tuple[Any, ...]]) -> None:
 
 def _claim_key(batch: PendingBatch, now: int) -> bool:
     """Record the batch's Idempotency-Key; False (and the first answer) when it was seen."""
-    claimed = (
-        IdempotencyKey.insert(
-            key=batch.idempotency_key,
-            body_hash=batch.body_hash or "",
-            response=json.dumps(batch.response),
-            created_at=now,
-        )
-        .on_conflict_ignore()
-        .execute()
-    )
-    if claimed:
+    query = IdempotencyKey.insert(
+        key=batch.idempotency_key,
+        body_hash=batch.body_hash or "",
+        response=json.dumps(batch.response),
+        created_at=now,
+    ).on_conflict_ignore()
+    # rowcount, not the insert id: an ignored insert reports the connection's last rowid.
+    if database.execute(query).rowcount == 1:
         return True
     first = IdempotencyKey.get_by_id(batch.idempotency_key)
     batch.result = json.loads(first.response)

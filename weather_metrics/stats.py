@@ -42,6 +42,12 @@ def period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+def _bounds(period: str, now: datetime) -> tuple[int, int]:
+    """The period as Unix seconds, both ends included."""
+    start, end = period_window(period, now)
+    return int(start.timestamp()), int(end.timestamp())
+
+
 def _fetch(query: Any) -> list[Any]:
     """The rows of a peewee query (typed loosely: peewee has no type stubs)."""
     return list(query)
@@ -75,10 +81,10 @@ def _tool_entry(name: str, row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _tool_rows(start: int) -> list[dict[str, Any]]:
+def _tool_rows(span: tuple[int, int]) -> list[dict[str, Any]]:
     return _fetch(
         ToolHourly.select(ToolHourly.tool, *_tool_sums())
-        .where(ToolHourly.hour >= start)
+        .where(ToolHourly.hour.between(*span))
         .group_by(ToolHourly.tool)
         .order_by(fn.SUM(ToolHourly.calls).desc(), ToolHourly.tool)
         .dicts()
@@ -91,23 +97,23 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def tools(period: str, now: datetime) -> dict[str, Any]:
-    start = int(period_window(period, now)[0].timestamp())
-    return {"period": period, "tools": [_tool_entry(r["tool"], r) for r in _tool_rows(start)]}
+    span = _bounds(period, now)
+    return {"period": period, "tools": [_tool_entry(r["tool"], r) for r in _tool_rows(span)]}
 
 
 def errors(period: str, now: datetime) -> dict[str, Any]:
-    start = int(period_window(period, now)[0].timestamp())
-    return {"period": period, "errors": _error_entries(start)}
+    span = _bounds(period, now)
+    return {"period": period, "errors": _error_entries(span)}
 
 
-def _error_entries(start: int) -> list[dict[str, Any]]:
+def _error_entries(span: tuple[int, int]) -> list[dict[str, Any]]:
     rows = _fetch(
         ErrorDaily.select(
             ErrorDaily.error_type,
             fn.SUM(ErrorDaily.errors).alias("count"),
             fn.MAX(ErrorDaily.last_seen).alias("last_seen"),
         )
-        .where(ErrorDaily.day >= start)
+        .where(ErrorDaily.day.between(*span))
         .group_by(ErrorDaily.error_type)
         .order_by(fn.SUM(ErrorDaily.errors).desc(), ErrorDaily.error_type)
         .dicts()
@@ -126,13 +132,13 @@ def _error_entries(start: int) -> list[dict[str, Any]]:
 
 def overview(period: str, now: datetime) -> dict[str, Any]:
     start_dt, end_dt = period_window(period, now)
-    start = int(start_dt.timestamp())
-    rows = _tool_rows(start)
+    span = _bounds(period, now)
+    rows = _tool_rows(span)
     totals = _totals(rows)
     unique_versions = (
-        VersionDaily.select(fn.COUNT(VersionDaily.version.distinct())).where(VersionDaily.day >= start).scalar()
+        VersionDaily.select(fn.COUNT(VersionDaily.version.distinct())).where(VersionDaily.day.between(*span)).scalar()
     )
-    active_installs = Session.select().where(Session.last_seen >= start).count()
+    active_installs = Session.select().where(Session.last_seen >= span[0]).count()
     return {
         "period": period,
         "start_date": iso(start_dt),
@@ -145,15 +151,15 @@ def overview(period: str, now: datetime) -> dict[str, Any]:
             "avg_response_time_ms": _mean(totals["rt_sum"], totals["timed"]),
         },
         "tools": [_tool_entry(r["tool"], r) for r in rows],
-        "errors": _error_entries(start),
+        "errors": _error_entries(span),
         "cache_hit_rate": _rate(totals["hits"], totals["hits"] + totals["misses"]),
     }
 
 
-def _shares(model: Any, column: Any, tool: str, start: int, whole: int, label: str) -> list[dict[str, Any]]:
+def _shares(model: Any, column: Any, tool: str, span: tuple[int, int], whole: int, label: str) -> list[dict[str, Any]]:
     rows = (
         model.select(column.alias("key"), fn.SUM(model.calls).alias("calls"))
-        .where((model.day >= start) & (model.tool == tool))
+        .where((model.day.between(*span)) & (model.tool == tool))
         .group_by(column)
         .order_by(fn.SUM(model.calls).desc(), column)
         .dicts()
@@ -163,11 +169,11 @@ def _shares(model: Any, column: Any, tool: str, start: int, whole: int, label: s
 
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, daily series, versions and countries of one tool; UnknownTool without data."""
-    start = int(period_window(period, now)[0].timestamp())
-    day = ToolHourly.hour - ToolHourly.hour % DAY
+    span = _bounds(period, now)
+    day = ToolHourly.hour / DAY * DAY  # integer division; peewee's `%` means LIKE
     daily = _fetch(
         ToolHourly.select(day.alias("day"), *_tool_sums())
-        .where((ToolHourly.hour >= start) & (ToolHourly.tool == name))
+        .where((ToolHourly.hour.between(*span)) & (ToolHourly.tool == name))
         .group_by(day)
         .order_by(day)
         .dicts()
@@ -186,17 +192,17 @@ def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
             }
             for r in daily
         ],
-        "versions": _shares(VersionDaily, VersionDaily.version, name, start, totals["calls"], "version"),
-        "countries": _shares(CountryDaily, CountryDaily.country, name, start, totals["calls"], "country"),
+        "versions": _shares(VersionDaily, VersionDaily.version, name, span, totals["calls"], "version"),
+        "countries": _shares(CountryDaily, CountryDaily.country, name, span, totals["calls"], "country"),
     }
 
 
 def performance(period: str, now: datetime) -> dict[str, Any]:
-    start = int(period_window(period, now)[0].timestamp())
-    totals = _totals(_tool_rows(start))
+    span = _bounds(period, now)
+    totals = _totals(_tool_rows(span))
     histogram = _fetch(
         LatencyDaily.select(LatencyDaily.bucket, fn.SUM(LatencyDaily.calls))
-        .where(LatencyDaily.day >= start)
+        .where(LatencyDaily.day.between(*span))
         .group_by(LatencyDaily.bucket)
         .tuples()
     )
@@ -207,7 +213,7 @@ def performance(period: str, now: datetime) -> dict[str, Any]:
 
     services = _fetch(
         ServiceDaily.select(ServiceDaily.service, fn.SUM(ServiceDaily.calls))
-        .where(ServiceDaily.day >= start)
+        .where(ServiceDaily.day.between(*span))
         .group_by(ServiceDaily.service)
         .order_by(fn.SUM(ServiceDaily.calls).desc(), ServiceDaily.service)
         .tuples()

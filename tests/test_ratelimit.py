@@ -1,0 +1,156 @@
+"""TokenBucketLimiter: per_minute + burst at once, refill of per_minute a minute, per client."""
+
+from __future__ import annotations
+
+import threading
+
+from weather_metrics.ratelimit import TokenBucketLimiter
+
+START = 1_700_000_000.0
+
+
+class FakeClock:
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def drain(limiter: TokenBucketLimiter, key: str, attempts: int) -> int:
+    return sum(limiter.hit(key).allowed for _ in range(attempts))
+
+
+def test_capacity_is_per_minute_plus_burst_then_denied():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(60, 10, clock=clock)
+    decisions = [limiter.hit("1.2.3.4") for _ in range(70)]
+    assert all(d.allowed for d in decisions)
+    assert [d.remaining for d in decisions] == list(range(69, -1, -1))
+    denied = limiter.hit("1.2.3.4")
+    assert not denied.allowed
+    assert denied.remaining == 0
+    assert denied.retry_after >= 1
+
+
+def test_retry_after_is_the_wait_for_one_token():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(6, 2, clock=clock)  # a token every 10 s
+    assert drain(limiter, "k", 8) == 8
+    denied = limiter.hit("k")
+    assert (denied.allowed, denied.retry_after) == (False, 10)
+    clock.advance(4)
+    assert limiter.hit("k").retry_after == 6
+    clock.advance(6)
+    allowed = limiter.hit("k")
+    assert allowed.allowed and allowed.retry_after == 0
+    assert not limiter.hit("k").allowed
+
+
+def test_retry_after_is_at_least_one_second():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(6000, 0, clock=clock)  # a token every 10 ms
+    assert drain(limiter, "k", 6000) == 6000
+    denied = limiter.hit("k")
+    assert not denied.allowed
+    assert denied.retry_after == 1
+
+
+def test_refills_per_minute_every_sixty_seconds():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(60, 10, clock=clock)
+    assert drain(limiter, "k", 70) == 70
+    clock.advance(60)
+    assert drain(limiter, "k", 100) == 60
+    clock.advance(30)
+    assert drain(limiter, "k", 100) == 30
+
+
+def test_refill_stops_at_capacity():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(60, 10, clock=clock)
+    assert drain(limiter, "k", 5) == 5
+    clock.advance(3600)
+    assert drain(limiter, "k", 200) == 70
+
+
+def test_headers_report_limit_remaining_and_reset():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(60, 10, clock=clock)
+    first = limiter.hit("k")
+    assert first.headers() == {
+        "x-ratelimit-limit": "70",
+        "x-ratelimit-remaining": "69",
+        "x-ratelimit-reset": str(int(START) + 1),  # one token back after a second
+    }
+    drain(limiter, "k", 69)
+    empty = limiter.hit("k")
+    assert empty.headers() == {
+        "x-ratelimit-limit": "70",
+        "x-ratelimit-remaining": "0",
+        "x-ratelimit-reset": str(int(START) + 70),  # full again after 70 tokens at 1/s
+    }
+
+
+def test_reset_rounds_up_to_a_whole_second():
+    clock = FakeClock(START + 0.25)
+    limiter = TokenBucketLimiter(60, 0, clock=clock)
+    decision = limiter.hit("k")
+    assert decision.headers()["x-ratelimit-reset"] == str(int(START) + 2)  # 1.25 s later, rounded up
+
+
+def test_keys_are_independent():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(3, 1, clock=clock)
+    assert drain(limiter, "10.0.0.1", 10) == 4
+    other = limiter.hit("10.0.0.2")
+    assert other.allowed and other.remaining == 3
+    assert drain(limiter, "10.0.0.2", 10) == 3
+    assert not limiter.hit("10.0.0.1").allowed
+
+
+def test_forgetting_idle_clients_keeps_an_exhausted_one():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(3, 0, clock=clock, max_clients=2)
+    assert drain(limiter, "greedy", 5) == 3
+    for n in range(10):
+        limiter.hit(f"visitor-{n}")
+    assert not limiter.hit("greedy").allowed
+
+
+def test_threads_sharing_a_key_get_exactly_capacity():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(60, 10, clock=clock)
+    threads_count, hits_each = 16, 25
+    barrier = threading.Barrier(threads_count)
+    allowed = [0] * threads_count
+
+    def worker(index: int) -> None:
+        barrier.wait(timeout=10)
+        allowed[index] = drain(limiter, "shared", hits_each)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert sum(allowed) == 70
+
+
+def test_http_limit_answers_429_with_retry_after(make_app):
+    client = make_app(rate_limit_per_minute=1, rate_limit_burst=1).test_client()
+    for remaining in ("1", "0"):
+        ok = client.get("/v1/stats/tools")
+        assert ok.status_code == 200
+        assert ok.headers["x-ratelimit-limit"] == "2"
+        assert ok.headers["x-ratelimit-remaining"] == remaining
+    limited = client.get("/v1/stats/tools")
+    assert limited.status_code == 429
+    assert limited.json["error"] == "rate_limit_exceeded"
+    assert 1 <= limited.json["retry_after"] <= 60
+    assert limited.headers["Retry-After"] == str(limited.json["retry_after"])
+    assert client.get("/v1/health").status_code == 200  # health is never limited

@@ -1,0 +1,128 @@
+"""schema.sql and the peewee models agree; the schema applies idempotently and is versioned."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from weather_metrics.db import SCHEMA_VERSION, database, open_database
+from weather_metrics.models import ALL_MODELS, Event, Session
+
+
+def table_info(path, table: str) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(f"PRAGMA table_info({table})").fetchall()
+
+
+def tables(path) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return {name for (name,) in rows}
+
+
+@pytest.fixture
+def fresh(tmp_path):
+    path = tmp_path / "schema.db"
+    open_database(str(path))
+    yield path
+    database.close_all()
+
+
+def test_every_table_but_schema_version_has_a_model(fresh):
+    assert tables(fresh) == {m._meta.table_name for m in ALL_MODELS} | {"schema_version"}
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_model_columns_match_schema(fresh, model):
+    columns = [row[1] for row in table_info(fresh, model._meta.table_name)]
+    assert sorted(columns) == sorted(f.column_name for f in model._meta.sorted_fields)
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_model_column_types_match_schema(fresh, model):
+    declared = {row[1]: row[2] for row in table_info(fresh, model._meta.table_name)}
+    expected = {f.column_name: database._field_types[f.field_type] for f in model._meta.sorted_fields}
+    assert declared == expected
+
+
+@pytest.mark.parametrize("model", ALL_MODELS, ids=lambda m: m.__name__)
+def test_model_nullability_and_primary_key_match_schema(fresh, model):
+    info = {row[1]: row for row in table_info(fresh, model._meta.table_name)}
+    for field in model._meta.sorted_fields:
+        _cid, _name, _type, notnull, _default, pk = info[field.column_name]
+        key_fields = [f.column_name for f in model._meta.get_primary_keys()]
+        in_key = field.column_name in key_fields
+        assert bool(pk) == in_key, field.column_name
+        if not in_key:  # SQLite leaves NOT NULL off primary-key columns it does not need it on
+            assert bool(notnull) == (not field.null), field.column_name
+
+
+def test_opening_twice_keeps_data_and_one_version_row(tmp_path):
+    path = tmp_path / "twice.db"
+    open_database(str(path))
+    with database.connection_context():
+        Event.create(
+            received_at=1,
+            timestamp_hour=3600,
+            version="1.0.0",
+            tool="get_forecast",
+            is_error=False,
+            analytics_level="minimal",
+        )
+        Session.create(session_id="abc", last_seen=3600)
+    database.close_all()
+
+    open_database(str(path))
+    with database.connection_context():
+        assert [e.tool for e in Event.select()] == ["get_forecast"]
+        assert Session.get_by_id("abc").last_seen == 3600
+        rows = database.execute_sql("SELECT version FROM schema_version").fetchall()
+    database.close_all()
+    assert rows == [(SCHEMA_VERSION,)]
+
+
+def test_newer_schema_version_refuses_to_open(tmp_path):
+    path = tmp_path / "newer.db"
+    open_database(str(path))
+    database.close_all()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(RuntimeError, match=rf"schema version {SCHEMA_VERSION + 1} is newer than this release"):
+        open_database(str(path))
+    database.close_all()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION + 1,)]
+
+
+def test_app_refuses_to_start_on_a_newer_database(tmp_path):
+    from weather_metrics import create_app
+
+    path = tmp_path / "newer.db"
+    open_database(str(path))
+    database.close_all()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 5,))
+    with pytest.raises(RuntimeError, match="newer than this release"):
+        create_app({"database": str(path)})
+    database.close_all()
+
+
+def test_opening_another_file_uses_that_file(tmp_path):
+    # Regression: open_database used to re-bind the pool without closing its connections, so the
+    # next connection still read and wrote the previously opened file.
+    first, second = tmp_path / "first.db", tmp_path / "second.db"
+    open_database(str(first))
+    with database.connection_context():
+        Session.create(session_id="from-first", last_seen=3600)
+    # As a second create_app() in the same process does (every test using the app fixture).
+    open_database(str(second))
+    try:
+        with database.connection_context():
+            sessions = [s.session_id for s in Session.select()]
+            Session.create(session_id="from-second", last_seen=7200)
+    finally:
+        database.close_all()
+    assert sessions == []
+    with sqlite3.connect(second) as conn:
+        assert conn.execute("SELECT session_id FROM sessions").fetchall() == [("from-second",)]
