@@ -174,3 +174,28 @@ def test_idempotent_retry_over_http_is_counted_once(tmp_path):
         assert first[2] == second[2]
         _, _, tools = http("GET", server.url + "/v1/stats/tools")
         assert {t["name"]: t["calls"] for t in tools["tools"]} == {"get_alerts": 3}
+
+
+def test_rate_limit_holds_for_the_whole_server(tmp_path):
+    server = Server(tmp_path / "metrics.db")
+    server.env.pop("WEATHER_METRICS_RATE_LIMIT_PER_MINUTE")  # the default: 60 a minute plus a burst of 10
+    with server:
+        statuses = [http("GET", server.url + "/v1/stats/tools")[0] for _ in range(71)]
+        assert statuses[:70] == [200] * 70
+        status, headers, body = http("GET", server.url + "/v1/stats/tools")
+        assert status == 429 and statuses[70] == 429
+        assert body["error"] == "rate_limit_exceeded" and body["retry_after"] >= 1
+        assert int(headers["Retry-After"]) >= 1 and headers["x-ratelimit-remaining"] == "0"
+        assert http("GET", server.url + "/v1/health")[0] == 200  # exempt
+        assert http("GET", server.url + "/metrics")[0] == 200  # exempt
+
+
+def test_health_reports_a_broken_database(tmp_path):
+    database = tmp_path / "metrics.db"
+    with Server(database) as server:
+        with sqlite3.connect(database) as conn:
+            conn.execute("DROP TABLE schema_version")
+        conn.close()
+        status, _, body = http("GET", server.url + "/v1/health")
+        assert (status, body) == (503, {"status": "unhealthy", "database": "disconnected"})
+        assert http("GET", server.url + "/v1/status")[2]["database"]["connected"] is False
