@@ -126,3 +126,14 @@ def test_opening_another_file_uses_that_file(tmp_path):
     assert sessions == []
     with sqlite3.connect(second) as conn:
         assert conn.execute("SELECT session_id FROM sessions").fetchall() == [("from-second",)]
+
+
+def test_rollup_statements_read_only_the_new_rows(app):
+    """Every rollup statement searches the rowid range; none scans the events table."""
+    from weather_metrics.db import database
+    from weather_metrics.ingest import _statements
+
+    with database.connection_context():
+        for sql, params in _statements.rollups(since_id=0):
+            plan = " | ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
+            assert "SCAN t1" not in plan and "rowid>?" in plan, plan

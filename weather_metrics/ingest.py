@@ -132,7 +132,10 @@ _SINCE = -987_654_321  # stands for "id of the last row before this transaction"
 def _rollup_queries() -> list[Any]:
     """INSERT ... SELECT ... ON CONFLICT statements folding new rows into every rollup."""
     new = Event.id > _SINCE
-    hour, day = Event.timestamp_hour, _day(Event.timestamp_hour)
+    # `+ 0` keeps the planner on the rowid range: grouping by the bare column would make
+    # it walk the whole timestamp index instead (390 ms a commit on 10M rows).
+    hour = Event.timestamp_hour + 0
+    day = _day(Event.timestamp_hour)
     counted = fn.SUM(Case(None, [(Event.cache_hit == 1, 1)], 0))
     missed = fn.SUM(Case(None, [(Event.cache_hit == 0, 1)], 0))
     return [

@@ -1,0 +1,219 @@
+"""Latency of every /v1/stats endpoint and period on a database of 10 million events over 90 days."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import statistics
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from bench.workload import HOUR, current_hour, event_rows, make_installs
+from weather_metrics import create_app
+from weather_metrics.db import database, open_database
+from weather_metrics.ingest import PendingBatch, prune, write_batches
+from weather_metrics.settings import load_settings
+
+DEFAULT_EVENTS = 10_000_000
+EVENTS_PER_TRANSACTION = 10_000
+DAY = 86400
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+# A database built before one of these changed may hold other rows or rollups: rebuild it.
+SHAPING_SOURCES = ("schema.sql", "weather_metrics/ingest.py", "weather_metrics/histogram.py", "bench/workload.py")
+PERIODS = ("7d", "30d", "90d")
+TARGET_MS = 50.0
+
+
+def size_label(events: int) -> str:
+    """10m, 200k, 1500: how many events a database file holds, for its name."""
+    for unit, scale in (("m", 1_000_000), ("k", 1_000)):
+        if events >= scale and events % scale == 0:
+            return f"{events // scale}{unit}"
+    return str(events)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.stats", description=__doc__)
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events in the database (default 10M)")
+    parser.add_argument(
+        "--database", type=Path, help="database file, reused when it exists (default bench/results/stats-<events>.db)"
+    )
+    parser.add_argument("--days", type=int, default=90, help="days the events span (default 90)")
+    parser.add_argument("--runs", type=int, default=20, help="timed requests per endpoint and period (default 20)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed requests first (default 3)")
+    parser.add_argument("--rebuild", action="store_true", help="build the database even when it could be reused")
+    parser.add_argument("--keep", action="store_true", help="reuse the file even if the code that wrote it changed")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    args.database = args.database or RESULTS / f"stats-{size_label(args.events)}.db"
+    return args
+
+
+def fingerprint(events: int, days: int, seed: int) -> dict[str, Any]:
+    """What a built database depends on: the workload and the code that writes rows and rollups."""
+    digest = hashlib.sha256()
+    for source in SHAPING_SOURCES:
+        digest.update((ROOT / source).read_bytes())
+    return {"events": events, "days": days, "seed": seed, "code": digest.hexdigest()[:16]}
+
+
+def stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def stale_reason(path: Path, wanted: dict[str, Any]) -> str | None:
+    """Why the database at `path` cannot be reused, or None when it can."""
+    if not path.exists():
+        return "no database file yet"
+    try:
+        built = json.loads(stamp_path(path).read_text())
+    except (OSError, ValueError):
+        return f"{stamp_path(path).name} is missing or unreadable"
+    changed = [key for key in wanted if built.get(key) != wanted[key]]
+    if changed:
+        return "built with a different " + ", ".join(
+            "code (schema, rollups or workload)" if k == "code" else k for k in changed
+        )
+    return None
+
+
+def remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def file_mb(path: Path) -> float:
+    return sum(Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()) / 1e6
+
+
+def write_events(events: int, days: int, seed: int) -> None:
+    """Events in arrival order, `EVENTS_PER_TRANSACTION` per write_batches call, into the open database."""
+    rng = random.Random(seed)
+    installs = make_installs(rng, max(1_000, min(200_000, events // 50)))
+    newest = current_hour() + HOUR
+    oldest = newest - days * DAY + HOUR  # stays inside the retention the server prunes to
+    chunks = math.ceil(events / EVENTS_PER_TRANSACTION)
+    span = (newest - oldest) / chunks
+    for k in range(chunks):
+        count = min(EVENTS_PER_TRANSACTION, events - k * EVENTS_PER_TRANSACTION)
+        hours = (oldest + int(k * span), oldest + int((k + 1) * span))
+        write_batches([PendingBatch(rows=event_rows(rng, installs, hours, count, hours[1]), response={})])
+        if (k + 1) % max(1, chunks // 10) == 0:
+            print(f"  {(k + 1) / chunks:4.0%} written", flush=True)
+
+
+def build(path: Path, events: int, days: int, seed: int) -> None:
+    """Write the database next to `path`, and move it there only once it is complete."""
+    partial = path.with_name(path.name + ".partial")
+    remove_database(partial)
+    print(f"building {path} with {events:,} events over {days} days ...", flush=True)
+    started = time.perf_counter()
+    open_database(str(partial), "normal")
+    with database.connection_context():
+        write_events(events, days, seed)
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.close_all()
+    remove_database(path)  # a stale -wal beside the new file would be replayed into it
+    partial.replace(path)
+    remove_database(partial)
+    stamp_path(path).write_text(json.dumps({**fingerprint(events, days, seed), "built_at": time.time()}))
+    seconds = time.perf_counter() - started
+    print(f"built in {seconds:.1f} s ({events / seconds:,.0f} events/s); file {file_mb(path):,.0f} MB")
+
+
+def describe(path: Path) -> None:
+    """Print what the database holds, and prune it as the server does at start."""
+    settings = load_settings({"database": str(path)})
+    open_database(str(path), "normal")
+    with database.connection_context():
+        pruned = prune(
+            datetime.now(UTC),
+            settings["retention_days"],
+            settings["rollup_retention_days"],
+            settings["idempotency_ttl_hours"],
+        )
+        events = database.execute_sql("SELECT COUNT(*) FROM events").fetchone()[0]
+        sessions = database.execute_sql("SELECT COUNT(*) FROM sessions").fetchone()[0]
+        newest = database.execute_sql("SELECT MAX(hour) FROM tool_hourly").fetchone()[0] or 0
+    database.close_all()
+    age_days = (current_hour() - newest) / DAY
+    print(
+        f"database {path}: {events:,} events, {sessions:,} sessions, {file_mb(path):,.0f} MB; "
+        f"newest hour {age_days:.1f} days ago" + (f"; pruned {pruned:,} rows past retention" if pruned else "")
+    )
+    if age_days > 1:
+        print("  note: the data is old, so the 7d and 30d windows hold fewer events; use --rebuild to refresh")
+
+
+def time_get(client: FlaskClient, url: str, runs: int, warmup: int) -> list[float]:
+    """Milliseconds of `runs` GETs after `warmup` untimed ones; every answer must be 200."""
+    timings = []
+    for index in range(warmup + runs):
+        started = time.perf_counter()
+        response = client.get(url)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url} answered {response.status_code}: {response.get_data(as_text=True)}")
+        if index >= warmup:
+            timings.append(elapsed)
+    return timings
+
+
+def measure(path: Path, runs: int, warmup: int) -> list[tuple[str, str, list[float]]]:
+    """(endpoint, period, milliseconds) for every endpoint and period, through the Flask test client."""
+    app = create_app({"database": str(path), "rate_limit_per_minute": 1_000_000_000, "log_level": "warning"})
+    client = app.test_client()
+    try:
+        busiest = client.get("/v1/stats/tools?period=90d").get_json()["tools"][0]["name"]
+        endpoints = ("overview", "tools", f"tool/{busiest}", "errors", "performance")
+        return [
+            (f"/v1/stats/{endpoint}", period, time_get(client, f"/v1/stats/{endpoint}?period={period}", runs, warmup))
+            for endpoint in endpoints
+            for period in PERIODS
+        ]
+    finally:
+        app.extensions["weather_metrics"].close()
+        database.close_all()
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def report(results: list[tuple[str, str, list[float]]], runs: int) -> None:
+    print(f"\n== GET /v1/stats/* through the Flask test client, {runs} timed runs each")
+    print(f"{'endpoint':<44} {'period':<6} {'median ms':>9} {'p95 ms':>8}  target     result")
+    passed = 0
+    for endpoint, period, timings in results:
+        ok = p95(timings) < TARGET_MS
+        passed += ok
+        print(
+            f"{endpoint:<44} {period:<6} {statistics.median(timings):>9.1f} {p95(timings):>8.1f}  "
+            f"< {TARGET_MS:.0f} ms   {'PASS' if ok else 'FAIL'}"
+        )
+    print(f"{passed} of {len(results)} rows meet the target (p95 < {TARGET_MS:.0f} ms)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    reason = stale_reason(args.database, fingerprint(args.events, args.days, args.seed))
+    if args.rebuild or (reason and not (args.keep and args.database.exists())):
+        print(f"building: {'--rebuild' if args.rebuild else reason}")
+        build(args.database, args.events, args.days, args.seed)
+    else:
+        print(f"reusing {args.database}" + (f" although it was {reason} (--keep)" if reason else ""))
+    describe(args.database)
+    report(measure(args.database, args.runs, args.warmup), args.runs)
+
+
+if __name__ == "__main__":
+    main()
