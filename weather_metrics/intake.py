@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -31,9 +32,35 @@ class EventIntake:
         self.idempotency_ttl = settings["idempotency_ttl_hours"] * 3600
         self.retry_after = settings["retry_after_seconds"]
         self._clock = clock or (lambda: datetime.now(UTC))
+        # Decoding and validating is pure Python: running one request's at a time costs no
+        # throughput under the GIL, and keeps idle-waiting threads from crowding out the
+        # writer thread when it needs the GIL back between SQLite statements.
+        self._cpu_gate = threading.Lock()
 
-    def accept(self, body: Any, idempotency_key: str | None) -> dict[str, Any]:
-        """The answer for an accepted batch; raises ApiError otherwise."""
+    def accept(self, raw: bytes, idempotency_key: str | None) -> dict[str, Any]:
+        """The answer for an accepted request body; raises ApiError otherwise."""
+        with self._cpu_gate:
+            batch = self._prepare(raw, idempotency_key)
+        if isinstance(batch, dict):
+            return batch  # the first answer to a repeated Idempotency-Key
+        try:
+            self.writer.submit(batch)
+        except QueueFull:
+            raise service_unavailable("Event queue is full; retry later", self.retry_after) from None
+        except WriterStopped:
+            raise service_unavailable("The service is shutting down; retry later", self.retry_after) from None
+        if not self.ack_on_commit:
+            return batch.response
+        return self._await_commit(batch)
+
+    def _prepare(self, raw: bytes, idempotency_key: str | None) -> PendingBatch | dict[str, Any]:
+        """The batch to queue, or the answer already given to its Idempotency-Key."""
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise invalid_request(f"Malformed JSON: {exc}") from None
+        except RecursionError:
+            raise invalid_request("Malformed JSON: nested too deeply") from None
         now = self._clock()
         body_hash = None
         if idempotency_key is not None:
@@ -53,21 +80,12 @@ class EventIntake:
             raise validation_failed(error_list(problems))
 
         received_at = int(now.timestamp())
-        batch = PendingBatch(
+        return PendingBatch(
             rows=[event_row(event, received_at) for event in body["events"]],
             response={"status": "accepted", "count": len(body["events"]), "timestamp": iso(now)},
             idempotency_key=idempotency_key,
             body_hash=body_hash,
         )
-        try:
-            self.writer.submit(batch)
-        except QueueFull:
-            raise service_unavailable("Event queue is full; retry later", self.retry_after) from None
-        except WriterStopped:
-            raise service_unavailable("The service is shutting down; retry later", self.retry_after) from None
-        if not self.ack_on_commit:
-            return batch.response
-        return self._await_commit(batch)
 
     def _replay(self, key: str, body_hash: str, now: datetime) -> dict[str, Any] | None:
         """The first answer for a key seen within the TTL, if any."""

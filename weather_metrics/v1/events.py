@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from weather_metrics.errors import invalid_request
 from weather_metrics.v1 import bp
 
 MAX_BODY_BYTES = 100 * 1024
@@ -28,12 +25,5 @@ def _read_body() -> bytes:
 @bp.post("/events")
 def create_events() -> ResponseReturnValue:
     """Accept a batch of 1-100 tool-call events."""
-    raw = _read_body()
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise invalid_request(f"Malformed JSON: {exc}") from None
-    except RecursionError:
-        raise invalid_request("Malformed JSON: nested too deeply") from None
     intake = current_app.extensions["weather_metrics"].intake
-    return jsonify(intake.accept(body, request.headers.get("Idempotency-Key")))
+    return jsonify(intake.accept(_read_body(), request.headers.get("Idempotency-Key")))
