@@ -240,7 +240,10 @@ def test_failed_writes_are_retried_and_stored_exactly_once(start_writer, db_path
     attempts: list[list[PendingBatch]] = []
     commits: list[tuple[list[PendingBatch], int]] = []
 
+    failing_seen: list[bool] = []
+
     def flaky(group: list[PendingBatch]) -> int:
+        failing_seen.append(writer.failing)
         attempts.append(list(group))
         if len(attempts) <= 2:
             # Fail after the rows went in, as a failing COMMIT would: nothing may remain.
@@ -255,6 +258,8 @@ def test_failed_writes_are_retried_and_stored_exactly_once(start_writer, db_path
     writer.submit(b)
     wait_done(a, b)
     assert len(attempts) == 3
+    assert failing_seen == [False, True, True]  # what /v1/health reports meanwhile
+    assert not writer.failing
     assert all(group == attempts[-1] for group in attempts)
     assert stored(db_path) == {"a": 3, "b": 2}
     assert sum(count for _, count in commits) == 5

@@ -56,6 +56,7 @@ class EventWriter:
         self._in_flight: list[PendingBatch] = []
         self._cond = threading.Condition()
         self._stopping = False
+        self.failing = False  # True while a write keeps failing and is being retried
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self._next_housekeeping = time.monotonic()
 
@@ -130,8 +131,10 @@ class EventWriter:
             started = time.perf_counter()
             try:
                 stored = self._write(group)
+                self.failing = False
                 break
             except Exception:  # noqa: BLE001 - the batches stay ours until they are stored
+                self.failing = True
                 log.exception("writing %d batches failed; retrying in %.2fs", len(group), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)

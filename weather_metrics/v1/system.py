@@ -31,8 +31,9 @@ def health() -> ResponseReturnValue:
     state = current_app.extensions["weather_metrics"]
     if not db.ping():
         return jsonify({"status": "unhealthy", "database": "disconnected"}), 503
-    if not state.writer.alive:
-        return jsonify({"status": "unhealthy", "database": "connected", "writer": "stopped"}), 503
+    if not state.writer.alive or state.writer.failing:
+        writer = "failing" if state.writer.alive else "stopped"
+        return jsonify({"status": "unhealthy", "database": "connected", "writer": writer}), 503
     return jsonify({"status": "healthy", "timestamp": iso(datetime.now(UTC)), "uptime": round(state.uptime(), 1)})
 
 
