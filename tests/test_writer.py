@@ -33,7 +33,7 @@ def start_writer(db_path):
     gates: list[Gate] = []
 
     def start(
-        write=write_batches, max_events: int = 10_000, max_batch_events: int = 10_000, on_commit=None
+        write=write_batches, max_events: int = 10_000, max_batch_events: int = 10_000, on_commit=None, **options
     ) -> EventWriter:
         if isinstance(write, Gate):
             gates.append(write)
@@ -42,6 +42,7 @@ def start_writer(db_path):
             max_events=max_events,
             max_batch_events=max_batch_events,
             on_commit=on_commit,
+            **options,
             connect=partial(database.connect, reuse_if_open=True),
             disconnect=database.close,
         )
@@ -359,3 +360,32 @@ def test_depth_counts_events_until_they_are_committed(start_writer, db_path):
     writer.close(timeout=WAIT)
     assert writer.depth == 0
     assert stored(db_path) == {"a": 3, "b": 4}
+
+
+def test_housekeeping_with_more_to_do_runs_again_between_commits(start_writer, db_path):
+    """A long prune goes in steps; a batch submitted meanwhile is committed between two steps."""
+    steps: list[float] = []
+    more = threading.Event()
+    more.set()
+
+    def step() -> bool:
+        steps.append(time.monotonic())
+        time.sleep(0.01)  # one chunk of deleting
+        return more.is_set()
+
+    writer = start_writer(housekeeping=step, housekeeping_interval=3600)
+    deadline = time.monotonic() + WAIT
+    while len(steps) < 3 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    late = batch("late", 2)
+    writer.submit(late)
+    wait_done(late)  # while housekeeping still says it has more to do
+    assert stored(db_path) == {"late": 2}
+    before = len(steps)
+    time.sleep(0.1)
+    assert len(steps) > before, "housekeeping goes on after the commit"
+    more.clear()
+    time.sleep(0.05)
+    finished = len(steps)
+    time.sleep(0.2)
+    assert len(steps) == finished, "with nothing more to do, housekeeping waits for its interval"

@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from weather_metrics import docs, observability
 from weather_metrics.db import database, open_database
-from weather_metrics.ingest import prune, write_batches
+from weather_metrics.ingest import prune_step, write_batches
 from weather_metrics.intake import EventIntake
 from weather_metrics.ratelimit import TokenBucketLimiter
 from weather_metrics.settings import load_settings
@@ -41,13 +41,14 @@ class ServiceState:
         self.writer.close()
 
 
-def _housekeeping(settings: dict[str, Any]) -> None:
-    prune(
+def _housekeeping(settings: dict[str, Any]) -> bool:
+    """One pruning step; True while more remains."""
+    return prune_step(
         datetime.now(UTC),
         settings["retention_days"],
         settings["rollup_retention_days"],
         settings["idempotency_ttl_hours"],
-    )
+    )[1]
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

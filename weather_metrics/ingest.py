@@ -303,25 +303,35 @@ def _now() -> float:
     return datetime.now(UTC).timestamp()
 
 
-def prune(
+def prune_step(
     now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int, chunk: int = 20_000
-) -> int:
-    """Delete raw events, rollups and idempotency keys past their retention; returns rows deleted."""
+) -> tuple[int, bool]:
+    """One short transaction of pruning; returns rows deleted and whether more remain.
+
+    The writer interleaves steps with commits, so ingestion never waits long behind a
+    large prune (after `retention_days` is lowered, say).
+    """
     event_cutoff = int((now - timedelta(days=retention_days)).timestamp()) // HOUR * HOUR
+    with write_transaction():
+        doomed = Event.select(Event.id).where(Event.timestamp_hour < event_cutoff).limit(chunk)
+        deleted = Event.delete().where(Event.id.in_(doomed)).execute()
+    if deleted == chunk:
+        return deleted, True
     rollup_cutoff = int((now - timedelta(days=rollup_retention_days)).timestamp()) // DAY * DAY
     key_cutoff = int((now - timedelta(hours=idempotency_ttl_hours)).timestamp())
-    deleted = 0
-    while True:  # small transactions, so ingestion never waits long behind pruning
-        with write_transaction():
-            doomed = Event.select(Event.id).where(Event.timestamp_hour < event_cutoff).limit(chunk)
-            count = Event.delete().where(Event.id.in_(doomed)).execute()
-        deleted += count
-        if count < chunk:
-            break
     with write_transaction():
         deleted += ToolHourly.delete().where(ToolHourly.hour < rollup_cutoff).execute()
         for model in (LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily):
             deleted += model.delete().where(model.day < rollup_cutoff).execute()
         deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()
-    return deleted
+    return deleted, False
+
+
+def prune(now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int) -> int:
+    """Delete everything past its retention; returns rows deleted."""
+    total, more = 0, True
+    while more:
+        deleted, more = prune_step(now, retention_days, rollup_retention_days, idempotency_ttl_hours)
+        total += deleted
+    return total

@@ -151,13 +151,14 @@ class EventWriter:
                 log.exception("commit listener failed")
 
     def _run_housekeeping(self) -> None:
-        self._next_housekeeping = time.monotonic() + self._housekeeping_interval
-        if self._housekeeping is None:
-            return
-        try:
-            self._housekeeping()
-        except Exception:  # noqa: BLE001 - retried at the next interval
-            log.exception("housekeeping failed")
+        """One step of housekeeping; a step that says more remains runs again after the next commit."""
+        more = False
+        if self._housekeeping is not None:
+            try:
+                more = bool(self._housekeeping())
+            except Exception:  # noqa: BLE001 - retried at the next interval
+                log.exception("housekeeping failed")
+        self._next_housekeeping = time.monotonic() + (0 if more else self._housekeeping_interval)
 
     def _run(self) -> None:
         if self._connect is not None:
