@@ -16,7 +16,14 @@ def make_app(tmp_path) -> Iterator[Callable[..., Flask]]:  # type: ignore[no-unt
     apps: list[Flask] = []
 
     def build(**settings: Any) -> Flask:
-        config = {"database": str(tmp_path / "metrics.db"), "rate_limit_per_minute": 100_000, **settings}
+        config = {
+            "database": str(tmp_path / "metrics.db"),
+            "rate_limit_per_minute": 100_000,
+            # The cheapest Argon2id the settings allow: tests hash many passwords.
+            "password_time_cost": 2,
+            "password_memory_kib": 19456,
+            **settings,
+        }
         app = create_app(config)
         app.config["TESTING"] = True
         apps.append(app)

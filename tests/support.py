@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,42 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class Member:
+    """A seeded user: the model row, their password, and the headers of a fresh login."""
+
+    user: Any
+    password: str
+    headers: dict[str, str]
+    refresh_token: str
+
+
+def login(client: Any, email: str, password: str) -> dict[str, Any]:
+    """POST /api/auth/login; the JSON answer (asserting it succeeded)."""
+    response = client.post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def seed_org(app: Any, name: str = "Acme") -> dict[str, Member]:
+    """An organization with an admin, a manager and a developer, each logged in."""
+    from weather_metrics import accounts
+
+    passwords = app.extensions["weather_metrics"].passwords
+    slug = name.lower().replace(" ", "-")
+    people: dict[str, Member] = {}
+    with app.app_context():
+        org, admin, admin_password = accounts.create_organization(name, f"admin@{slug}.test", "Admin", passwords)
+        seeded = [("admin", admin, admin_password)]
+        for role in ("manager", "developer"):
+            user, password = accounts.create_user(org.id, f"{role}@{slug}.test", role.title(), role, passwords)
+            seeded.append((role, user, password))
+    client = app.test_client()
+    for role, user, password in seeded:
+        tokens = login(client, user.email, password)
+        people[role] = Member(
+            user, password, {"Authorization": f"Bearer {tokens['access_token']}"}, tokens["refresh_token"]
+        )
+    return people

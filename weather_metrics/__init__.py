@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
+import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from weather_metrics import docs, observability
+from weather_metrics import cli, docs, observability
 from weather_metrics.db import database, open_database
 from weather_metrics.ingest import prune_step, write_batches
 from weather_metrics.intake import EventIntake
+from weather_metrics.passwords import Passwords
 from weather_metrics.ratelimit import TokenBucketLimiter
-from weather_metrics.settings import load_settings
+from weather_metrics.settings import SettingsError, load_settings
+from weather_metrics.sso import OidcVerifier
+from weather_metrics.tokens import TokenService
 from weather_metrics.writer import EventWriter
 
 
@@ -31,6 +37,9 @@ class ServiceState:
     writer: EventWriter
     intake: EventIntake
     limiter: TokenBucketLimiter
+    passwords: Passwords
+    tokens: TokenService
+    sso: OidcVerifier | None
     started: float = field(default_factory=time.monotonic)
 
     def uptime(self) -> float:
@@ -49,6 +58,32 @@ def _housekeeping(settings: dict[str, Any]) -> bool:
         settings["rollup_retention_days"],
         settings["idempotency_ttl_hours"],
     )[1]
+
+
+def _signing_secret(settings: dict[str, Any]) -> str:
+    """The configured jwt_secret, or one made once and kept beside the database."""
+    if settings["jwt_secret"]:
+        return str(settings["jwt_secret"])
+    path = Path(settings["database"]).expanduser().resolve().with_name(Path(settings["database"]).name + ".secret")
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+    secret = path.read_text().strip()
+    if len(secret) < 32:
+        raise SettingsError(f"setting 'jwt_secret': {path} holds fewer than 32 characters")
+    return secret
+
+
+def _sso(settings: dict[str, Any]) -> OidcVerifier | None:
+    if not settings["oidc_issuer"]:
+        return None
+    try:
+        return OidcVerifier(
+            settings["oidc_issuer"], settings["oidc_audience"], settings["oidc_jwks"], settings["jwt_leeway_seconds"]
+        )
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"setting 'oidc_jwks': cannot load keys: {exc}") from None
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -75,6 +110,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         writer=writer,
         intake=EventIntake(writer, settings),
         limiter=TokenBucketLimiter(settings["rate_limit_per_minute"], settings["rate_limit_burst"]),
+        passwords=Passwords(settings["password_time_cost"], settings["password_memory_kib"]),
+        tokens=TokenService(
+            _signing_secret(settings),
+            settings["access_token_minutes"],
+            settings["refresh_token_days"],
+            settings["jwt_leeway_seconds"],
+        ),
+        sso=_sso(settings),
     )
     app.extensions["weather_metrics"] = state
     observability.queue_depth.set_function(lambda: writer.depth)
@@ -85,11 +128,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from weather_metrics import v1
+    from weather_metrics import api, v1
 
     app.register_blueprint(v1.bp)
-    app.register_error_handler(HTTPException, v1.error_response)  # unmatched URLs and methods
+    app.register_blueprint(api.bp)
+    api.limiter.init_app(app)
+
+    @app.errorhandler(HTTPException)
+    def unmatched(exc: HTTPException) -> Any:
+        """Unknown URLs and methods, in the error format of the surface asked for."""
+        surface = api if request.path.startswith(("/api/", "/mcp/")) else v1
+        return surface.error_response(exc)
+
     observability.init_app(app)
+    cli.init_app(app)
     docs.init_app(app)
 
     @app.teardown_appcontext

@@ -7,7 +7,7 @@ from pathlib import Path
 from playhouse.pool import PooledSqliteDatabase
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Bound by `open_database`; models in models.py use it.
 database = PooledSqliteDatabase(None)
@@ -47,11 +47,13 @@ def apply_schema() -> None:
     conn.executescript(SCHEMA_PATH.read_text())
     row = database.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()
     current = row[0] if row else None
-    if current is None:
-        database.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
-    elif current > SCHEMA_VERSION:
+    if current is not None and current > SCHEMA_VERSION:
         raise RuntimeError(f"database schema version {current} is newer than this release ({SCHEMA_VERSION})")
-    # Later versions add their migration steps here, keyed by the version they start from.
+    # Version 2 only added tables, which the script above creates. Versions that change
+    # existing tables add their steps here, keyed by the version they start from.
+    if current != SCHEMA_VERSION:
+        database.execute_sql("DELETE FROM schema_version")
+        database.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
 
 
 def ping() -> bool:

@@ -11,6 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Response, jsonify
 
 from weather_metrics import schemas
+from weather_metrics.api.docs import API_COMPONENTS, API_ERROR_SCHEMA, API_PATHS
 from weather_metrics.stats import DEFAULT_PERIOD, PERIODS
 
 PERIOD = {
@@ -119,9 +120,11 @@ def build_spec() -> dict[str, Any]:
         plugins=[MarshmallowPlugin()],
         info={"description": "Anonymous tool-call analytics for weather MCP servers."},
     )
-    for name, schema in COMPONENTS.items():
+    for name, schema in {**COMPONENTS, **API_COMPONENTS}.items():
         spec.components.schema(name, schema=schema)
-    for path, operations in PATHS.items():
+    spec.components.schema("ApiError", API_ERROR_SCHEMA)
+    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    for path, operations in {**PATHS, **API_PATHS}.items():
         spec.path(
             path=path,
             operations={k: v for k, v in operations.items() if k != "parameters"},

@@ -7,6 +7,7 @@ from peewee import (
     BooleanField,
     CompositeKey,
     FloatField,
+    ForeignKeyField,
     IntegerField,
     Model,
     TextField,
@@ -124,5 +125,96 @@ class IdempotencyKey(BaseModel):
         table_name = "idempotency_keys"
 
 
+class Organization(BaseModel):
+    id = TextField(primary_key=True)
+    name = TextField()
+    created_at = IntegerField()
+
+    class Meta:
+        table_name = "organizations"
+
+
+class User(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str  # peewee's accessor for the key
+    email = TextField(unique=True)
+    name = TextField()
+    role = TextField()
+    password_hash = TextField(null=True)
+    active = BooleanField()
+    created_at = IntegerField()
+    updated_at = IntegerField()
+
+    class Meta:
+        table_name = "users"
+
+
+class Team(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str  # peewee's accessor for the key
+    name = TextField()
+    description = TextField()
+    created_at = IntegerField()
+
+    class Meta:
+        table_name = "teams"
+
+
+class TeamMember(BaseModel):
+    team = ForeignKeyField(Team, column_name="team_id", on_delete="CASCADE")
+    user = ForeignKeyField(User, column_name="user_id")
+    team_id: str
+    user_id: str
+    role = TextField()
+    created_at = IntegerField()
+
+    class Meta:
+        table_name = "team_members"
+        primary_key = CompositeKey("team", "user")
+
+
+class AuthSession(BaseModel):
+    id = TextField(primary_key=True)
+    user = ForeignKeyField(User, column_name="user_id")
+    user_id: str
+    created_at = IntegerField()
+    expires_at = IntegerField()
+    revoked_at = IntegerField(null=True)
+    revoked_reason = TextField(null=True)
+
+    class Meta:
+        table_name = "auth_sessions"
+
+
+class RefreshToken(BaseModel):
+    id = TextField(primary_key=True)
+    session = ForeignKeyField(AuthSession, column_name="session_id")
+    created_at = IntegerField()
+    used_at = IntegerField(null=True)
+
+    class Meta:
+        table_name = "refresh_tokens"
+
+
+class ApiKey(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str  # peewee's accessor for the key
+    name = TextField()
+    prefix = TextField()
+    secret_hash = TextField(unique=True)
+    created_by = ForeignKeyField(User, column_name="created_by", null=True)
+    created_by_id: str | None
+    created_at = IntegerField()
+    last_used_at = IntegerField(null=True)
+    revoked_at = IntegerField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
 ROLLUP_MODELS = (ToolHourly, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily)
-ALL_MODELS = (Event, *ROLLUP_MODELS, Session, IdempotencyKey)
+ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
+ALL_MODELS = (Event, *ROLLUP_MODELS, Session, IdempotencyKey, *ACCOUNT_MODELS)

@@ -6,7 +6,9 @@ process-wide registry counts the whole service.
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from collections import Counter as Tally
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,9 @@ from prometheus_flask_exporter import PrometheusMetrics
 
 if TYPE_CHECKING:
     from weather_metrics.ingest import PendingBatch
+
+# A caller's own request id is kept when it is safe to log and echo back.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
 exporter = PrometheusMetrics.for_app_factory(export_defaults=False, path="/metrics")
 
@@ -80,6 +85,8 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def start_timer() -> None:
         g.request_started = time.perf_counter()
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
     @app.after_request
     def record_request(response: Response) -> Response:
@@ -89,4 +96,5 @@ def init_app(app: Flask) -> None:
             labels = (request.method, route, str(response.status_code))
             http_requests_total.labels(*labels).inc()
             http_request_duration_seconds.labels(*labels).observe(time.perf_counter() - started)
+        response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
         return response

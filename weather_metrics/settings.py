@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from limits import parse_many
+
 ENV_PREFIX = "WEATHER_METRICS_"
 
 
@@ -60,6 +62,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("retry_after_seconds", 5, "Retry-After sent with 503 answers.", minimum=1),
     Setting("metrics_max_tools", 200, "Distinct tool labels on /metrics before the rest count as 'other'.", minimum=1),
     Setting("log_level", "info", "Log level of the server.", choices=("debug", "info", "warning", "error")),
+    Setting(
+        "jwt_secret",
+        "",
+        "Secret that signs access and refresh tokens, at least 32 characters. Empty: a random one "
+        "is made on first start and kept beside the database in <database>.secret (mode 600).",
+    ),
+    Setting("access_token_minutes", 15, "Lifetime of an access token.", minimum=1, maximum=1440),
+    Setting("refresh_token_days", 30, "Lifetime of a login session and its refresh tokens.", minimum=1),
+    Setting("jwt_leeway_seconds", 10, "Clock skew allowed when checking token times.", minimum=0, maximum=300),
+    Setting("password_time_cost", 3, "Argon2id passes for password hashes (OWASP: at least 2).", minimum=2),
+    Setting("password_memory_kib", 65536, "Argon2id memory for password hashes, KiB (OWASP: 19456+).", minimum=19456),
+    Setting("api_rate_limit", "1000 per hour", "Requests allowed to one user on /api (flask-limiter syntax)."),
+    Setting("login_rate_limit_per_ip", "30 per 15 minutes", "Login attempts allowed from one client IP."),
+    Setting("login_rate_limit_per_account", "10 per 15 minutes", "Login attempts allowed for one email."),
+    Setting("oidc_issuer", "", "SSO: issuer (iss) of accepted ID tokens; empty turns SSO off."),
+    Setting("oidc_audience", "", "SSO: audience (aud) ID tokens must name, usually the client id."),
+    Setting("oidc_jwks", "", "SSO: the identity provider's keys, a JWKS file path or an https:// URL."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -122,4 +141,27 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
             raise SettingsError(f"unknown setting '{key}'")
         raw[key] = value
 
-    return {name: _coerce(SETTINGS_BY_NAME[name], value) for name, value in raw.items()}
+    settings = {name: _coerce(SETTINGS_BY_NAME[name], value) for name, value in raw.items()}
+    _check_together(settings)
+    return settings
+
+
+RATE_LIMIT_SETTINGS = ("api_rate_limit", "login_rate_limit_per_ip", "login_rate_limit_per_account")
+
+
+def _check_together(settings: dict[str, Any]) -> None:
+    """Checks that need more than one value, or a parser."""
+    for name in RATE_LIMIT_SETTINGS:
+        try:
+            parse_many(settings[name])
+        except ValueError:
+            raise SettingsError(
+                f"setting '{name}': not a rate limit such as '1000 per hour', got {settings[name]!r}"
+            ) from None
+    secret = settings["jwt_secret"]
+    if secret and len(secret) < 32:
+        raise SettingsError("setting 'jwt_secret': must be at least 32 characters (or empty to generate one)")
+    sso = [name for name in ("oidc_issuer", "oidc_audience", "oidc_jwks") if settings[name]]
+    if sso and len(sso) < 3:
+        missing = sorted({"oidc_issuer", "oidc_audience", "oidc_jwks"} - set(sso))
+        raise SettingsError(f"setting '{missing[0]}': SSO needs oidc_issuer, oidc_audience and oidc_jwks together")

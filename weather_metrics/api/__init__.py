@@ -1,0 +1,175 @@
+"""The organization surface: /api (JWT-authenticated, scoped to the caller's organization)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask_limiter import Limiter, RateLimitExceeded
+from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from weather_metrics.accounts import Conflict, NotFound
+from weather_metrics.models import User
+from weather_metrics.stats import iso
+from weather_metrics.tokens import TokenError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_BODY_BYTES = 64 * 1024
+CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+}
+
+
+class ApiProblem(HTTPException):
+    """An error answer of this surface: status, message and per-field details."""
+
+    def __init__(self, status: int, message: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(description=message)
+        self.code = status
+        self.details = details or {}
+
+
+def client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def caller_key() -> str:
+    """Rate-limit key: the signed-in user when the token verifies, else the client IP."""
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        try:
+            return "user:" + current_app.extensions["weather_metrics"].tokens.decode(header[7:], "access")["sub"]
+        except TokenError:
+            pass
+    return "ip:" + client_ip()
+
+
+limiter = Limiter(key_func=client_ip, storage_uri="memory://", headers_enabled=True, strategy="moving-window")
+# Every /api route: the spec's "1,000 requests per hour per user" (setting api_rate_limit).
+limiter.limit(lambda: current_app.extensions["weather_metrics"].settings["api_rate_limit"], key_func=caller_key)(bp)
+
+
+def error_response(exc: Exception) -> tuple[Response, int]:
+    """{"error": {"code", "message", "details", "timestamp", "request_id"}} for any exception."""
+    headers: list[tuple[str, str]] = []
+    details: dict[str, Any] = {}
+    if isinstance(exc, ApiProblem):
+        status, message, details = exc.code or 500, exc.description or "", exc.details
+    elif isinstance(exc, RateLimitExceeded):
+        status, message = 429, f"Rate limit exceeded: {exc.description}"
+    elif isinstance(exc, HTTPException):
+        status, message = exc.code or 500, exc.description or ""
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        status, message = 500, "An unexpected error occurred"
+    body = {
+        "error": {
+            "code": CODES.get(status, "HTTP_ERROR"),
+            "message": message,
+            "details": details,
+            "timestamp": iso(datetime.now(UTC)),
+            "request_id": g.get("request_id", ""),
+        }
+    }
+    response = jsonify(body)
+    response.headers.extend(headers)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response, status
+
+
+def raw_body() -> bytes:
+    """The request body, read once; 413 past the limit, with or without Content-Length."""
+    if "raw_body" not in g:
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            raise ApiProblem(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
+        raw = request.stream.read(MAX_BODY_BYTES + 1)
+        if len(raw) > MAX_BODY_BYTES:
+            raise ApiProblem(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
+        g.raw_body = raw
+    return g.raw_body  # type: ignore[no-any-return]
+
+
+def json_body(schema: Schema) -> dict[str, Any]:
+    """The request's JSON object, loaded by `schema`; 400 listing every bad field."""
+    try:
+        data = json.loads(raw_body() or b"null")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiProblem(400, "Malformed JSON") from None
+    if not isinstance(data, dict):
+        raise ApiProblem(400, "Request body must be a JSON object")
+    return load(schema, data)
+
+
+def load(schema: Schema, data: Any) -> dict[str, Any]:
+    try:
+        return schema.load(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ApiProblem(400, "Request validation failed", _first_messages(exc.messages)) from None
+
+
+def _first_messages(messages: Any) -> dict[str, Any]:
+    if isinstance(messages, list):
+        return {"_body": messages[0]}
+    return {k: (v[0] if isinstance(v, list) else _first_messages(v)) for k, v in messages.items()}
+
+
+def authenticated(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The view needs a valid access token; with roles, one of them (403 otherwise)."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            if not header.startswith("Bearer ") or not header[7:].strip():
+                raise ApiProblem(401, "Authorization: Bearer <access token> is required")
+            try:
+                user, claims = current_app.extensions["weather_metrics"].tokens.authenticate(header[7:].strip())
+            except TokenError as exc:
+                raise ApiProblem(401, str(exc)) from None
+            g.user, g.claims = user, claims
+            if roles and user.role not in roles:
+                raise ApiProblem(403, f"This needs the role {' or '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def current_user() -> User:
+    return g.user  # type: ignore[no-any-return]
+
+
+@bp.errorhandler(NotFound)
+def not_found(exc: NotFound) -> tuple[Response, int]:
+    return error_response(ApiProblem(404, str(exc)))
+
+
+@bp.errorhandler(Conflict)
+def conflict(exc: Conflict) -> tuple[Response, int]:
+    return error_response(ApiProblem(409, str(exc)))
+
+
+bp.register_error_handler(Exception, error_response)
+
+from weather_metrics.api import auth, keys, teams, users  # noqa: E402,F401 - registers the routes

@@ -1,0 +1,114 @@
+"""OpenAPI paths of /api, for weather_metrics.docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weather_metrics.api import schemas
+
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+ERROR = {"application/json": {"schema": "ApiError"}}
+
+
+def _op(summary: str, ok: str, body: str | None = None, auth: bool = True, **extra: Any) -> dict[str, Any]:
+    codes = {
+        "400": "Validation failed",
+        "401": "Missing, invalid or expired token",
+        "403": "Role not allowed",
+        "404": "Not found in your organization",
+        "409": "Already exists",
+        "429": "Rate limit exceeded",
+    }
+    responses: dict[str, Any] = {ok.split(" ")[0]: {"description": ok}}
+    responses.update({code: {"description": text, "content": ERROR} for code, text in codes.items()})
+    op: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
+    if auth:
+        op["security"] = BEARER
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+API_PATHS: dict[str, dict[str, Any]] = {
+    "/api/auth/login": {
+        "post": _op("Log in with email and password, or an SSO ID token", "200 Tokens", "Login", auth=False)
+    },
+    "/api/auth/refresh": {
+        "post": _op("New tokens for a refresh token (it rotates)", "200 Tokens", "Refresh", auth=False)
+    },
+    "/api/auth/logout": {"post": _op("End the session: its tokens stop working", "204 Logged out")},
+    "/api/users": {
+        "get": _op(
+            "Users of the organization (developers: only themselves)",
+            "200 Users",
+            parameters=[
+                {"name": n, "in": "query", "schema": {"type": "string"}} for n in ("role", "team_id", "page", "limit")
+            ],
+        ),
+        "post": _op("Create a user (admin); returns a one-time password unless one is given", "201 User", "UserCreate"),
+    },
+    "/api/users/{user_id}": {
+        "get": _op("One user's profile", "200 User"),
+        "put": _op(
+            "Update a profile (admin: anyone; others: themselves, not role or active)", "200 User", "UserUpdate"
+        ),
+        "parameters": [_id("user_id")],
+    },
+    "/api/teams": {
+        "get": _op(
+            "Teams, optionally with members",
+            "200 Teams",
+            parameters=[
+                {"name": n, "in": "query", "schema": {"type": "string"}} for n in ("include_members", "page", "limit")
+            ],
+        ),
+        "post": _op("Create a team (admin, manager)", "201 Team", "TeamCreate"),
+    },
+    "/api/teams/{team_id}": {
+        "delete": _op("Delete a team (admin, manager)", "204 Deleted"),
+        "parameters": [_id("team_id")],
+    },
+    "/api/teams/{team_id}/members": {
+        "post": _op("Add a member, lead or member (admin, manager)", "201 Membership", "Member"),
+        "parameters": [_id("team_id")],
+    },
+    "/api/teams/{team_id}/members/{user_id}": {
+        "delete": _op("Remove a member (admin, manager)", "204 Removed"),
+        "parameters": [_id("team_id"), _id("user_id")],
+    },
+    "/api/keys": {
+        "get": _op("API keys of the organization, prefix only (admin)", "200 Keys"),
+        "post": _op("Create an API key; the secret is shown once (admin)", "201 Key", "ApiKeyCreate"),
+    },
+    "/api/keys/{key_id}": {"delete": _op("Revoke an API key (admin)", "204 Revoked"), "parameters": [_id("key_id")]},
+}
+
+API_COMPONENTS = {
+    "Login": schemas.LoginSchema,
+    "Refresh": schemas.RefreshSchema,
+    "UserCreate": schemas.UserCreateSchema,
+    "UserUpdate": schemas.UserUpdateSchema,
+    "TeamCreate": schemas.TeamCreateSchema,
+    "Member": schemas.MemberSchema,
+    "ApiKeyCreate": schemas.ApiKeyCreateSchema,
+}
+
+API_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "example": "VALIDATION_ERROR"},
+                "message": {"type": "string"},
+                "details": {"type": "object", "additionalProperties": True},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "request_id": {"type": "string"},
+            },
+        }
+    },
+}

@@ -1,0 +1,122 @@
+"""GET/POST /api/users, GET/PUT /api/users/<id>."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from weather_metrics import accounts
+from weather_metrics.api import ApiProblem, authenticated, bp, current_user, json_body, load
+from weather_metrics.api.schemas import UserCreateSchema, UserQuerySchema, UserUpdateSchema
+from weather_metrics.models import User
+from weather_metrics.passwords import PasswordPolicyError
+
+ADMIN_ONLY_FIELDS = ("role", "active")
+
+
+def _pagination(page: int, limit: int, total: int) -> dict[str, int]:
+    return {"page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit}
+
+
+@bp.get("/users")
+@authenticated()
+def list_users() -> ResponseReturnValue:
+    """Users of the organization, filtered by role or team; developers see only themselves."""
+    query = load(UserQuerySchema(), request.args.to_dict())
+    me = current_user()
+    if me.role == "developer":
+        users, total = [me], 1
+    else:
+        users, total = accounts.list_users(
+            me.organization_id, query.get("role"), query.get("team_id"), query["page"], query["limit"]
+        )
+    return jsonify(
+        {
+            "users": [accounts.user_view(u) for u in users],
+            "pagination": _pagination(query["page"], query["limit"], total),
+        }
+    )
+
+
+@bp.post("/users")
+@authenticated("admin")
+def create_user() -> ResponseReturnValue:
+    """Add a user; without a password, a one-time password is returned once."""
+    data = json_body(UserCreateSchema())
+    user, one_time = accounts.create_user(
+        current_user().organization_id,
+        data["email"],
+        data["name"],
+        data["role"],
+        current_app.extensions["weather_metrics"].passwords,
+        data.get("password"),
+    )
+    body: dict[str, Any] = accounts.user_view(user)
+    if one_time:
+        body["one_time_password"] = one_time
+    return jsonify(body), 201
+
+
+def _visible_user(user_id: str) -> User:
+    """A user of the caller's organization that the caller may see (404 / 403 otherwise)."""
+    me = current_user()
+    user = accounts.find_user(me.organization_id, user_id)
+    if me.role == "developer" and user.id != me.id:
+        raise ApiProblem(403, "Developers may only see their own profile")
+    return user
+
+
+@bp.get("/users/<user_id>")
+@authenticated()
+def get_user(user_id: str) -> ResponseReturnValue:
+    """One user's profile."""
+    return jsonify(accounts.user_view(_visible_user(user_id)))
+
+
+@bp.put("/users/<user_id>")
+@authenticated()
+def update_user(user_id: str) -> ResponseReturnValue:
+    """Change a profile: admins any user's, everyone else only their own (not their role)."""
+    me = current_user()
+    user = accounts.find_user(me.organization_id, user_id)
+    changes = json_body(UserUpdateSchema())
+    _authorize_changes(me, user, changes)
+    state = current_app.extensions["weather_metrics"]
+    current_password = changes.pop("current_password", None)
+    if (
+        "password" in changes
+        and user.id == me.id
+        and not state.passwords.verify(user.password_hash, current_password or "")
+    ):
+        raise ApiProblem(403, "current_password is wrong", {"current_password": "Does not match"})
+    try:
+        return jsonify(accounts.user_view(accounts.update_user(user, changes, state.passwords)))
+    except PasswordPolicyError as exc:
+        raise ApiProblem(400, "Request validation failed", {"password": str(exc)}) from None
+
+
+def _authorize_changes(me: User, user: User, changes: dict[str, Any]) -> None:
+    if me.role != "admin":
+        if user.id != me.id:
+            raise ApiProblem(403, "Only admins may change other users")
+        refused = {name: "Only admins may change this" for name in ADMIN_ONLY_FIELDS if name in changes}
+        if refused:
+            raise ApiProblem(403, "Only admins may change role or active", refused)
+    leaves_admins = changes.get("role", "admin") != "admin" or changes.get("active") is False
+    if user.role == "admin" and leaves_admins and _other_active_admins(user) == 0:
+        raise ApiProblem(409, "The organization must keep at least one active admin")
+
+
+def _other_active_admins(user: User) -> int:
+    return (
+        User.select()
+        .where(
+            (User.organization == user.organization_id)
+            & (User.role == "admin")
+            & (User.active == True)  # noqa: E712 - peewee expression
+            & (User.id != user.id)
+        )
+        .count()
+    )

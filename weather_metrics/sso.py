@@ -1,0 +1,72 @@
+"""Single sign-on: verifying an OpenID Connect ID token from the configured identity provider."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jwt
+from jwt import PyJWK, PyJWKClient, PyJWKSet
+
+# Only asymmetric algorithms: a provider's public key must never double as an HMAC secret.
+ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"})
+
+
+class SsoError(Exception):
+    """The ID token is not acceptable; the message is safe to show."""
+
+
+class OidcVerifier:
+    """Checks an ID token's signature, issuer, audience and expiry, and returns its email."""
+
+    def __init__(self, issuer: str, audience: str, jwks: str, leeway_seconds: int) -> None:
+        self.issuer, self.audience, self._leeway = issuer, audience, leeway_seconds
+        self._client: PyJWKClient | None = None
+        self._keys: PyJWKSet | None = None
+        if jwks.startswith("https://"):
+            self._client = PyJWKClient(jwks, cache_keys=True, lifespan=3600, timeout=10)
+        else:
+            self._keys = PyJWKSet.from_dict(json.loads(Path(jwks).read_text()))
+
+    def _key(self, token: str) -> PyJWK:
+        try:
+            kid: str | None = jwt.get_unverified_header(token).get("kid")
+        except jwt.InvalidTokenError:
+            raise SsoError("SSO token is malformed") from None
+        try:
+            if self._keys is not None and kid is None and len(self._keys.keys) == 1:
+                return self._keys.keys[0]
+            if kid is None:
+                raise KeyError("no kid")
+            if self._client is not None:
+                return self._client.get_signing_key(kid)
+            assert self._keys is not None
+            return self._keys[kid]
+        except (KeyError, jwt.PyJWKClientError, jwt.InvalidTokenError):
+            raise SsoError("SSO token is signed with an unknown key") from None
+
+    def email(self, token: str) -> str:
+        key = self._key(token)
+        if key.algorithm_name not in ALLOWED_ALGORITHMS:
+            raise SsoError("SSO key uses an algorithm that is not accepted")
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[key.algorithm_name],  # from the provider's key, not the token
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise SsoError("SSO token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise SsoError(f"SSO token is not valid: {exc}") from None
+        email = claims.get("email")
+        if not isinstance(email, str) or "@" not in email:
+            raise SsoError("SSO token carries no email")
+        if claims.get("email_verified") is False:
+            raise SsoError("SSO email is not verified by the identity provider")
+        return email.lower()
