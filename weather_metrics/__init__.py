@@ -131,8 +131,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from weather_metrics import api, v1
 
     app.register_blueprint(v1.bp)
-    app.register_blueprint(api.bp)
-    api.limiter.init_app(app)
+    api.init_app(app)
 
     @app.errorhandler(HTTPException)
     def unmatched(exc: HTTPException) -> Any:

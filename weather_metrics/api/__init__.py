@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException
@@ -158,6 +158,21 @@ def authenticated(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 def current_user() -> User:
     return g.user  # type: ignore[no-any-return]
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprint and its rate limiter."""
+    app.register_blueprint(bp)
+
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them in reverse).
+    @app.after_request
+    def spec_retry_after(response: Response) -> Response:
+        """The spec also names the wait X-RateLimit-Retry-After."""
+        if response.status_code == 429 and "Retry-After" in response.headers:
+            response.headers["X-RateLimit-Retry-After"] = response.headers["Retry-After"]
+        return response
+
+    limiter.init_app(app)
 
 
 @bp.errorhandler(NotFound)
