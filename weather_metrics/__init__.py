@@ -130,6 +130,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from weather_metrics import api, v1
 
+    observability.init_app(app)  # first: request ids and timers before any limiter runs
     app.register_blueprint(v1.bp)
     api.init_app(app)
 
@@ -139,7 +140,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         surface = api if request.path.startswith(("/api/", "/mcp/")) else v1
         return surface.error_response(exc)
 
-    observability.init_app(app)
     cli.init_app(app)
     docs.init_app(app)
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from weather_metrics import accounts
 
 
 @click.command("create-org")
+@with_appcontext
 @click.argument("name")
 @click.option("--admin", "admin_email", required=True, help="Email of the organization's first admin.")
 @click.option("--admin-name", default="", help="The admin's name (default: the part of the email before @).")

@@ -27,7 +27,13 @@ class OidcVerifier:
         if jwks.startswith("https://"):
             self._client = PyJWKClient(jwks, cache_keys=True, lifespan=3600, timeout=10)
         else:
-            self._keys = PyJWKSet.from_dict(json.loads(Path(jwks).read_text()))
+            data = json.loads(Path(jwks).read_text())
+            if not isinstance(data, dict) or not data.get("keys"):
+                raise ValueError(f"{jwks} holds no keys (expected a JWKS object with a 'keys' list)")
+            try:
+                self._keys = PyJWKSet.from_dict(data)
+            except jwt.PyJWKSetError as exc:
+                raise ValueError(f"{jwks}: {exc}") from None
 
     def _key(self, token: str) -> PyJWK:
         try:

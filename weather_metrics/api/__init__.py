@@ -51,12 +51,19 @@ def client_ip() -> str:
     return request.remote_addr or "unknown"
 
 
+def bearer_token() -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (the scheme in any case)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
 def caller_key() -> str:
     """Rate-limit key: the signed-in user when the token verifies, else the client IP."""
-    header = request.headers.get("Authorization", "")
-    if header.startswith("Bearer "):
+    token = bearer_token()
+    if token:
         try:
-            return "user:" + current_app.extensions["weather_metrics"].tokens.decode(header[7:], "access")["sub"]
+            return "user:" + current_app.extensions["weather_metrics"].tokens.decode(token, "access")["sub"]
         except TokenError:
             pass
     return "ip:" + client_ip()
@@ -139,11 +146,11 @@ def authenticated(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., A
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            header = request.headers.get("Authorization", "")
-            if not header.startswith("Bearer ") or not header[7:].strip():
+            token = bearer_token()
+            if token is None:
                 raise ApiProblem(401, "Authorization: Bearer <access token> is required")
             try:
-                user, claims = current_app.extensions["weather_metrics"].tokens.authenticate(header[7:].strip())
+                user, claims = current_app.extensions["weather_metrics"].tokens.authenticate(token)
             except TokenError as exc:
                 raise ApiProblem(401, str(exc)) from None
             g.user, g.claims = user, claims

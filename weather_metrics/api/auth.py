@@ -21,19 +21,28 @@ def _settings(name: str) -> str:
     return str(current_app.extensions["weather_metrics"].settings[name])
 
 
-def _login_email() -> str:
-    """Rate-limit key per account: the email asked for, whatever it is."""
+def _login_body() -> dict[str, object]:
     try:
         body = json.loads(raw_body())
     except (ValueError, UnicodeDecodeError, RecursionError, ApiProblem):
-        body = None
-    email = body.get("email") if isinstance(body, dict) else None
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _login_email() -> str:
+    """Rate-limit key per account: the email asked for, whatever it is."""
+    email = _login_body().get("email")
     return f"login:{email.lower()}" if isinstance(email, str) else "login-ip:" + client_ip()
+
+
+def _is_sso() -> bool:
+    """SSO logins name no account before the token is checked; the per-IP limit covers them."""
+    return "sso_token" in _login_body()
 
 
 @bp.post("/auth/login")
 @limiter.limit(lambda: _settings("login_rate_limit_per_ip"), key_func=lambda: "login-ip:" + client_ip())
-@limiter.limit(lambda: _settings("login_rate_limit_per_account"), key_func=_login_email)
+@limiter.limit(lambda: _settings("login_rate_limit_per_account"), key_func=_login_email, exempt_when=_is_sso)
 def login() -> ResponseReturnValue:
     """Exchange an email and password, or an SSO ID token, for tokens."""
     state = current_app.extensions["weather_metrics"]
