@@ -173,3 +173,33 @@ def seed_org(app: Any, name: str = "Acme") -> dict[str, Member]:
             user, password, {"Authorization": f"Bearer {tokens['access_token']}"}, tokens["refresh_token"]
         )
     return people
+
+
+API_ERROR_CODES = {
+    400: "VALIDATION_ERROR",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+}
+
+
+def assert_api_error(response: Any, status: int) -> dict[str, Any]:
+    """The response is `status` with the spec's error body; returns the inner error object."""
+    assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:500])
+    assert response.is_json, response.content_type
+    body = response.get_json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == {"code", "message", "details", "timestamp", "request_id"}, error
+    assert error["code"] == API_ERROR_CODES[status], error
+    assert isinstance(error["message"], str) and error["message"], error
+    assert isinstance(error["details"], dict), error
+    stamp = datetime.fromisoformat(error["timestamp"])
+    assert stamp.tzinfo is not None, error["timestamp"]
+    assert abs(stamp.timestamp() - time.time()) < 300, error["timestamp"]
+    assert error["request_id"] and error["request_id"] == response.headers["X-Request-ID"], error
+    if status == 401:
+        assert response.headers.get("WWW-Authenticate") == "Bearer"
+    return error  # type: ignore[no-any-return]

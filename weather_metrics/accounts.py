@@ -70,7 +70,7 @@ def create_user(
                 updated_at=now,
             )
     except IntegrityError:
-        raise Conflict(f"A user with email {email.lower()} already exists") from None
+        raise Conflict("A user with this email already exists") from None
     return user, ("" if password else chosen)
 
 
@@ -81,10 +81,8 @@ def find_user(org_id: str, user_id: str) -> User:
     return user
 
 
-def update_user(user: User, changes: dict[str, Any], passwords: Passwords) -> User:
-    """Apply already-authorized changes; a new password is hashed, an email kept unique."""
-    if "password" in changes:
-        user.password_hash = passwords.hash(changes.pop("password"))
+def update_user(user: User, changes: dict[str, Any]) -> User:
+    """Apply already-authorized changes (a new password arrives hashed); emails stay unique."""
     if "email" in changes:
         changes["email"] = changes["email"].lower()
     for field, value in changes.items():
@@ -94,12 +92,17 @@ def update_user(user: User, changes: dict[str, Any], passwords: Passwords) -> Us
         with database.atomic():
             user.save()
     except IntegrityError:
-        raise Conflict(f"A user with email {user.email} already exists") from None
+        raise Conflict("A user with this email already exists") from None
     return user
 
 
-def list_users(org_id: str, role: str | None, team_id: str | None, page: int, limit: int) -> tuple[list[User], int]:
+def list_users(
+    org_id: str, role: str | None, team_id: str | None, page: int, limit: int, only_id: str | None = None
+) -> tuple[list[User], int]:
+    """A page of the organization's users and their total; `only_id` narrows it to one user."""
     query = User.select().where(User.organization == org_id)
+    if only_id:
+        query = query.where(User.id == only_id)
     if role:
         query = query.where(User.role == role)
     if team_id:
@@ -110,12 +113,7 @@ def list_users(org_id: str, role: str | None, team_id: str | None, page: int, li
 
 
 def user_view(user: User) -> dict[str, Any]:
-    teams = (
-        TeamMember.select(TeamMember.team, TeamMember.role, Team.name)
-        .join(Team)
-        .where(TeamMember.user == user.id)
-        .order_by(Team.name)
-    )
+    teams = TeamMember.select(TeamMember, Team).join(Team).where(TeamMember.user == user.id).order_by(Team.name)
     return {
         "id": user.id,
         "organization_id": user.organization_id,
@@ -123,7 +121,7 @@ def user_view(user: User) -> dict[str, Any]:
         "name": user.name,
         "role": user.role,
         "active": user.active,
-        "teams": [{"id": m.team_id, "name": m.team.name, "role": m.role} for m in teams],
+        "teams": [{"id": m.team.id, "name": m.team.name, "role": m.role} for m in teams],
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
@@ -149,7 +147,7 @@ def list_teams(org_id: str, page: int, limit: int) -> tuple[list[Team], int]:
     return list(query.order_by(Team.name).paginate(page, limit)), query.count()
 
 
-def team_view(team: Team, include_members: bool) -> dict[str, Any]:
+def team_view(team: Team, include_members: bool, show_emails: bool = True) -> dict[str, Any]:
     count = TeamMember.select().where(TeamMember.team == team.id).count()
     view = {
         "id": team.id,
@@ -161,12 +159,12 @@ def team_view(team: Team, include_members: bool) -> dict[str, Any]:
     }
     if include_members:
         members = TeamMember.select(TeamMember, User).join(User).where(TeamMember.team == team.id).order_by(User.email)
-        view["members"] = [membership_view(m) for m in members]
+        view["members"] = [membership_view(m, show_emails) for m in members]
     return view
 
 
-def membership_view(member: TeamMember) -> dict[str, Any]:
-    return {
+def membership_view(member: TeamMember, show_email: bool = True) -> dict[str, Any]:
+    view = {
         "team_id": member.team_id,
         "user_id": member.user_id,
         "email": member.user.email,
@@ -174,6 +172,9 @@ def membership_view(member: TeamMember) -> dict[str, Any]:
         "role": member.role,
         "created_at": member.created_at,
     }
+    if not show_email:
+        del view["email"]  # developers see who is on a team, not how to reach them
+    return view
 
 
 def add_member(team: Team, user: User, role: str) -> TeamMember:

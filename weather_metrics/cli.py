@@ -21,8 +21,8 @@ def create_org(name: str, admin_email: str, admin_name: str) -> None:
         org, admin, password = accounts.create_organization(
             name, admin_email, admin_name or admin_email.split("@")[0], state.passwords
         )
-    except accounts.Conflict as exc:
-        raise click.ClickException(str(exc)) from None
+    except accounts.Conflict:
+        raise click.ClickException(f"A user with email {admin_email.lower()} already exists") from None
     finally:
         state.close()
     click.echo(f"organization  {org.name} ({org.id})")

@@ -153,6 +153,16 @@ class TokenService:
             if session is not None:
                 self._revoke(session, "logout", int(self._clock()))
 
+    def revoke_user_sessions(self, user_id: str, keep: str | None = None) -> None:
+        """End every live session of a user, but `keep`."""
+        query = AuthSession.update(revoked_at=int(self._clock()), revoked_reason="password changed").where(
+            (AuthSession.user == user_id) & AuthSession.revoked_at.is_null()
+        )
+        if keep:
+            query = query.where(AuthSession.id != keep)
+        with write_transaction():
+            query.execute()
+
     @staticmethod
     def _revoke(session: AuthSession, reason: str, now: int) -> None:
         if session.revoked_at is None:

@@ -124,6 +124,10 @@ def json_body(schema: Schema) -> dict[str, Any]:
         raise ApiProblem(400, "Malformed JSON") from None
     if not isinstance(data, dict):
         raise ApiProblem(400, "Request body must be a JSON object")
+    try:
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:  # a lone surrogate such as "\ud800": valid JSON, but not text
+        raise ApiProblem(400, "Request body holds a string that is not valid Unicode") from None
     return load(schema, data)
 
 

@@ -10,6 +10,7 @@ from weather_metrics.passwords import MAX_LENGTH, MIN_LENGTH
 EMAIL = fields.Email(validate=validate.Length(max=254))
 PASSWORD = validate.Length(MIN_LENGTH, MAX_LENGTH)
 NAME = validate.Length(1, 200)
+MAX_PAGE = 1_000_000
 
 
 class StrictSchema(Schema):
@@ -57,7 +58,7 @@ class UserUpdateSchema(StrictSchema):
 class UserQuerySchema(StrictSchema):
     role = fields.String(validate=validate.OneOf(ROLES))
     team_id = fields.String(validate=validate.Length(1, 64))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, MAX_PAGE))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 
@@ -68,7 +69,7 @@ class TeamCreateSchema(StrictSchema):
 
 class TeamQuerySchema(StrictSchema):
     include_members = fields.Boolean(load_default=False)
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(1, MAX_PAGE))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
 
 

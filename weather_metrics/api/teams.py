@@ -18,10 +18,12 @@ MANAGERS = ("admin", "manager")
 def list_teams() -> ResponseReturnValue:
     """Teams of the organization, with their members when include_members=true."""
     query = load(TeamQuerySchema(), request.args.to_dict())
-    teams, total = accounts.list_teams(current_user().organization_id, query["page"], query["limit"])
+    me = current_user()
+    teams, total = accounts.list_teams(me.organization_id, query["page"], query["limit"])
+    show_emails = me.role != "developer"
     return jsonify(
         {
-            "teams": [accounts.team_view(t, query["include_members"]) for t in teams],
+            "teams": [accounts.team_view(t, query["include_members"], show_emails) for t in teams],
             "pagination": _pagination(query["page"], query["limit"], total),
         }
     )

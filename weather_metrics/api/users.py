@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics import accounts
 from weather_metrics.api import ApiProblem, authenticated, bp, current_user, json_body, load
 from weather_metrics.api.schemas import UserCreateSchema, UserQuerySchema, UserUpdateSchema
+from weather_metrics.db import write_transaction
 from weather_metrics.models import User
 from weather_metrics.passwords import PasswordPolicyError
 
@@ -26,12 +27,14 @@ def list_users() -> ResponseReturnValue:
     """Users of the organization, filtered by role or team; developers see only themselves."""
     query = load(UserQuerySchema(), request.args.to_dict())
     me = current_user()
-    if me.role == "developer":
-        users, total = [me], 1
-    else:
-        users, total = accounts.list_users(
-            me.organization_id, query.get("role"), query.get("team_id"), query["page"], query["limit"]
-        )
+    users, total = accounts.list_users(
+        me.organization_id,
+        query.get("role"),
+        query.get("team_id"),
+        query["page"],
+        query["limit"],
+        only_id=me.id if me.role == "developer" else None,
+    )
     return jsonify(
         {
             "users": [accounts.user_view(u) for u in users],
@@ -82,19 +85,24 @@ def update_user(user_id: str) -> ResponseReturnValue:
     me = current_user()
     user = accounts.find_user(me.organization_id, user_id)
     changes = json_body(UserUpdateSchema())
-    _authorize_changes(me, user, changes)
     state = current_app.extensions["weather_metrics"]
     current_password = changes.pop("current_password", None)
-    if (
-        "password" in changes
-        and user.id == me.id
-        and not state.passwords.verify(user.password_hash, current_password or "")
-    ):
-        raise ApiProblem(403, "current_password is wrong", {"current_password": "Does not match"})
-    try:
-        return jsonify(accounts.user_view(accounts.update_user(user, changes, state.passwords)))
-    except PasswordPolicyError as exc:
-        raise ApiProblem(400, "Request validation failed", {"password": str(exc)}) from None
+    new_password = changes.pop("password", None)
+    if new_password is not None:
+        if user.id == me.id and not state.passwords.verify(user.password_hash, current_password or ""):
+            raise ApiProblem(403, "current_password is wrong", {"current_password": "Does not match"})
+        try:
+            changes["password_hash"] = state.passwords.hash(new_password)  # before the lock: it is slow
+        except PasswordPolicyError as exc:
+            raise ApiProblem(400, "Request validation failed", {"password": str(exc)}) from None
+    with write_transaction():  # the last-admin check and the change, with no other write between
+        user = accounts.find_user(me.organization_id, user_id)
+        _authorize_changes(me, user, changes)
+        user = accounts.update_user(user, changes)
+    if new_password is not None:
+        # Whoever knew the old password is signed out everywhere but here.
+        state.tokens.revoke_user_sessions(user.id, keep=g.claims["sid"] if user.id == me.id else None)
+    return jsonify(accounts.user_view(user))
 
 
 def _authorize_changes(me: User, user: User, changes: dict[str, Any]) -> None:
