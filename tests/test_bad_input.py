@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -568,4 +569,29 @@ def test_idempotent_retry_may_reserialize_the_same_batch(client):
     second = client.post("/v1/events", data=spaced, headers=headers)
     assert first.status_code == second.status_code == 200
     assert first.json == second.json
+    assert client.get("/v1/stats/overview").json["summary"]["total_calls"] == 1
+
+
+def test_made_up_methods_do_not_mint_metric_labels(client):
+    line = re.compile(r'^http_requests_total\{method="other",route="unmatched",status_code="405"\} (\S+)$', re.M)
+
+    def others() -> float:
+        found = line.search(client.get("/metrics").get_data(as_text=True))
+        return float(found.group(1)) if found else 0.0
+
+    before = others()
+    for method in ("FOOBAR", "XYZZY00000"):
+        assert client.open("/v1/events", method=method).status_code == 405
+    assert others() == before + 2
+    assert "FOOBAR" not in client.get("/metrics").get_data(as_text=True)
+
+
+def test_with_ack_enqueue_a_reused_key_with_another_body_is_still_refused(make_app):
+    client = make_app(ack="enqueue").test_client()
+    first = client.post("/v1/events", json={"events": [make_event()]}, headers={"Idempotency-Key": "shared-1"})
+    assert first.status_code == 200
+    other = client.post(
+        "/v1/events", json={"events": [make_event(), make_event()]}, headers={"Idempotency-Key": "shared-1"}
+    )
+    assert other.status_code == 400 and other.json["error"] == "invalid_request"
     assert client.get("/v1/stats/overview").json["summary"]["total_calls"] == 1

@@ -264,3 +264,12 @@ def test_second_app_uses_its_own_database_file(tmp_path: Path) -> None:
         for app in apps:
             app.extensions["weather_metrics"].close()
         database.close_all()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("retention_days", 1_000_000), ("prune_interval_seconds", 1e10), ("threads", 100_000), ("trusted_proxies", 50)],
+)
+def test_values_past_a_settings_maximum_stop_start_up(key, value):
+    with pytest.raises(SettingsError, match=f"setting '{key}': must be at most"):
+        load_settings({key: value}, environ={})

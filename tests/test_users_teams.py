@@ -679,3 +679,27 @@ def test_a_users_profile_lists_their_teams_with_ids(client, acme):
     add_member(client, acme["manager"], team["id"], acme["developer"].user.id, "lead")
     profile = client.get(f"/api/users/{acme['developer'].user.id}", headers=acme["developer"].headers).get_json()
     assert profile["teams"] == [{"id": team["id"], "name": "Platform", "role": "lead"}]
+
+
+def test_deactivation_ends_sessions_for_good(client, acme):
+    dev, admin = acme["developer"], acme["admin"].headers
+    assert client.put(f"/api/users/{dev.user.id}", headers=admin, json={"active": False}).status_code == 200
+    assert client.put(f"/api/users/{dev.user.id}", headers=admin, json={"active": True}).status_code == 200
+    assert_api_error(client.get("/api/users", headers=dev.headers), 401)  # the old token stays dead
+    assert_api_error(client.post("/api/auth/refresh", json={"refresh_token": dev.refresh_token}), 401)
+    login(client, dev.user.email, dev.password)
+
+
+def test_current_password_guesses_share_the_accounts_login_limit(make_app):
+    app = make_app(login_rate_limit_per_account="3 per minute")
+    client = app.test_client()
+    dev = seed_org(app)["developer"]  # its login used one of the three
+    path = f"/api/users/{dev.user.id}"
+    for _ in range(2):
+        guess = client.put(path, headers=dev.headers, json={"password": NEW_PASSWORD, "current_password": "x" * 12})
+        assert_api_error(guess, 403)
+    limited = client.put(path, headers=dev.headers, json={"password": NEW_PASSWORD, "current_password": "x" * 12})
+    assert_api_error(limited, 429)
+    assert_api_error(client.post("/api/auth/login", json={"email": dev.user.email, "password": dev.password}), 429)
+    # Changing your name is no guess: it is not limited.
+    assert client.put(path, headers=dev.headers, json={"name": "Still Me"}).status_code == 200

@@ -389,3 +389,37 @@ def test_housekeeping_with_more_to_do_runs_again_between_commits(start_writer, d
     finished = len(steps)
     time.sleep(0.2)
     assert len(steps) == finished, "with nothing more to do, housekeeping waits for its interval"
+
+
+def test_a_key_reused_for_a_different_body_in_one_group_is_a_conflict_not_a_loss(db_path):
+    first = batch("first", 2, idempotency_key="k-1", body_hash="aaa")
+    second = batch("second", 3, idempotency_key="k-1", body_hash="bbb")
+    with database.connection_context():
+        write_batches([first, second])
+    assert stored(db_path) == {"first": 2}
+    assert first.result == first.response and not first.key_conflict
+    assert second.key_conflict and second.result is None and second.stored == 0
+
+
+def test_an_expired_key_not_yet_pruned_is_claimed_again(db_path):
+    old = batch("old", 1, idempotency_key="k-2", body_hash="same")
+    new = batch("new", 3, idempotency_key="k-2", body_hash="same")
+    with database.connection_context():
+        write_batches([old], clock=lambda: time.time() - 25 * 3600, idempotency_ttl=24 * 3600)
+        write_batches([new], idempotency_ttl=24 * 3600)
+    assert stored(db_path) == {"old": 1, "new": 3}
+    assert new.result == new.response
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_writer_whose_thread_died_refuses_new_batches(db_path):
+    def crash() -> None:
+        raise SystemExit  # ends the thread the way an unexpected BaseException would
+
+    writer = EventWriter(write=write_batches, max_events=100, max_batch_events=100, connect=crash)
+    writer.start()
+    deadline = time.monotonic() + WAIT
+    while writer.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(WriterStopped):
+        writer.submit(batch("late"))

@@ -96,7 +96,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     open_database(settings["database"], settings["synchronous"], max_connections=settings["threads"] + 8)
 
     writer = EventWriter(
-        write=write_batches,
+        write=partial(write_batches, idempotency_ttl=settings["idempotency_ttl_hours"] * 3600),
         max_events=settings["queue_max_events"],
         max_batch_events=settings["writer_max_batch_events"],
         on_commit=observability.commit_recorder(observability.ToolLabels(settings["metrics_max_tools"])),

@@ -62,8 +62,10 @@ class PendingBatch:
     response: dict[str, Any]
     idempotency_key: str | None = None
     body_hash: str | None = None
-    # Filled in by write_batches: the answer to give (the original one for a replay).
+    # Filled in by write_batches: the answer to give (the original one for a replay), or
+    # `key_conflict` when the Idempotency-Key was already used for a different body.
     result: dict[str, Any] | None = field(default=None, repr=False)
+    key_conflict: bool = False
     stored: int = 0
     done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -262,23 +264,39 @@ def _insert_rows(rows: list[tuple[Any, ...]]) -> None:
             start += size
 
 
-def _claim_key(batch: PendingBatch, now: int) -> bool:
-    """Record the batch's Idempotency-Key; False (and the first answer) when it was seen."""
+def _claim_key(batch: PendingBatch, now: int, ttl: int) -> bool:
+    """Record the batch's Idempotency-Key (replacing an expired one); False when it is taken.
+
+    A taken key gives the batch its first answer, or marks a conflict when the body differs.
+    """
     query = IdempotencyKey.insert(
         key=batch.idempotency_key,
         body_hash=batch.body_hash or "",
         response=json.dumps(batch.response),
         created_at=now,
-    ).on_conflict_ignore()
-    # rowcount, not the insert id: an ignored insert reports the connection's last rowid.
+    ).on_conflict(
+        conflict_target=[IdempotencyKey.key],
+        update={
+            IdempotencyKey.body_hash: EXCLUDED.body_hash,
+            IdempotencyKey.response: EXCLUDED.response,
+            IdempotencyKey.created_at: EXCLUDED.created_at,
+        },
+        where=IdempotencyKey.created_at < now - ttl,  # expired but not yet pruned
+    )
+    # rowcount, not the insert id: a skipped insert reports the connection's last rowid.
     if database.execute(query).rowcount == 1:
         return True
     first = IdempotencyKey.get_by_id(batch.idempotency_key)
-    batch.result = json.loads(first.response)
+    if first.body_hash != (batch.body_hash or ""):
+        batch.key_conflict = True
+    else:
+        batch.result = json.loads(first.response)
     return False
 
 
-def write_batches(batches: list[PendingBatch], clock: Callable[[], float] | None = None) -> int:
+def write_batches(
+    batches: list[PendingBatch], clock: Callable[[], float] | None = None, idempotency_ttl: int = 86400
+) -> int:
     """Write batches and fold them into the rollups in one transaction; returns rows stored."""
     now = int((clock or _now)())
     stored = 0
@@ -286,7 +304,7 @@ def write_batches(batches: list[PendingBatch], clock: Callable[[], float] | None
         before = database.execute_sql("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
         rows: list[tuple[Any, ...]] = []
         for batch in batches:
-            if batch.idempotency_key and not _claim_key(batch, now):
+            if batch.idempotency_key and not _claim_key(batch, now, idempotency_ttl):
                 continue
             batch.result = batch.response
             batch.stored = len(batch.rows)

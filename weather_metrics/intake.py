@@ -48,8 +48,11 @@ class EventIntake:
         except QueueFull:
             raise service_unavailable("Event queue is full; retry later", self.retry_after) from None
         except WriterStopped:
-            raise service_unavailable("The service is shutting down; retry later", self.retry_after) from None
-        if not self.ack_on_commit:
+            raise service_unavailable(
+                "The service is shutting down or its writer has stopped; retry later", self.retry_after
+            ) from None
+        # A keyed batch waits for its commit in either mode: only then is its answer known.
+        if not self.ack_on_commit and batch.idempotency_key is None:
             return batch.response
         return self._await_commit(batch)
 
@@ -109,5 +112,7 @@ class EventIntake:
                     "The commit is taking longer than expected; retry with the same Idempotency-Key",
                     self.retry_after,
                 )
+        if batch.key_conflict:
+            raise invalid_request("Idempotency-Key was already used with a different body")
         assert batch.result is not None
         return batch.result

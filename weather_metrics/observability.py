@@ -19,6 +19,8 @@ from prometheus_flask_exporter import PrometheusMetrics
 if TYPE_CHECKING:
     from weather_metrics.ingest import PendingBatch
 
+# Any other method becomes "other": clients must not be able to mint label values.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A caller's own request id is kept when it is safe to log and echo back.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
@@ -93,7 +95,8 @@ def init_app(app: Flask) -> None:
         started = g.pop("request_started", None)
         if started is not None and request.path != "/metrics":
             route = request.url_rule.rule if request.url_rule else "unmatched"
-            labels = (request.method, route, str(response.status_code))
+            method = request.method if request.method in KNOWN_METHODS else "other"
+            labels = (method, route, str(response.status_code))
             http_requests_total.labels(*labels).inc()
             http_request_duration_seconds.labels(*labels).observe(time.perf_counter() - started)
         response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,7 +40,8 @@ class TokenBucketLimiter:
         self.rate = per_minute / 60.0
         self._clock = clock
         self._max_clients = max_clients
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated_at)
+        # key -> (tokens, updated_at), least recently seen first
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def hit(self, key: str) -> Decision:
@@ -50,14 +53,20 @@ class TokenBucketLimiter:
             allowed = tokens >= 1
             if allowed:
                 tokens -= 1
-            if len(self._buckets) >= self._max_clients and key not in self._buckets:
-                self._forget_full(now)
             self._buckets[key] = (tokens, now)
+            self._buckets.move_to_end(key)
+            if len(self._buckets) > self._max_clients:
+                self._evict(now)
         reset_at = now + (self.capacity - tokens) / self.rate
         retry_after = 0 if allowed else max(1, math.ceil((1 - tokens) / self.rate))
         return Decision(allowed, self.capacity, int(tokens), math.ceil(reset_at), retry_after)
 
-    def _forget_full(self, now: float) -> None:
-        """Drop buckets that have refilled: they hold no state worth keeping."""
-        full_after = self.capacity / self.rate
-        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+    def _evict(self, now: float) -> None:
+        """Forget one of the least recently seen clients: the one closest to a full bucket.
+
+        A full bucket holds no state worth keeping; an exhausted one is kept as long as
+        possible, so flooding the table with new addresses does not reset it.
+        """
+        oldest = list(itertools.islice(self._buckets.items(), 8))
+        victim = max(oldest, key=lambda item: item[1][0] + (now - item[1][1]) * self.rate)[0]
+        del self._buckets[victim]

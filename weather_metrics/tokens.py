@@ -155,7 +155,7 @@ class TokenService:
 
     def revoke_user_sessions(self, user_id: str, keep: str | None = None) -> None:
         """End every live session of a user, but `keep`."""
-        query = AuthSession.update(revoked_at=int(self._clock()), revoked_reason="password changed").where(
+        query = AuthSession.update(revoked_at=int(self._clock()), revoked_reason="account changed").where(
             (AuthSession.user == user_id) & AuthSession.revoked_at.is_null()
         )
         if keep:

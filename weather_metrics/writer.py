@@ -76,7 +76,7 @@ class EventWriter:
         """Queue a batch, or raise QueueFull / WriterStopped without queueing it."""
         size = len(batch.rows)
         with self._cond:
-            if self._stopping:
+            if self._stopping or not self._thread.is_alive():
                 raise WriterStopped
             if self._queued_events + size > self._max_events:
                 raise QueueFull

@@ -15,6 +15,7 @@ from weather_metrics.sso import SsoError
 from weather_metrics.tokens import TokenError
 
 BAD_LOGIN = "Email or password is incorrect"
+ACCOUNT_SCOPE = "login-account"  # shared with password changes, see api/users.py
 
 
 def _settings(name: str) -> str:
@@ -42,7 +43,9 @@ def _is_sso() -> bool:
 
 @bp.post("/auth/login")
 @limiter.limit(lambda: _settings("login_rate_limit_per_ip"), key_func=lambda: "login-ip:" + client_ip())
-@limiter.limit(lambda: _settings("login_rate_limit_per_account"), key_func=_login_email, exempt_when=_is_sso)
+@limiter.shared_limit(
+    lambda: _settings("login_rate_limit_per_account"), scope=ACCOUNT_SCOPE, key_func=_login_email, exempt_when=_is_sso
+)
 def login() -> ResponseReturnValue:
     """Exchange an email and password, or an SSO ID token, for tokens."""
     state = current_app.extensions["weather_metrics"]

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics import accounts
-from weather_metrics.api import ApiProblem, authenticated, bp, current_user, json_body, load
+from weather_metrics.api import (
+    ApiProblem,
+    authenticated,
+    bp,
+    caller_key,
+    current_user,
+    json_body,
+    limiter,
+    load,
+    raw_body,
+)
 from weather_metrics.api.schemas import UserCreateSchema, UserQuerySchema, UserUpdateSchema
 from weather_metrics.db import write_transaction
 from weather_metrics.models import User
@@ -78,7 +89,35 @@ def get_user(user_id: str) -> ResponseReturnValue:
     return jsonify(accounts.user_view(_visible_user(user_id)))
 
 
+def _own_account() -> User | None:
+    """The caller's own user when they are changing their own profile."""
+    user_id = (request.view_args or {}).get("user_id", "")
+    return User.get_or_none(User.id == user_id) if caller_key() == f"user:{user_id}" else None
+
+
+def _own_account_key() -> str:
+    user = _own_account()
+    return f"login:{user.email}" if user else "login:"
+
+
+def _not_a_password_change() -> bool:
+    try:
+        body = json.loads(raw_body())
+    except (ValueError, UnicodeDecodeError, RecursionError, ApiProblem):
+        return True
+    return not isinstance(body, dict) or "password" not in body or _own_account() is None
+
+
+# A refused change of your own password (a wrong current_password) counts as a failed
+# login, so a stolen access token cannot guess the password faster than the login form.
 @bp.put("/users/<user_id>")
+@limiter.shared_limit(
+    lambda: current_app.extensions["weather_metrics"].settings["login_rate_limit_per_account"],
+    scope="login-account",
+    key_func=_own_account_key,
+    exempt_when=_not_a_password_change,
+    deduct_when=lambda response: response.status_code == 403,
+)
 @authenticated()
 def update_user(user_id: str) -> ResponseReturnValue:
     """Change a profile: admins any user's, everyone else only their own (not their role)."""
@@ -102,6 +141,8 @@ def update_user(user_id: str) -> ResponseReturnValue:
     if new_password is not None:
         # Whoever knew the old password is signed out everywhere but here.
         state.tokens.revoke_user_sessions(user.id, keep=g.claims["sid"] if user.id == me.id else None)
+    if changes.get("active") is False:
+        state.tokens.revoke_user_sessions(user.id)  # so reactivation brings back no old token
     return jsonify(accounts.user_view(user))
 
 
