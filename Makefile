@@ -12,8 +12,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet -r requirements.txt --group dev
 	touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) config.toml
 	PATH="$(CURDIR)/$(BIN):$$PATH" sh -c "$$(sed -n 's/^web: //p' Procfile)"
+
+# First run only: a private config with a random token-signing secret (see config.example.toml).
+config.toml:
+	umask 077 && $(BIN)/python -c 'import secrets; print("# Written by make run; every setting is in config.example.toml.\njwt_secret = \"%s\"" % secrets.token_urlsafe(48))' > config.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -7,6 +7,7 @@ import hashlib
 import json
 import math
 import random
+import secrets
 import statistics
 import time
 from datetime import UTC, datetime
@@ -169,7 +170,14 @@ def time_get(client: FlaskClient, url: str, runs: int, warmup: int) -> list[floa
 
 def measure(path: Path, runs: int, warmup: int) -> list[tuple[str, str, list[float]]]:
     """(endpoint, period, milliseconds) for every endpoint and period, through the Flask test client."""
-    app = create_app({"database": str(path), "rate_limit_per_minute": 1_000_000_000, "log_level": "warning"})
+    app = create_app(
+        {
+            "database": str(path),
+            "rate_limit_per_minute": 1_000_000_000,
+            "log_level": "warning",
+            "jwt_secret": secrets.token_urlsafe(48),  # required; no token is signed here
+        }
+    )
     client = app.test_client()
     try:
         busiest = client.get("/v1/stats/tools?period=90d").get_json()["tools"][0]["name"]

@@ -7,6 +7,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests.support import TEST_JWT_SECRET
 from weather_metrics import create_app
 
 
@@ -19,6 +20,7 @@ def make_app(tmp_path) -> Iterator[Callable[..., Flask]]:  # type: ignore[no-unt
         config = {
             "database": str(tmp_path / "metrics.db"),
             "rate_limit_per_minute": 100_000,
+            "jwt_secret": TEST_JWT_SECRET,
             # The cheapest Argon2id the settings allow: tests hash many passwords.
             "password_time_cost": 2,
             "password_memory_kib": 19456,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+TEST_JWT_SECRET = "test-only-signing-secret-" + "k" * 48
 
 
 def current_hour(hours_ago: int = 0) -> str:
@@ -89,6 +90,7 @@ class Server:
             "PORT": str(self.port),
             "WEATHER_METRICS_DATABASE": str(database),
             "WEATHER_METRICS_RATE_LIMIT_PER_MINUTE": "1000000",
+            "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
         }
         self.env.pop("WEATHER_METRICS_CONFIG", None)
         for key, value in settings.items():

@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import re
-import stat
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.support import ROOT, Server, http, login, seed_org
+from tests.support import ROOT, TEST_JWT_SECRET, Server, http, login, seed_org
 from weather_metrics import accounts
 from weather_metrics.settings import SettingsError
 
@@ -47,7 +46,7 @@ def assert_error(response: Any, status: int) -> dict[str, Any]:
 
 
 def signing_secret(tmp_path: Path) -> str:
-    return (tmp_path / "metrics.db.secret").read_text().strip()
+    return TEST_JWT_SECRET
 
 
 def claims_of(token: str, secret: str) -> dict[str, Any]:
@@ -376,7 +375,12 @@ def test_concurrent_refreshes_of_one_token_in_threads_exactly_one_succeeds(app, 
 
 def run_create_org(database: Path, name: str, email: str) -> subprocess.CompletedProcess[str]:
     """`flask --app app create-org` in a subprocess, as an operator runs it."""
-    env = {**os.environ, "WEATHER_METRICS_DATABASE": str(database), **cheap_env()}
+    env = {
+        **os.environ,
+        "WEATHER_METRICS_DATABASE": str(database),
+        "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
+        **cheap_env(),
+    }
     env.pop("WEATHER_METRICS_CONFIG", None)
     return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "app", "create-org", name, "--admin", email],
@@ -525,26 +529,20 @@ def test_a_configured_jwt_secret_signs_the_tokens(make_app, tmp_path):
     app = make_app(jwt_secret=secret)
     developer = seed_org(app)["developer"]
     assert claims_of(developer.headers["Authorization"][7:], secret)["sub"] == developer.user.id
-    assert not (tmp_path / "metrics.db.secret").exists()
 
 
-def test_a_generated_secret_is_private_and_survives_a_restart(make_app, tmp_path):
+def test_start_up_refuses_a_missing_secret(make_app):
+    with pytest.raises(SettingsError, match="setting 'jwt_secret': required"):
+        make_app(jwt_secret="")
+
+
+def test_tokens_survive_a_restart_with_the_same_secret(make_app):
     first = make_app()
-    path = tmp_path / "metrics.db.secret"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    secret = path.read_text()
-    assert len(secret.strip()) >= 32
     developer = seed_org(first)["developer"]
     first.extensions["weather_metrics"].close()
-
-    second = make_app()
-    assert path.read_text() == secret
-    client = second.test_client()
+    client = make_app().test_client()
     assert client.get("/api/users", headers=developer.headers).status_code == 200
     assert refresh(client, developer.refresh_token).status_code == 200
-
-
-# --- create-org CLI --------------------------------------------------------------------------------
 
 
 def test_create_org_prints_a_password_that_logs_in_as_admin(make_app, tmp_path):

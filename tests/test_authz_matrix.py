@@ -21,7 +21,7 @@ import jwt
 import pytest
 from flask import Flask
 
-from tests.support import Member, assert_api_error, seed_org
+from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org
 from weather_metrics import accounts
 
 SIGNED_IN = ("admin", "manager", "developer", "outsider")
@@ -94,7 +94,7 @@ def build_world(app: Flask, tmp_path: Path) -> World:
             "developer",
             app.extensions["weather_metrics"].passwords,
         )
-    secret = (tmp_path / "metrics.db.secret").read_text().strip()
+    secret = TEST_JWT_SECRET
     return World(app, secret, acme, other, target)
 
 

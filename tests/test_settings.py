@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, make_event
+from tests.support import ROOT, TEST_JWT_SECRET, make_event
 from weather_metrics import create_app
 from weather_metrics.db import database
 from weather_metrics.settings import SETTINGS, SettingsError, load_settings
@@ -253,7 +253,7 @@ def test_second_app_uses_its_own_database_file(tmp_path: Path) -> None:
     apps: list[Any] = []
     try:
         for path in (first_file, second_file):
-            app = create_app({"database": str(path), "rate_limit_per_minute": 100_000})
+            app = create_app({"database": str(path), "rate_limit_per_minute": 100_000, "jwt_secret": TEST_JWT_SECRET})
             apps.append(app)
             client = app.test_client()
             assert client.get("/v1/stats/overview").get_json()["summary"]["total_calls"] == 0

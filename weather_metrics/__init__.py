@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
@@ -23,7 +20,7 @@ from weather_metrics.ingest import prune_step, write_batches
 from weather_metrics.intake import EventIntake
 from weather_metrics.passwords import Passwords
 from weather_metrics.ratelimit import TokenBucketLimiter
-from weather_metrics.settings import SettingsError, load_settings
+from weather_metrics.settings import SettingsError, load_settings, require_secret
 from weather_metrics.sso import OidcVerifier
 from weather_metrics.tokens import TokenService
 from weather_metrics.writer import EventWriter
@@ -58,21 +55,6 @@ def _housekeeping(settings: dict[str, Any]) -> bool:
         settings["rollup_retention_days"],
         settings["idempotency_ttl_hours"],
     )[1]
-
-
-def _signing_secret(settings: dict[str, Any]) -> str:
-    """The configured jwt_secret, or one made once and kept beside the database."""
-    if settings["jwt_secret"]:
-        return str(settings["jwt_secret"])
-    path = Path(settings["database"]).expanduser().resolve().with_name(Path(settings["database"]).name + ".secret")
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
-    secret = path.read_text().strip()
-    if len(secret) < 32:
-        raise SettingsError(f"setting 'jwt_secret': {path} holds fewer than 32 characters")
-    return secret
 
 
 def _sso(settings: dict[str, Any]) -> OidcVerifier | None:
@@ -112,7 +94,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         limiter=TokenBucketLimiter(settings["rate_limit_per_minute"], settings["rate_limit_burst"]),
         passwords=Passwords(settings["password_time_cost"], settings["password_memory_kib"]),
         tokens=TokenService(
-            _signing_secret(settings),
+            require_secret(settings),
             settings["access_token_minutes"],
             settings["refresh_token_days"],
             settings["jwt_leeway_seconds"],

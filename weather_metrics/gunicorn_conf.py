@@ -5,9 +5,10 @@ whole service's events in shared transactions (group commit); the rate limiter a
 the Prometheus counters live in that process and so count the whole service.
 """
 
-from weather_metrics.settings import load_settings
+from weather_metrics.settings import load_settings, require_secret
 
 _settings = load_settings()
+require_secret(_settings)  # fail before forking, with the message naming the setting
 
 bind = f"{_settings['host']}:{_settings['port']}"
 workers = 1

@@ -91,8 +91,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "jwt_secret",
         "",
-        "Secret that signs access and refresh tokens, at least 32 characters. Empty: a random one "
-        "is made on first start and kept beside the database in <database>.secret (mode 600).",
+        "Secret that signs access and refresh tokens: required, at least 32 random characters. "
+        "`make run` writes a random one into config.toml on first run.",
     ),
     Setting("access_token_minutes", 15, "Lifetime of an access token.", minimum=1, maximum=1440),
     Setting("refresh_token_days", 30, "Lifetime of a login session and its refresh tokens.", minimum=1, maximum=365),
@@ -192,8 +192,18 @@ def _check_together(settings: dict[str, Any]) -> None:
             ) from None
     secret = settings["jwt_secret"]
     if secret and len(secret) < 32:
-        raise SettingsError("setting 'jwt_secret': must be at least 32 characters (or empty to generate one)")
+        raise SettingsError("setting 'jwt_secret': must be at least 32 characters")
     sso = [name for name in ("oidc_issuer", "oidc_audience", "oidc_jwks") if settings[name]]
     if sso and len(sso) < 3:
         missing = sorted({"oidc_issuer", "oidc_audience", "oidc_jwks"} - set(sso))
         raise SettingsError(f"setting '{missing[0]}': SSO needs oidc_issuer, oidc_audience and oidc_jwks together")
+
+
+def require_secret(settings: dict[str, Any]) -> str:
+    """The token signing secret; the service does not start without one."""
+    if not settings["jwt_secret"]:
+        raise SettingsError(
+            "setting 'jwt_secret': required, at least 32 characters. Set WEATHER_METRICS_JWT_SECRET "
+            "or jwt_secret in config.toml (`make run` writes a random one there)."
+        )
+    return str(settings["jwt_secret"])
