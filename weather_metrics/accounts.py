@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import Any
 
-from peewee import IntegrityError, fn
+from peewee import IntegrityError
 
 from weather_metrics.db import database
 from weather_metrics.models import ApiKey, Organization, Team, TeamMember, User
@@ -245,7 +245,3 @@ def api_key_view(key: ApiKey) -> dict[str, Any]:
         "last_used_at": key.last_used_at,
         "revoked": key.revoked_at is not None,
     }
-
-
-def organization_count() -> int:
-    return Organization.select(fn.COUNT(Organization.id)).scalar() or 0
