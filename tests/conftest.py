@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -9,6 +10,9 @@ from flask.testing import FlaskClient
 
 from tests.support import TEST_JWT_SECRET
 from weather_metrics import create_app
+
+# Tests set what they need; a developer's ./config.toml (made by `make run`) must not leak in.
+os.environ["WEATHER_METRICS_CONFIG"] = os.devnull
 
 
 @pytest.fixture

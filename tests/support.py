@@ -92,7 +92,7 @@ class Server:
             "WEATHER_METRICS_RATE_LIMIT_PER_MINUTE": "1000000",
             "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
         }
-        self.env.pop("WEATHER_METRICS_CONFIG", None)
+        self.env["WEATHER_METRICS_CONFIG"] = os.devnull  # not a developer's ./config.toml
         for key, value in settings.items():
             self.env[f"WEATHER_METRICS_{key.upper()}"] = str(value)
         self.log = database.with_suffix(".log")
