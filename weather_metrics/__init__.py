@@ -43,7 +43,7 @@ class ServiceState:
         return time.monotonic() - self.started
 
     def close(self) -> None:
-        """Write everything accepted, then release the database."""
+        """Stop the writer once everything accepted is written."""
         self.writer.close()
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from weather_metrics.bodies import MalformedJson, parse_json
 from weather_metrics.errors import invalid_request, service_unavailable, validation_failed
 from weather_metrics.ingest import PendingBatch, event_row, window_problems
 from weather_metrics.models import IdempotencyKey
@@ -59,11 +60,9 @@ class EventIntake:
     def _prepare(self, raw: bytes, idempotency_key: str | None) -> PendingBatch | dict[str, Any]:
         """The batch to queue, or the answer already given to its Idempotency-Key."""
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise invalid_request(f"Malformed JSON: {exc}") from None
-        except RecursionError:
-            raise invalid_request("Malformed JSON: nested too deeply") from None
+            body = parse_json(raw)
+        except MalformedJson as exc:
+            raise invalid_request(str(exc)) from None
         now = self._clock()
         body_hash = None
         if idempotency_key is not None:

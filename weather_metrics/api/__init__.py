@@ -12,9 +12,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
 from flask_limiter import Limiter, RateLimitExceeded
 from marshmallow import Schema, ValidationError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from weather_metrics.accounts import Conflict, NotFound
+from weather_metrics.bodies import MalformedJson, parse_json, read_body
 from weather_metrics.models import User
 from weather_metrics.stats import iso
 from weather_metrics.tokens import TokenError
@@ -104,23 +105,20 @@ def error_response(exc: Exception) -> tuple[Response, int]:
     return response, status
 
 
-def raw_body() -> bytes:
-    """The request body, read once; 413 past the limit, with or without Content-Length."""
-    if "raw_body" not in g:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise ApiProblem(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
-        raw = request.stream.read(MAX_BODY_BYTES + 1)
-        if len(raw) > MAX_BODY_BYTES:
-            raise ApiProblem(413, f"Request body exceeds {MAX_BODY_BYTES} bytes")
-        g.raw_body = raw
-    return g.raw_body  # type: ignore[no-any-return]
+def peek_body() -> dict[str, Any]:
+    """The body's JSON object for rate-limit keys, before the view runs; {} when there is none."""
+    try:
+        body = parse_json(read_body(MAX_BODY_BYTES))
+    except (MalformedJson, RequestEntityTooLarge):
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def json_body(schema: Schema) -> dict[str, Any]:
     """The request's JSON object, loaded by `schema`; 400 listing every bad field."""
     try:
-        data = json.loads(raw_body() or b"null")
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = parse_json(read_body(MAX_BODY_BYTES) or b"null")
+    except MalformedJson:
         raise ApiProblem(400, "Malformed JSON") from None
     if not isinstance(data, dict):
         raise ApiProblem(400, "Request body must be a JSON object")
@@ -129,6 +127,10 @@ def json_body(schema: Schema) -> dict[str, Any]:
     except UnicodeEncodeError:  # a lone surrogate such as "\ud800": valid JSON, but not text
         raise ApiProblem(400, "Request body holds a string that is not valid Unicode") from None
     return load(schema, data)
+
+
+def pagination(page: int, limit: int, total: int) -> dict[str, int]:
+    return {"page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit}
 
 
 def load(schema: Schema, data: Any) -> dict[str, Any]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts import user_view
-from weather_metrics.api import ApiProblem, authenticated, bp, client_ip, json_body, limiter, raw_body
+from weather_metrics.api import ApiProblem, authenticated, bp, client_ip, json_body, limiter, peek_body
 from weather_metrics.api.schemas import LoginSchema, RefreshSchema
 from weather_metrics.models import User
 from weather_metrics.sso import SsoError
@@ -22,23 +20,15 @@ def _settings(name: str) -> str:
     return str(current_app.extensions["weather_metrics"].settings[name])
 
 
-def _login_body() -> dict[str, object]:
-    try:
-        body = json.loads(raw_body())
-    except (ValueError, UnicodeDecodeError, RecursionError, ApiProblem):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _login_email() -> str:
     """Rate-limit key per account: the email asked for, whatever it is."""
-    email = _login_body().get("email")
+    email = peek_body().get("email")
     return f"login:{email.lower()}" if isinstance(email, str) else "login-ip:" + client_ip()
 
 
 def _is_sso() -> bool:
     """SSO logins name no account before the token is checked; the per-IP limit covers them."""
-    return "sso_token" in _login_body()
+    return "sso_token" in peek_body()
 
 
 @bp.post("/auth/login")

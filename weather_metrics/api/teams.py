@@ -6,9 +6,8 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics import accounts
-from weather_metrics.api import authenticated, bp, current_user, json_body, load
+from weather_metrics.api import authenticated, bp, current_user, json_body, load, pagination
 from weather_metrics.api.schemas import MemberSchema, TeamCreateSchema, TeamQuerySchema
-from weather_metrics.api.users import _pagination
 
 MANAGERS = ("admin", "manager")
 
@@ -24,7 +23,7 @@ def list_teams() -> ResponseReturnValue:
     return jsonify(
         {
             "teams": [accounts.team_view(t, query["include_members"], show_emails) for t in teams],
-            "pagination": _pagination(query["page"], query["limit"], total),
+            "pagination": pagination(query["page"], query["limit"], total),
         }
     )
 

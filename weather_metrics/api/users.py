@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app, g, jsonify, request
@@ -18,7 +17,8 @@ from weather_metrics.api import (
     json_body,
     limiter,
     load,
-    raw_body,
+    pagination,
+    peek_body,
 )
 from weather_metrics.api.schemas import UserCreateSchema, UserQuerySchema, UserUpdateSchema
 from weather_metrics.db import write_transaction
@@ -26,10 +26,6 @@ from weather_metrics.models import User
 from weather_metrics.passwords import PasswordPolicyError
 
 ADMIN_ONLY_FIELDS = ("role", "active")
-
-
-def _pagination(page: int, limit: int, total: int) -> dict[str, int]:
-    return {"page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit}
 
 
 @bp.get("/users")
@@ -49,7 +45,7 @@ def list_users() -> ResponseReturnValue:
     return jsonify(
         {
             "users": [accounts.user_view(u) for u in users],
-            "pagination": _pagination(query["page"], query["limit"], total),
+            "pagination": pagination(query["page"], query["limit"], total),
         }
     )
 
@@ -101,11 +97,7 @@ def _own_account_key() -> str:
 
 
 def _not_a_password_change() -> bool:
-    try:
-        body = json.loads(raw_body())
-    except (ValueError, UnicodeDecodeError, RecursionError, ApiProblem):
-        return True
-    return not isinstance(body, dict) or "password" not in body or _own_account() is None
+    return "password" not in peek_body() or _own_account() is None
 
 
 # A refused change of your own password (a wrong current_password) counts as a failed

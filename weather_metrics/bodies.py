@@ -1,0 +1,36 @@
+"""Reading request bodies, for every surface: a size limit that holds without Content-Length, and JSON."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import g, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+
+class MalformedJson(ValueError):
+    """The body is not JSON; the message says why."""
+
+
+def read_body(limit: int) -> bytes:
+    """The request body, read once per request; 413 past `limit` bytes, whether or not Content-Length was sent."""
+    if "raw_body" not in g:
+        too_large = RequestEntityTooLarge(f"Request body exceeds {limit} bytes")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large
+        raw = request.stream.read(limit + 1)
+        if len(raw) > limit:
+            raise too_large
+        g.raw_body = raw
+    return g.raw_body  # type: ignore[no-any-return]
+
+
+def parse_json(raw: bytes) -> Any:
+    """The JSON value of `raw`; MalformedJson for anything json.loads would choke on."""
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedJson(f"Malformed JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson("Malformed JSON: nested too deeply") from None
