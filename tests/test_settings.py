@@ -273,3 +273,10 @@ def test_second_app_uses_its_own_database_file(tmp_path: Path) -> None:
 def test_values_past_a_settings_maximum_stop_start_up(key, value):
     with pytest.raises(SettingsError, match=f"setting '{key}': must be at most"):
         load_settings({key: value}, environ={})
+
+
+def test_config_example_is_what_the_settings_table_says():
+    """Regenerate with: make config-example"""
+    from weather_metrics.settings import example_config
+
+    assert EXAMPLE.read_text() == example_config()
