@@ -75,6 +75,20 @@ limiter = Limiter(key_func=client_ip, storage_uri="memory://", headers_enabled=T
 limiter.limit(lambda: current_app.extensions["weather_metrics"].settings["api_rate_limit"], key_func=caller_key)(bp)
 
 
+def account_limit(key_func: Callable[[], str], **options: Any) -> Callable[..., Any]:
+    """The per-account login limit: every route that tests an account's password shares it."""
+    return limiter.shared_limit(
+        lambda: current_app.extensions["weather_metrics"].settings["login_rate_limit_per_account"],
+        scope="login-account",
+        key_func=key_func,
+        **options,
+    )
+
+
+def account_key(email: str) -> str:
+    return f"login:{email.lower()}"
+
+
 def error_response(exc: Exception) -> tuple[Response, int]:
     """{"error": {"code", "message", "details", "timestamp", "request_id"}} for any exception."""
     headers: list[tuple[str, str]] = []

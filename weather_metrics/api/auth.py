@@ -6,14 +6,23 @@ from flask import current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts import user_view
-from weather_metrics.api import ApiProblem, authenticated, bp, client_ip, json_body, limiter, peek_body
+from weather_metrics.api import (
+    ApiProblem,
+    account_key,
+    account_limit,
+    authenticated,
+    bp,
+    client_ip,
+    json_body,
+    limiter,
+    peek_body,
+)
 from weather_metrics.api.schemas import LoginSchema, RefreshSchema
 from weather_metrics.models import User
 from weather_metrics.sso import SsoError
 from weather_metrics.tokens import TokenError
 
 BAD_LOGIN = "Email or password is incorrect"
-ACCOUNT_SCOPE = "login-account"  # shared with password changes, see api/users.py
 
 
 def _settings(name: str) -> str:
@@ -23,7 +32,7 @@ def _settings(name: str) -> str:
 def _login_email() -> str:
     """Rate-limit key per account: the email asked for, whatever it is."""
     email = peek_body().get("email")
-    return f"login:{email.lower()}" if isinstance(email, str) else "login-ip:" + client_ip()
+    return account_key(email) if isinstance(email, str) else "login-ip:" + client_ip()
 
 
 def _is_sso() -> bool:
@@ -33,9 +42,7 @@ def _is_sso() -> bool:
 
 @bp.post("/auth/login")
 @limiter.limit(lambda: _settings("login_rate_limit_per_ip"), key_func=lambda: "login-ip:" + client_ip())
-@limiter.shared_limit(
-    lambda: _settings("login_rate_limit_per_account"), scope=ACCOUNT_SCOPE, key_func=_login_email, exempt_when=_is_sso
-)
+@account_limit(_login_email, exempt_when=_is_sso)
 def login() -> ResponseReturnValue:
     """Exchange an email and password, or an SSO ID token, for tokens."""
     state = current_app.extensions["weather_metrics"]

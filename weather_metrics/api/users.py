@@ -10,12 +10,13 @@ from flask.typing import ResponseReturnValue
 from weather_metrics import accounts
 from weather_metrics.api import (
     ApiProblem,
+    account_key,
+    account_limit,
     authenticated,
     bp,
     caller_key,
     current_user,
     json_body,
-    limiter,
     load,
     pagination,
     peek_body,
@@ -93,7 +94,7 @@ def _own_account() -> User | None:
 
 def _own_account_key() -> str:
     user = _own_account()
-    return f"login:{user.email}" if user else "login:"
+    return account_key(user.email) if user else "login:"
 
 
 def _not_a_password_change() -> bool:
@@ -103,10 +104,8 @@ def _not_a_password_change() -> bool:
 # A refused change of your own password (a wrong current_password) counts as a failed
 # login, so a stolen access token cannot guess the password faster than the login form.
 @bp.put("/users/<user_id>")
-@limiter.shared_limit(
-    lambda: current_app.extensions["weather_metrics"].settings["login_rate_limit_per_account"],
-    scope="login-account",
-    key_func=_own_account_key,
+@account_limit(
+    _own_account_key,
     exempt_when=_not_a_password_change,
     deduct_when=lambda response: response.status_code == 403,
 )
