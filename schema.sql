@@ -1,6 +1,7 @@
 -- weather_metrics schema. The service applies it at start (see weather_metrics/db.py).
 -- Times are Unix seconds (UTC); `hour` and `day` columns hold the start of the bucket.
--- Portable SQL; SQLite-only pragmas and statements live in weather_metrics/db.py.
+-- SQLite dialect: organization rollups are WITHOUT ROWID, so a range scan reads rows in
+-- key order without a second lookup. Pragmas live in weather_metrics/db.py.
 
 CREATE TABLE IF NOT EXISTS schema_version (
     version INTEGER NOT NULL
@@ -100,7 +101,9 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_created_at ON idempotency_keys (crea
 CREATE TABLE IF NOT EXISTS organizations (
     id TEXT NOT NULL PRIMARY KEY,
     name TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    -- IANA zone that day, week and month periods follow (schema version 3).
+    time_zone TEXT NOT NULL DEFAULT 'UTC'
 );
 
 CREATE TABLE IF NOT EXISTS users (
@@ -167,3 +170,118 @@ CREATE TABLE IF NOT EXISTS api_keys (
     revoked_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS api_keys_organization ON api_keys (organization_id);
+
+-- Organization metrics (schema version 3). Raw rows are kept for `retention_days`;
+-- queries read the rollups below, which every commit updates in the same transaction.
+-- `user_id` is the matched user of the organization, or NULL (`user_identifier` keeps
+-- what the MCP server sent).
+CREATE TABLE IF NOT EXISTS agent_executions (
+    id INTEGER PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    occurred_at REAL NOT NULL,
+    hour INTEGER NOT NULL,
+    session_id TEXT,
+    user_id TEXT,
+    user_identifier TEXT,
+    agent_name TEXT NOT NULL,
+    command TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    latency_bucket INTEGER NOT NULL,
+    success INTEGER NOT NULL,
+    error_details TEXT,
+    metadata TEXT
+);
+CREATE INDEX IF NOT EXISTS agent_executions_hour ON agent_executions (hour);
+
+-- Whole-organization figures per agent and hour; per-user ones for narrower scopes.
+CREATE TABLE IF NOT EXISTS agent_hourly (
+    organization_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    duration_sum REAL NOT NULL,
+    PRIMARY KEY (organization_id, hour, agent_name, success)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS agent_user_hourly (
+    organization_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    duration_sum REAL NOT NULL,
+    PRIMARY KEY (organization_id, user_id, hour, agent_name, success)
+) WITHOUT ROWID;
+
+-- Log-scale duration histograms per UTC day (see weather_metrics/histogram.py).
+CREATE TABLE IF NOT EXISTS agent_latency_daily (
+    organization_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (organization_id, day, agent_name, success, bucket)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS agent_user_latency_daily (
+    organization_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (organization_id, user_id, day, agent_name, success, bucket)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS productivity_metrics (
+    id INTEGER PRIMARY KEY,
+    organization_id TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    occurred_at REAL NOT NULL,
+    hour INTEGER NOT NULL,
+    metric_type TEXT NOT NULL,
+    value REAL NOT NULL,
+    user_id TEXT,
+    team_id TEXT,
+    metadata TEXT
+);
+CREATE INDEX IF NOT EXISTS productivity_metrics_hour ON productivity_metrics (hour);
+
+-- Per metric type, hour, user and team; '' stands for "none given".
+CREATE TABLE IF NOT EXISTS productivity_hourly (
+    organization_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    metric_type TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    team_id TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    value_sum REAL NOT NULL,
+    value_min REAL NOT NULL,
+    value_max REAL NOT NULL,
+    PRIMARY KEY (organization_id, hour, metric_type, user_id, team_id)
+) WITHOUT ROWID;
+
+-- Dashboards: scope user (owner only), team (its members) or organization (everyone).
+CREATE TABLE IF NOT EXISTS dashboards (
+    id TEXT NOT NULL PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id),
+    owner_id TEXT NOT NULL REFERENCES users (id),
+    scope TEXT NOT NULL,
+    team_id TEXT REFERENCES teams (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    layout TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    is_default INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dashboards_organization ON dashboards (organization_id, scope);
+CREATE INDEX IF NOT EXISTS dashboards_team ON dashboards (team_id);

@@ -129,11 +129,14 @@ def test_opening_another_file_uses_that_file(tmp_path):
 
 
 def test_rollup_statements_read_only_the_new_rows(app):
-    """Every rollup statement searches the rowid range; none scans the events table."""
+    """Every rollup statement searches the rowid range; none scans its raw table."""
     from weather_metrics.db import database
-    from weather_metrics.ingest import _statements
+    from weather_metrics.ingest import EVENTS, compiled
+    from weather_metrics.orgingest import AGENTS, PRODUCTIVITY
 
     with database.connection_context():
-        for sql, params in _statements.rollups(since_id=0):
+        statements = [s for kind in (EVENTS, AGENTS, PRODUCTIVITY) for s in compiled(kind).rollups(since_id=0)]
+        assert len(statements) == 12
+        for sql, params in statements:
             plan = " | ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "SCAN t1" not in plan and "rowid>?" in plan, plan

@@ -7,7 +7,7 @@ from pathlib import Path
 from playhouse.pool import PooledSqliteDatabase
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Bound by `open_database`; models in models.py use it.
 database = PooledSqliteDatabase(None)
@@ -49,8 +49,10 @@ def apply_schema() -> None:
     current = row[0] if row else None
     if current is not None and current > SCHEMA_VERSION:
         raise RuntimeError(f"database schema version {current} is newer than this release ({SCHEMA_VERSION})")
-    # Version 2 only added tables, which the script above creates. Versions that change
-    # existing tables add their steps here, keyed by the version they start from.
+    # Versions 2 and 3 added tables, which the script above creates; version 3 also added
+    # a column to an existing table.
+    if current is not None and current < 3:
+        database.execute_sql("ALTER TABLE organizations ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'")
     if current != SCHEMA_VERSION:
         database.execute_sql("DELETE FROM schema_version")
         database.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))

@@ -18,11 +18,19 @@ from peewee import EXCLUDED, Case, fn
 from weather_metrics.db import database, write_transaction
 from weather_metrics.histogram import latency_bucket
 from weather_metrics.models import (
+    AgentExecution,
+    AgentHourly,
+    AgentLatencyDaily,
+    AgentUserHourly,
+    AgentUserLatencyDaily,
+    ApiKey,
     CountryDaily,
     ErrorDaily,
     Event,
     IdempotencyKey,
     LatencyDaily,
+    ProductivityHourly,
+    ProductivityMetric,
     ServiceDaily,
     Session,
     ToolHourly,
@@ -54,6 +62,19 @@ EVENT_COLUMNS = (
 )
 
 
+@dataclass(frozen=True, eq=False)
+class RowKind:
+    """A table the writer appends rows to, with the rollups folded from each commit's rows.
+
+    `rollups` builds INSERT ... SELECT ... ON CONFLICT queries over the rows with
+    `id > SINCE`; they are compiled once and bound to the commit's first new id.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    rollups: Callable[[], list[Any]]
+
+
 @dataclass(eq=False)
 class PendingBatch:
     """One accepted request on its way to the database."""
@@ -62,6 +83,8 @@ class PendingBatch:
     response: dict[str, Any]
     idempotency_key: str | None = None
     body_hash: str | None = None
+    kind: RowKind | None = None  # None: /v1 events
+    api_key_id: str | None = None  # the key that sent it: its last_used_at is set on commit
     # Filled in by write_batches: the answer to give (the original one for a replay), or
     # `key_conflict` when the Idempotency-Key was already used for a different body.
     result: dict[str, Any] | None = field(default=None, repr=False)
@@ -128,12 +151,12 @@ def _later(model: Any, name: str) -> dict[Any, Any]:
     return {ours: Case(None, [(theirs > ours, theirs)], ours)}
 
 
-_SINCE = -987_654_321  # stands for "id of the last row before this transaction"
+SINCE = -987_654_321  # stands for "id of the last row before this transaction"
 
 
 def _rollup_queries() -> list[Any]:
     """INSERT ... SELECT ... ON CONFLICT statements folding new rows into every rollup."""
-    new = Event.id > _SINCE
+    new = Event.id > SINCE
     # `+ 0` keeps the planner on the rowid range: grouping by the bare column would make
     # it walk the whole timestamp index instead (390 ms a commit on 10M rows).
     hour = Event.timestamp_hour + 0
@@ -218,19 +241,23 @@ def _rollup_queries() -> list[Any]:
     ]
 
 
-class _CompiledStatements:
-    """SQL built once per process; peewee's query builder is too slow for every commit."""
+EVENTS = RowKind("events", EVENT_COLUMNS, _rollup_queries)
 
-    def __init__(self) -> None:
+
+class _CompiledStatements:
+    """SQL built once per process and kind; peewee's query builder is too slow for every commit."""
+
+    def __init__(self, kind: RowKind) -> None:
+        self.kind = kind
         self._rollups: list[tuple[str, list[Any], int]] | None = None
         self._inserts: dict[int, str] = {}
 
     def rollups(self, since_id: int) -> list[tuple[str, list[Any]]]:
         if self._rollups is None:
             compiled = []
-            for query in _rollup_queries():
+            for query in self.kind.rollups():
                 sql, params = query.sql()
-                compiled.append((sql, params, params.index(_SINCE)))
+                compiled.append((sql, params, params.index(SINCE)))
             self._rollups = compiled
         out = []
         for sql, params, slot in self._rollups:
@@ -239,29 +266,42 @@ class _CompiledStatements:
             out.append((sql, bound))
         return out
 
-    def insert_events(self, count: int) -> str:
+    def insert(self, count: int) -> str:
         sql = self._inserts.get(count)
         if sql is None:
             p = database.param
-            one = "(" + ", ".join([p] * len(EVENT_COLUMNS)) + ")"
-            sql = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES " + ", ".join([one] * count)
+            one = "(" + ", ".join([p] * len(self.kind.columns)) + ")"
+            sql = f"INSERT INTO {self.kind.table} ({', '.join(self.kind.columns)}) VALUES " + ", ".join([one] * count)
             self._inserts[count] = sql
         return sql
 
 
-_statements = _CompiledStatements()
+_statements: dict[RowKind, _CompiledStatements] = {}
 # Rows per multi-row INSERT: powers of two keep few statements cached, under SQLite's
 # 32,766 bound parameters.
 _CHUNKS = (1024, 256, 64, 16, 4, 1)
 
 
-def _insert_rows(rows: list[tuple[Any, ...]]) -> None:
+def compiled(kind: RowKind) -> _CompiledStatements:
+    """The kind's SQL, compiled on first use."""
+    statements = _statements.get(kind)
+    if statements is None:
+        statements = _statements[kind] = _CompiledStatements(kind)
+    return statements
+
+
+def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
+    """Append rows of one kind and fold them into its rollups."""
+    statements = compiled(kind)
+    before = database.execute_sql(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
     start = 0
     for size in _CHUNKS:
         while len(rows) - start >= size:
             params = [value for row in rows[start : start + size] for value in row]
-            database.execute_sql(_statements.insert_events(size), params)
+            database.execute_sql(statements.insert(size), params)
             start += size
+    for sql, params in statements.rollups(before):
+        database.execute_sql(sql, params)
 
 
 def _claim_key(batch: PendingBatch, now: int, ttl: int) -> bool:
@@ -297,23 +337,26 @@ def _claim_key(batch: PendingBatch, now: int, ttl: int) -> bool:
 def write_batches(
     batches: list[PendingBatch], clock: Callable[[], float] | None = None, idempotency_ttl: int = 86400
 ) -> int:
-    """Write batches and fold them into the rollups in one transaction; returns rows stored."""
+    """Write batches of any kind and fold them into the rollups in one transaction; returns rows stored."""
     now = int((clock or _now)())
     stored = 0
     with write_transaction():
-        before = database.execute_sql("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-        rows: list[tuple[Any, ...]] = []
+        by_kind: dict[RowKind, list[tuple[Any, ...]]] = {}
+        api_keys = set()
         for batch in batches:
             if batch.idempotency_key and not _claim_key(batch, now, idempotency_ttl):
                 continue
             batch.result = batch.response
             batch.stored = len(batch.rows)
-            rows.extend(batch.rows)
-        if rows:
-            _insert_rows(rows)
-            for sql, params in _statements.rollups(before):
-                database.execute_sql(sql, params)
-            stored = len(rows)
+            by_kind.setdefault(batch.kind or EVENTS, []).extend(batch.rows)
+            if batch.api_key_id is not None:
+                api_keys.add(batch.api_key_id)
+        for kind, rows in by_kind.items():
+            if rows:
+                _write_rows(kind, rows)
+                stored += len(rows)
+        if api_keys:
+            ApiKey.update(last_used_at=now).where(ApiKey.id.in_(sorted(api_keys))).execute()
     return stored
 
 
@@ -330,16 +373,26 @@ def prune_step(
     large prune (after `retention_days` is lowered, say).
     """
     event_cutoff = int((now - timedelta(days=retention_days)).timestamp()) // HOUR * HOUR
-    with write_transaction():
-        doomed = Event.select(Event.id).where(Event.timestamp_hour < event_cutoff).limit(chunk)
-        deleted = Event.delete().where(Event.id.in_(doomed)).execute()
-    if deleted == chunk:
-        return deleted, True
+    deleted = 0
+    for model, hour in (
+        (Event, Event.timestamp_hour),
+        (AgentExecution, AgentExecution.hour),
+        (ProductivityMetric, ProductivityMetric.hour),
+    ):
+        with write_transaction():
+            doomed = model.select(model.id).where(hour < event_cutoff).limit(chunk)
+            removed = model.delete().where(model.id.in_(doomed)).execute()
+        deleted += removed
+        if removed == chunk:
+            return deleted, True
     rollup_cutoff = int((now - timedelta(days=rollup_retention_days)).timestamp()) // DAY * DAY
     key_cutoff = int((now - timedelta(hours=idempotency_ttl_hours)).timestamp())
     with write_transaction():
-        deleted += ToolHourly.delete().where(ToolHourly.hour < rollup_cutoff).execute()
+        for model in (ToolHourly, AgentHourly, AgentUserHourly, ProductivityHourly):
+            deleted += model.delete().where(model.hour < rollup_cutoff).execute()
         for model in (LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily):
+            deleted += model.delete().where(model.day < rollup_cutoff).execute()
+        for model in (AgentLatencyDaily, AgentUserLatencyDaily):
             deleted += model.delete().where(model.day < rollup_cutoff).execute()
         deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()

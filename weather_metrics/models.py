@@ -129,6 +129,7 @@ class Organization(BaseModel):
     id = TextField(primary_key=True)
     name = TextField()
     created_at = IntegerField()
+    time_zone = TextField(default="UTC")
 
     class Meta:
         table_name = "organizations"
@@ -215,6 +216,147 @@ class ApiKey(BaseModel):
         table_name = "api_keys"
 
 
+class AgentExecution(BaseModel):
+    id = AutoField()
+    organization_id = TextField()
+    batch_id = TextField()
+    received_at = IntegerField()
+    occurred_at = FloatField()
+    hour = IntegerField()
+    session_id = TextField(null=True)
+    user_id = TextField(null=True)
+    user_identifier = TextField(null=True)
+    agent_name = TextField()
+    command = TextField()
+    duration_ms = FloatField()
+    latency_bucket = IntegerField()
+    success = BooleanField()
+    error_details = TextField(null=True)
+    metadata = TextField(null=True)
+
+    class Meta:
+        table_name = "agent_executions"
+
+
+class AgentHourly(BaseModel):
+    organization_id = TextField()
+    hour = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    calls = IntegerField()
+    duration_sum = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "hour", "agent_name", "success")
+        without_rowid = True
+
+
+class AgentUserHourly(BaseModel):
+    organization_id = TextField()
+    user_id = TextField()
+    hour = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    calls = IntegerField()
+    duration_sum = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "user_id", "hour", "agent_name", "success")
+        without_rowid = True
+
+
+class AgentLatencyDaily(BaseModel):
+    organization_id = TextField()
+    day = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "day", "agent_name", "success", "bucket")
+        without_rowid = True
+
+
+class AgentUserLatencyDaily(BaseModel):
+    organization_id = TextField()
+    user_id = TextField()
+    day = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "user_id", "day", "agent_name", "success", "bucket")
+        without_rowid = True
+
+
+class ProductivityMetric(BaseModel):
+    id = AutoField()
+    organization_id = TextField()
+    batch_id = TextField()
+    received_at = IntegerField()
+    occurred_at = FloatField()
+    hour = IntegerField()
+    metric_type = TextField()
+    value = FloatField()
+    user_id = TextField(null=True)
+    team_id = TextField(null=True)
+    metadata = TextField(null=True)
+
+    class Meta:
+        table_name = "productivity_metrics"
+
+
+class ProductivityHourly(BaseModel):
+    organization_id = TextField()
+    hour = IntegerField()
+    metric_type = TextField()
+    user_id = TextField()  # '' when none was given
+    team_id = TextField()  # '' when none was given
+    samples = IntegerField()
+    value_sum = FloatField()
+    value_min = FloatField()
+    value_max = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "hour", "metric_type", "user_id", "team_id")
+        without_rowid = True
+
+
+class Dashboard(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str  # peewee's accessor for the key
+    owner = ForeignKeyField(User, column_name="owner_id")
+    owner_id: str
+    scope = TextField()
+    team = ForeignKeyField(Team, column_name="team_id", null=True, on_delete="CASCADE")
+    team_id: str | None
+    name = TextField()
+    description = TextField()
+    layout = TextField()  # JSON list of widgets
+    filters = TextField()  # JSON object
+    is_default = BooleanField()
+    created_at = IntegerField()
+    updated_at = IntegerField()
+
+    class Meta:
+        table_name = "dashboards"
+
+
 ROLLUP_MODELS = (ToolHourly, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily)
+ORG_ROLLUP_MODELS = (AgentHourly, AgentUserHourly, AgentLatencyDaily, AgentUserLatencyDaily, ProductivityHourly)
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
-ALL_MODELS = (Event, *ROLLUP_MODELS, Session, IdempotencyKey, *ACCOUNT_MODELS)
+ALL_MODELS = (
+    Event,
+    *ROLLUP_MODELS,
+    Session,
+    IdempotencyKey,
+    *ACCOUNT_MODELS,
+    AgentExecution,
+    ProductivityMetric,
+    *ORG_ROLLUP_MODELS,
+    Dashboard,
+)

@@ -112,6 +112,34 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("oidc_issuer", "", "SSO: issuer (iss) of accepted ID tokens; empty turns SSO off."),
     Setting("oidc_audience", "", "SSO: audience (aud) ID tokens must name, usually the client id."),
     Setting("oidc_jwks", "", "SSO: the identity provider's keys, a JWKS file path or an https:// URL."),
+    Setting(
+        "mcp_rate_limit", "10000 per minute", "Requests allowed to one organization's API keys on /mcp/metrics/collect."
+    ),
+    Setting(
+        "metrics_ingest_rate_limit",
+        "10000 per hour",
+        "Requests allowed to one organization on POST /api/metrics/productivity and /agents.",
+    ),
+    Setting(
+        "metrics_max_items", 1000, "Most metrics or executions in one ingestion request.", minimum=1, maximum=10_000
+    ),
+    Setting(
+        "metrics_max_body_bytes",
+        1_048_576,
+        "Largest ingestion request body on /api/metrics and /mcp, in bytes (larger: 413).",
+        minimum=1024,
+        maximum=64 * 1_048_576,
+    ),
+    Setting(
+        "clock_skew_seconds",
+        300,
+        "How far in the future an organization metric's timestamp may be (clock skew of senders).",
+        minimum=0,
+        maximum=86400,
+    ),
+    Setting(
+        "metrics_max_range_days", 400, "Longest date range of one metrics or analytics query.", minimum=1, maximum=3650
+    ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -179,7 +207,13 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
     return settings
 
 
-RATE_LIMIT_SETTINGS = ("api_rate_limit", "login_rate_limit_per_ip", "login_rate_limit_per_account")
+RATE_LIMIT_SETTINGS = (
+    "api_rate_limit",
+    "login_rate_limit_per_ip",
+    "login_rate_limit_per_account",
+    "mcp_rate_limit",
+    "metrics_ingest_rate_limit",
+)
 
 
 def _check_together(settings: dict[str, Any]) -> None:

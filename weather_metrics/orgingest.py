@@ -1,0 +1,418 @@
+"""Organization metrics on their way in: validation, rows, and the rollups each commit updates.
+
+Agent executions (from /mcp/metrics/collect and POST /api/metrics/agents) and productivity
+metrics (POST /api/metrics/productivity) go through the same writer as /v1 events: each is
+a `RowKind` that `ingest.write_batches` appends and folds into its rollups in the commit.
+
+The validators are plain Python on the hot path; `api/schemas.py` holds the marshmallow
+contract, and tests/test_org_validation_equivalence.py holds both to the same verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from peewee import EXCLUDED, Case, fn
+
+from weather_metrics.histogram import latency_bucket
+from weather_metrics.ingest import DAY, HOUR, SINCE, RowKind
+from weather_metrics.models import (
+    AgentExecution,
+    AgentHourly,
+    AgentLatencyDaily,
+    AgentUserHourly,
+    AgentUserLatencyDaily,
+    ProductivityHourly,
+    ProductivityMetric,
+)
+from weather_metrics.validation import parse_timestamp
+
+MAX_AGENT_NAME = 128
+MAX_COMMAND = 2048
+MAX_ERROR_DETAILS = 4096
+MAX_IDENTIFIER = 256
+MAX_SESSION_ID = 128
+MAX_METADATA_BYTES = 4096
+MAX_EXECUTION_MS = 86_400_000  # one day
+MAX_ABS_VALUE = 1e12
+METRIC_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+
+# Messages shared with the marshmallow contract.
+REQUIRED = "Missing data for required field."
+UNKNOWN = "Unknown field."
+NOT_OBJECT = "Must be an object."
+NOT_STRING = "Must be a string."
+NOT_NUMBER = "Must be a finite number."
+NOT_BOOLEAN = "Must be a boolean."
+NOT_TIMESTAMP = "Must be an ISO 8601 date-time."
+BAD_METRIC_TYPE = "Must match [a-z][a-z0-9_.-]{0,63}."
+BAD_TEXT = "Must not contain control characters."
+
+
+def length_message(low: int, high: int) -> str:
+    return f"Length must be between {low} and {high}."
+
+
+def range_message(low: float, high: float) -> str:
+    return f"Must be between {low:g} and {high:g}."
+
+
+AGENT_FIELDS = {
+    "session_id",
+    "user_identifier",
+    "user_id",
+    "agent_name",
+    "command",
+    "execution_time_ms",
+    "success",
+    "error_details",
+    "metadata",
+    "timestamp",
+}
+PRODUCTIVITY_FIELDS = {"timestamp", "type", "value", "metadata", "user_id", "team_id"}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _text(item: dict[str, Any], name: str, low: int, high: int, problems: dict[str, str], prefix: str) -> None:
+    value = item.get(name)
+    if value is None:
+        return
+    if not isinstance(value, str):
+        problems[prefix + name] = NOT_STRING
+    elif not low <= len(value) <= high:
+        problems[prefix + name] = length_message(low, high)
+    elif _CONTROL.search(value):
+        problems[prefix + name] = BAD_TEXT
+
+
+def _required(item: dict[str, Any], names: tuple[str, ...], problems: dict[str, str], prefix: str) -> None:
+    for name in names:
+        if item.get(name) is None:
+            problems[prefix + name] = REQUIRED
+
+
+def _metadata(item: dict[str, Any], problems: dict[str, str], prefix: str) -> None:
+    value = item.get("metadata")
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        problems[prefix + "metadata"] = NOT_OBJECT
+    elif len(_dump(value)) > MAX_METADATA_BYTES:
+        problems[prefix + "metadata"] = f"Must be at most {MAX_METADATA_BYTES} bytes of JSON."
+
+
+def _number(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _timestamp(item: dict[str, Any], window: tuple[datetime, datetime], problems: dict[str, str], prefix: str) -> None:
+    value = item.get("timestamp")
+    if value is None:
+        return
+    moment = parse_timestamp(value) if isinstance(value, str) else None
+    if moment is None:
+        problems[prefix + "timestamp"] = NOT_TIMESTAMP
+    elif moment > window[1]:
+        problems[prefix + "timestamp"] = "Must not be in the future (beyond the allowed clock skew)."
+    elif moment < window[0]:
+        problems[prefix + "timestamp"] = "Older than the retention period."
+
+
+def accepted_window(now: datetime, retention_days: int, skew_seconds: int) -> tuple[datetime, datetime]:
+    """The earliest and latest timestamps the service accepts at `now`."""
+    return now - timedelta(days=retention_days), now + timedelta(seconds=skew_seconds)
+
+
+def agent_problems(item: Any, window: tuple[datetime, datetime], prefix: str = "") -> dict[str, str]:
+    """What is wrong with one agent execution, by field; empty when it is valid."""
+    if not isinstance(item, dict):
+        return {prefix.rstrip(".") or "_body": NOT_OBJECT}
+    problems: dict[str, str] = {}
+    for name in item.keys() - AGENT_FIELDS:
+        problems[prefix + name] = UNKNOWN
+    _required(item, ("agent_name", "command", "execution_time_ms", "success", "timestamp"), problems, prefix)
+    _text(item, "agent_name", 1, MAX_AGENT_NAME, problems, prefix)
+    _text(item, "command", 1, MAX_COMMAND, problems, prefix)
+    _text(item, "session_id", 1, MAX_SESSION_ID, problems, prefix)
+    _text(item, "user_identifier", 1, MAX_IDENTIFIER, problems, prefix)
+    _text(item, "user_id", 1, MAX_IDENTIFIER, problems, prefix)
+    _text(item, "error_details", 0, MAX_ERROR_DETAILS, problems, prefix)
+    duration = item.get("execution_time_ms")
+    if duration is not None:
+        if not _number(duration):
+            problems[prefix + "execution_time_ms"] = NOT_NUMBER
+        elif not 0 <= duration <= MAX_EXECUTION_MS:
+            problems[prefix + "execution_time_ms"] = range_message(0, MAX_EXECUTION_MS)
+    success = item.get("success")
+    if success is not None and not isinstance(success, bool):
+        problems[prefix + "success"] = NOT_BOOLEAN
+    _metadata(item, problems, prefix)
+    _timestamp(item, window, problems, prefix)
+    return problems
+
+
+def productivity_problems(item: Any, window: tuple[datetime, datetime], prefix: str = "") -> dict[str, str]:
+    """What is wrong with one productivity metric, by field; empty when it is valid."""
+    if not isinstance(item, dict):
+        return {prefix.rstrip(".") or "_body": NOT_OBJECT}
+    problems: dict[str, str] = {}
+    for name in item.keys() - PRODUCTIVITY_FIELDS:
+        problems[prefix + name] = UNKNOWN
+    _required(item, ("timestamp", "type", "value"), problems, prefix)
+    kind = item.get("type")
+    if kind is not None and not (isinstance(kind, str) and METRIC_TYPE.fullmatch(kind)):
+        problems[prefix + "type"] = BAD_METRIC_TYPE
+    value = item.get("value")
+    if value is not None:
+        if not _number(value):
+            problems[prefix + "value"] = NOT_NUMBER
+        elif not -MAX_ABS_VALUE <= value <= MAX_ABS_VALUE:
+            problems[prefix + "value"] = range_message(-MAX_ABS_VALUE, MAX_ABS_VALUE)
+    _text(item, "user_id", 1, MAX_IDENTIFIER, problems, prefix)
+    _text(item, "team_id", 1, MAX_IDENTIFIER, problems, prefix)
+    _metadata(item, problems, prefix)
+    _timestamp(item, window, problems, prefix)
+    return problems
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _moment(item: dict[str, Any]) -> float:
+    moment = parse_timestamp(item["timestamp"])
+    assert moment is not None  # validated before
+    return moment.timestamp()
+
+
+AGENT_COLUMNS = (
+    "organization_id",
+    "batch_id",
+    "received_at",
+    "occurred_at",
+    "hour",
+    "session_id",
+    "user_id",
+    "user_identifier",
+    "agent_name",
+    "command",
+    "duration_ms",
+    "latency_bucket",
+    "success",
+    "error_details",
+    "metadata",
+)
+
+
+def agent_row(org_id: str, batch_id: str, received_at: int, item: dict[str, Any], user_id: str | None) -> tuple:
+    """The agent_executions row of one validated execution."""
+    occurred = _moment(item)
+    duration = item["execution_time_ms"]
+    metadata = item.get("metadata")
+    return (
+        org_id,
+        batch_id,
+        received_at,
+        occurred,
+        int(occurred) // HOUR * HOUR,
+        item.get("session_id"),
+        user_id,
+        item.get("user_identifier"),
+        item["agent_name"],
+        item["command"],
+        float(duration),
+        latency_bucket(duration),
+        1 if item["success"] else 0,
+        item.get("error_details"),
+        None if metadata is None else _dump(metadata),
+    )
+
+
+PRODUCTIVITY_COLUMNS = (
+    "organization_id",
+    "batch_id",
+    "received_at",
+    "occurred_at",
+    "hour",
+    "metric_type",
+    "value",
+    "user_id",
+    "team_id",
+    "metadata",
+)
+
+
+def productivity_row(org_id: str, batch_id: str, received_at: int, item: dict[str, Any]) -> tuple:
+    """The productivity_metrics row of one validated metric."""
+    occurred = _moment(item)
+    metadata = item.get("metadata")
+    return (
+        org_id,
+        batch_id,
+        received_at,
+        occurred,
+        int(occurred) // HOUR * HOUR,
+        item["type"],
+        float(item["value"]),
+        item.get("user_id"),
+        item.get("team_id"),
+        None if metadata is None else _dump(metadata),
+    )
+
+
+def _add(model: Any, *names: str) -> dict[Any, Any]:
+    return {getattr(model, n): getattr(model, n) + getattr(EXCLUDED, n) for n in names}
+
+
+def _agent_rollups() -> list[Any]:
+    a = AgentExecution
+    new = a.id > SINCE
+    hour = a.hour + 0  # `+ 0`: stay on the rowid range (see ingest._rollup_queries)
+    day = a.hour / DAY * DAY
+    user = new & a.user_id.is_null(False)
+    calls = fn.COUNT(a.id)
+    total = fn.SUM(a.duration_ms)
+    return [
+        AgentHourly.insert_from(
+            a.select(a.organization_id, hour, a.agent_name, a.success, calls, total)
+            .where(new)
+            .group_by(a.organization_id, hour, a.agent_name, a.success),
+            fields=[
+                AgentHourly.organization_id,
+                AgentHourly.hour,
+                AgentHourly.agent_name,
+                AgentHourly.success,
+                AgentHourly.calls,
+                AgentHourly.duration_sum,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentHourly.organization_id,
+                AgentHourly.hour,
+                AgentHourly.agent_name,
+                AgentHourly.success,
+            ],
+            update=_add(AgentHourly, "calls", "duration_sum"),
+        ),
+        AgentUserHourly.insert_from(
+            a.select(a.organization_id, a.user_id, hour, a.agent_name, a.success, calls, total)
+            .where(user)
+            .group_by(a.organization_id, a.user_id, hour, a.agent_name, a.success),
+            fields=[
+                AgentUserHourly.organization_id,
+                AgentUserHourly.user_id,
+                AgentUserHourly.hour,
+                AgentUserHourly.agent_name,
+                AgentUserHourly.success,
+                AgentUserHourly.calls,
+                AgentUserHourly.duration_sum,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentUserHourly.organization_id,
+                AgentUserHourly.user_id,
+                AgentUserHourly.hour,
+                AgentUserHourly.agent_name,
+                AgentUserHourly.success,
+            ],
+            update=_add(AgentUserHourly, "calls", "duration_sum"),
+        ),
+        AgentLatencyDaily.insert_from(
+            a.select(a.organization_id, day, a.agent_name, a.success, a.latency_bucket, calls)
+            .where(new)
+            .group_by(a.organization_id, day, a.agent_name, a.success, a.latency_bucket),
+            fields=[
+                AgentLatencyDaily.organization_id,
+                AgentLatencyDaily.day,
+                AgentLatencyDaily.agent_name,
+                AgentLatencyDaily.success,
+                AgentLatencyDaily.bucket,
+                AgentLatencyDaily.calls,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentLatencyDaily.organization_id,
+                AgentLatencyDaily.day,
+                AgentLatencyDaily.agent_name,
+                AgentLatencyDaily.success,
+                AgentLatencyDaily.bucket,
+            ],
+            update=_add(AgentLatencyDaily, "calls"),
+        ),
+        AgentUserLatencyDaily.insert_from(
+            a.select(a.organization_id, a.user_id, day, a.agent_name, a.success, a.latency_bucket, calls)
+            .where(user)
+            .group_by(a.organization_id, a.user_id, day, a.agent_name, a.success, a.latency_bucket),
+            fields=[
+                AgentUserLatencyDaily.organization_id,
+                AgentUserLatencyDaily.user_id,
+                AgentUserLatencyDaily.day,
+                AgentUserLatencyDaily.agent_name,
+                AgentUserLatencyDaily.success,
+                AgentUserLatencyDaily.bucket,
+                AgentUserLatencyDaily.calls,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentUserLatencyDaily.organization_id,
+                AgentUserLatencyDaily.user_id,
+                AgentUserLatencyDaily.day,
+                AgentUserLatencyDaily.agent_name,
+                AgentUserLatencyDaily.success,
+                AgentUserLatencyDaily.bucket,
+            ],
+            update=_add(AgentUserLatencyDaily, "calls"),
+        ),
+    ]
+
+
+def _productivity_rollups() -> list[Any]:
+    p = ProductivityMetric
+    user = fn.COALESCE(p.user_id, "")
+    team = fn.COALESCE(p.team_id, "")
+    hour = p.hour + 0
+    h = ProductivityHourly
+    lower = Case(None, [(EXCLUDED.value_min < h.value_min, EXCLUDED.value_min)], h.value_min)
+    higher = Case(None, [(EXCLUDED.value_max > h.value_max, EXCLUDED.value_max)], h.value_max)
+    return [
+        h.insert_from(
+            p.select(
+                p.organization_id,
+                hour,
+                p.metric_type,
+                user,
+                team,
+                fn.COUNT(p.id),
+                fn.SUM(p.value),
+                fn.MIN(p.value),
+                fn.MAX(p.value),
+            )
+            .where(p.id > SINCE)
+            .group_by(p.organization_id, hour, p.metric_type, user, team),
+            fields=[
+                h.organization_id,
+                h.hour,
+                h.metric_type,
+                h.user_id,
+                h.team_id,
+                h.samples,
+                h.value_sum,
+                h.value_min,
+                h.value_max,
+            ],
+        ).on_conflict(
+            conflict_target=[h.organization_id, h.hour, h.metric_type, h.user_id, h.team_id],
+            update={**_add(h, "samples", "value_sum"), h.value_min: lower, h.value_max: higher},
+        )
+    ]
+
+
+AGENTS = RowKind("agent_executions", AGENT_COLUMNS, _agent_rollups)
+PRODUCTIVITY = RowKind("productivity_metrics", PRODUCTIVITY_COLUMNS, _productivity_rollups)
+ORG_RAW_MODELS = (AgentExecution, ProductivityMetric)
