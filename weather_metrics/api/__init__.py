@@ -19,6 +19,7 @@ from weather_metrics.bodies import MalformedJson, parse_json, read_body
 from weather_metrics.models import User
 from weather_metrics.stats import iso
 from weather_metrics.tokens import TokenError
+from weather_metrics.windows import OutOfScope, QueryError, UnknownTarget
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,29 @@ def conflict(exc: Conflict) -> tuple[Response, int]:
     return error_response(ApiProblem(409, str(exc)))
 
 
+@bp.errorhandler(QueryError)
+def bad_query(exc: QueryError) -> tuple[Response, int]:
+    return error_response(ApiProblem(400, str(exc), exc.details))
+
+
+@bp.errorhandler(OutOfScope)
+def out_of_scope(exc: OutOfScope) -> tuple[Response, int]:
+    return error_response(ApiProblem(403, str(exc)))
+
+
+@bp.errorhandler(UnknownTarget)
+def unknown_target(exc: UnknownTarget) -> tuple[Response, int]:
+    return error_response(ApiProblem(404, str(exc)))
+
+
 bp.register_error_handler(Exception, error_response)
 
-from weather_metrics.api import auth, keys, teams, users  # noqa: E402,F401 - registers the routes
+from weather_metrics.api import (  # noqa: E402,F401 - registers the routes
+    analytics,
+    auth,
+    dashboards,
+    keys,
+    metrics,
+    teams,
+    users,
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from weather_metrics.api import schemas
+from weather_metrics.api import analytics, dashboards, metrics, schemas
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 ERROR = {"application/json": {"schema": "ApiError"}}
@@ -96,6 +96,9 @@ API_COMPONENTS = {
     "Member": schemas.MemberSchema,
     "ApiKeyCreate": schemas.ApiKeyCreateSchema,
 }
+for _resource in (metrics, dashboards, analytics):
+    API_PATHS.update(_resource.PATHS)
+    API_COMPONENTS.update(_resource.COMPONENTS)
 
 API_ERROR_SCHEMA = {
     "type": "object",

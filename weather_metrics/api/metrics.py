@@ -1,0 +1,8 @@
+"""/api/metrics: placeholder, filled in by the metrics work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PATHS: dict[str, dict[str, Any]] = {}
+COMPONENTS: dict[str, Any] = {}
