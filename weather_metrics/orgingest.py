@@ -40,6 +40,19 @@ MAX_METADATA_BYTES = 4096
 MAX_EXECUTION_MS = 86_400_000  # one day
 MAX_ABS_VALUE = 1e12
 METRIC_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+# Productivity types dashboards offer before any data arrives; others exist once sent.
+STANDARD_PRODUCTIVITY_TYPES = (
+    "commits",
+    "pull_requests",
+    "code_reviews",
+    "lines_added",
+    "lines_removed",
+    "tasks_completed",
+    "tests_written",
+    "deployments",
+    "focus_minutes",
+    "incidents_resolved",
+)
 
 # Messages shared with the marshmallow contract.
 REQUIRED = "Missing data for required field."
