@@ -1,4 +1,8 @@
-"""Accepting a POST /v1/events body: validate, de-duplicate, queue, and wait for the commit."""
+"""Accepting a POST /v1/events body: validate, de-duplicate, queue, and wait for the commit.
+
+`deliver` and `replay` are shared with the organization surfaces (orgintake.py): every
+ingestion path queues on the same writer with the same durability and backpressure.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,66 @@ from weather_metrics.writer import EventWriter, QueueFull, WriterStopped
 MAX_IDEMPOTENCY_KEY = 255
 
 
+class Unavailable(Exception):
+    """The batch was not accepted now (queue full, writer stopped, commit too slow): retry later."""
+
+
+class KeyReused(Exception):
+    """The Idempotency-Key was already used with a different body."""
+
+    def __init__(self) -> None:
+        super().__init__("Idempotency-Key was already used with a different body")
+
+
+def check_idempotency_key(key: str) -> str | None:
+    """What is wrong with an Idempotency-Key header, or None."""
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isprintable():
+        return f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters"
+    return None
+
+
+def body_hash(body: Any) -> str:
+    """A hash of the JSON value, not the bytes: a retry may re-serialize the same body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def replay(key: str, digest: str, now: datetime, ttl: int) -> dict[str, Any] | None:
+    """The first answer for a key seen within the TTL, if any; KeyReused for another body."""
+    seen = IdempotencyKey.get_or_none(IdempotencyKey.key == key)
+    if seen is None or seen.created_at < now.timestamp() - ttl:
+        return None
+    if seen.body_hash != digest:
+        raise KeyReused
+    return json.loads(seen.response)  # type: ignore[no-any-return]
+
+
+def deliver(writer: EventWriter, batch: PendingBatch, ack_on_commit: bool, timeout: float) -> dict[str, Any]:
+    """Queue a batch and return its answer: at once, or after its commit when that is promised.
+
+    Raises Unavailable when it was not stored (a 503 for the client) and KeyReused.
+    """
+    try:
+        writer.submit(batch)
+    except QueueFull:
+        raise Unavailable("The ingestion queue is full; retry later") from None
+    except WriterStopped:
+        raise Unavailable("The service is shutting down or its writer has stopped; retry later") from None
+    # A keyed batch waits for its commit in either mode: only then is its answer known.
+    if not ack_on_commit and batch.idempotency_key is None:
+        return batch.response
+    if not batch.done.wait(timeout):
+        if writer.withdraw(batch):
+            raise Unavailable(f"Not committed within {timeout:g}s and not stored; retry later")
+        # The writer is committing it right now: the outcome is moments away.
+        if not batch.done.wait(timeout):
+            raise Unavailable("The commit is taking longer than expected; retry with the same Idempotency-Key")
+    if batch.key_conflict:
+        raise KeyReused
+    assert batch.result is not None
+    return batch.result
+
+
 class EventIntake:
     """The ingestion rules of the service, free of HTTP."""
 
@@ -36,26 +100,20 @@ class EventIntake:
         # Decoding and validating is pure Python: running one request's at a time costs no
         # throughput under the GIL, and keeps idle-waiting threads from crowding out the
         # writer thread when it needs the GIL back between SQLite statements.
-        self._cpu_gate = threading.Lock()
+        self.cpu_gate = threading.Lock()
 
     def accept(self, raw: bytes, idempotency_key: str | None) -> dict[str, Any]:
         """The answer for an accepted request body; raises ApiError otherwise."""
-        with self._cpu_gate:
+        with self.cpu_gate:
             batch = self._prepare(raw, idempotency_key)
         if isinstance(batch, dict):
             return batch  # the first answer to a repeated Idempotency-Key
         try:
-            self.writer.submit(batch)
-        except QueueFull:
-            raise service_unavailable("Event queue is full; retry later", self.retry_after) from None
-        except WriterStopped:
-            raise service_unavailable(
-                "The service is shutting down or its writer has stopped; retry later", self.retry_after
-            ) from None
-        # A keyed batch waits for its commit in either mode: only then is its answer known.
-        if not self.ack_on_commit and batch.idempotency_key is None:
-            return batch.response
-        return self._await_commit(batch)
+            return deliver(self.writer, batch, self.ack_on_commit, self.ack_timeout)
+        except Unavailable as exc:
+            raise service_unavailable(str(exc), self.retry_after) from None
+        except KeyReused as exc:
+            raise invalid_request(str(exc)) from None
 
     def _prepare(self, raw: bytes, idempotency_key: str | None) -> PendingBatch | dict[str, Any]:
         """The batch to queue, or the answer already given to its Idempotency-Key."""
@@ -64,16 +122,18 @@ class EventIntake:
         except MalformedJson as exc:
             raise invalid_request(str(exc)) from None
         now = self._clock()
-        body_hash = None
+        digest = None
         if idempotency_key is not None:
-            if not 1 <= len(idempotency_key) <= MAX_IDEMPOTENCY_KEY or not idempotency_key.isprintable():
-                raise invalid_request(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} printable characters")
-            # Hash the JSON, not the bytes: a retry may re-serialize the same batch.
-            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True)
-            body_hash = hashlib.sha256(canonical.encode()).hexdigest()
-            replay = self._replay(idempotency_key, body_hash, now)
-            if replay is not None:
-                return replay
+            problem = check_idempotency_key(idempotency_key)
+            if problem:
+                raise invalid_request(problem)
+            digest = body_hash(body)
+            try:
+                first = replay(idempotency_key, digest, now, self.idempotency_ttl)
+            except KeyReused as exc:
+                raise invalid_request(str(exc)) from None
+            if first is not None:
+                return first
 
         problems = batch_problems(body)
         if not problems:
@@ -86,32 +146,5 @@ class EventIntake:
             rows=[event_row(event, received_at) for event in body["events"]],
             response={"status": "accepted", "count": len(body["events"]), "timestamp": iso(now)},
             idempotency_key=idempotency_key,
-            body_hash=body_hash,
+            body_hash=digest,
         )
-
-    def _replay(self, key: str, body_hash: str, now: datetime) -> dict[str, Any] | None:
-        """The first answer for a key seen within the TTL, if any."""
-        seen = IdempotencyKey.get_or_none(IdempotencyKey.key == key)
-        if seen is None or seen.created_at < now.timestamp() - self.idempotency_ttl:
-            return None
-        if seen.body_hash != body_hash:
-            raise invalid_request("Idempotency-Key was already used with a different body")
-        return json.loads(seen.response)
-
-    def _await_commit(self, batch: PendingBatch) -> dict[str, Any]:
-        if not batch.done.wait(self.ack_timeout):
-            if self.writer.withdraw(batch):
-                raise service_unavailable(
-                    f"Events were not committed within {self.ack_timeout:g}s and were not stored; retry later",
-                    self.retry_after,
-                )
-            # The writer is committing it right now: the outcome is moments away.
-            if not batch.done.wait(self.ack_timeout):
-                raise service_unavailable(
-                    "The commit is taking longer than expected; retry with the same Idempotency-Key",
-                    self.retry_after,
-                )
-        if batch.key_conflict:
-            raise invalid_request("Idempotency-Key was already used with a different body")
-        assert batch.result is not None
-        return batch.result
