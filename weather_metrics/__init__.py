@@ -18,6 +18,7 @@ from weather_metrics import cli, docs, observability
 from weather_metrics.db import database, open_database
 from weather_metrics.ingest import prune_step, write_batches
 from weather_metrics.intake import EventIntake
+from weather_metrics.orgintake import OrgIntake
 from weather_metrics.passwords import Passwords
 from weather_metrics.ratelimit import TokenBucketLimiter
 from weather_metrics.settings import SettingsError, load_settings, require_secret
@@ -33,6 +34,7 @@ class ServiceState:
     settings: dict[str, Any]
     writer: EventWriter
     intake: EventIntake
+    org_intake: OrgIntake
     limiter: TokenBucketLimiter
     passwords: Passwords
     tokens: TokenService
@@ -87,10 +89,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         connect=partial(database.connect, reuse_if_open=True),
         disconnect=database.close,
     )
+    intake = EventIntake(writer, settings)
     state = ServiceState(
         settings=settings,
         writer=writer,
-        intake=EventIntake(writer, settings),
+        intake=intake,
+        org_intake=OrgIntake(writer, settings, intake.cpu_gate),
         limiter=TokenBucketLimiter(settings["rate_limit_per_minute"], settings["rate_limit_burst"]),
         passwords=Passwords(settings["password_time_cost"], settings["password_memory_kib"]),
         tokens=TokenService(
@@ -110,11 +114,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from weather_metrics import api, v1
+    from weather_metrics import api, mcp, v1
 
     observability.init_app(app)  # first: request ids and timers before any limiter runs
     app.register_blueprint(v1.bp)
     api.init_app(app)
+    mcp.init_app(app)
 
     @app.errorhandler(HTTPException)
     def unmatched(exc: HTTPException) -> Any:

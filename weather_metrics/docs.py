@@ -124,6 +124,7 @@ def build_spec() -> dict[str, Any]:
         spec.components.schema(name, schema=schema)
     spec.components.schema("ApiError", API_ERROR_SCHEMA)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
+    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
     for path, operations in {**PATHS, **API_PATHS}.items():
         spec.path(
             path=path,

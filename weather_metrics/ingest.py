@@ -374,11 +374,12 @@ def prune_step(
     """
     event_cutoff = int((now - timedelta(days=retention_days)).timestamp()) // HOUR * HOUR
     deleted = 0
-    for model, hour in (
+    raw: tuple[tuple[Any, Any], ...] = (
         (Event, Event.timestamp_hour),
         (AgentExecution, AgentExecution.hour),
         (ProductivityMetric, ProductivityMetric.hour),
-    ):
+    )
+    for model, hour in raw:
         with write_transaction():
             doomed = model.select(model.id).where(hour < event_cutoff).limit(chunk)
             removed = model.delete().where(model.id.in_(doomed)).execute()
@@ -387,12 +388,20 @@ def prune_step(
             return deleted, True
     rollup_cutoff = int((now - timedelta(days=rollup_retention_days)).timestamp()) // DAY * DAY
     key_cutoff = int((now - timedelta(hours=idempotency_ttl_hours)).timestamp())
+    hourly: tuple[Any, ...] = (ToolHourly, AgentHourly, AgentUserHourly, ProductivityHourly)
+    daily: tuple[Any, ...] = (
+        LatencyDaily,
+        VersionDaily,
+        CountryDaily,
+        ServiceDaily,
+        ErrorDaily,
+        AgentLatencyDaily,
+        AgentUserLatencyDaily,
+    )
     with write_transaction():
-        for model in (ToolHourly, AgentHourly, AgentUserHourly, ProductivityHourly):
+        for model in hourly:
             deleted += model.delete().where(model.hour < rollup_cutoff).execute()
-        for model in (LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily):
-            deleted += model.delete().where(model.day < rollup_cutoff).execute()
-        for model in (AgentLatencyDaily, AgentUserLatencyDaily):
+        for model in daily:
             deleted += model.delete().where(model.day < rollup_cutoff).execute()
         deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()

@@ -72,7 +72,7 @@ def commit_recorder(tool_labels: ToolLabels):  # type: ignore[no-untyped-def]
         writer_batch_events.observe(stored)
         tally: Tally[tuple[str, str]] = Tally()
         for batch in batches:
-            if batch.stored:
+            if batch.stored and batch.kind is None:  # /v1 events; organization rows have no tool label
                 tally.update((row[5], row[3]) for row in batch.rows)
         for (level, tool), count in tally.items():
             events_received_total.labels(level, tool_labels(tool)).inc(count)

@@ -16,7 +16,9 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from weather_metrics.accounts import Conflict, NotFound
 from weather_metrics.bodies import MalformedJson, parse_json, read_body
+from weather_metrics.intake import Unavailable
 from weather_metrics.models import User
+from weather_metrics.orgintake import Rejected
 from weather_metrics.stats import iso
 from weather_metrics.tokens import TokenError
 from weather_metrics.windows import OutOfScope, QueryError, UnknownTarget
@@ -37,16 +39,20 @@ CODES = {
     415: "UNSUPPORTED_MEDIA_TYPE",
     429: "RATE_LIMITED",
     500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
 }
 
 
 class ApiProblem(HTTPException):
     """An error answer of this surface: status, message and per-field details."""
 
-    def __init__(self, status: int, message: str, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(description=message)
         self.code = status
         self.details = details or {}
+        self.extra_headers = headers or {}
 
 
 def client_ip() -> str:
@@ -90,12 +96,30 @@ def account_key(email: str) -> str:
     return f"login:{email.lower()}"
 
 
+def as_problem(exc: Exception) -> Exception:
+    """The ApiProblem a domain exception stands for; other exceptions unchanged."""
+    if isinstance(exc, (NotFound, UnknownTarget)):
+        return ApiProblem(404, str(exc))
+    if isinstance(exc, Conflict):
+        return ApiProblem(409, str(exc))
+    if isinstance(exc, OutOfScope):
+        return ApiProblem(403, str(exc))
+    if isinstance(exc, (Rejected, QueryError)):
+        return ApiProblem(getattr(exc, "status", 400), str(exc), exc.details)
+    if isinstance(exc, Unavailable):  # nothing of the request was stored
+        wait = current_app.extensions["weather_metrics"].settings["retry_after_seconds"]
+        return ApiProblem(503, str(exc), {"retry_after": wait}, {"Retry-After": str(wait)})
+    return exc
+
+
 def error_response(exc: Exception) -> tuple[Response, int]:
     """{"error": {"code", "message", "details", "timestamp", "request_id"}} for any exception."""
     headers: list[tuple[str, str]] = []
     details: dict[str, Any] = {}
+    exc = as_problem(exc)
     if isinstance(exc, ApiProblem):
         status, message, details = exc.code or 500, exc.description or "", exc.details
+        headers = list(exc.extra_headers.items())
     elif isinstance(exc, RateLimitExceeded):
         status, message = 429, f"Rate limit exceeded: {exc.description}"
     elif isinstance(exc, HTTPException):
@@ -203,37 +227,13 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
 
 
-@bp.errorhandler(NotFound)
-def not_found(exc: NotFound) -> tuple[Response, int]:
-    return error_response(ApiProblem(404, str(exc)))
-
-
-@bp.errorhandler(Conflict)
-def conflict(exc: Conflict) -> tuple[Response, int]:
-    return error_response(ApiProblem(409, str(exc)))
-
-
-@bp.errorhandler(QueryError)
-def bad_query(exc: QueryError) -> tuple[Response, int]:
-    return error_response(ApiProblem(400, str(exc), exc.details))
-
-
-@bp.errorhandler(OutOfScope)
-def out_of_scope(exc: OutOfScope) -> tuple[Response, int]:
-    return error_response(ApiProblem(403, str(exc)))
-
-
-@bp.errorhandler(UnknownTarget)
-def unknown_target(exc: UnknownTarget) -> tuple[Response, int]:
-    return error_response(ApiProblem(404, str(exc)))
-
-
 bp.register_error_handler(Exception, error_response)
 
 from weather_metrics.api import (  # noqa: E402,F401 - registers the routes
     analytics,
     auth,
     dashboards,
+    ingest,
     keys,
     metrics,
     teams,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from weather_metrics.api import analytics, dashboards, metrics, schemas
+from weather_metrics.api import analytics, dashboards, ingest_schemas, metrics, schemas
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 ERROR = {"application/json": {"schema": "ApiError"}}
@@ -96,8 +96,62 @@ API_COMPONENTS = {
     "Member": schemas.MemberSchema,
     "ApiKeyCreate": schemas.ApiKeyCreateSchema,
 }
+
+IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 255},
+    "description": "Resending a batch with the same key stores it once and repeats the first answer",
+}
+
+
+def _ingest(summary: str, item: str, auth: list[dict[str, list[str]]]) -> dict[str, Any]:
+    body = {
+        "oneOf": [
+            {"$ref": f"#/components/schemas/{item}"},
+            {"type": "array", "items": {"$ref": f"#/components/schemas/{item}"}},
+        ]
+    }
+    op = _op(summary, "201 Stored: {status, batch_id, accepted, received_at}", parameters=[IDEMPOTENCY])
+    op["security"] = auth
+    op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    op["responses"]["202"] = {"description": "Queued, not yet committed (setting ack = 'enqueue')"}
+    op["responses"]["409"] = {"description": "Idempotency-Key already used with another body", "content": ERROR}
+    op["responses"]["413"] = {"description": "Body larger than metrics_max_body_bytes", "content": ERROR}
+    op["responses"]["503"] = {
+        "description": "Queue full or writer stopped: not stored; retry after Retry-After",
+        "content": ERROR,
+    }
+    return op
+
+
+API_KEY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearerAuth": []}]
+INGEST_PATHS: dict[str, dict[str, Any]] = {
+    "/api/metrics/agents": {
+        "post": _ingest(
+            "Store agent executions (yours; managers: your teams'; admins: anyone's)", "AgentExecution", BEARER
+        )
+    },
+    "/api/metrics/productivity": {
+        "post": _ingest("Store productivity metrics (same scope rules as agents)", "ProductivityMetric", BEARER)
+    },
+    "/mcp/metrics/collect": {
+        "post": _ingest("Store agent executions from an MCP server (organization API key)", "AgentExecution", API_KEY)
+    },
+    "/mcp/config/{organization_id}": {
+        "get": {
+            **_op("Collection settings for an MCP server of the organization (API key or access token)", "200 Config"),
+            "security": API_KEY,
+        },
+        "parameters": [_id("organization_id")],
+    },
+}
+API_COMPONENTS.update(ingest_schemas.COMPONENTS)
+for _paths in (INGEST_PATHS, metrics.PATHS, dashboards.PATHS, analytics.PATHS):
+    for _path, _operations in _paths.items():
+        API_PATHS.setdefault(_path, {}).update(_operations)
 for _resource in (metrics, dashboards, analytics):
-    API_PATHS.update(_resource.PATHS)
     API_COMPONENTS.update(_resource.COMPONENTS)
 
 API_ERROR_SCHEMA = {
