@@ -236,6 +236,7 @@ from weather_metrics.api import (  # noqa: E402,F401 - registers the routes
     ingest,
     keys,
     metrics,
+    organization,
     teams,
     users,
 )

@@ -84,6 +84,12 @@ API_PATHS: dict[str, dict[str, Any]] = {
         "get": _op("API keys of the organization, prefix only (admin)", "200 Keys"),
         "post": _op("Create an API key; the secret is shown once (admin)", "201 Key", "ApiKeyCreate"),
     },
+    "/api/organization": {
+        "get": _op("The caller's organization, with the time zone of its periods", "200 Organization"),
+        "put": _op(
+            "Rename the organization or set its IANA time zone (admin)", "200 Organization", "OrganizationUpdate"
+        ),
+    },
     "/api/keys/{key_id}": {"delete": _op("Revoke an API key (admin)", "204 Revoked"), "parameters": [_id("key_id")]},
 }
 
@@ -95,6 +101,7 @@ API_COMPONENTS = {
     "TeamCreate": schemas.TeamCreateSchema,
     "Member": schemas.MemberSchema,
     "ApiKeyCreate": schemas.ApiKeyCreateSchema,
+    "OrganizationUpdate": schemas.OrganizationUpdateSchema,
 }
 
 IDEMPOTENCY = {

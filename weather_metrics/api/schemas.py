@@ -80,3 +80,17 @@ class MemberSchema(StrictSchema):
 
 class ApiKeyCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=NAME)
+
+
+def _known_zone(name: str) -> None:
+    from weather_metrics.windows import zone
+
+    try:
+        zone(name)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
+
+
+class OrganizationUpdateSchema(StrictSchema):
+    name = fields.String(validate=NAME)
+    time_zone = fields.String(validate=[validate.Length(1, 64), _known_zone])

@@ -1,0 +1,34 @@
+"""/api/organization: the caller's organization (name, time zone of its reports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+
+from weather_metrics.api import authenticated, bp, current_user, json_body
+from weather_metrics.api.schemas import OrganizationUpdateSchema
+from weather_metrics.models import Organization
+
+
+def organization_view(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "time_zone": org.time_zone, "created_at": org.created_at}
+
+
+@bp.get("/organization")
+@authenticated()
+def get_organization() -> ResponseReturnValue:
+    """The caller's organization."""
+    return jsonify(organization_view(Organization.get_by_id(current_user().organization_id)))
+
+
+@bp.put("/organization")
+@authenticated("admin")
+def update_organization() -> ResponseReturnValue:
+    """Rename the organization or set the time zone its days, weeks and months follow (admin)."""
+    changes = json_body(OrganizationUpdateSchema())
+    org_id = current_user().organization_id
+    if changes:
+        Organization.update(**changes).where(Organization.id == org_id).execute()
+    return jsonify(organization_view(Organization.get_by_id(org_id)))
