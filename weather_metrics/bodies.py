@@ -26,10 +26,17 @@ def read_body(limit: int) -> bytes:
     return g.raw_body  # type: ignore[no-any-return]
 
 
-def parse_json(raw: bytes) -> Any:
-    """The JSON value of `raw`; MalformedJson for anything json.loads would choke on."""
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes, strict: bool = False) -> Any:
+    """The JSON value of `raw`; MalformedJson for anything json.loads would choke on.
+
+    `strict` also refuses NaN and Infinity, which json.loads accepts but JSON does not.
+    """
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_no_constant) if strict else json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"Malformed JSON: {exc}") from None
     except RecursionError:

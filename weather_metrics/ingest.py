@@ -23,7 +23,6 @@ from weather_metrics.models import (
     AgentLatencyDaily,
     AgentUserHourly,
     AgentUserLatencyDaily,
-    ApiKey,
     CountryDaily,
     ErrorDaily,
     Event,
@@ -355,9 +354,21 @@ def write_batches(
             if rows:
                 _write_rows(kind, rows)
                 stored += len(rows)
-        if api_keys:
-            ApiKey.update(last_used_at=now).where(ApiKey.id.in_(sorted(api_keys))).execute()
+        stamped = _stamp_keys(api_keys, now)
+    _key_stamps.update(dict.fromkeys(stamped, now))  # only once committed
     return stored
+
+
+_KEY_STAMP_SECONDS = 60
+_key_stamps: dict[str, int] = {}
+
+
+def _stamp_keys(key_ids: set[str], now: int) -> list[str]:
+    """Set last_used_at of the API keys that sent batches, at most once a minute per key."""
+    due = [k for k in sorted(key_ids) if now - _key_stamps.get(k, 0) >= _KEY_STAMP_SECONDS]
+    for key_id in due:
+        database.execute_sql("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
+    return due
 
 
 def _now() -> float:

@@ -4,7 +4,7 @@ Agent executions (from /mcp/metrics/collect and POST /api/metrics/agents) and pr
 metrics (POST /api/metrics/productivity) go through the same writer as /v1 events: each is
 a `RowKind` that `ingest.write_batches` appends and folds into its rollups in the commit.
 
-The validators are plain Python on the hot path; `api/schemas.py` holds the marshmallow
+The validators are plain Python on the hot path; `api/ingest_schemas.py` holds the marshmallow
 contract, and tests/test_org_validation_equivalence.py holds both to the same verdicts.
 """
 
@@ -64,6 +64,7 @@ NOT_BOOLEAN = "Must be a boolean."
 NOT_TIMESTAMP = "Must be an ISO 8601 date-time."
 BAD_METRIC_TYPE = "Must match [a-z][a-z0-9_.-]{0,63}."
 BAD_TEXT = "Must not contain control characters."
+TOO_MUCH_METADATA = f"Must be at most {MAX_METADATA_BYTES} bytes of JSON."
 
 
 def length_message(low: int, high: int) -> str:
@@ -87,7 +88,9 @@ AGENT_FIELDS = {
     "timestamp",
 }
 PRODUCTIVITY_FIELDS = {"timestamp", "type", "value", "metadata", "user_id", "team_id"}
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Refused in text: C0 controls except tab, newline and carriage return, and DEL.
+CONTROL_CHARACTERS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f"
+_CONTROL = re.compile(f"[{CONTROL_CHARACTERS}]")
 
 
 def _text(item: dict[str, Any], name: str, low: int, high: int, problems: dict[str, str], prefix: str) -> None:
@@ -114,8 +117,13 @@ def _metadata(item: dict[str, Any], problems: dict[str, str], prefix: str) -> No
         return
     if not isinstance(value, dict):
         problems[prefix + "metadata"] = NOT_OBJECT
-    elif len(_dump(value)) > MAX_METADATA_BYTES:
-        problems[prefix + "metadata"] = f"Must be at most {MAX_METADATA_BYTES} bytes of JSON."
+    elif metadata_size(value) > MAX_METADATA_BYTES:
+        problems[prefix + "metadata"] = TOO_MUCH_METADATA
+
+
+def metadata_size(value: dict[str, Any]) -> int:
+    """The size `metadata` is held to: its bytes as stored (compact UTF-8 JSON)."""
+    return len(_dump(value).encode())
 
 
 def _number(value: Any) -> bool:

@@ -6,12 +6,14 @@ intake.py); what differs is who may send what, and whose data it becomes.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from weather_metrics.bodies import MalformedJson, parse_json
+from weather_metrics.db import database
 from weather_metrics.ingest import PendingBatch
 from weather_metrics.intake import KeyReused, body_hash, check_idempotency_key, deliver, replay
 from weather_metrics.models import Team, TeamMember, User
@@ -84,7 +86,7 @@ class OrgIntake:
     ) -> Answer:
         with self.cpu_gate:
             try:
-                body = parse_json(raw)
+                body = parse_json(raw, strict=True)
             except MalformedJson as exc:
                 raise Rejected(400, str(exc)) from None
             now = self._clock()
@@ -208,14 +210,16 @@ def _org_users(org_id: str, items: list[dict[str, Any]]) -> dict[str, str]:
     ids = _given(items, "user_id") + _given(items, "user_identifier")
     if not ids:
         return {}
-    emails = sorted({i.lower() for i in ids})
-    found = User.select(User.id, User.email).where(
-        (User.organization == org_id) & (User.id.in_(ids) | User.email.in_(emails))
+    # One plain statement: building an IN (...) of many values with peewee costs milliseconds.
+    rows = database.execute_sql(
+        "SELECT id, email FROM users WHERE organization_id = ? AND "
+        "(id IN (SELECT value FROM json_each(?)) OR email IN (SELECT value FROM json_each(?)))",
+        (org_id, json.dumps(ids), json.dumps(sorted({i.lower() for i in ids}))),
     )
     users: dict[str, str] = {}
-    for user in found:
-        users[user.id] = user.id
-        users[user.email] = user.id
+    for user_id, email in rows:
+        users[user_id] = user_id
+        users[email] = user_id
     return users
 
 

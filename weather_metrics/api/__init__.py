@@ -77,7 +77,7 @@ def caller_key() -> str:
     return "ip:" + client_ip()
 
 
-limiter = Limiter(key_func=client_ip, storage_uri="memory://", headers_enabled=True, strategy="moving-window")
+limiter = Limiter(key_func=client_ip, storage_uri="memory://", headers_enabled=True, strategy="sliding-window-counter")
 # Every /api route: the spec's "1,000 requests per hour per user" (setting api_rate_limit).
 limiter.limit(lambda: current_app.extensions["weather_metrics"].settings["api_rate_limit"], key_func=caller_key)(bp)
 
