@@ -1,0 +1,399 @@
+"""Organization metrics: collect throughput against /v1/events, and GET /api/metrics/agents on 10M executions.
+
+`python -m bench.org collect` drives the real server with 100-item batches on both
+ingestion paths in alternating rounds and compares events/s per event.
+`python -m bench.org query` times the agent metrics endpoint on a database of 10 million
+executions over 90 days (built once into bench/results/, rebuilt when the code changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import secrets
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench.ingest import encode as encode_events
+from bench.ingest import make_batches, run_load
+from bench.load import LoadPlan, http_post
+from tests.support import TEST_JWT_SECRET, Server
+from weather_metrics import create_app
+from weather_metrics.accounts import create_api_key
+from weather_metrics.db import database, open_database
+from weather_metrics.histogram import latency_bucket
+from weather_metrics.ingest import PendingBatch, write_batches
+from weather_metrics.models import Organization, Team, TeamMember, User
+from weather_metrics.orgingest import AGENTS
+
+BATCH = 100
+DISTINCT_REQUESTS = 256
+TARGET_COLLECT_RATIO = 0.8  # collect within 20% of /v1/events per event
+TARGET_QUERY_MS = 50.0
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SHAPING_SOURCES = ("schema.sql", "weather_metrics/orgingest.py", "weather_metrics/histogram.py", "bench/org.py")
+HOUR, DAY = 3600, 86400
+ROWS_PER_TRANSACTION = 10_000
+
+AGENTS_MIX = (
+    ("code-reviewer", 22),
+    ("test-runner", 18),
+    ("refactorer", 12),
+    ("doc-writer", 10),
+    ("planner", 9),
+    ("debugger", 8),
+    ("security-scanner", 6),
+    ("migration-helper", 5),
+    ("release-manager", 4),
+    ("dependency-bot", 3),
+    ("perf-profiler", 2),
+    ("onboarding-guide", 1),
+)
+COMMANDS = ("run", "review", "plan", "fix", "explain", "generate")
+USERS = 48
+TEAMS = 3
+UNMATCHED_SHARE = 0.1
+FAILURE_RATE = 0.05
+DURATION_MU, DURATION_SIGMA = math.log(1800), 1.0  # median 1.8 s
+
+
+def pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
+    return rng.choices([name for name, _ in weighted], [w for _, w in weighted])[0]
+
+
+def execution(rng: random.Random, moment: datetime, identifiers: list[str]) -> dict[str, Any]:
+    """One execution as an MCP server would send it."""
+    success = rng.random() >= FAILURE_RATE
+    return {
+        "session_id": uuid.UUID(int=rng.getrandbits(128)).hex,
+        "user_identifier": rng.choice(identifiers),
+        "agent_name": pick(rng, AGENTS_MIX),
+        "command": rng.choice(COMMANDS),
+        "execution_time_ms": round(rng.lognormvariate(DURATION_MU, DURATION_SIGMA), 1),
+        "success": success,
+        "error_details": None if success else "tool call failed: exit status 1",
+        "metadata": {"model": "sonnet", "tokens": rng.randrange(100, 20_000)},
+        "timestamp": moment.isoformat(),
+    }
+
+
+# -- collect throughput -----------------------------------------------------------------------
+
+
+def seed_organization(db_path: Path) -> tuple[str, list[str]]:
+    """An organization with users and an API key in a fresh file; returns the key and user emails."""
+    app = create_app({"database": str(db_path), "jwt_secret": TEST_JWT_SECRET, "log_level": "warning"})
+    try:
+        with app.app_context():
+            org = Organization.create(id=str(uuid.uuid4()), name="Bench", created_at=int(time.time()))
+            emails = [f"dev{i}@bench.test" for i in range(USERS)]
+            for email in emails:
+                User.create(
+                    id=str(uuid.uuid4()),
+                    organization=org.id,
+                    email=email,
+                    name=email,
+                    role="developer",
+                    active=True,
+                    created_at=0,
+                    updated_at=0,
+                )
+            _key, secret = create_api_key(org.id, "bench", None)  # type: ignore[arg-type]
+    finally:
+        app.extensions["weather_metrics"].close()
+        database.close_all()
+    return secret, emails
+
+
+def collect_bodies(seed: int, emails: list[str]) -> list[bytes]:
+    rng = random.Random(seed)
+    identifiers = emails + [f"laptop-{i}" for i in range(8)]
+    now = datetime.now(UTC)
+    return [
+        json.dumps(
+            [execution(rng, now - timedelta(seconds=rng.randrange(3600)), identifiers) for _ in range(BATCH)],
+            separators=(",", ":"),
+        ).encode()
+        for _ in range(DISTINCT_REQUESTS)
+    ]
+
+
+def with_header(request: bytes, name: str, value: str) -> bytes:
+    head, _, body = request.partition(b"\r\n\r\n")
+    return head + f"\r\n{name}: {value}".encode() + b"\r\n\r\n" + body
+
+
+def accepted_per_second(result: Any) -> float:
+    ok = sum(1 for s in result.samples if 200 <= s[2] < 300)
+    return ok * BATCH / result.seconds
+
+
+def bench_collect(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-org-") as tmp_name:
+        db_path = Path(tmp_name) / "server.db"
+        secret, emails = seed_organization(db_path)
+        server = Server(db_path, rate_limit_per_minute=1_000_000_000, mcp_rate_limit="1000000000 per minute")
+        host, port = "127.0.0.1", server.port
+        v1 = [http_post(host, port, "/v1/events", encode_events(b)) for b in make_batches(args.seed)]
+        collect = [
+            with_header(http_post(host, port, "/mcp/metrics/collect", body), "X-API-Key", secret)
+            for body in collect_bodies(args.seed, emails)
+        ]
+        figures: dict[str, list[float]] = {"/v1/events": [], "/mcp/metrics/collect": []}
+        server.start()
+        try:
+            for round_ in range(args.rounds):
+                for path, requests in (("/v1/events", v1), ("/mcp/metrics/collect", collect)):
+                    plan = LoadPlan(host, port, requests, args.connections, args.warmup, args.seconds)
+                    result = run_load(server, db_path, plan)
+                    statuses = sorted({s[2] for s in result.samples})
+                    rate = accepted_per_second(result)
+                    figures[path].append(rate)
+                    latencies = sorted(s[1] * 1000 for s in result.samples)
+                    p99 = latencies[max(0, math.ceil(0.99 * len(latencies)) - 1)] if latencies else float("nan")
+                    print(
+                        f"round {round_ + 1}  {path:<22} {rate:>9,.0f} items/s acknowledged  p99 {p99:6.1f} ms  "
+                        f"statuses {statuses}",
+                        flush=True,
+                    )
+        finally:
+            server.stop()
+        con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+        stored = con.execute("SELECT COUNT(*) FROM agent_executions").fetchone()[0]
+        matched = con.execute("SELECT COUNT(*) FROM agent_executions WHERE user_id IS NOT NULL").fetchone()[0]
+        con.close()
+        v1_median = statistics.median(figures["/v1/events"])
+        collect_median = statistics.median(figures["/mcp/metrics/collect"])
+        ratio = collect_median / v1_median
+        print(
+            f"\n== collect vs /v1/events, {args.rounds} alternating rounds of {args.seconds:.0f} s, "
+            f"{args.connections} connections, {BATCH} items/request (same server, same run)"
+        )
+        print(f"median /v1/events            {v1_median:>9,.0f} events/s")
+        print(f"median /mcp/metrics/collect  {collect_median:>9,.0f} executions/s")
+        verdict = "PASS" if ratio >= TARGET_COLLECT_RATIO else "FAIL"
+        print(f"ratio collect / v1           {ratio:.2f} (target >= {TARGET_COLLECT_RATIO}: {verdict})")
+        print(f"stored                       {stored:,} executions, {matched / max(1, stored):.0%} matched to a user")
+
+
+# -- query latency ----------------------------------------------------------------------------
+
+
+def fingerprint(executions: int, days: int, seed: int) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    for source in SHAPING_SOURCES:
+        digest.update((ROOT / source).read_bytes())
+    return {"executions": executions, "days": days, "seed": seed, "code": digest.hexdigest()[:16]}
+
+
+def build_people(org_id: str) -> list[str]:
+    """Users (one admin, one manager leading a team, developers) and teams; returns the developers' ids."""
+    ids = []
+    for index in range(USERS):
+        role = "admin" if index == 0 else "manager" if index == 1 else "developer"
+        user = User.create(
+            id=str(uuid.uuid4()),
+            organization=org_id,
+            email=f"user{index}@bench.test",
+            name=f"User {index}",
+            role=role,
+            active=True,
+            created_at=0,
+            updated_at=0,
+        )
+        ids.append(user.id)
+    for t in range(TEAMS):
+        team = Team.create(id=str(uuid.uuid4()), organization=org_id, name=f"team-{t}", description="", created_at=0)
+        members = ids[2 + t :: TEAMS] + ([ids[1]] if t == 0 else [])
+        for user_id in members:
+            TeamMember.create(team=team.id, user=user_id, role="member", created_at=0)
+    return ids
+
+
+def execution_rows(
+    rng: random.Random, org_id: str, users: list[str], span: tuple[int, int], count: int
+) -> list[tuple[Any, ...]]:
+    """Rows as agent_row() builds them, generated directly (the build writes 10M of them)."""
+    agents = [name for name, _ in AGENTS_MIX]
+    weights = [w for _, w in AGENTS_MIX]
+    chosen = rng.choices(agents, weights, k=count)
+    rows = []
+    for agent in chosen:
+        occurred = rng.uniform(span[0], span[1])
+        duration = round(rng.lognormvariate(DURATION_MU, DURATION_SIGMA), 1)
+        success = rng.random() >= FAILURE_RATE
+        matched = rng.random() >= UNMATCHED_SHARE
+        user = rng.choice(users)
+        rows.append(
+            (
+                org_id,
+                "bench",
+                int(occurred),
+                occurred,
+                int(occurred) // HOUR * HOUR,
+                None,
+                user if matched else None,
+                user if matched else f"laptop-{rng.randrange(20)}",
+                agent,
+                rng.choice(COMMANDS),
+                duration,
+                latency_bucket(duration),
+                1 if success else 0,
+                None if success else "tool call failed",
+                None,
+            )
+        )
+    return rows
+
+
+def build(path: Path, executions: int, days: int, seed: int) -> None:
+    partial = path.with_name(path.name + ".partial")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+    print(f"building {path} with {executions:,} executions over {days} days ...", flush=True)
+    started = time.perf_counter()
+    rng = random.Random(seed)
+    open_database(str(partial), "normal")
+    with database.connection_context():
+        org = Organization.create(id=str(uuid.uuid4()), name="Bench", created_at=0)
+        users = build_people(org.id)
+        newest = int(time.time())
+        oldest = newest - days * DAY + HOUR
+        chunks = math.ceil(executions / ROWS_PER_TRANSACTION)
+        step = (newest - oldest) / chunks
+        for k in range(chunks):
+            count = min(ROWS_PER_TRANSACTION, executions - k * ROWS_PER_TRANSACTION)
+            span = (oldest + int(k * step), oldest + int((k + 1) * step))
+            write_batches(
+                [PendingBatch(rows=execution_rows(rng, org.id, users, span, count), response={}, kind=AGENTS)]
+            )
+            if (k + 1) % max(1, chunks // 10) == 0:
+                print(f"  {(k + 1) / chunks:4.0%} written", flush=True)
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    database.close_all()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    partial.replace(path)
+    path.with_name(path.name + ".json").write_text(json.dumps(fingerprint(executions, days, seed)))
+    seconds = time.perf_counter() - started
+    print(f"built in {seconds:.0f} s ({executions / seconds:,.0f} executions/s)")
+
+
+def reusable(path: Path, wanted: dict[str, Any]) -> bool:
+    try:
+        built = json.loads(path.with_name(path.name + ".json").read_text())
+    except (OSError, ValueError):
+        return False
+    return path.exists() and built == wanted
+
+
+def time_get(client: Any, url: str, headers: dict[str, str], runs: int, warmup: int) -> list[float]:
+    timings = []
+    for index in range(warmup + runs):
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url} answered {response.status_code}: {response.get_data(as_text=True)[:300]}")
+        if index >= warmup:
+            timings.append(elapsed)
+    return timings
+
+
+def bench_query(args: argparse.Namespace) -> None:
+    path = args.database or RESULTS / "org-10m.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wanted = fingerprint(args.executions, args.days, args.seed)
+    if args.rebuild or not reusable(path, wanted):
+        build(path, args.executions, args.days, args.seed)
+    else:
+        print(f"reusing {path}")
+    app = create_app(
+        {
+            "database": str(path),
+            "jwt_secret": secrets.token_urlsafe(48),
+            "log_level": "warning",
+            "api_rate_limit": "1000000000 per hour",
+        }
+    )
+    client = app.test_client()
+    try:
+        with app.app_context():
+            tokens = app.extensions["weather_metrics"].tokens
+            people = {role: User.get(User.role == role) for role in ("admin", "manager", "developer")}
+            headers = {
+                role: {"Authorization": "Bearer " + tokens.start_session(user).as_dict()["access_token"]}
+                for role, user in people.items()
+            }
+            total = database.execute_sql("SELECT COUNT(*) FROM agent_executions").fetchone()[0]
+        today = datetime.now(UTC).date()
+        start90 = (today - timedelta(days=args.days - 1)).isoformat()
+        start30 = (today - timedelta(days=29)).isoformat()
+        start7 = (today - timedelta(days=6)).isoformat()
+        end = today.isoformat()
+        cases = [
+            ("admin", f"start_date={start90}&end_date={end}&aggregation=day", True),
+            ("admin", f"start_date={start90}&end_date={end}&aggregation=week", False),
+            ("admin", f"start_date={start90}&end_date={end}&aggregation=month", False),
+            ("admin", f"start_date={start90}&end_date={end}&aggregation=hour&limit=1000", False),
+            ("admin", f"start_date={start90}&end_date={end}&agent_name=code-reviewer", False),
+            ("admin", f"start_date={start90}&end_date={end}&success_only=true", False),
+            ("admin", f"start_date={start30}&end_date={end}", False),
+            ("admin", f"start_date={start7}&end_date={end}&aggregation=hour", False),
+            ("manager", f"start_date={start90}&end_date={end}", False),
+            ("developer", f"start_date={start90}&end_date={end}", False),
+        ]
+        print(
+            f"\n== GET /api/metrics/agents, {total:,} executions over {args.days} days, "
+            f"Flask test client, {args.runs} runs"
+        )
+        print(f"{'caller':<10} {'query':<72} {'median ms':>9} {'p95 ms':>7}")
+        for role, query, headline in cases:
+            timings = time_get(client, f"/api/metrics/agents?{query}", headers[role], args.runs, 3)
+            ordered = sorted(timings)
+            p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+            mark = (
+                f"  target < {TARGET_QUERY_MS:.0f} ms: {'PASS' if p95 < TARGET_QUERY_MS else 'FAIL'}"
+                if headline
+                else ""
+            )
+            print(f"{role:<10} {query:<72} {statistics.median(timings):>9.1f} {p95:>7.1f}{mark}")
+    finally:
+        app.extensions["weather_metrics"].close()
+        database.close_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.org", description=__doc__)
+    parser.add_argument("part", nargs="?", choices=("collect", "query", "all"), default="all")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured window of each round (default 8)")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per path (default 3)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--executions", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--database", type=Path, help="query database (default bench/results/org-10m.db)")
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.part in ("collect", "all"):
+        bench_collect(args)
+    if args.part in ("query", "all"):
+        bench_query(args)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
