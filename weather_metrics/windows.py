@@ -19,7 +19,7 @@ HOUR = 3600
 
 
 class QueryError(Exception):
-    """Bad query parameters: a message and the offending fields."""
+    """Bad request parameters (or body content that names nothing real): a message and the offending fields."""
 
     def __init__(self, message: str, details: dict[str, str]) -> None:
         super().__init__(message)
@@ -69,10 +69,10 @@ class Window:
 
     def period_of(self, hour: int) -> datetime:
         """The start (in the organization's zone) of the period holding a UTC hour."""
-        local = datetime.fromtimestamp(hour, self.zone)
         if self.aggregation == "hour":
-            return local
-        day = local.date()
+            return datetime.fromtimestamp(hour, self.zone)
+        # By the hour's last second: the hour a local midnight falls in starts the new period.
+        day = datetime.fromtimestamp(hour + HOUR - 1, self.zone).date()
         if self.aggregation == "week":
             day -= timedelta(days=day.weekday())
         elif self.aggregation == "month":
@@ -85,9 +85,11 @@ class Window:
         hour = self.first_hour
         while hour <= self.last_hour:
             period = self.period_of(hour)
-            if not out or out[-1] != period:
+            # By instant: in one zone, == ignores `fold`, so a repeated local hour would merge.
+            if not out or out[-1].timestamp() != period.timestamp():
                 out.append(period)
-            hour = max(hour + HOUR, int(_next_period(period, self.aggregation, self.zone).timestamp()))
+            following = int(_next_period(period, self.aggregation, self.zone).timestamp())
+            hour = max(hour + HOUR, following // HOUR * HOUR)
         return out
 
     def preceding(self) -> Window:
@@ -101,7 +103,8 @@ def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
 
 def _next_period(start: datetime, aggregation: str, tz: ZoneInfo) -> datetime:
     if aggregation == "hour":
-        return start + timedelta(hours=1)
+        # An hour of elapsed time: wall-clock arithmetic would skip the repeated hour of a DST change.
+        return datetime.fromtimestamp(start.timestamp() + HOUR, tz)
     day = start.date()
     if aggregation == "day":
         day += timedelta(days=1)
@@ -116,9 +119,12 @@ def _parse_moment(value: str, tz: ZoneInfo, end: bool) -> datetime | None:
     """A date (local midnight; the next one for an end) or date-time (local unless it has an offset)."""
     value = value.strip()
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return _local_midnight(day + timedelta(days=1) if end else day, tz)
+        day = date.fromisoformat(value)  # any date form (2026-03-02, 20260302), not only 10 characters
+    except ValueError:
+        pass
+    else:
+        return _floor_hour(_local_midnight(day + timedelta(days=1) if end else day, tz))
+    try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
