@@ -133,7 +133,9 @@ def test_sigterm_writes_everything_accepted(tmp_path, ack):
 
 def test_overload_answers_503_with_retry_after_and_recovers(tmp_path):
     database = tmp_path / "metrics.db"
-    with Server(database, queue_max_events=200, ack_timeout_seconds=1, retry_after_seconds=3) as server:
+    with Server(
+        database, queue_max_events=200, metrics_max_items=100, ack_timeout_seconds=1, retry_after_seconds=3
+    ) as server:
         blocker = sqlite3.connect(database, timeout=5)
         blocker.execute("BEGIN IMMEDIATE")  # hold the write lock: the writer is slowed on purpose
         answers: list[tuple[int, dict[str, str], object]] = []

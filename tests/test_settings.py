@@ -280,3 +280,10 @@ def test_config_example_is_what_the_settings_table_says():
     from weather_metrics.settings import example_config
 
     assert EXAMPLE.read_text() == example_config()
+
+
+def test_a_queue_smaller_than_the_largest_request_is_refused() -> None:
+    # Such a request could never be queued: every retry would get 503 again.
+    with pytest.raises(SettingsError, match="'queue_max_events'"):
+        load_settings({"queue_max_events": 500, "metrics_max_items": 1000})
+    assert load_settings({"queue_max_events": 1000, "metrics_max_items": 1000})["queue_max_events"] == 1000

@@ -72,7 +72,12 @@ def length_message(low: int, high: int) -> str:
 
 
 def range_message(low: float, high: float) -> str:
-    return f"Must be between {low:g} and {high:g}."
+    return f"Must be between {_plain(low)} and {_plain(high)}."
+
+
+def _plain(number: float) -> str:
+    """86400000 rather than 8.64e+07: the figure a reader compares with /mcp/config."""
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 AGENT_FIELDS = {
@@ -111,14 +116,18 @@ def _required(item: dict[str, Any], names: tuple[str, ...], problems: dict[str, 
             problems[prefix + name] = REQUIRED
 
 
-def _metadata(item: dict[str, Any], problems: dict[str, str], prefix: str) -> None:
+def _metadata(item: dict[str, Any], problems: dict[str, str], prefix: str, texts: dict[str, str] | None) -> None:
     value = item.get("metadata")
     if value is None:
         return
     if not isinstance(value, dict):
         problems[prefix + "metadata"] = NOT_OBJECT
-    elif metadata_size(value) > MAX_METADATA_BYTES:
+        return
+    text = _dump(value)
+    if len(text.encode()) > MAX_METADATA_BYTES:
         problems[prefix + "metadata"] = TOO_MUCH_METADATA
+    elif texts is not None:
+        texts[prefix] = text  # the row stores this text: serialize once
 
 
 def metadata_size(value: dict[str, Any]) -> int:
@@ -150,8 +159,13 @@ def accepted_window(now: datetime, retention_days: int, skew_seconds: int) -> tu
     return now - timedelta(days=retention_days), now + timedelta(seconds=skew_seconds)
 
 
-def agent_problems(item: Any, window: tuple[datetime, datetime], prefix: str = "") -> dict[str, str]:
-    """What is wrong with one agent execution, by field; empty when it is valid."""
+def agent_problems(
+    item: Any, window: tuple[datetime, datetime], prefix: str = "", texts: dict[str, str] | None = None
+) -> dict[str, str]:
+    """What is wrong with one agent execution, by field; empty when it is valid.
+
+    `texts`, when given, receives the metadata's stored JSON under `prefix`.
+    """
     if not isinstance(item, dict):
         return {prefix.rstrip(".") or "_body": NOT_OBJECT}
     problems: dict[str, str] = {}
@@ -173,12 +187,14 @@ def agent_problems(item: Any, window: tuple[datetime, datetime], prefix: str = "
     success = item.get("success")
     if success is not None and not isinstance(success, bool):
         problems[prefix + "success"] = NOT_BOOLEAN
-    _metadata(item, problems, prefix)
+    _metadata(item, problems, prefix, texts)
     _timestamp(item, window, problems, prefix)
     return problems
 
 
-def productivity_problems(item: Any, window: tuple[datetime, datetime], prefix: str = "") -> dict[str, str]:
+def productivity_problems(
+    item: Any, window: tuple[datetime, datetime], prefix: str = "", texts: dict[str, str] | None = None
+) -> dict[str, str]:
     """What is wrong with one productivity metric, by field; empty when it is valid."""
     if not isinstance(item, dict):
         return {prefix.rstrip(".") or "_body": NOT_OBJECT}
@@ -197,7 +213,7 @@ def productivity_problems(item: Any, window: tuple[datetime, datetime], prefix: 
             problems[prefix + "value"] = range_message(-MAX_ABS_VALUE, MAX_ABS_VALUE)
     _text(item, "user_id", 1, MAX_IDENTIFIER, problems, prefix)
     _text(item, "team_id", 1, MAX_IDENTIFIER, problems, prefix)
-    _metadata(item, problems, prefix)
+    _metadata(item, problems, prefix, texts)
     _timestamp(item, window, problems, prefix)
     return problems
 
@@ -231,7 +247,9 @@ AGENT_COLUMNS = (
 )
 
 
-def agent_row(org_id: str, batch_id: str, received_at: int, item: dict[str, Any], user_id: str | None) -> tuple:
+def agent_row(
+    org_id: str, batch_id: str, received_at: int, item: dict[str, Any], user_id: str | None, text: str | None = None
+) -> tuple:
     """The agent_executions row of one validated execution."""
     occurred = _moment(item)
     duration = item["execution_time_ms"]
@@ -251,7 +269,7 @@ def agent_row(org_id: str, batch_id: str, received_at: int, item: dict[str, Any]
         latency_bucket(duration),
         1 if item["success"] else 0,
         item.get("error_details"),
-        None if metadata is None else _dump(metadata),
+        text if text is not None or metadata is None else _dump(metadata),
     )
 
 
@@ -269,7 +287,9 @@ PRODUCTIVITY_COLUMNS = (
 )
 
 
-def productivity_row(org_id: str, batch_id: str, received_at: int, item: dict[str, Any]) -> tuple:
+def productivity_row(
+    org_id: str, batch_id: str, received_at: int, item: dict[str, Any], text: str | None = None
+) -> tuple:
     """The productivity_metrics row of one validated metric."""
     occurred = _moment(item)
     metadata = item.get("metadata")
@@ -283,7 +303,7 @@ def productivity_row(org_id: str, batch_id: str, received_at: int, item: dict[st
         float(item["value"]),
         item.get("user_id"),
         item.get("team_id"),
-        None if metadata is None else _dump(metadata),
+        text if text is not None or metadata is None else _dump(metadata),
     )
 
 

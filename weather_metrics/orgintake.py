@@ -89,14 +89,21 @@ class OrgIntake:
                 body = parse_json(raw, strict=True)
             except MalformedJson as exc:
                 raise Rejected(400, str(exc)) from None
+            if b"\\u" in raw and not _is_text(body):
+                raise Rejected(
+                    400, "The body holds a string that is not valid Unicode (a lone surrogate such as \\ud800)"
+                )
             now = self._clock()
             key = digest = None
             if idempotency_key is not None:
                 problem = check_idempotency_key(idempotency_key)
                 if problem:
                     raise Rejected(400, problem, {"Idempotency-Key": problem})
-                # Keys are per organization and surface: another tenant cannot replay or block ours.
-                key, digest = f"{org_id}\x1f{surface}\x1f{idempotency_key}", body_hash(body)
+                # Keys are per organization, surface and sender (a user; for collect, the organization's
+                # servers): nobody else can replay or block ours.
+                sender = poster.id if poster is not None else ""
+                key = f"{org_id}\x1f{surface}\x1f{sender}\x1f{idempotency_key}"
+                digest = body_hash(body)
                 first = self._replay(key, digest, now)
                 if first is not None:
                     return first, True
@@ -150,8 +157,9 @@ class OrgIntake:
         poster: User | None,
     ) -> list[tuple[Any, ...]]:
         problems: dict[str, str] = {}
+        texts: dict[str, str] = {}
         for item, prefix in zip(items, prefixes, strict=True):
-            problems.update(agent_problems(item, window, prefix))
+            problems.update(agent_problems(item, window, prefix, texts))
         if problems:
             raise Rejected(400, "Request validation failed", problems)
         users = _org_users(org_id, items)
@@ -165,7 +173,10 @@ class OrgIntake:
             raise Rejected(400, "Request validation failed", problems)
         if poster is not None:
             _check_scope(poster, owners, prefixes)
-        return [agent_row(org_id, batch_id, received_at, i, o) for i, o in zip(items, owners, strict=True)]
+        return [
+            agent_row(org_id, batch_id, received_at, item, owner, texts.get(prefix))
+            for item, owner, prefix in zip(items, owners, prefixes, strict=True)
+        ]
 
     def _productivity_rows(
         self,
@@ -179,8 +190,9 @@ class OrgIntake:
     ) -> list[tuple[Any, ...]]:
         assert poster is not None
         problems: dict[str, str] = {}
+        texts: dict[str, str] = {}
         for item, prefix in zip(items, prefixes, strict=True):
-            problems.update(productivity_problems(item, window, prefix))
+            problems.update(productivity_problems(item, window, prefix, texts))
         if problems:
             raise Rejected(400, "Request validation failed", problems)
         users = _org_users(org_id, items)
@@ -198,7 +210,19 @@ class OrgIntake:
             items = [_own_by_default(item, poster) for item in items]
             _check_scope(poster, [item.get("user_id") for item in items], prefixes)
             _check_teams(poster, items, prefixes)
-        return [productivity_row(org_id, batch_id, received_at, item) for item in items]
+        return [
+            productivity_row(org_id, batch_id, received_at, item, texts.get(prefix))
+            for item, prefix in zip(items, prefixes, strict=True)
+        ]
+
+
+def _is_text(body: Any) -> bool:
+    """False when a string holds a lone surrogate: valid JSON, but no database can store it."""
+    try:
+        json.dumps(body, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _given(items: list[dict[str, Any]], name: str) -> list[str]:

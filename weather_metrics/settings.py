@@ -225,6 +225,11 @@ def _check_together(settings: dict[str, Any]) -> None:
             raise SettingsError(
                 f"setting '{name}': not a rate limit such as '1000 per hour', got {settings[name]!r}"
             ) from None
+    if settings["queue_max_events"] < settings["metrics_max_items"]:
+        raise SettingsError(
+            "setting 'queue_max_events': must be at least metrics_max_items "
+            f"({settings['metrics_max_items']}), or the largest request could never be queued"
+        )
     secret = settings["jwt_secret"]
     if secret and len(secret) < 32:
         raise SettingsError("setting 'jwt_secret': must be at least 32 characters")

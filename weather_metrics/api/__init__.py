@@ -107,7 +107,7 @@ def as_problem(exc: Exception) -> Exception:
     if isinstance(exc, (Rejected, QueryError)):
         return ApiProblem(getattr(exc, "status", 400), str(exc), exc.details)
     if isinstance(exc, Unavailable):  # nothing of the request was stored
-        wait = current_app.extensions["weather_metrics"].settings["retry_after_seconds"]
+        wait = g.retry_after_wait = current_app.extensions["weather_metrics"].settings["retry_after_seconds"]
         return ApiProblem(503, str(exc), {"retry_after": wait}, {"Retry-After": str(wait)})
     return exc
 
@@ -219,9 +219,18 @@ def init_app(app: Flask) -> None:
     # Registered before the limiter's own hook, so it runs after it (Flask runs them in reverse).
     @app.after_request
     def spec_retry_after(response: Response) -> Response:
-        """The spec also names the wait X-RateLimit-Retry-After."""
-        if response.status_code == 429 and "Retry-After" in response.headers:
-            response.headers["X-RateLimit-Retry-After"] = response.headers["Retry-After"]
+        """Retry-After belongs to 429 (the limiter's wait, also as X-RateLimit-Retry-After) and 503.
+
+        The limiter puts its window's reset into Retry-After on every response it counts;
+        a 503 keeps the writer's own wait, and other answers get none.
+        """
+        if response.status_code == 429:
+            if "Retry-After" in response.headers:
+                response.headers["X-RateLimit-Retry-After"] = response.headers["Retry-After"]
+        elif response.status_code == 503 and "retry_after_wait" in g:
+            response.headers["Retry-After"] = str(g.retry_after_wait)
+        elif response.status_code != 503:
+            response.headers.pop("Retry-After", None)
         return response
 
     limiter.init_app(app)

@@ -20,7 +20,7 @@ def organization_key() -> str:
 
 
 # Ingestion has its own limit (setting metrics_ingest_rate_limit), instead of the per-user one.
-ingest_limit = limiter.limit(
+ingest_limit = limiter.shared_limit(
     lambda: current_app.extensions["weather_metrics"].settings["metrics_ingest_rate_limit"],
     key_func=organization_key,
     scope="metrics-ingest",
