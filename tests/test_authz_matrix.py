@@ -14,15 +14,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 import pytest
 from flask import Flask
 
 from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org
-from weather_metrics import accounts
+from weather_metrics import accounts, dashboards
+from weather_metrics.api.dashboard_schemas import DashboardCreateSchema
+from weather_metrics.models import Dashboard, Team
 
 SIGNED_IN = ("admin", "manager", "developer", "outsider")
 ANONYMOUS = ("no_token", "expired", "alg_none", "wrong_key", "refresh_as_access")
@@ -39,6 +43,7 @@ class World:
     other: dict[str, Member]
     target: Any  # an Acme developer that none of the callers is
     counter: list[int] = field(default_factory=lambda: [0])
+    acme_marks: list[str] = field(default_factory=list)  # agent names, metric types... only Acme's data holds
 
     def unique(self, stem: str) -> str:
         self.counter[0] += 1
@@ -95,7 +100,51 @@ def build_world(app: Flask, tmp_path: Path) -> World:
             app.extensions["weather_metrics"].passwords,
         )
     secret = TEST_JWT_SECRET
-    return World(app, secret, acme, other, target)
+    world = World(app, secret, acme, other, target)
+    seed_acme_data(world)
+    return world
+
+
+def _timestamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _execution(world: World, **fields: Any) -> dict[str, Any]:
+    return {
+        "agent_name": world.unique("agent"),
+        "command": "run",
+        "execution_time_ms": 120,
+        "success": True,
+        "timestamp": _timestamp(),
+        **fields,
+    }
+
+
+def _productivity(world: World, **fields: Any) -> dict[str, Any]:
+    return {"type": "commits", "value": 3, "timestamp": _timestamp(), **fields}
+
+
+def _org_dashboard(world: World, name: str) -> str:
+    """An organization dashboard of Acme, made by Acme's admin, with one widget."""
+    widget = {"id": "w1", "type": "line", "metric": "agents.calls", "position": {"x": 0, "y": 0, "w": 6, "h": 4}}
+    data = DashboardCreateSchema().load({"name": name, "scope": "organization", "layout": [widget]})
+    with world.app.app_context():
+        return str(dashboards.create_dashboard(world.acme["admin"].user, data).id)
+
+
+def seed_acme_data(world: World) -> None:
+    """Metrics and a dashboard of Acme whose names appear nowhere else: the outsider must never see them."""
+    agent, kind, board = world.unique("acme-agent"), "acme_only_" + uuid.uuid4().hex[:12], world.unique("acme-board")
+    team = _team(world)
+    client, headers = world.app.test_client(), world.headers_for("admin")
+    for path, item in (
+        ("/api/metrics/agents", _execution(world, agent_name=agent, user_id=world.target.id)),
+        ("/api/metrics/productivity", _productivity(world, type=kind, user_id=world.target.id, team_id=team)),
+    ):
+        response = client.post(path, json=[item], headers=headers)
+        assert response.status_code == 201, response.get_data(as_text=True)
+    _org_dashboard(world, board)
+    world.acme_marks.extend([agent, kind, board])
 
 
 # What a cell needs before its request: path parameters (Acme's ids) and a JSON body.
@@ -165,6 +214,50 @@ def fresh_key(world: World) -> tuple[dict[str, str], None]:
     return {"key_id": key.id}, None
 
 
+def own_execution(world: World) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    return {}, [_execution(world)]
+
+
+def execution_for_target(world: World) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    return {}, [_execution(world, user_id=world.target.id)]
+
+
+def own_productivity(world: World) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    return {}, [_productivity(world)]
+
+
+def productivity_for_target(world: World) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    return {}, [_productivity(world, user_id=world.target.id)]
+
+
+def rename_org(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return {}, {"name": world.unique("org")}
+
+
+def new_dashboard(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return {}, {"name": world.unique("board")}
+
+
+def new_org_dashboard(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return {}, {"name": world.unique("board"), "scope": "organization"}
+
+
+def fresh_dashboard(world: World) -> tuple[dict[str, str], None]:
+    return {"dashboard_id": _org_dashboard(world, world.unique("board"))}, None
+
+
+def rename_fresh_dashboard(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return {"dashboard_id": _org_dashboard(world, world.unique("board"))}, {"name": world.unique("board")}
+
+
+def acme_teams(world: World) -> tuple[dict[str, str], None]:
+    return {"team_ids": _team(world)}, None
+
+
+def acme_team(world: World) -> tuple[dict[str, str], None]:
+    return {"team_id": _team(world)}, None
+
+
 @dataclass(frozen=True)
 class Row:
     admin: int
@@ -173,6 +266,7 @@ class Row:
     outsider: int
     prepare: Prepare = nothing
     anonymous: int = 401  # no token, expired token and each forged token
+    query: tuple[str, ...] = ()  # prepared values sent as the query string rather than in the path
 
     def expected(self, identity: str) -> int:
         return self.anonymous if identity in ANONYMOUS else int(getattr(self, identity))
@@ -196,6 +290,34 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/api/keys"):                                Row(200, 403, 403, 200),
     ("POST", "/api/keys"):                               Row(201, 403, 403, 201, new_key),
     ("DELETE", "/api/keys/<key_id>"):                    Row(204, 403, 403, 404, fresh_key),
+    ("GET", "/api/metrics/agents"):                      Row(200, 200, 200, 200),
+    ("POST", "/api/metrics/agents"):                     Row(201, 201, 201, 201, own_execution),
+    ("GET", "/api/metrics/productivity"):                Row(200, 200, 200, 200),
+    ("POST", "/api/metrics/productivity"):               Row(201, 201, 201, 201, own_productivity),
+    ("GET", "/api/organization"):                        Row(200, 200, 200, 200),
+    ("PUT", "/api/organization"):                        Row(200, 403, 403, 200, rename_org),
+    ("GET", "/api/dashboards"):                          Row(200, 200, 200, 200),
+    ("POST", "/api/dashboards"):                         Row(201, 201, 201, 201, new_dashboard),
+    ("GET", "/api/dashboards/<dashboard_id>"):           Row(200, 200, 200, 404, fresh_dashboard),
+    ("PUT", "/api/dashboards/<dashboard_id>"):           Row(200, 403, 403, 404, rename_fresh_dashboard),
+    ("DELETE", "/api/dashboards/<dashboard_id>"):        Row(204, 403, 403, 404, fresh_dashboard),
+    ("GET", "/api/dashboards/<dashboard_id>/data"):      Row(200, 200, 200, 404, fresh_dashboard),
+    ("GET", "/api/analytics/productivity-trends"):       Row(200, 200, 200, 200),
+    # A manager without a team compares no teams: 200 with an empty list ("default: your teams").
+    ("GET", "/api/analytics/team-comparison"):           Row(200, 200, 403, 200),
+}
+
+# Further cells of a route already in ROUTES: the same request with a query or body that names
+# someone else's data (the Acme target developer, or an Acme team none of the callers is in).
+EXTRA_CELLS: dict[tuple[str, str, str], Row] = {
+    #                                                         admin manager developer outsider
+    ("GET", "/api/metrics/agents", "user_id=target"):         Row(200, 403, 403, 404, target_user, query=("user_id",)),
+    ("GET", "/api/metrics/productivity", "user_id=target"):   Row(200, 403, 403, 404, target_user, query=("user_id",)),
+    ("POST", "/api/metrics/agents", "for target"):            Row(201, 403, 403, 400, execution_for_target),
+    ("POST", "/api/metrics/productivity", "for target"):      Row(201, 403, 403, 400, productivity_for_target),
+    ("POST", "/api/dashboards", "org scope"):                 Row(201, 403, 403, 201, new_org_dashboard),
+    ("GET", "/api/analytics/team-comparison", "team_ids"):    Row(200, 403, 403, 404, acme_teams, query=("team_ids",)),
+    ("GET", "/api/analytics/productivity-trends", "team_id"): Row(200, 403, 403, 404, acme_team, query=("team_id",)),
 }
 # fmt: on
 
@@ -221,17 +343,23 @@ def fill(rule: str, values: dict[str, str]) -> str:
 def acme_fingerprints(world: World) -> list[str]:
     """Strings that only Acme's data contains: none may reach the outsider."""
     people = [member.user for member in world.acme.values()] + [world.target]
-    return [_org(world)] + [u.id for u in people] + [u.email for u in people]
+    with world.app.app_context():  # every team and dashboard of Acme, also those the cells made
+        teams = [(t.id, t.name) for t in Team.select().where(Team.organization == _org(world))]
+        boards = [(d.id, d.name) for d in Dashboard.select().where(Dashboard.organization == _org(world))]
+    named = [text for pair in teams + boards for text in pair]
+    return [_org(world)] + [u.id for u in people] + [u.email for u in people] + named + world.acme_marks
 
 
 def run_cell(world: World, identity: str, method: str, rule: str, row: Row) -> str | None:
     """One request; a description of what went wrong, or None."""
     values, body = row.prepare(world)
     path = fill(rule, values)
+    if row.query:
+        path += "?" + urlencode({name: values[name] for name in row.query})
     headers = world.headers_for(identity)
     response = world.app.test_client().open(path, method=method, headers=headers, json=body)
     want = row.expected(identity)
-    where = f"{identity:>17} {method} {rule}"
+    where = f"{identity:>17} {method} {rule}" + (f" ?{','.join(row.query)}" if row.query else "")
     if response.status_code != want:
         return f"{where}: expected {want}, got {response.status_code} {response.get_data(as_text=True)[:200]}"
     if not response.headers.get("X-Request-ID"):
@@ -256,6 +384,8 @@ def test_the_table_covers_every_api_route_and_nothing_else(app):
     stale = sorted(set(ROUTES) - served)
     assert not missing, f"add a row to ROUTES for each new /api route: {missing}"
     assert not stale, f"rows in ROUTES for routes that no longer exist: {stale}"
+    orphans = sorted(key for key in EXTRA_CELLS if key[:2] not in served)
+    assert not orphans, f"EXTRA_CELLS for routes that no longer exist: {orphans}"
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
@@ -271,6 +401,36 @@ def test_authorization_matrix(app, tmp_path, identity):
         if problem:
             problems.append(problem)
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("identity", IDENTITIES)
+def test_extra_cells(app, tmp_path, identity):
+    world = build_world(app, tmp_path)
+    problems = []
+    for (method, rule, label), row in EXTRA_CELLS.items():
+        problem = run_cell(world, identity, method, rule, row)
+        if problem:
+            problems.append(f"{problem} [{label}]")
+    assert not problems, "\n".join(problems)
+
+
+def test_acme_data_is_there_for_the_fingerprints_to_catch(app, tmp_path):
+    """Control for the outsider's leak check: Acme's own admin does see each marked string."""
+    world = build_world(app, tmp_path)
+    client, headers = app.test_client(), world.headers_for("admin")
+    agent, kind, board = world.acme_marks
+    seen = {
+        agent: client.get("/api/metrics/agents", headers=headers),
+        kind: client.get("/api/metrics/productivity", headers=headers),
+        board: client.get("/api/dashboards", headers=headers),
+    }
+    for mark, response in seen.items():
+        assert response.status_code == 200
+        assert mark in response.get_data(as_text=True), mark
+    trends = client.get("/api/analytics/productivity-trends", headers=headers).get_data(as_text=True)
+    assert kind in trends
+    teams = client.get("/api/analytics/team-comparison", headers=headers).get_data(as_text=True)
+    assert any(s in teams for s in acme_fingerprints(world) if s.startswith("team-"))
 
 
 def test_crafted_tokens_differ_from_a_valid_one_only_in_their_defect(app, tmp_path):
