@@ -423,3 +423,26 @@ def test_a_writer_whose_thread_died_refuses_new_batches(db_path):
         time.sleep(0.01)
     with pytest.raises(WriterStopped):
         writer.submit(batch("late"))
+
+
+def test_a_batch_the_database_cannot_take_is_refused_alone_and_the_rest_are_stored(start_writer, db_path):
+    """A row SQLite cannot encode fails every retry: it must not stop ingestion for everyone."""
+    gate = Gate()
+    writer = start_writer(write=gate)
+    first = batch("first")
+    writer.submit(first)
+    assert gate.entered.wait(WAIT)  # the writer holds `first`; the next three queue up as one group
+    good, bad, later = batch("good", 2), batch("bad"), batch("later", 3)
+    bad.rows = [tuple("\ud800" if value == "bad" else value for value in bad.rows[0])]  # a lone surrogate
+    for pending in (good, bad, later):
+        writer.submit(pending)
+    gate.release.set()
+    wait_done(first, good, bad, later)
+    assert stored(db_path) == {"first": 1, "good": 2, "later": 3}
+    assert bad.failure is not None and "UnicodeEncodeError" in bad.failure
+    assert good.failure is None and later.failure is None
+    assert not writer.failing and writer.depth == 0
+    after = batch("after")
+    writer.submit(after)
+    wait_done(after)
+    assert stored(db_path)["after"] == 1

@@ -88,6 +88,7 @@ class PendingBatch:
     # `key_conflict` when the Idempotency-Key was already used for a different body.
     result: dict[str, Any] | None = field(default=None, repr=False)
     key_conflict: bool = False
+    failure: str | None = None  # set when the batch itself cannot be written (see EventWriter)
     stored: int = 0
     done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 

@@ -28,6 +28,10 @@ class Unavailable(Exception):
     """The batch was not accepted now (queue full, writer stopped, commit too slow): retry later."""
 
 
+class NotStored(RuntimeError):
+    """The database refused the batch itself (a validation gap): a server error, nothing stored."""
+
+
 class KeyReused(Exception):
     """The Idempotency-Key was already used with a different body."""
 
@@ -78,6 +82,8 @@ def deliver(writer: EventWriter, batch: PendingBatch, ack_on_commit: bool, timeo
         # The writer is committing it right now: the outcome is moments away.
         if not batch.done.wait(timeout):
             raise Unavailable("The commit is taking longer than expected; retry with the same Idempotency-Key")
+    if batch.failure is not None:
+        raise NotStored(batch.failure)
     if batch.key_conflict:
         raise KeyReused
     assert batch.result is not None

@@ -7,17 +7,22 @@ commits it in one transaction (group commit) and wakes the handlers waiting on i
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import peewee
+
 from weather_metrics.ingest import PendingBatch
 
 log = logging.getLogger(__name__)
 
 WriteFn = Callable[[list[PendingBatch]], int]
+# Failures of the database itself (locked, I/O, full disk): retrying the same write can succeed.
+TRANSIENT = (sqlite3.OperationalError, peewee.OperationalError)
 CommitHook = Callable[[list[PendingBatch], int, float], None]
 
 
@@ -125,19 +130,34 @@ class EventWriter:
             self._in_flight = group
             return group
 
-    def _commit(self, group: list[PendingBatch]) -> None:
+    def _write_group(self, group: list[PendingBatch]) -> int:
+        """Write a group, retrying while the database fails; rows stored.
+
+        An error that is not the database's (a row it cannot take) would fail every retry
+        and stop all ingestion: the group is then written batch by batch, and a batch that
+        fails alone is given up with its `failure` set.
+        """
         delay = 0.05
         while True:
-            started = time.perf_counter()
             try:
                 stored = self._write(group)
                 self.failing = False
-                break
-            except Exception:  # noqa: BLE001 - the batches stay ours until they are stored
+                return stored
+            except TRANSIENT:
                 self.failing = True
                 log.exception("writing %d batches failed; retrying in %.2fs", len(group), delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the others
+                if len(group) > 1:
+                    return sum(self._write_group([batch]) for batch in group)
+                log.exception("a batch of %d rows cannot be written; it is refused", len(group[0].rows))
+                group[0].failure = f"{type(exc).__name__}: {exc}"
+                return 0
+
+    def _commit(self, group: list[PendingBatch]) -> None:
+        started = time.perf_counter()
+        stored = self._write_group(group)
         elapsed = time.perf_counter() - started
         with self._cond:
             self._queued_events -= sum(len(b.rows) for b in group)

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from weather_metrics.accounts import Conflict, NotFound
 from weather_metrics.bodies import MalformedJson, parse_json, read_body
-from weather_metrics.intake import Unavailable
+from weather_metrics.intake import NotStored, Unavailable
 from weather_metrics.models import User
 from weather_metrics.orgintake import Rejected
 from weather_metrics.stats import iso
@@ -106,6 +106,9 @@ def as_problem(exc: Exception) -> Exception:
         return ApiProblem(403, str(exc))
     if isinstance(exc, (Rejected, QueryError)):
         return ApiProblem(getattr(exc, "status", 400), str(exc), exc.details)
+    if isinstance(exc, NotStored):
+        log.error("a batch was refused by the database: %s", exc)
+        return ApiProblem(500, "The database refused this batch; nothing of it was stored")
     if isinstance(exc, Unavailable):  # nothing of the request was stored
         wait = g.retry_after_wait = current_app.extensions["weather_metrics"].settings["retry_after_seconds"]
         return ApiProblem(503, str(exc), {"retry_after": wait}, {"Retry-After": str(wait)})
