@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.stats
+	$(BIN)/python -m bench.org
 
 # After changing a setting in weather_metrics/settings.py (a test fails until this is run).
 config-example: $(STAMP)

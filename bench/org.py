@@ -35,6 +35,7 @@ from weather_metrics.histogram import latency_bucket
 from weather_metrics.ingest import PendingBatch, write_batches
 from weather_metrics.models import Organization, Team, TeamMember, User
 from weather_metrics.orgingest import AGENTS
+from weather_metrics.orgmetrics import SETTLED
 
 BATCH = 100
 DISTINCT_REQUESTS = 256
@@ -358,17 +359,20 @@ def bench_query(args: argparse.Namespace) -> None:
             f"\n== GET /api/metrics/agents, {total:,} executions over {args.days} days, "
             f"Flask test client, {args.runs} runs"
         )
-        print(f"{'caller':<10} {'query':<72} {'median ms':>9} {'p95 ms':>7}")
+        print(f"{'caller':<10} {'query':<72} {'cold ms':>8} {'median ms':>9} {'p95 ms':>7}")
         for role, query, headline in cases:
-            timings = time_get(client, f"/api/metrics/agents?{query}", headers[role], args.runs, 3)
+            url = f"/api/metrics/agents?{query}"
+            SETTLED.clear()  # cold: nothing of past days cached, as after a restart or a late batch
+            cold = time_get(client, url, headers[role], 1, 0)[0]
+            timings = time_get(client, url, headers[role], args.runs, 2)
             ordered = sorted(timings)
             p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
             mark = (
-                f"  target < {TARGET_QUERY_MS:.0f} ms: {'PASS' if p95 < TARGET_QUERY_MS else 'FAIL'}"
+                f"  target p95 < {TARGET_QUERY_MS:.0f} ms: {'PASS' if p95 < TARGET_QUERY_MS else 'FAIL'}"
                 if headline
                 else ""
             )
-            print(f"{role:<10} {query:<72} {statistics.median(timings):>9.1f} {p95:>7.1f}{mark}")
+            print(f"{role:<10} {query:<72} {cold:>8.1f} {statistics.median(timings):>9.1f} {p95:>7.1f}{mark}")
     finally:
         app.extensions["weather_metrics"].close()
         database.close_all()

@@ -232,7 +232,14 @@ def authenticate_api_key(secret: str) -> ApiKey | None:
     """The live key with this secret, or None."""
     if not secret.startswith(API_KEY_PREFIX):
         return None
-    return ApiKey.get_or_none((ApiKey.secret_hash == hash_api_key(secret)) & ApiKey.revoked_at.is_null())
+    # Every /mcp request asks: one plain statement, not a peewee query built each time.
+    row = database.execute_sql(
+        "SELECT id, organization_id, name, prefix FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL",
+        (hash_api_key(secret),),
+    ).fetchone()
+    if row is None:
+        return None
+    return ApiKey(id=row[0], organization=row[1], name=row[2], prefix=row[3])
 
 
 def api_key_view(key: ApiKey) -> dict[str, Any]:
