@@ -556,3 +556,17 @@ def test_window_spanning_past_days_and_today_adds_up(client, acme, app, org_id):
         assert body["totals"]["p50_duration_ms"] == pytest.approx(100.0, rel=0.025)
         assert body["totals"]["p99_duration_ms"] == pytest.approx(300.0, rel=0.025)
         assert sum(entry["calls"] for entry in body["series"]) == 2
+
+
+def test_pruning_rollups_is_seen_by_the_next_query(app, client, acme, org_id):
+    """Cached results of settled days must not outlive the rollups pruning drops."""
+    from weather_metrics.ingest import prune
+
+    old = (datetime.now(UTC) - timedelta(days=10)).replace(hour=12, minute=0, second=0, microsecond=0)
+    add_executions(app, org_id, execution(old.isoformat()), execution(old.isoformat(), ok=False))
+    params = {"start_date": (old - timedelta(days=1)).date().isoformat(), "end_date": old.date().isoformat()}
+    assert fetch(client, AGENTS_URL, acme["admin"], **params)["totals"]["calls"] == 2  # now cached
+    with app.app_context():
+        # Raw rows stay (their ids do not move); only the rollups of that day go.
+        prune(datetime.now(UTC), retention_days=30, rollup_retention_days=5, idempotency_ttl_hours=24)
+    assert fetch(client, AGENTS_URL, acme["admin"], **params)["totals"]["calls"] == 0

@@ -411,12 +411,18 @@ def prune_step(
         AgentUserLatencyDaily,
     )
     with write_transaction():
+        dropped = 0
         for model in hourly:
-            deleted += model.delete().where(model.hour < rollup_cutoff).execute()
+            dropped += model.delete().where(model.hour < rollup_cutoff).execute()
         for model in daily:
-            deleted += model.delete().where(model.day < rollup_cutoff).execute()
+            dropped += model.delete().where(model.day < rollup_cutoff).execute()
+        deleted += dropped
         deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()
+    if dropped:
+        from weather_metrics.orgmetrics import SETTLED  # query results that may hold the dropped days
+
+        SETTLED.clear()
     return deleted, False
 
 

@@ -45,12 +45,14 @@ class SettledRows:
 
     The rollups of `raw_table` change when `write_batches` adds rows (each with a higher id)
     and when pruning drops days past retention. Every use looks for new ids and forgets
-    results for the days they fall in; `ttl` bounds the rest. Yesterday and today, which
+    results for the days they fall in; pruning clears everything in its process, and `ttl`
+    bounds what another process's pruning leaves (a cold query costs up to a few hundred
+    ms on 10M executions, so it stays long). Yesterday and today, which
     late executions still reach, are always read afresh. A result may hold a key twice
     when its query spans both parts: callers add rows up by key.
     """
 
-    def __init__(self, raw_table: str, max_rows: int = 100_000, ttl: float = 600.0) -> None:
+    def __init__(self, raw_table: str, max_rows: int = 100_000, ttl: float = 6 * 3600.0) -> None:
         self._raw = raw_table
         self._max_rows = max_rows
         self._ttl = ttl
