@@ -206,15 +206,16 @@ CREATE TABLE IF NOT EXISTS agent_hourly (
     PRIMARY KEY (organization_id, hour, agent_name, success)
 ) WITHOUT ROWID;
 
+-- Per-user tables have no organization column: a user id belongs to one organization,
+-- and shorter keys make every commit's upserts cheaper.
 CREATE TABLE IF NOT EXISTS agent_user_hourly (
-    organization_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     hour INTEGER NOT NULL,
     agent_name TEXT NOT NULL,
     success INTEGER NOT NULL,
     calls INTEGER NOT NULL,
     duration_sum REAL NOT NULL,
-    PRIMARY KEY (organization_id, user_id, hour, agent_name, success)
+    PRIMARY KEY (user_id, hour, agent_name, success)
 ) WITHOUT ROWID;
 
 -- Log-scale duration histograms per UTC day (see weather_metrics/histogram.py).
@@ -229,14 +230,13 @@ CREATE TABLE IF NOT EXISTS agent_latency_daily (
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS agent_user_latency_daily (
-    organization_id TEXT NOT NULL,
     user_id TEXT NOT NULL,
     day INTEGER NOT NULL,
     agent_name TEXT NOT NULL,
     success INTEGER NOT NULL,
     bucket INTEGER NOT NULL,
     calls INTEGER NOT NULL,
-    PRIMARY KEY (organization_id, user_id, day, agent_name, success, bucket)
+    PRIMARY KEY (user_id, day, agent_name, success, bucket)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS productivity_metrics (

@@ -252,7 +252,6 @@ class AgentHourly(BaseModel):
 
 
 class AgentUserHourly(BaseModel):
-    organization_id = TextField()
     user_id = TextField()
     hour = IntegerField()
     agent_name = TextField()
@@ -261,7 +260,7 @@ class AgentUserHourly(BaseModel):
     duration_sum = FloatField()
 
     class Meta:
-        primary_key = CompositeKey("organization_id", "user_id", "hour", "agent_name", "success")
+        primary_key = CompositeKey("user_id", "hour", "agent_name", "success")
         without_rowid = True
 
 
@@ -279,7 +278,6 @@ class AgentLatencyDaily(BaseModel):
 
 
 class AgentUserLatencyDaily(BaseModel):
-    organization_id = TextField()
     user_id = TextField()
     day = IntegerField()
     agent_name = TextField()
@@ -288,7 +286,7 @@ class AgentUserLatencyDaily(BaseModel):
     calls = IntegerField()
 
     class Meta:
-        primary_key = CompositeKey("organization_id", "user_id", "day", "agent_name", "success", "bucket")
+        primary_key = CompositeKey("user_id", "day", "agent_name", "success", "bucket")
         without_rowid = True
 
 

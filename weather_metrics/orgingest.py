@@ -342,11 +342,10 @@ def _agent_rollups() -> list[Any]:
             update=_add(AgentHourly, "calls", "duration_sum"),
         ),
         AgentUserHourly.insert_from(
-            a.select(a.organization_id, a.user_id, hour, a.agent_name, a.success, calls, total)
+            a.select(a.user_id, hour, a.agent_name, a.success, calls, total)
             .where(user)
-            .group_by(a.organization_id, a.user_id, hour, a.agent_name, a.success),
+            .group_by(a.user_id, hour, a.agent_name, a.success),
             fields=[
-                AgentUserHourly.organization_id,
                 AgentUserHourly.user_id,
                 AgentUserHourly.hour,
                 AgentUserHourly.agent_name,
@@ -356,7 +355,6 @@ def _agent_rollups() -> list[Any]:
             ],
         ).on_conflict(
             conflict_target=[
-                AgentUserHourly.organization_id,
                 AgentUserHourly.user_id,
                 AgentUserHourly.hour,
                 AgentUserHourly.agent_name,
@@ -387,11 +385,10 @@ def _agent_rollups() -> list[Any]:
             update=_add(AgentLatencyDaily, "calls"),
         ),
         AgentUserLatencyDaily.insert_from(
-            a.select(a.organization_id, a.user_id, day, a.agent_name, a.success, a.latency_bucket, calls)
+            a.select(a.user_id, day, a.agent_name, a.success, a.latency_bucket, calls)
             .where(user)
-            .group_by(a.organization_id, a.user_id, day, a.agent_name, a.success, a.latency_bucket),
+            .group_by(a.user_id, day, a.agent_name, a.success, a.latency_bucket),
             fields=[
-                AgentUserLatencyDaily.organization_id,
                 AgentUserLatencyDaily.user_id,
                 AgentUserLatencyDaily.day,
                 AgentUserLatencyDaily.agent_name,
@@ -401,7 +398,6 @@ def _agent_rollups() -> list[Any]:
             ],
         ).on_conflict(
             conflict_target=[
-                AgentUserLatencyDaily.organization_id,
                 AgentUserLatencyDaily.user_id,
                 AgentUserLatencyDaily.day,
                 AgentUserLatencyDaily.agent_name,

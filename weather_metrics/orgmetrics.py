@@ -160,11 +160,13 @@ def _in(column: str, values: frozenset[str], params: list[Any]) -> str:
 
 def _agent_filter(scope: Scope, table: str, agent_name: str | None, success_only: bool) -> _Filter:
     """Whole organization: the organization rollup; otherwise the per-user one, for the scope's users."""
-    params: list[Any] = [scope.organization_id]
-    clauses = ["organization_id = ?"]
-    if scope.user_ids is not None:
+    params: list[Any] = []
+    if scope.user_ids is None:
+        clauses = ["organization_id = ?"]
+        params.append(scope.organization_id)
+    else:  # per-user tables: the scope's user ids are all of its organization
         table = table.replace("agent_", "agent_user_", 1)
-        clauses.append(_in("user_id", scope.user_ids, params))
+        clauses = [_in("user_id", scope.user_ids, params)]
     if agent_name is not None:
         clauses.append("agent_name = ?")
         params.append(agent_name)
