@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import g, request
@@ -30,13 +31,23 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text[:20]} is too large for a number")
+    return value
+
+
 def parse_json(raw: bytes, strict: bool = False) -> Any:
     """The JSON value of `raw`; MalformedJson for anything json.loads would choke on.
 
-    `strict` also refuses NaN and Infinity, which json.loads accepts but JSON does not.
+    `strict` also refuses NaN and Infinity, which json.loads accepts but JSON does not, and
+    numbers such as 1e400 that would become Infinity.
     """
     try:
-        return json.loads(raw, parse_constant=_no_constant) if strict else json.loads(raw)
+        if strict:
+            return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
+        return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"Malformed JSON: {exc}") from None
     except RecursionError:

@@ -8,9 +8,10 @@ nearest hour before.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from weather_metrics.models import Team, TeamMember, User
 
@@ -34,8 +35,17 @@ class UnknownTarget(LookupError):
     """A user or team id that is not in the caller's organization."""
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """IANA names, without the system's aliases for files ('localtime', 'posixrules', 'posix/...')."""
+    aliases = {"localtime", "Factory", "posixrules"}
+    return frozenset(n for n in available_timezones() if n not in aliases and not n.startswith(("posix/", "right/")))
+
+
 def zone(name: str) -> ZoneInfo:
-    """The IANA time zone of that name; ValueError when there is none."""
+    """The IANA time zone of that name; ValueError when there is none (or it is a file such as 'localtime')."""
+    if name != "UTC" and name not in _zone_names():
+        raise ValueError(f"Unknown time zone {name!r}; use an IANA name such as Europe/Berlin")
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
@@ -115,6 +125,17 @@ def _next_period(start: datetime, aggregation: str, tz: ZoneInfo) -> datetime:
     return _local_midnight(day, tz)
 
 
+# Dates a query may name: far enough from datetime's limits (years 1 and 9999) that windows,
+# the preceding period and the same period a year earlier can always be computed.
+EARLIEST_YEAR, LATEST_YEAR = 1971, 8999
+BAD_MOMENT = f"Must be an ISO 8601 date or date-time in the years {EARLIEST_YEAR}-{LATEST_YEAR}"
+
+
+def is_moment(value: str) -> bool:
+    """Whether a query could use the value as start_date or end_date."""
+    return _parse_moment(value, ZoneInfo("UTC"), end=False) is not None
+
+
 def _parse_moment(value: str, tz: ZoneInfo, end: bool) -> datetime | None:
     """A date (local midnight; the next one for an end) or date-time (local unless it has an offset)."""
     value = value.strip()
@@ -123,10 +144,14 @@ def _parse_moment(value: str, tz: ZoneInfo, end: bool) -> datetime | None:
     except ValueError:
         pass
     else:
+        if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+            return None
         return _floor_hour(_local_midnight(day + timedelta(days=1) if end else day, tz))
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
+        return None
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
         return None
     return moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
 
@@ -160,10 +185,10 @@ def parse_window(
         problems["aggregation"] = f"Must be one of: {', '.join(AGGREGATIONS)}"
     end = _parse_moment(end_date, tz, end=True) if end_date else now
     if end is None:
-        problems["end_date"] = "Must be an ISO 8601 date or date-time"
+        problems["end_date"] = BAD_MOMENT
     start = _parse_moment(start_date, tz, end=False) if start_date else None
     if start_date and start is None:
-        problems["start_date"] = "Must be an ISO 8601 date or date-time"
+        problems["start_date"] = BAD_MOMENT
     if problems:
         raise QueryError("Invalid query parameters", problems)
     assert end is not None
