@@ -136,6 +136,8 @@ def seed_acme_data(world: World) -> None:
     """Metrics and a dashboard of Acme whose names appear nowhere else: the outsider must never see them."""
     agent, kind, board = world.unique("acme-agent"), "acme_only_" + uuid.uuid4().hex[:12], world.unique("acme-board")
     team = _team(world)
+    with world.app.app_context():  # a metric tagged with a team counts for it only from its members
+        accounts.add_member(accounts.find_team(_org(world), team), world.target, "member")
     client, headers = world.app.test_client(), world.headers_for("admin")
     for path, item in (
         ("/api/metrics/agents", _execution(world, agent_name=agent, user_id=world.target.id)),

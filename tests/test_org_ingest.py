@@ -614,16 +614,18 @@ def assert_unavailable(response: TestResponse, retry_after: int) -> str:
     return error["message"]  # type: ignore[no-any-return]
 
 
-def test_a_blocked_writer_answers_503_and_a_withdrawn_batch_is_never_stored(service, acme, tmp_path):
+def test_a_blocked_writer_answers_202_pending_or_503_and_a_withdrawn_batch_is_never_stored(service, acme, tmp_path):
     app = service(ack_timeout_seconds=0.5, retry_after_seconds=2)
     client = app.test_client()
     developer, focus = acme["developer"], metric(type="focus_minutes", value=25)
     blocker = sqlite3.connect(tmp_path / "metrics.db", timeout=5)
     blocker.execute("BEGIN IMMEDIATE")  # hold the write lock: the writer stalls on the first batch it takes
     try:
-        # The writer has taken this batch and is waiting for the lock: it cannot be withdrawn, only retried.
+        # The writer has taken this batch and is waiting for the lock: it cannot be withdrawn and will
+        # be stored, so the answer is 202 "pending", never a 503 that would invite a duplicate.
         taken = post(client, PRODUCTIVITY, focus, developer, key="focus-1")
-        assert "Idempotency-Key" in assert_unavailable(taken, 2)
+        assert taken.status_code == 202, taken.get_data(as_text=True)
+        assert taken.get_json()["status"] == "pending" and taken.get_json()["batch_id"]
         # This one waits in the queue behind it, and is taken back when its time is up.
         queued = post(client, AGENTS, execution(agent_name="withdrawn"), developer)
         assert "not stored" in assert_unavailable(queued, 2)
@@ -649,3 +651,53 @@ def test_a_503_tells_the_client_to_retry_after_retry_after_seconds(service, acme
     assert "writer has stopped" in assert_unavailable(response, 2)
     assert counts(app)["productivity_metrics"] == 1
     assert response.headers["Retry-After"] == "2"
+
+
+# --- attribution rules ---------------------------------------------------------------------------
+
+
+def test_user_id_must_be_an_id_not_an_email(app, client, acme):
+    developer = acme["developer"].user
+    error = assert_api_error(post(client, PRODUCTIVITY, [metric(user_id=developer.email)], acme["admin"]), 400)
+    assert error["details"] == {"items[0].user_id": "No such user in this organization"}
+    assert counts(app)["productivity_metrics"] == 0
+    created(post(client, PRODUCTIVITY, metric(user_id=developer.id), acme["admin"]), accepted=1)
+    assert query(app, "SELECT user_id FROM productivity_metrics") == [(developer.id,)]
+
+
+def test_a_metric_names_a_team_only_of_its_user(app, client, acme):
+    """Else a manager of two teams could show one team's manager data of someone outside it."""
+    org = acme["admin"].user.organization_id
+    outsider = add_developer(app, org, "x@acme.test")
+    inside = make_team(app, org, "A", acme["manager"].user, outsider)
+    other = make_team(app, org, "B", acme["manager"].user)
+    for member in (acme["manager"], acme["admin"]):
+        error = assert_api_error(post(client, PRODUCTIVITY, [metric(user_id=outsider.id, team_id=other)], member), 400)
+        assert error["details"] == {"items[0].team_id": "The user is not a member of this team"}
+    assert counts(app)["productivity_metrics"] == 0
+    created(post(client, PRODUCTIVITY, metric(user_id=outsider.id, team_id=inside), acme["manager"]), accepted=1)
+
+
+def test_a_signed_in_sender_cannot_attribute_executions_to_nobody(app, client, acme):
+    """An unmatched user_identifier is kept from MCP servers, but a user would change organization totals."""
+    response = post(client, AGENTS, [execution(user_identifier="nobody@elsewhere.example")], acme["developer"])
+    error = assert_api_error(response, 400)
+    assert error["details"] == {"items[0].user_identifier": "No such user in this organization"}
+    assert counts(app)["agent_executions"] == 0
+    mine = execution(user_identifier=acme["developer"].user.email.upper())
+    created(post(client, AGENTS, mine, acme["developer"]), accepted=1)
+    assert query(app, "SELECT user_id FROM agent_executions") == [(acme["developer"].user.id,)]
+
+
+def test_a_logged_out_token_does_not_spend_the_organization_budget(service, acme):
+    app = service(metrics_ingest_rate_limit="3 per hour")
+    client = app.test_client()
+    with app.app_context():  # a session of its own, so the seeded tokens stay valid
+        tokens = app.extensions["weather_metrics"].tokens.start_session(acme["developer"].user).as_dict()
+    stale = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.post("/api/auth/logout", headers=stale).status_code == 204
+    statuses = [client.post(AGENTS, json=[execution()], headers=stale).status_code for _ in range(3)]
+    assert statuses == [401] * 3  # counted against the caller's address, not Acme
+    for _ in range(3):
+        created(post(client, AGENTS, execution(), acme["admin"]), accepted=1)
+    assert_api_error(post(client, AGENTS, execution(), acme["admin"]), 429)

@@ -570,3 +570,18 @@ def test_pruning_rollups_is_seen_by_the_next_query(app, client, acme, org_id):
         # Raw rows stay (their ids do not move); only the rollups of that day go.
         prune(datetime.now(UTC), retention_days=30, rollup_retention_days=5, idempotency_ttl_hours=24)
     assert fetch(client, AGENTS_URL, acme["admin"], **params)["totals"]["calls"] == 0
+
+
+def test_pruned_ids_reused_by_new_rows_do_not_leave_stale_results(app, client, acme, org_id):
+    """Raw ids are reused after pruning the newest row; the cache keys on them, so pruning clears it."""
+    from weather_metrics.ingest import prune
+
+    recent = (datetime.now(UTC) - timedelta(days=5)).replace(hour=12, minute=0, second=0, microsecond=0)
+    add_executions(app, org_id, execution(recent.isoformat()))  # id 1
+    add_executions(app, org_id, execution((recent - timedelta(days=25)).isoformat()))  # id 2, pruned below
+    params = {"start_date": (recent - timedelta(days=1)).date().isoformat(), "end_date": recent.date().isoformat()}
+    assert fetch(client, AGENTS_URL, acme["admin"], **params)["totals"]["calls"] == 1  # now cached
+    with app.app_context():
+        prune(datetime.now(UTC), retention_days=20, rollup_retention_days=400, idempotency_ttl_hours=24)
+    add_executions(app, org_id, execution(recent.isoformat()))  # takes id 2 again
+    assert fetch(client, AGENTS_URL, acme["admin"], **params)["totals"]["calls"] == 2

@@ -446,3 +446,24 @@ def test_a_batch_the_database_cannot_take_is_refused_alone_and_the_rest_are_stor
     writer.submit(after)
     wait_done(after)
     assert stored(db_path)["after"] == 1
+
+
+def test_a_schema_error_is_not_retried_forever(start_writer, db_path):
+    """'no such column' and the like fail every retry: the batch is refused and the writer goes on."""
+    calls: list[int] = []
+
+    def mismatched(group: list[PendingBatch]) -> int:
+        calls.append(len(group))
+        if any(b.response["label"] == "bad" for b in group):
+            raise sqlite3.OperationalError("ON CONFLICT clause does not match any PRIMARY KEY or UNIQUE constraint")
+        return write_batches(group)
+
+    writer = start_writer(write=mismatched)
+    bad, good = batch("bad"), batch("good")
+    writer.submit(bad)
+    wait_done(bad)
+    writer.submit(good)
+    wait_done(good)
+    assert bad.failure is not None and "ON CONFLICT" in bad.failure
+    assert stored(db_path) == {"good": 1}
+    assert calls == [1, 1] and not writer.failing

@@ -395,6 +395,8 @@ def prune_step(
         with write_transaction():
             doomed = model.select(model.id).where(hour < event_cutoff).limit(chunk)
             removed = model.delete().where(model.id.in_(doomed)).execute()
+        if removed and model is AgentExecution:
+            _forget_settled()  # new rows may now reuse the pruned ids the cache keys on
         deleted += removed
         if removed == chunk:
             return deleted, True
@@ -420,10 +422,15 @@ def prune_step(
         deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()
     if dropped:
-        from weather_metrics.orgmetrics import SETTLED  # query results that may hold the dropped days
-
-        SETTLED.clear()
+        _forget_settled()
     return deleted, False
+
+
+def _forget_settled() -> None:
+    """Clear cached agent query results: pruning changed rows the cache assumed fixed."""
+    from weather_metrics.orgmetrics import SETTLED
+
+    SETTLED.clear()
 
 
 def prune(now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int) -> int:

@@ -28,6 +28,10 @@ class Unavailable(Exception):
     """The batch was not accepted now (queue full, writer stopped, commit too slow): retry later."""
 
 
+class Pending(Unavailable):
+    """The batch is being committed but its outcome is not known yet: it is likely stored."""
+
+
 class NotStored(RuntimeError):
     """The database refused the batch itself (a validation gap): a server error, nothing stored."""
 
@@ -81,7 +85,7 @@ def deliver(writer: EventWriter, batch: PendingBatch, ack_on_commit: bool, timeo
             raise Unavailable(f"Not committed within {timeout:g}s and not stored; retry later")
         # The writer is committing it right now: the outcome is moments away.
         if not batch.done.wait(timeout):
-            raise Unavailable("The commit is taking longer than expected; retry with the same Idempotency-Key")
+            raise Pending("The commit is taking longer than expected; retry with the same Idempotency-Key")
     if batch.failure is not None:
         raise NotStored(batch.failure)
     if batch.key_conflict:

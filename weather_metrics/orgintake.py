@@ -15,7 +15,7 @@ from typing import Any
 from weather_metrics.bodies import MalformedJson, parse_json
 from weather_metrics.db import database
 from weather_metrics.ingest import PendingBatch
-from weather_metrics.intake import KeyReused, body_hash, check_idempotency_key, deliver, replay
+from weather_metrics.intake import KeyReused, Pending, body_hash, check_idempotency_key, deliver, replay
 from weather_metrics.models import Team, TeamMember, User
 from weather_metrics.orgingest import (
     AGENTS,
@@ -127,6 +127,9 @@ class OrgIntake:
             answer = deliver(self.writer, batch, self.ack_on_commit, self.ack_timeout)
         except KeyReused as exc:
             raise Rejected(409, str(exc)) from None
+        except Pending:
+            # Being written: a 503 ("not stored") would make the sender store it twice.
+            return {**batch.response, "status": "pending"}, False
         return answer, batch.done.is_set()
 
     def _replay(self, key: str, digest: str, now: datetime) -> dict[str, Any] | None:
@@ -165,7 +168,7 @@ class OrgIntake:
         users = _org_users(org_id, items)
         owners = []
         for item, prefix in zip(items, prefixes, strict=True):
-            owner = _owner(item, users, prefix, problems)
+            owner = _owner(item, users, prefix, problems, signed_in=poster is not None)
             if owner is None and poster is not None and "user_identifier" not in item:
                 owner = poster.id  # a signed-in user's own executions unless they name someone
             owners.append(owner)
@@ -204,6 +207,8 @@ class OrgIntake:
             _owner(item, users, prefix, problems)
             if "team_id" in item and item["team_id"] is not None and item["team_id"] not in teams:
                 problems[prefix + "team_id"] = "No such team in this organization"
+        if not problems:
+            _check_members(items, prefixes, problems)
         if problems:
             raise Rejected(400, "Request validation failed", problems)
         if poster.role != "admin":
@@ -229,35 +234,57 @@ def _given(items: list[dict[str, Any]], name: str) -> list[str]:
     return sorted({item[name] for item in items if isinstance(item.get(name), str)})
 
 
-def _org_users(org_id: str, items: list[dict[str, Any]]) -> dict[str, str]:
-    """Users of the organization named by the items, by id and by lower-case email."""
+class Directory:
+    """Users of the organization named by a request: by id, and by lower-case email."""
+
+    def __init__(self, by_id: dict[str, str], by_email: dict[str, str]) -> None:
+        self.by_id = by_id
+        self.by_email = by_email
+
+    def identify(self, identifier: str) -> str | None:
+        """The user an MCP server's user_identifier names: an id or an email (any case)."""
+        return self.by_id.get(identifier) or self.by_email.get(identifier.lower())
+
+
+def _org_users(org_id: str, items: list[dict[str, Any]]) -> Directory:
+    """Users of the organization named by the items (user_id or user_identifier)."""
     ids = _given(items, "user_id") + _given(items, "user_identifier")
     if not ids:
-        return {}
+        return Directory({}, {})
     # One plain statement: building an IN (...) of many values with peewee costs milliseconds.
     rows = database.execute_sql(
         "SELECT id, email FROM users WHERE organization_id = ? AND "
         "(id IN (SELECT value FROM json_each(?)) OR email IN (SELECT value FROM json_each(?)))",
         (org_id, json.dumps(ids), json.dumps(sorted({i.lower() for i in ids}))),
     )
-    users: dict[str, str] = {}
+    by_id: dict[str, str] = {}
+    by_email: dict[str, str] = {}
     for user_id, email in rows:
-        users[user_id] = user_id
-        users[email] = user_id
-    return users
+        by_id[user_id] = user_id
+        by_email[email] = user_id
+    return Directory(by_id, by_email)
 
 
-def _owner(item: dict[str, Any], users: dict[str, str], prefix: str, problems: dict[str, str]) -> str | None:
-    """The user an item belongs to: `user_id` (must exist) or a matching `user_identifier`."""
+def _owner(
+    item: dict[str, Any], users: Directory, prefix: str, problems: dict[str, str], signed_in: bool = False
+) -> str | None:
+    """The user an item belongs to: `user_id` (an id that must exist) or a matching `user_identifier`.
+
+    An identifier that matches nobody is kept as given from an MCP server; a signed-in
+    sender must name a user of the organization (or nobody, meaning themselves).
+    """
     user_id = item.get("user_id")
     if user_id is not None:
-        if user_id not in users:
+        if user_id not in users.by_id:
             problems[prefix + "user_id"] = "No such user in this organization"
-        return users.get(user_id)
+        return users.by_id.get(user_id)
     identifier = item.get("user_identifier")
     if identifier is None:
         return None
-    return users.get(identifier) or users.get(identifier.lower())
+    owner = users.identify(identifier)
+    if owner is None and signed_in:
+        problems[prefix + "user_identifier"] = "No such user in this organization"
+    return owner
 
 
 def _own_by_default(item: dict[str, Any], poster: User) -> dict[str, Any]:
@@ -278,6 +305,21 @@ def _check_scope(poster: User, owners: list[str | None], prefixes: list[str]) ->
     }
     if outside:
         raise Rejected(403, "You may only send metrics for yourself or members of your teams", outside)
+
+
+def _check_members(items: list[dict[str, Any]], prefixes: list[str], problems: dict[str, str]) -> None:
+    """A metric naming a user and a team counts for that team only if the user is in it."""
+    pairs = {
+        (i["user_id"], i["team_id"]) for i in items if i.get("user_id") is not None and i.get("team_id") is not None
+    }
+    if not pairs:
+        return
+    teams = sorted({team for _, team in pairs})
+    members = {(m.user_id, m.team_id) for m in TeamMember.select().where(TeamMember.team.in_(teams))}
+    for item, prefix in zip(items, prefixes, strict=True):
+        pair = (item.get("user_id"), item.get("team_id"))
+        if pair in pairs and pair not in members:
+            problems[prefix + "team_id"] = "The user is not a member of this team"
 
 
 def _check_teams(poster: User, items: list[dict[str, Any]], prefixes: list[str]) -> None:

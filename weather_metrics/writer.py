@@ -23,6 +23,14 @@ log = logging.getLogger(__name__)
 WriteFn = Callable[[list[PendingBatch]], int]
 # Failures of the database itself (locked, I/O, full disk): retrying the same write can succeed.
 TRANSIENT = (sqlite3.OperationalError, peewee.OperationalError)
+# ...except these, which say the schema does not fit the statement: no retry can help.
+SCHEMA_ERRORS = ("no such table", "no such column", "has no column", "on conflict clause")
+
+
+def _transient(exc: Exception) -> bool:
+    return isinstance(exc, TRANSIENT) and not str(exc).lower().startswith(SCHEMA_ERRORS)
+
+
 CommitHook = Callable[[list[PendingBatch], int, float], None]
 
 
@@ -143,12 +151,13 @@ class EventWriter:
                 stored = self._write(group)
                 self.failing = False
                 return stored
-            except TRANSIENT:
-                self.failing = True
-                log.exception("writing %d batches failed; retrying in %.2fs", len(group), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the others
+            except Exception as exc:  # noqa: BLE001 - the batches stay ours until stored or refused
+                if _transient(exc):
+                    self.failing = True
+                    log.exception("writing %d batches failed; retrying in %.2fs", len(group), delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
                 if len(group) > 1:
                     return sum(self._write_group([batch]) for batch in group)
                 log.exception("a batch of %d rows cannot be written; it is refused", len(group[0].rows))

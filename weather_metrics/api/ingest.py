@@ -12,11 +12,13 @@ from weather_metrics.tokens import TokenError
 
 def organization_key() -> str:
     """Rate-limit key of ingestion: the caller's organization (the spec's per-organization limit)."""
+    # authenticate, not just decode: a logged-out or revoked token must not spend its
+    # organization's budget (the view then answers 401, counted against the caller's IP).
     try:
-        claims = current_app.extensions["weather_metrics"].tokens.decode(bearer_token() or "", "access")
+        user, _claims = current_app.extensions["weather_metrics"].tokens.authenticate(bearer_token() or "")
     except TokenError:
         return "ip:" + client_ip()
-    return "org:" + claims["org"]
+    return "org:" + user.organization_id
 
 
 # Ingestion has its own limit (setting metrics_ingest_rate_limit), instead of the per-user one.
