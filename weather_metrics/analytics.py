@@ -131,7 +131,7 @@ def period_totals(scope: Scope, window: Window) -> dict[str, list[float]]:
         kind: [entry["metrics"].get(kind, {}).get("sum", 0.0) for entry in productivity["series"]]
         for kind in (total["metric_type"] for total in productivity["totals"])
     }
-    agents = orgmetrics.agent_metrics(scope, window, limit=count)
+    agents = orgmetrics.agent_metrics(scope, window, limit=count, percentiles=False)
     if agents["totals"]["calls"]:
         out[AGENT_EXECUTIONS] = [entry["calls"] for entry in agents["series"]]
     return out
@@ -141,7 +141,7 @@ def window_figures(scope: Scope, window: Window) -> dict[str, float | None]:
     """Every productivity type with data, and the three agent metrics (rates None without executions)."""
     productivity = orgmetrics.productivity_metrics(scope, window, limit=1)
     figures: dict[str, float | None] = {total["metric_type"]: total["sum"] for total in productivity["totals"]}
-    agents = orgmetrics.agent_metrics(scope, window, limit=1)["totals"]
+    agents = orgmetrics.agent_metrics(scope, window, limit=1, percentiles=False)["totals"]
     figures[AGENT_EXECUTIONS] = agents["calls"]
     figures["agent_success_rate"] = agents["success_rate"]
     figures["agent_avg_duration_ms"] = agents["avg_duration_ms"]

@@ -301,13 +301,19 @@ def agent_metrics(
     success_only: bool = False,
     page: int = 1,
     limit: int = 100,
+    percentiles: bool = True,
 ) -> dict[str, Any]:
-    """Agent usage in a scope and window: totals, each agent (most calls first), and a page of periods."""
+    """Agent usage in a scope and window: totals, each agent (most calls first), and a page of periods.
+
+    `percentiles=False` skips the duration histograms, the costly part (the p* figures are
+    then None): for callers that only need counts and averages.
+    """
     pages = _page(window, page, limit)
     hourly = _agent_filter(scope, "agent_hourly", agent_name, success_only)
-    daily = _agent_filter(scope, "agent_latency_daily", agent_name, success_only)
     sums = _agent_sums(hourly, window)
-    histograms = _agent_histograms(daily, window)
+    histograms: dict[str, dict[int, int]] = {}
+    if percentiles:
+        histograms = _agent_histograms(_agent_filter(scope, "agent_latency_daily", agent_name, success_only), window)
     agents = [
         {"agent_name": name, **_agent_figures(*sums[name]), **_percentiles(histograms.get(name, {}))}
         for name in sorted(sums, key=lambda name: (-sums[name][0], name))
