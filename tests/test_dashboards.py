@@ -508,3 +508,17 @@ def test_out_of_scope_filter_fails_only_its_widget(client, acme, teams, activity
 def test_data_of_an_invisible_dashboard_is_404(client, acme, boards):
     assert_api_error(client.get(f"/api/dashboards/{boards['ops']['id']}/data", headers=acme["manager"].headers), 404)
     assert_api_error(client.get("/api/dashboards/nope/data", headers=acme["admin"].headers), 404)
+
+
+def test_a_widget_with_too_many_periods_gets_its_own_error(client, app):
+    """Hourly data over 60 days is 1,440 points: that widget says so, the others still draw."""
+    people = seed_org(app, "Periods")
+    admin = people["admin"]
+    hourly = {"range": "90d", "aggregation": "hour"}
+    widgets = [widget("w1", filters=hourly), widget("w2")]
+    created = client.post("/api/dashboards", json={"name": "d", "layout": widgets}, headers=admin.headers)
+    assert created.status_code == 201, created.get_json()
+    data = client.get(f"/api/dashboards/{created.get_json()['id']}/data", headers=admin.headers).get_json()
+    first, second = data["widgets"]
+    assert first["error"]["status"] == 400 and "aggregation" in first["error"]["details"]
+    assert "data" in second and len(second["data"]["series"]) == 8  # the default 7 days, today included

@@ -33,6 +33,7 @@ from weather_metrics.windows import (
 )
 
 SCOPES = ("user", "team", "organization")
+MAX_WIDGET_PERIODS = 1000
 WIDGET_TYPES = ("line", "bar", "area", "pie", "number", "table")
 RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}  # a range is the last N days up to now
 DATE_KEYS = ("start_date", "end_date", "range")
@@ -276,6 +277,10 @@ def _metric_data(metric: str, scope: Scope, window: Window, filters: dict[str, A
     """A widget's data; widgets asking the same question share one query (`memo`)."""
     family, _, name = metric.partition(".")
     every_period = max(1, len(window.periods()))  # a chart needs the whole series, not a page of it
+    if every_period > MAX_WIDGET_PERIODS:  # 50 hourly widgets over a year would be a 20 MB answer
+        raise QueryError(
+            "Too many periods", {"aggregation": f"More than {MAX_WIDGET_PERIODS} periods; use a coarser aggregation"}
+        )
     if family == "agents":
         key: tuple = ("agents", scope, window, filters.get("agent_name"), bool(filters.get("success_only")))
         if key not in memo:
