@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,3 +50,14 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def service(make_app: Callable[..., Flask], seeded_db: tuple[Path, Any], tmp_path: Path) -> Callable[..., Flask]:
+    """`make_app` on this test's copy of the module's `seeded_db` file; call it once per test."""
+
+    def build(**settings: Any) -> Flask:
+        shutil.copyfile(seeded_db[0], tmp_path / "metrics.db")
+        return make_app(**settings)
+
+    return build

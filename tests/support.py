@@ -7,15 +7,17 @@ import os
 import shlex
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_JWT_SECRET = "test-only-signing-secret-" + "k" * 48
@@ -207,3 +209,27 @@ def assert_api_error(response: Any, status: int) -> dict[str, Any]:
     if status == 401:
         assert response.headers.get("WWW-Authenticate") == "Bearer"
     return error  # type: ignore[no-any-return]
+
+
+Seeded = TypeVar("Seeded")
+
+
+def seeded_database(path: Path, seed: Callable[[Any], Seeded]) -> Seeded:
+    """Build a database file once with `seed(app)`; returns what seed returned.
+
+    Seeding hashes passwords with Argon2, the slow part of many tests: a module seeds one
+    file, and each test works on its own copy of it (see the `service` fixture).
+    """
+    from weather_metrics import create_app
+
+    app = create_app(
+        {"database": str(path), "jwt_secret": TEST_JWT_SECRET, "password_time_cost": 2, "password_memory_kib": 19456}
+    )
+    try:
+        seeded = seed(app)
+    finally:
+        app.extensions["weather_metrics"].close()
+    with sqlite3.connect(path) as conn:  # everything into the main file, which is what gets copied
+        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    conn.close()
+    return seeded

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,8 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
-from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org
-from weather_metrics import create_app
+from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org, seeded_database
 from weather_metrics.db import database
 
 COLLECT = "/mcp/metrics/collect"
@@ -91,40 +88,22 @@ NOTHING = dict.fromkeys(TABLES, 0)
 
 @pytest.fixture(scope="module")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Org]]:
-    """A database file with two organizations, each with members and two API keys.
+    """A database file with two organizations, each with members and two API keys."""
 
-    Seeding hashes passwords with Argon2, the slow part of these tests: it runs once, and each test
-    gets its own copy of the file (and so its own rows, keys and rate-limit counters).
-    """
+    def seed(app: Flask) -> dict[str, Org]:
+        client, orgs = app.test_client(), {}
+        for name in ("Acme", "Globex"):
+            members = seed_org(app, name)
+            keys = []
+            for key_name in ("mcp-1", "mcp-2"):
+                response = client.post("/api/keys", json={"name": key_name}, headers=members["admin"].headers)
+                assert response.status_code == 201, response.get_json()
+                keys.append(response.get_json())
+            orgs[name.lower()] = Org(members, keys)
+        return orgs
+
     path = tmp_path_factory.mktemp("seeded") / "metrics.db"
-    app = create_app(
-        {"database": str(path), "jwt_secret": TEST_JWT_SECRET, "password_time_cost": 2, "password_memory_kib": 19456}
-    )
-    client, orgs = app.test_client(), {}
-    for name in ("Acme", "Globex"):
-        members = seed_org(app, name)
-        keys = []
-        for key_name in ("mcp-1", "mcp-2"):
-            response = client.post("/api/keys", json={"name": key_name}, headers=members["admin"].headers)
-            assert response.status_code == 201, response.get_json()
-            keys.append(response.get_json())
-        orgs[name.lower()] = Org(members, keys)
-    app.extensions["weather_metrics"].close()
-    with sqlite3.connect(path) as conn:  # everything into the main file, which is what gets copied
-        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
-    conn.close()
-    return path, orgs
-
-
-@pytest.fixture
-def service(make_app: Callable[..., Flask], seeded_db, tmp_path: Path) -> Callable[..., Flask]:
-    """`make_app` on this test's copy of the seeded database; call it once per test."""
-
-    def build(**settings: Any) -> Flask:
-        shutil.copyfile(seeded_db[0], tmp_path / "metrics.db")
-        return make_app(**settings)
-
-    return build
+    return path, seeded_database(path, seed)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
-from tests.support import TEST_JWT_SECRET, Member, Server, assert_api_error, http, seed_org
-from weather_metrics import accounts, create_app
+from tests.support import Member, Server, assert_api_error, http, seed_org, seeded_database
+from weather_metrics import accounts
 from weather_metrics.db import database
 
 AGENTS = "/api/metrics/agents"
@@ -107,37 +107,9 @@ def make_team(app: Flask, org_id: str, name: str, *users: Any) -> str:
 
 @pytest.fixture(scope="module")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Member]]]:
-    """A database file with two seeded organizations, and their logged-in members.
-
-    Seeding hashes passwords with Argon2, the slow part of these tests: it runs once, and each test
-    gets its own copy of the file (and so its own rows, keys and rate-limit counters).
-    """
+    """A database file with two seeded organizations, and their logged-in members."""
     path = tmp_path_factory.mktemp("seeded") / "metrics.db"
-    app = create_app(
-        {
-            "database": str(path),
-            "jwt_secret": TEST_JWT_SECRET,
-            "password_time_cost": 2,
-            "password_memory_kib": 19456,
-        }
-    )
-    orgs = {"acme": seed_org(app, "Acme"), "globex": seed_org(app, "Globex")}
-    app.extensions["weather_metrics"].close()
-    with sqlite3.connect(path) as conn:  # everything into the main file, which is what gets copied
-        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
-    conn.close()
-    return path, orgs
-
-
-@pytest.fixture
-def service(make_app: Callable[..., Flask], seeded_db, tmp_path: Path) -> Callable[..., Flask]:
-    """`make_app` on this test's copy of the seeded database; call it once per test."""
-
-    def build(**settings: Any) -> Flask:
-        shutil.copyfile(seeded_db[0], tmp_path / "metrics.db")
-        return make_app(**settings)
-
-    return build
+    return path, seeded_database(path, lambda app: {"acme": seed_org(app, "Acme"), "globex": seed_org(app, "Globex")})
 
 
 @pytest.fixture

@@ -159,12 +159,8 @@ class OrgIntake:
         window: tuple[datetime, datetime],
         poster: User | None,
     ) -> list[tuple[Any, ...]]:
+        texts = _validated(agent_problems, items, prefixes, window)
         problems: dict[str, str] = {}
-        texts: dict[str, str] = {}
-        for item, prefix in zip(items, prefixes, strict=True):
-            problems.update(agent_problems(item, window, prefix, texts))
-        if problems:
-            raise Rejected(400, "Request validation failed", problems)
         users = _org_users(org_id, items)
         owners = []
         for item, prefix in zip(items, prefixes, strict=True):
@@ -192,12 +188,8 @@ class OrgIntake:
         poster: User | None,
     ) -> list[tuple[Any, ...]]:
         assert poster is not None
+        texts = _validated(productivity_problems, items, prefixes, window)
         problems: dict[str, str] = {}
-        texts: dict[str, str] = {}
-        for item, prefix in zip(items, prefixes, strict=True):
-            problems.update(productivity_problems(item, window, prefix, texts))
-        if problems:
-            raise Rejected(400, "Request validation failed", problems)
         users = _org_users(org_id, items)
         teams = {
             t.id
@@ -228,6 +220,19 @@ def _is_text(body: Any) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _validated(
+    check: Callable[..., dict[str, str]], items: list[Any], prefixes: list[str], window: Any
+) -> dict[str, str]:
+    """Every item checked (400 listing every problem); returns the metadata JSON of each, by prefix."""
+    problems: dict[str, str] = {}
+    texts: dict[str, str] = {}
+    for item, prefix in zip(items, prefixes, strict=True):
+        problems.update(check(item, window, prefix, texts))
+    if problems:
+        raise Rejected(400, "Request validation failed", problems)
+    return texts
 
 
 def _given(items: list[dict[str, Any]], name: str) -> list[str]:
