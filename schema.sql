@@ -285,3 +285,28 @@ CREATE TABLE IF NOT EXISTS dashboards (
 );
 CREATE INDEX IF NOT EXISTS dashboards_organization ON dashboards (organization_id, scope);
 CREATE INDEX IF NOT EXISTS dashboards_team ON dashboards (team_id);
+
+-- Report exports: background jobs and the files they write (kept until expires_at).
+CREATE TABLE IF NOT EXISTS report_jobs (
+    id TEXT NOT NULL PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id),
+    user_id TEXT NOT NULL REFERENCES users (id),
+    report_type TEXT NOT NULL,
+    format TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress INTEGER NOT NULL,
+    rows_written INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    file_path TEXT,
+    file_name TEXT,
+    content_type TEXT,
+    size_bytes INTEGER,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS report_jobs_status ON report_jobs (status, created_at);
+CREATE INDEX IF NOT EXISTS report_jobs_organization ON report_jobs (organization_id, user_id);

@@ -344,6 +344,33 @@ class Dashboard(BaseModel):
         table_name = "dashboards"
 
 
+class ReportJob(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str  # peewee's accessor for the key
+    user = ForeignKeyField(User, column_name="user_id")
+    user_id: str
+    report_type = TextField()  # productivity | agents | teams
+    format = TextField()  # csv | xlsx | pdf
+    filters = TextField()  # JSON object
+    status = TextField()  # queued | running | done | failed
+    progress = IntegerField()  # 0-100
+    rows_written = IntegerField()
+    attempts = IntegerField()
+    error = TextField(null=True)
+    file_path = TextField(null=True)
+    file_name = TextField(null=True)
+    content_type = TextField(null=True)
+    size_bytes = IntegerField(null=True)
+    created_at = IntegerField()
+    started_at = IntegerField(null=True)
+    finished_at = IntegerField(null=True)
+    expires_at = IntegerField()
+
+    class Meta:
+        table_name = "report_jobs"
+
+
 ROLLUP_MODELS = (ToolHourly, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily)
 ORG_ROLLUP_MODELS = (AgentHourly, AgentUserHourly, AgentLatencyDaily, AgentUserLatencyDaily, ProductivityHourly)
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
@@ -357,4 +384,5 @@ ALL_MODELS = (
     ProductivityMetric,
     *ORG_ROLLUP_MODELS,
     Dashboard,
+    ReportJob,
 )

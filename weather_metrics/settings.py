@@ -138,6 +138,21 @@ SETTINGS: tuple[Setting, ...] = (
         maximum=86400,
     ),
     Setting(
+        "export_dir",
+        "",
+        "Folder for report export files; empty means an 'exports' folder beside the database file.",
+    ),
+    Setting("export_workers", 2, "Report exports built at the same time (background threads).", minimum=1, maximum=16),
+    Setting("export_ttl_hours", 24, "Hours an export job and its file are kept.", minimum=1, maximum=720),
+    Setting(
+        "export_max_rows",
+        1_000_000,
+        "Most data rows in one export; a larger one fails with a message naming the limit.",
+        minimum=1000,
+        maximum=50_000_000,
+    ),
+    Setting("export_rate_limit", "10 per hour", "Export requests allowed to one user (the spec's figure)."),
+    Setting(
         "metrics_max_range_days", 400, "Longest date range of one metrics or analytics query.", minimum=1, maximum=3650
     ),
 )
@@ -213,6 +228,7 @@ RATE_LIMIT_SETTINGS = (
     "login_rate_limit_per_account",
     "mcp_rate_limit",
     "metrics_ingest_rate_limit",
+    "export_rate_limit",
 )
 
 
