@@ -24,9 +24,9 @@ import pytest
 from flask import Flask
 
 from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org
-from weather_metrics import accounts, dashboards
+from weather_metrics import accounts, dashboards, reports
 from weather_metrics.api.dashboard_schemas import DashboardCreateSchema
-from weather_metrics.models import Dashboard, Team
+from weather_metrics.models import Dashboard, ReportJob, Team
 
 SIGNED_IN = ("admin", "manager", "developer", "outsider")
 ANONYMOUS = ("no_token", "expired", "alg_none", "wrong_key", "refresh_as_access")
@@ -260,6 +260,31 @@ def acme_team(world: World) -> tuple[dict[str, str], None]:
     return {"team_id": _team(world)}, None
 
 
+def own_export(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return {}, {"format": "csv", "report_type": "productivity"}
+
+
+def _admin_job(world: World, done: bool) -> str:
+    """An export job of Acme's admin; with done, built by the app's runner before the request."""
+    state = world.app.extensions["weather_metrics"]
+    with world.app.app_context():
+        job = reports.create_job(world.acme["admin"].user, "productivity", "csv", {}, datetime.now(UTC), 3600)
+        deadline = time.monotonic() + 30
+        while done and ReportJob.get_by_id(job.id).status != "done":
+            assert time.monotonic() < deadline, "the export job did not finish"
+            if not state.reports.run_once(datetime.now(UTC)):
+                time.sleep(0.02)  # a runner thread is building it
+    return str(job.id)
+
+
+def admin_job(world: World) -> tuple[dict[str, str], None]:
+    return {"job_id": _admin_job(world, done=False)}, None
+
+
+def done_admin_job(world: World) -> tuple[dict[str, str], None]:
+    return {"job_id": _admin_job(world, done=True)}, None
+
+
 @dataclass(frozen=True)
 class Row:
     admin: int
@@ -307,6 +332,10 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/api/analytics/productivity-trends"):       Row(200, 200, 200, 200),
     # A manager without a team compares no teams: 200 with an empty list ("default: your teams").
     ("GET", "/api/analytics/team-comparison"):           Row(200, 200, 403, 200),
+    ("POST", "/api/reports/export"):                     Row(202, 202, 202, 202, own_export),
+    # Jobs are their requester's; the organization's admins may see them too, others get 404.
+    ("GET", "/api/reports/<job_id>"):                    Row(200, 404, 404, 404, admin_job),
+    ("GET", "/api/reports/<job_id>/download"):           Row(200, 404, 404, 404, done_admin_job),
 }
 
 # Further cells of a route already in ROUTES: the same request with a query or body that names

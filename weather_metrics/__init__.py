@@ -21,6 +21,7 @@ from weather_metrics.intake import EventIntake
 from weather_metrics.orgintake import OrgIntake
 from weather_metrics.passwords import Passwords
 from weather_metrics.ratelimit import TokenBucketLimiter
+from weather_metrics.reports import ReportRunner
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 from weather_metrics.sso import OidcVerifier
 from weather_metrics.tokens import TokenService
@@ -39,13 +40,15 @@ class ServiceState:
     passwords: Passwords
     tokens: TokenService
     sso: OidcVerifier | None
+    reports: ReportRunner
     started: float = field(default_factory=time.monotonic)
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
     def close(self) -> None:
-        """Stop the writer once everything accepted is written."""
+        """Stop the export threads, then the writer once everything accepted is written."""
+        self.reports.close()
         self.writer.close()
 
 
@@ -104,11 +107,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             settings["jwt_leeway_seconds"],
         ),
         sso=_sso(settings),
+        reports=ReportRunner(settings),
     )
     app.extensions["weather_metrics"] = state
     observability.queue_depth.set_function(lambda: writer.depth)
     writer.start()
     atexit.register(writer.close)
+    state.reports.start()
+    atexit.register(state.reports.close)
 
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]

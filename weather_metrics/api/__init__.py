@@ -249,6 +249,7 @@ from weather_metrics.api import (  # noqa: E402,F401 - registers the routes
     keys,
     metrics,
     organization,
+    reports,
     teams,
     users,
 )

@@ -1,0 +1,383 @@
+"""Report exports: POST /api/reports/export, the job's status and download, and the runner behind them.
+
+The app's runner threads are stopped at the start of each test (`app` fixture), and jobs are
+stepped with `run_once(now)`, so each test decides when a job runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.support import Member, assert_api_error, seed_org, seeded_database
+from weather_metrics import report_builder, reports
+from weather_metrics.models import ReportJob
+from weather_metrics.reports import ReportRunner
+
+Org = dict[str, Member]
+
+
+def _hours_ago(hours: int) -> str:
+    moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _seed(app: Flask) -> dict[str, Org]:
+    """Two organizations; Acme has productivity metrics and agent executions over the last days."""
+    acme, globex = seed_org(app, "Acme"), seed_org(app, "Globex")
+    client = app.test_client()
+    productivity = [
+        {"type": kind, "value": 3 + n, "timestamp": _hours_ago(n * 7), "user_id": acme[role].user.id}
+        for n in range(12)
+        for kind, role in (("commits", "developer"), ("reviews", "manager"))
+    ]
+    executions = [
+        {
+            "agent_name": f"agent-{n % 3}",
+            "command": "run",
+            "execution_time_ms": 100 + n,
+            "success": n % 4 != 0,
+            "timestamp": _hours_ago(n * 5),
+            "user_id": acme["developer"].user.id,
+        }
+        for n in range(12)
+    ]
+    for path, items in (("/api/metrics/productivity", productivity), ("/api/metrics/agents", executions)):
+        response = client.post(path, json=items, headers=acme["admin"].headers)
+        assert response.status_code == 201, response.get_json()
+    return {"acme": acme, "globex": globex}
+
+
+@pytest.fixture(scope="module")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Org]]:
+    path = tmp_path_factory.mktemp("seeded") / "metrics.db"
+    return path, seeded_database(path, _seed)
+
+
+def stopped(app: Flask) -> Flask:
+    """The app with its runner threads stopped: the test steps jobs itself."""
+    app.extensions["weather_metrics"].reports.close()
+    return app
+
+
+@pytest.fixture
+def app(service: Callable[..., Flask]) -> Flask:
+    return stopped(service())
+
+
+@pytest.fixture
+def acme(seeded_db) -> Org:
+    return seeded_db[1]["acme"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def globex(seeded_db) -> Org:
+    return seeded_db[1]["globex"]  # type: ignore[no-any-return]
+
+
+def runner(app: Flask) -> ReportRunner:
+    return app.extensions["weather_metrics"].reports  # type: ignore[no-any-return]
+
+
+def step_all(app: Flask, now: datetime | None = None) -> int:
+    """Run every queued job; how many ran."""
+    ran = 0
+    with app.app_context():
+        while runner(app).run_once(now or datetime.now(UTC)):
+            ran += 1
+    return ran
+
+
+def export(client: Any, member: Member, fmt: str = "csv", report_type: str = "productivity", **filters: Any) -> Any:
+    body = {"format": fmt, "report_type": report_type, "filters": filters}
+    return client.post("/api/reports/export", json=body, headers=member.headers)
+
+
+def queued(client: Any, member: Member, fmt: str = "csv", report_type: str = "productivity") -> dict[str, Any]:
+    response = export(client, member, fmt, report_type)
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()  # type: ignore[no-any-return]
+
+
+def job_row(app: Flask, job_id: str) -> ReportJob | None:
+    with app.app_context():
+        return ReportJob.get_or_none(ReportJob.id == job_id)
+
+
+def set_job(app: Flask, job_id: str, **columns: Any) -> None:
+    """Change a job's row behind the service's back, as a crash would leave it."""
+    database = app.extensions["weather_metrics"].settings["database"]
+    assignments = ", ".join(f"{name} = ?" for name in columns)
+    with sqlite3.connect(database) as conn:
+        conn.execute(f"UPDATE report_jobs SET {assignments} WHERE id = ?", (*columns.values(), job_id))
+    conn.close()
+
+
+# --- requesting an export ----------------------------------------------------------------------
+
+
+def test_an_export_is_queued_with_202_a_location_and_the_job(client, acme):
+    response = export(client, acme["developer"])
+    assert response.status_code == 202, response.get_json()
+    job = response.get_json()
+    assert response.headers["Location"] == f"/api/reports/{job['id']}" == job["status_url"]
+    assert job["status"] == "queued" and job["progress"] == 0 and job["rows"] == 0
+    assert (job["report_type"], job["format"], job["error"]) == ("productivity", "csv", None)
+    assert isinstance(job["filters"], dict)
+    assert job["started_at"] is None and job["finished_at"] is None
+    assert "download_url" not in job
+    created, expires = (datetime.fromisoformat(job[k]) for k in ("created_at", "expires_at"))
+    assert expires - created == timedelta(hours=24)  # export_ttl_hours
+    status = client.get(job["status_url"], headers=acme["developer"].headers)
+    assert status.status_code == 200 and status.get_json() == job
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"format": "docx", "report_type": "productivity"}, "format"),
+        ({"format": "csv", "report_type": "weather"}, "report_type"),
+        ({"report_type": "productivity"}, "format"),
+        ({"format": "csv", "report_type": "productivity", "colour": "red"}, "colour"),
+        ({"format": "csv", "report_type": "productivity", "filters": ["user_id"]}, "filters"),
+        ({"format": 3, "report_type": "productivity"}, "format"),
+    ],
+)
+def test_a_malformed_request_is_a_400_naming_the_field(client, acme, body, field):
+    response = client.post("/api/reports/export", json=body, headers=acme["admin"].headers)
+    assert field in assert_api_error(response, 400)["details"]
+
+
+def test_bad_filters_are_refused_at_once_with_details(app, client, acme, globex):
+    error = assert_api_error(export(client, acme["admin"], start_date="yesterday-ish"), 400)
+    assert "start_date" in str(error["details"]), error
+    error = assert_api_error(export(client, acme["admin"], start_date="2025-03-10", end_date="2025-03-01"), 400)
+    assert error["details"], error
+    assert_api_error(export(client, acme["admin"], user_id=globex["developer"].user.id), 404)
+    assert_api_error(export(client, acme["developer"], user_id=acme["manager"].user.id), 403)
+    with app.app_context():
+        assert ReportJob.select().count() == 0  # no job for any of them
+
+
+def test_an_empty_body_and_a_non_object_are_400(client, acme):
+    headers = acme["admin"].headers
+    assert_api_error(client.post("/api/reports/export", headers=headers), 400)
+    assert_api_error(client.post("/api/reports/export", json=[1], headers=headers), 400)
+    assert_api_error(client.post("/api/reports/export", json={"format": "csv"}), 401)
+
+
+# --- running and downloading -------------------------------------------------------------------
+
+
+def test_a_job_runs_to_done_with_progress_rows_and_a_download_url(app, client, acme):
+    job = queued(client, acme["admin"])
+    assert step_all(app) == 1
+    done = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert done["status"] == "done" and done["progress"] == 100 and done["error"] is None
+    assert done["rows"] > 0
+    assert done["started_at"] and done["finished_at"] >= done["started_at"]
+    assert done["download_url"] == f"/api/reports/{job['id']}/download"
+    assert step_all(app) == 0  # nothing left
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "pdf"])
+def test_the_download_has_its_content_type_and_file_name(app, client, acme, fmt):
+    job = queued(client, acme["manager"], fmt)
+    step_all(app)
+    response = client.get(f"/api/reports/{job['id']}/download", headers=acme["manager"].headers)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    assert response.headers["Content-Type"] == report_builder.FORMATS[fmt][0]
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    disposition = response.headers["Content-Disposition"]
+    assert disposition == f'attachment; filename="Acme-productivity-{day}.{fmt}"', disposition
+    data = response.get_data()
+    assert int(response.headers["Content-Length"]) == len(data) > 0
+    magic = {"csv": None, "xlsx": b"PK\x03\x04", "pdf": b"%PDF-"}[fmt]
+    if magic:
+        assert data.startswith(magic)
+    else:
+        rows = [row for row in csv.reader(io.StringIO(data.decode("utf-8-sig"))) if row]
+        assert len(rows) >= 2, rows  # a header and data
+        assert len({len(row) for row in rows[-job_rows(app, job["id"]) :]}) == 1  # data rows are one shape
+
+
+def job_rows(app: Flask, job_id: str) -> int:
+    row = job_row(app, job_id)
+    assert row is not None
+    return int(row.rows_written)
+
+
+def test_the_file_name_keeps_only_safe_characters():
+    created = int(datetime(2025, 3, 9, 12, tzinfo=UTC).timestamp())
+    name = reports.download_name('Ac"me; Inc/\\ Ünïcode\r\n', "agents", created, ".xlsx")
+    assert name == "Ac-me-Inc-n-code-agents-2025-03-09.xlsx"
+    assert reports.download_name("...", "teams", created, ".csv") == "teams-2025-03-09.csv"
+
+
+@pytest.mark.parametrize("report_type", ["agents", "teams"])
+def test_the_other_report_types_are_built(app, client, acme, report_type):
+    job = queued(client, acme["admin"], "csv", report_type)
+    step_all(app)
+    done = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert done["status"] == "done", done
+    response = client.get(done["download_url"], headers=acme["admin"].headers)
+    assert response.status_code == 200
+    assert f"Acme-{report_type}-" in response.headers["Content-Disposition"]
+
+
+def test_a_download_before_the_job_is_done_is_409(app, client, acme):
+    job = queued(client, acme["developer"])
+    response = client.get(f"/api/reports/{job['id']}/download", headers=acme["developer"].headers)
+    assert assert_api_error(response, 409)["details"] == {"status": "queued"}
+
+
+# --- who may see a job -------------------------------------------------------------------------
+
+
+def test_jobs_belong_to_their_requester_and_the_organization_admins(app, client, acme, globex):
+    admin_job = queued(client, acme["admin"])
+    developer_job = queued(client, acme["developer"])
+    step_all(app)
+    for job_id in (admin_job["id"], developer_job["id"]):
+        for suffix in ("", "/download"):
+            assert_api_error(client.get(f"/api/reports/{job_id}{suffix}", headers=globex["admin"].headers), 404)
+    for suffix in ("", "/download"):
+        url = f"/api/reports/{admin_job['id']}{suffix}"
+        assert_api_error(client.get(url, headers=acme["developer"].headers), 404)
+        assert_api_error(client.get(url, headers=acme["manager"].headers), 404)
+        mine = client.get(f"/api/reports/{developer_job['id']}{suffix}", headers=acme["developer"].headers)
+        assert mine.status_code == 200
+        theirs = client.get(f"/api/reports/{developer_job['id']}{suffix}", headers=acme["admin"].headers)
+        assert theirs.status_code == 200  # admins see their organization's jobs
+    assert_api_error(client.get("/api/reports/no-such-job", headers=acme["admin"].headers), 404)
+
+
+# --- rate limit --------------------------------------------------------------------------------
+
+
+def test_the_eleventh_export_in_an_hour_is_429_and_other_routes_still_work(client, acme):
+    for n in range(10):
+        response = export(client, acme["developer"])
+        assert response.status_code == 202, n
+        assert response.headers["X-RateLimit-Limit"] == "10"
+        assert response.headers["X-RateLimit-Remaining"] == str(9 - n)
+    refused = export(client, acme["developer"])
+    assert_api_error(refused, 429)
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert int(refused.headers["X-RateLimit-Reset"]) > datetime.now(UTC).timestamp()
+    assert int(refused.headers["Retry-After"]) > 0
+    other = client.get("/api/users", headers=acme["developer"].headers)
+    assert other.status_code == 200
+    assert other.headers["X-RateLimit-Limit"] == "1000"  # the /api limit, not spent by exports
+    assert export(client, acme["manager"]).status_code == 202  # per user
+
+
+# --- expiry ------------------------------------------------------------------------------------
+
+
+def test_an_expired_job_is_404_and_expiry_deletes_its_file_and_row(app, client, acme):
+    now = datetime.now(UTC)
+    with app.app_context():
+        job = reports.create_job(acme["admin"].user, "productivity", "csv", {}, now - timedelta(hours=2), 3600)
+        fresh = reports.create_job(acme["admin"].user, "productivity", "csv", {}, now, 3600)
+    step_all(app)
+    expired, kept = job_row(app, job.id), job_row(app, fresh.id)
+    assert expired is not None and kept is not None and expired.status == kept.status == "done"
+    assert Path(expired.file_path).is_file()
+    for suffix in ("", "/download"):
+        assert_api_error(client.get(f"/api/reports/{job.id}{suffix}", headers=acme["admin"].headers), 404)
+    with app.app_context():
+        assert runner(app).expire_step(now) is True
+        assert runner(app).expire_step(now) is False
+    assert job_row(app, job.id) is None and not Path(expired.file_path).exists()
+    assert Path(kept.file_path).is_file()  # not expired yet
+    assert client.get(f"/api/reports/{fresh.id}/download", headers=acme["admin"].headers).status_code == 200
+    with app.app_context():
+        assert runner(app).expire_step(now + timedelta(hours=1)) is True
+    assert job_row(app, fresh.id) is None and not Path(kept.file_path).exists()
+
+
+# --- failures ----------------------------------------------------------------------------------
+
+
+def test_too_many_rows_fail_the_job_with_a_readable_reason(app, client, acme):
+    job = queued(client, acme["admin"])
+    small = ReportRunner({**app.extensions["weather_metrics"].settings, "export_max_rows": 1})
+    with app.app_context():
+        assert small.run_once(datetime.now(UTC)) is True
+    failed = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert failed["status"] == "failed" and failed["error"] and failed["error"] != "internal error"
+    assert "1" in failed["error"], failed["error"]  # names the limit
+    assert "download_url" not in failed
+    assert list(small.export_dir.glob(f"{job['id']}*")) == []  # no partial file left
+    response = client.get(f"/api/reports/{job['id']}/download", headers=acme["admin"].headers)
+    error = assert_api_error(response, 409)
+    assert failed["error"] in error["message"] and error["details"] == {"status": "failed"}
+
+
+def test_an_unexpected_error_fails_the_job_and_never_leaves_it_running(app, client, acme, tmp_path):
+    job = queued(client, acme["admin"])
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the export folder should be")
+    broken = ReportRunner({**app.extensions["weather_metrics"].settings, "export_dir": str(blocker / "exports")})
+    with app.app_context():
+        assert broken.run_once(datetime.now(UTC)) is True
+    failed = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert (failed["status"], failed["error"]) == ("failed", "internal error")
+    assert failed["finished_at"] is not None
+
+
+# --- restarts ----------------------------------------------------------------------------------
+
+
+def test_a_job_running_at_a_crash_is_queued_again_and_completes(make_app, service, acme):
+    first = stopped(service())
+    job = queued(first.test_client(), acme["admin"])
+    set_job(first, job["id"], status="running", attempts=1, progress=40, started_at=1)
+    partial = runner(first).partial_path(job_row(first, job["id"]))
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(b"half a report")
+    status = first.test_client().get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert (status["status"], status["progress"]) == ("running", 40)
+    first.extensions["weather_metrics"].close()
+
+    second = stopped(make_app())  # a restart on the same database file
+    assert not partial.exists()
+    step_all(second)  # its threads may have built it already; either way it completes
+    row = job_row(second, job["id"])
+    assert row is not None and (row.status, row.progress, row.attempts) == ("done", 100, 2)
+    response = second.test_client().get(f"/api/reports/{job['id']}/download", headers=acme["admin"].headers)
+    assert response.status_code == 200
+
+
+def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme):
+    first = stopped(service())
+    job = queued(first.test_client(), acme["admin"])
+    set_job(first, job["id"], status="running", attempts=2, started_at=1)
+    first.extensions["weather_metrics"].close()
+
+    second = stopped(make_app())
+    status = second.test_client().get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert (status["status"], status["error"]) == ("failed", "interrupted by a restart twice")
+    assert step_all(second) == 0
+
+
+def test_the_runner_threads_build_jobs_on_their_own(service, acme):
+    app = service()  # threads running
+    client = app.test_client()
+    job = queued(client, acme["developer"])
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while client.get(job["status_url"], headers=acme["developer"].headers).get_json()["status"] != "done":
+        assert datetime.now(UTC) < deadline, "the runner threads did not build the job"
+        time.sleep(0.05)
+    app.extensions["weather_metrics"].close()
+    assert client.get(job["status_url"], headers=acme["developer"].headers).get_json()["status"] == "done"
