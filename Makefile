@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.stats
 	$(BIN)/python -m bench.org
+	$(BIN)/python -m bench.exports
 
 # After changing a setting in weather_metrics/settings.py (a test fails until this is run).
 config-example: $(STAMP)
