@@ -381,3 +381,43 @@ def test_the_runner_threads_build_jobs_on_their_own(service, acme):
         time.sleep(0.05)
     app.extensions["weather_metrics"].close()
     assert client.get(job["status_url"], headers=acme["developer"].headers).get_json()["status"] == "done"
+
+
+def test_a_job_re_run_elsewhere_is_not_overwritten_by_the_first_attempt(app, client, acme):
+    """Two processes on one file (a graceful reload): the first attempt's late outcome must not win."""
+    job = queued(client, acme["admin"])
+    with app.app_context():
+        first = runner(app)._claim(datetime.now(UTC))  # attempt 1, then "the other process" re-runs it
+    assert first is not None and first.attempts == 1
+    set_job(app, job["id"], status="queued")
+    step_all(app)  # attempt 2: done, with its own file
+    second = job_row(app, job["id"])
+    assert second is not None and second.status == "done" and second.attempts == 2
+    with app.app_context():
+        runner(app)._build(first, datetime.now(UTC))  # attempt 1 finishes late
+    after = job_row(app, job["id"])
+    assert after is not None and after.file_path == second.file_path and Path(after.file_path).is_file()
+    assert sorted(p.name for p in runner(app).export_dir.glob(f"{job['id']}*")) == [Path(second.file_path).name]
+    assert client.get(f"/api/reports/{job['id']}/download", headers=acme["admin"].headers).status_code == 200
+
+
+def test_a_file_expiry_cannot_delete_does_not_stop_exports(service, acme):
+    """An expired job whose file cannot be removed is logged; its row goes and new jobs are still built."""
+    app = service(export_workers=1)
+    client = app.test_client()
+    stopped(app)
+    now = datetime.now(UTC)
+    with app.app_context():
+        old = reports.create_job(acme["admin"].user, "productivity", "csv", {}, now - timedelta(hours=2), 3600)
+    step_all(app)
+    done = job_row(app, old.id)
+    assert done is not None and done.status == "done"
+    path = Path(done.file_path)
+    path.unlink()
+    path.mkdir()  # a directory: unlink() fails as it would on a permission error
+    with app.app_context():
+        assert runner(app).expire_step(now) is True
+    assert job_row(app, old.id) is None
+    fresh = queued(client, acme["admin"])
+    assert step_all(app) == 1
+    assert client.get(fresh["status_url"], headers=acme["admin"].headers).get_json()["status"] == "done"

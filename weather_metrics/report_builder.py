@@ -155,10 +155,19 @@ def build_report(job: ReportJob, path: Path, max_rows: int, progress: Callable[[
     report = BUILDERS[job.report_type](scope, window, filters, organization)
     report.rows = _capped(iter(report.rows), max_rows)
     try:
-        return write_report(path, job.format, report, progress)
+        return write_report(path, job.format, report, _percent(progress, report.expected_rows))
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _percent(progress: Callable[[int], None], expected: int | None) -> Callable[[int], None]:
+    """Rows written turned into a percentage of the rows the summary counted (0 when unknown)."""
+
+    def report(done: int) -> None:
+        progress(min(99, done * 100 // expected) if expected else 0)
+
+    return report
 
 
 def period_text(window: Window) -> str:
@@ -253,6 +262,7 @@ def agents_report(scope: Scope, window: Window, filters: dict[str, Any], organiz
         ),
         header=(f"occurred_at ({window.zone})", *AGENT_COLUMNS),
         rows=agent_rows(scope, window, agent_name, success_only),
+        expected_rows=figures["totals"]["calls"],
     )
 
 
@@ -304,6 +314,7 @@ def productivity_report(scope: Scope, window: Window, filters: dict[str, Any], o
         ),
         header=(f"occurred_at ({window.zone})", "metric_type", "value", "user", "team"),
         rows=productivity_rows(scope, window, metric_type),
+        expected_rows=sum(total["samples"] for total in totals),
     )
 
 

@@ -61,6 +61,7 @@ class Report:
     header: Sequence[str]
     rows: Iterable[Row]
     notes: Sequence[str] = field(default_factory=list)
+    expected_rows: int | None = None  # known from the summary: lets progress be a percentage
 
 
 @dataclass(frozen=True)

@@ -126,15 +126,20 @@ class ReportRunner:
 
     # -- paths ---------------------------------------------------------------------------------
 
+    # Names carry the attempt: a second process that re-ran a job never shares a file with the first.
     def final_path(self, job: ReportJob) -> Path:
-        return self.export_dir / (job.id + report_builder.FORMATS[job.format][1])
+        return self.export_dir / f"{job.id}-{job.attempts}{report_builder.FORMATS[job.format][1]}"
 
     def partial_path(self, job: ReportJob) -> Path:
-        return self.export_dir / (job.id + ".partial" + report_builder.FORMATS[job.format][1])
+        return self.export_dir / f"{job.id}-{job.attempts}.partial{report_builder.FORMATS[job.format][1]}"
 
     def _remove_files(self, job: ReportJob) -> None:
+        """Delete the job's files; a file that cannot be deleted is logged, not raised."""
         for path in (self.partial_path(job), self.final_path(job)):
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                log.exception("cannot delete export file %s", path)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -180,11 +185,14 @@ class ReportRunner:
 
         return record
 
-    def _finish(self, job_id: str, now: datetime, **fields: Any) -> bool:
+    def _finish(self, job: ReportJob, now: datetime, **fields: Any) -> bool:
+        """Record the outcome of our attempt; False when the job is no longer ours (expired, or re-run)."""
         with write_transaction():
             return bool(
                 ReportJob.update(finished_at=_epoch(now), **fields)
-                .where((ReportJob.id == job_id) & (ReportJob.status == "running"))
+                .where(
+                    (ReportJob.id == job.id) & (ReportJob.status == "running") & (ReportJob.attempts == job.attempts)
+                )
                 .execute()
             )
 
@@ -201,10 +209,10 @@ class ReportRunner:
             if failure_reason(exc) == "internal error":
                 log.exception("export job %s failed", job.id)
             self._remove_files(job)
-            self._finish(job.id, now, status="failed", error=failure_reason(exc))
+            self._finish(job, now, status="failed", error=failure_reason(exc))
             return
         done = self._finish(
-            job.id,
+            job,
             now,
             status="done",
             progress=100,
@@ -227,7 +235,7 @@ class ReportRunner:
         except Exception:  # noqa: BLE001 - the database failed while recording the outcome
             log.exception("export job %s: recording its outcome failed", job.id)
             try:
-                self._finish(job.id, now, status="failed", error="internal error")
+                self._finish(job, now, status="failed", error="internal error")
             except Exception:  # noqa: BLE001 - recover() settles it at the next start
                 log.exception("export job %s: cannot mark it failed", job.id)
         return True
@@ -285,10 +293,14 @@ class ReportRunner:
         try:
             while not self._stop.is_set():
                 busy = False
+                if expires and time.monotonic() >= next_expiry:
+                    try:
+                        more = self.expire_step(self._now())
+                    except Exception:  # noqa: BLE001 - retried at the next interval; exports go on
+                        log.exception("expiring export jobs failed")
+                        more = False
+                    next_expiry = time.monotonic() + (0 if more else EXPIRY_INTERVAL)
                 try:
-                    if expires and time.monotonic() >= next_expiry:
-                        if not self.expire_step(self._now()):
-                            next_expiry = time.monotonic() + EXPIRY_INTERVAL
                     busy = self.run_once(self._now())
                 except Exception:  # noqa: BLE001 - a failing database must not end the thread
                     log.exception("report runner step failed")
