@@ -19,7 +19,8 @@ from flask.testing import FlaskClient
 from bench.workload import HOUR, current_hour, event_rows, make_installs
 from weather_metrics import create_app
 from weather_metrics.db import database, open_database
-from weather_metrics.ingest import PendingBatch, prune, write_batches
+from weather_metrics.ingest import PendingBatch, write_batches
+from weather_metrics.pruning import prune
 from weather_metrics.settings import load_settings
 
 DEFAULT_EVENTS = 10_000_000

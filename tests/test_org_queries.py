@@ -560,7 +560,7 @@ def test_window_spanning_past_days_and_today_adds_up(client, acme, app, org_id):
 
 def test_pruning_rollups_is_seen_by_the_next_query(app, client, acme, org_id):
     """Cached results of settled days must not outlive the rollups pruning drops."""
-    from weather_metrics.ingest import prune
+    from weather_metrics.pruning import prune
 
     old = (datetime.now(UTC) - timedelta(days=10)).replace(hour=12, minute=0, second=0, microsecond=0)
     add_executions(app, org_id, execution(old.isoformat()), execution(old.isoformat(), ok=False))
@@ -574,7 +574,7 @@ def test_pruning_rollups_is_seen_by_the_next_query(app, client, acme, org_id):
 
 def test_pruned_ids_reused_by_new_rows_do_not_leave_stale_results(app, client, acme, org_id):
     """Raw ids are reused after pruning the newest row; the cache keys on them, so pruning clears it."""
-    from weather_metrics.ingest import prune
+    from weather_metrics.pruning import prune
 
     recent = (datetime.now(UTC) - timedelta(days=5)).replace(hour=12, minute=0, second=0, microsecond=0)
     add_executions(app, org_id, execution(recent.isoformat()))  # id 1

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema
 
-from weather_metrics import orgingest as o
+from weather_metrics import orgvalidation as o
 from weather_metrics.api.ingest_schemas import (
     COMPONENTS,
     NO_CONTROL_CHARACTERS,

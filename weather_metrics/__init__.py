@@ -16,10 +16,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from weather_metrics import cli, docs, observability
 from weather_metrics.db import database, open_database
-from weather_metrics.ingest import prune_step, write_batches
+from weather_metrics.ingest import write_batches
 from weather_metrics.intake import EventIntake
 from weather_metrics.orgintake import OrgIntake
 from weather_metrics.passwords import Passwords
+from weather_metrics.pruning import prune_step
 from weather_metrics.ratelimit import TokenBucketLimiter
 from weather_metrics.reports import ReportRunner
 from weather_metrics.settings import SettingsError, load_settings, require_secret

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from weather_metrics import orgmetrics
 from weather_metrics.models import Team, TeamMember
-from weather_metrics.orgingest import METRIC_TYPE
+from weather_metrics.orgvalidation import METRIC_TYPE
 from weather_metrics.stats import iso
 from weather_metrics.windows import (
     HOUR,

@@ -19,7 +19,7 @@ from weather_metrics import orgmetrics
 from weather_metrics.accounts import NotFound, find_team
 from weather_metrics.db import write_transaction
 from weather_metrics.models import Dashboard, TeamMember, User
-from weather_metrics.orgingest import STANDARD_PRODUCTIVITY_TYPES
+from weather_metrics.orgvalidation import STANDARD_PRODUCTIVITY_TYPES
 from weather_metrics.stats import iso
 from weather_metrics.windows import (
     OutOfScope,

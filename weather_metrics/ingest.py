@@ -1,7 +1,8 @@
-"""Turning validated events into rows, and writing batches of them with their rollups.
+"""Turning validated events into rows, and writing batches of rows with their rollups.
 
-`write_batches` is the only code that writes events: the writer thread calls it, and so
-do the benchmarks. Raw rows and every rollup change commit in one transaction.
+`write_batches` is the only code that writes ingested rows (/v1 events and, through
+orgingest's RowKinds, organization metrics): the writer thread calls it, and so do the
+benchmarks. Raw rows and every rollup change commit in one transaction.
 """
 
 from __future__ import annotations
@@ -18,18 +19,11 @@ from peewee import EXCLUDED, Case, fn
 from weather_metrics.db import database, write_transaction
 from weather_metrics.histogram import latency_bucket
 from weather_metrics.models import (
-    AgentExecution,
-    AgentHourly,
-    AgentLatencyDaily,
-    AgentUserHourly,
-    AgentUserLatencyDaily,
     CountryDaily,
     ErrorDaily,
     Event,
     IdempotencyKey,
     LatencyDaily,
-    ProductivityHourly,
-    ProductivityMetric,
     ServiceDaily,
     Session,
     ToolHourly,
@@ -374,69 +368,3 @@ def _stamp_keys(key_ids: set[str], now: int) -> list[str]:
 
 def _now() -> float:
     return datetime.now(UTC).timestamp()
-
-
-def prune_step(
-    now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int, chunk: int = 20_000
-) -> tuple[int, bool]:
-    """One short transaction of pruning; returns rows deleted and whether more remain.
-
-    The writer interleaves steps with commits, so ingestion never waits long behind a
-    large prune (after `retention_days` is lowered, say).
-    """
-    event_cutoff = int((now - timedelta(days=retention_days)).timestamp()) // HOUR * HOUR
-    deleted = 0
-    raw: tuple[tuple[Any, Any], ...] = (
-        (Event, Event.timestamp_hour),
-        (AgentExecution, AgentExecution.hour),
-        (ProductivityMetric, ProductivityMetric.hour),
-    )
-    for model, hour in raw:
-        with write_transaction():
-            doomed = model.select(model.id).where(hour < event_cutoff).limit(chunk)
-            removed = model.delete().where(model.id.in_(doomed)).execute()
-        if removed and model is AgentExecution:
-            _forget_settled()  # new rows may now reuse the pruned ids the cache keys on
-        deleted += removed
-        if removed == chunk:
-            return deleted, True
-    rollup_cutoff = int((now - timedelta(days=rollup_retention_days)).timestamp()) // DAY * DAY
-    key_cutoff = int((now - timedelta(hours=idempotency_ttl_hours)).timestamp())
-    hourly: tuple[Any, ...] = (ToolHourly, AgentHourly, AgentUserHourly, ProductivityHourly)
-    daily: tuple[Any, ...] = (
-        LatencyDaily,
-        VersionDaily,
-        CountryDaily,
-        ServiceDaily,
-        ErrorDaily,
-        AgentLatencyDaily,
-        AgentUserLatencyDaily,
-    )
-    with write_transaction():
-        dropped = 0
-        for model in hourly:
-            dropped += model.delete().where(model.hour < rollup_cutoff).execute()
-        for model in daily:
-            dropped += model.delete().where(model.day < rollup_cutoff).execute()
-        deleted += dropped
-        deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
-        deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()
-    if dropped:
-        _forget_settled()
-    return deleted, False
-
-
-def _forget_settled() -> None:
-    """Clear cached agent query results: pruning changed rows the cache assumed fixed."""
-    from weather_metrics.orgmetrics import SETTLED
-
-    SETTLED.clear()
-
-
-def prune(now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int) -> int:
-    """Delete everything past its retention; returns rows deleted."""
-    total, more = 0, True
-    while more:
-        deleted, more = prune_step(now, retention_days, rollup_retention_days, idempotency_ttl_hours)
-        total += deleted
-    return total

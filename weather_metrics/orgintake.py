@@ -17,15 +17,8 @@ from weather_metrics.db import database
 from weather_metrics.ingest import PendingBatch
 from weather_metrics.intake import KeyReused, Pending, body_hash, check_idempotency_key, deliver, replay
 from weather_metrics.models import Team, TeamMember, User
-from weather_metrics.orgingest import (
-    AGENTS,
-    PRODUCTIVITY,
-    accepted_window,
-    agent_problems,
-    agent_row,
-    productivity_problems,
-    productivity_row,
-)
+from weather_metrics.orgingest import AGENTS, PRODUCTIVITY, agent_row, productivity_row
+from weather_metrics.orgvalidation import accepted_window, agent_problems, productivity_problems
 from weather_metrics.stats import iso
 from weather_metrics.windows import scope_for
 from weather_metrics.writer import EventWriter

@@ -16,7 +16,7 @@ from typing import Any
 from weather_metrics import analytics, orgmetrics
 from weather_metrics.db import database
 from weather_metrics.models import Organization, ReportJob, User
-from weather_metrics.orgingest import BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
+from weather_metrics.orgvalidation import BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
 from weather_metrics.report_formats import Cell, Chart, Report, Row, Table, write_report
 from weather_metrics.stats import iso
 from weather_metrics.windows import AGGREGATIONS, OutOfScope, QueryError, Scope, Window, narrow, parse_window, scope_for

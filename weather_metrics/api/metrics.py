@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from weather_metrics import orgmetrics
 from weather_metrics.api import authenticated, bp, current_user, load
 from weather_metrics.api.schemas import MAX_PAGE, StrictSchema
-from weather_metrics.orgingest import BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
+from weather_metrics.orgvalidation import BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
 from weather_metrics.windows import AGGREGATIONS, Scope, Window, narrow, parse_window, scope_for
 
 MAX_LIMIT = 1000

@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from weather_metrics.api import ApiProblem, bearer_token
 from weather_metrics.mcp import api_key, bp
 from weather_metrics.models import Organization
-from weather_metrics.orgingest import (
+from weather_metrics.orgvalidation import (
     AGENT_FIELDS,
     MAX_AGENT_NAME,
     MAX_COMMAND,
