@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from flask import g, request
@@ -12,6 +13,14 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 class MalformedJson(ValueError):
     """The body is not JSON; the message says why."""
+
+
+class NotText(MalformedJson):
+    """Valid JSON holding a string that is not text (a lone surrogate such as "\\ud800"): no database stores it."""
+
+
+# Only an escape can put a surrogate in a string: bodies without one skip the check.
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def read_body(limit: int) -> bytes:
@@ -41,14 +50,22 @@ def _finite(text: str) -> float:
 def parse_json(raw: bytes, strict: bool = False) -> Any:
     """The JSON value of `raw`; MalformedJson for anything json.loads would choke on.
 
-    `strict` also refuses NaN and Infinity, which json.loads accepts but JSON does not, and
-    numbers such as 1e400 that would become Infinity.
+    `strict` also refuses NaN and Infinity, which json.loads accepts but JSON does not,
+    numbers such as 1e400 that would become Infinity, and strings that are not text (NotText).
     """
     try:
-        if strict:
-            return json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
-        return json.loads(raw)
+        if not strict:
+            return json.loads(raw)
+        value = json.loads(raw, parse_constant=_no_constant, parse_float=_finite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"Malformed JSON: {exc}") from None
     except RecursionError:
         raise MalformedJson("Malformed JSON: nested too deeply") from None
+    if _ESCAPED_SURROGATE.search(raw):
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise NotText(
+                "The body holds a string that is not valid Unicode (a lone surrogate such as \\ud800)"
+            ) from None
+    return value

@@ -258,4 +258,3 @@ def _productivity_rollups() -> list[Any]:
 
 AGENTS = RowKind("agent_executions", AGENT_COLUMNS, _agent_rollups)
 PRODUCTIVITY = RowKind("productivity_metrics", PRODUCTIVITY_COLUMNS, _productivity_rollups)
-ORG_RAW_MODELS = (AgentExecution, ProductivityMetric)

@@ -82,10 +82,6 @@ class OrgIntake:
                 body = parse_json(raw, strict=True)
             except MalformedJson as exc:
                 raise Rejected(400, str(exc)) from None
-            if b"\\u" in raw and not _is_text(body):
-                raise Rejected(
-                    400, "The body holds a string that is not valid Unicode (a lone surrogate such as \\ud800)"
-                )
             now = self._clock()
             key = digest = None
             if idempotency_key is not None:
@@ -204,15 +200,6 @@ class OrgIntake:
             productivity_row(org_id, batch_id, received_at, item, texts.get(prefix))
             for item, prefix in zip(items, prefixes, strict=True)
         ]
-
-
-def _is_text(body: Any) -> bool:
-    """False when a string holds a lone surrogate: valid JSON, but no database can store it."""
-    try:
-        json.dumps(body, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _validated(

@@ -151,7 +151,8 @@ class _Page:
         return bisect_right(self.starts, hour) - 1
 
 
-def _in(column: str, values: frozenset[str], params: list[Any]) -> str:
+def sql_in(column: str, values: frozenset[str], params: list[Any]) -> str:
+    """`column IN (?, ...)` for the values, appended to params; a false condition for none."""
     if not values:
         return "0"  # nobody: the query returns nothing
     params.extend(sorted(values))
@@ -166,7 +167,7 @@ def _agent_filter(scope: Scope, table: str, agent_name: str | None, success_only
         params.append(scope.organization_id)
     else:  # per-user tables: the scope's user ids are all of its organization
         table = table.replace("agent_", "agent_user_", 1)
-        clauses = [_in("user_id", scope.user_ids, params)]
+        clauses = [sql_in("user_id", scope.user_ids, params)]
     if agent_name is not None:
         clauses.append("agent_name = ?")
         params.append(agent_name)
@@ -180,8 +181,8 @@ def _productivity_filter(scope: Scope, metric_type: str | None) -> _Filter:
     params: list[Any] = [scope.organization_id]
     clauses = ["organization_id = ?"]
     if scope.user_ids is not None:
-        users = _in("user_id", scope.user_ids, params)
-        teams = "team_id <> ''" if scope.team_ids is None else _in("team_id", scope.team_ids, params)
+        users = sql_in("user_id", scope.user_ids, params)
+        teams = "team_id <> ''" if scope.team_ids is None else sql_in("team_id", scope.team_ids, params)
         clauses.append(f"({users} OR {teams})")
     if metric_type is not None:
         clauses.append("metric_type = ?")
@@ -194,7 +195,8 @@ def _hour_of(moment: datetime) -> int:
     return int(moment.timestamp()) // HOUR * HOUR
 
 
-def _pagination(page: int, limit: int, total: int) -> dict[str, int]:
+def pagination(page: int, limit: int, total: int) -> dict[str, int]:
+    """The pagination block of a paged answer."""
     return {"page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit}
 
 
@@ -210,7 +212,7 @@ def _page(window: Window, page: int, limit: int) -> _Page:
     after = offset + limit
     last = _hour_of(periods[after]) - HOUR if after < len(periods) else window.last_hour
     first = max(window.first_hour, starts[0]) if starts else 0
-    return _Page(chosen, starts, first, last if starts else -1, _pagination(page, limit, len(periods)))
+    return _Page(chosen, starts, first, last if starts else -1, pagination(page, limit, len(periods)))
 
 
 def window_view(window: Window) -> dict[str, str]:

@@ -196,13 +196,6 @@ def _local(timestamp: float, window: Window) -> datetime:
     return datetime.fromtimestamp(timestamp, window.zone)
 
 
-def _in(column: str, values: frozenset[str], params: list[Any]) -> str:
-    if not values:
-        return "0"
-    params.extend(sorted(values))
-    return f"{column} IN ({', '.join('?' * len(values))})"
-
-
 def _stream(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
     """The rows of a query, fetched a few thousand at a time."""
     cursor = database.execute_sql(sql, tuple(params))
@@ -224,7 +217,7 @@ def agent_rows(scope: Scope, window: Window, agent_name: str | None, success_onl
     params: list[Any] = [scope.organization_id, window.first_hour, window.last_hour]
     clauses = ["e.organization_id = ?", "e.hour BETWEEN ? AND ?"]
     if scope.user_ids is not None:
-        clauses.append(_in("e.user_id", scope.user_ids, params))
+        clauses.append(orgmetrics.sql_in("e.user_id", scope.user_ids, params))
     if agent_name is not None:
         clauses.append("e.agent_name = ?")
         params.append(agent_name)
@@ -276,8 +269,12 @@ def productivity_rows(scope: Scope, window: Window, metric_type: str | None) -> 
     params: list[Any] = [scope.organization_id, window.first_hour, window.last_hour]
     clauses = ["p.organization_id = ?", "p.hour BETWEEN ? AND ?"]
     if scope.user_ids is not None:
-        users = _in("p.user_id", scope.user_ids, params)
-        teams = "p.team_id IS NOT NULL" if scope.team_ids is None else _in("p.team_id", scope.team_ids, params)
+        users = orgmetrics.sql_in("p.user_id", scope.user_ids, params)
+        teams = (
+            "p.team_id IS NOT NULL"
+            if scope.team_ids is None
+            else orgmetrics.sql_in("p.team_id", scope.team_ids, params)
+        )
         clauses.append(f"({users} OR {teams})")
     if metric_type is not None:
         clauses.append("p.metric_type = ?")

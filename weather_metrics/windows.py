@@ -214,10 +214,6 @@ class Scope:
     user_ids: frozenset[str] | None
     team_ids: frozenset[str] | None
 
-    @property
-    def whole_organization(self) -> bool:
-        return self.user_ids is None and self.team_ids is None
-
 
 def team_member_ids(team_ids: frozenset[str] | set[str]) -> frozenset[str]:
     rows = TeamMember.select(TeamMember.user_id).where(TeamMember.team.in_(sorted(team_ids)))

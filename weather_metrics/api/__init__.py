@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,10 +14,11 @@ from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from weather_metrics.accounts import Conflict, NotFound
-from weather_metrics.bodies import MalformedJson, parse_json, read_body
+from weather_metrics.bodies import MalformedJson, NotText, parse_json, read_body
 from weather_metrics.intake import NotStored, Unavailable
 from weather_metrics.models import User
 from weather_metrics.orgintake import Rejected
+from weather_metrics.orgmetrics import pagination  # noqa: F401 - the views' pagination block
 from weather_metrics.stats import iso
 from weather_metrics.tokens import TokenError
 from weather_metrics.windows import OutOfScope, QueryError, UnknownTarget
@@ -159,20 +159,14 @@ def peek_body() -> dict[str, Any]:
 def json_body(schema: Schema) -> dict[str, Any]:
     """The request's JSON object, loaded by `schema`; 400 listing every bad field."""
     try:
-        data = parse_json(read_body(MAX_BODY_BYTES) or b"null")
+        data = parse_json(read_body(MAX_BODY_BYTES) or b"null", strict=True)
+    except NotText:
+        raise ApiProblem(400, "Request body holds a string that is not valid Unicode") from None
     except MalformedJson:
         raise ApiProblem(400, "Malformed JSON") from None
     if not isinstance(data, dict):
         raise ApiProblem(400, "Request body must be a JSON object")
-    try:
-        json.dumps(data, ensure_ascii=False).encode()
-    except UnicodeEncodeError:  # a lone surrogate such as "\ud800": valid JSON, but not text
-        raise ApiProblem(400, "Request body holds a string that is not valid Unicode") from None
     return load(schema, data)
-
-
-def pagination(page: int, limit: int, total: int) -> dict[str, int]:
-    return {"page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit}
 
 
 def load(schema: Schema, data: Any) -> dict[str, Any]:
@@ -188,6 +182,13 @@ def _first_messages(messages: Any) -> dict[str, Any]:
     return {k: (v[0] if isinstance(v, list) else _first_messages(v)) for k, v in messages.items()}
 
 
+def signed_in() -> tuple[User, dict[str, Any]]:
+    """The user and claims of the request's access token, checked once per request; TokenError otherwise."""
+    if "signed_in" not in g:
+        g.signed_in = current_app.extensions["weather_metrics"].tokens.authenticate(bearer_token() or "")
+    return g.signed_in  # type: ignore[no-any-return]
+
+
 def authenticated(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The view needs a valid access token; with roles, one of them (403 otherwise)."""
 
@@ -198,7 +199,7 @@ def authenticated(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., A
             if token is None:
                 raise ApiProblem(401, "Authorization: Bearer <access token> is required")
             try:
-                user, claims = current_app.extensions["weather_metrics"].tokens.authenticate(token)
+                user, claims = signed_in()
             except TokenError as exc:
                 raise ApiProblem(401, str(exc)) from None
             g.user, g.claims = user, claims

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from weather_metrics.api import authenticated, bearer_token, bp, client_ip, current_user, limiter
+from weather_metrics.api import authenticated, bp, client_ip, current_user, limiter, signed_in
 from weather_metrics.bodies import read_body
 from weather_metrics.tokens import TokenError
 
@@ -15,7 +15,7 @@ def organization_key() -> str:
     # authenticate, not just decode: a logged-out or revoked token must not spend its
     # organization's budget (the view then answers 401, counted against the caller's IP).
     try:
-        user, _claims = current_app.extensions["weather_metrics"].tokens.authenticate(bearer_token() or "")
+        user, _claims = signed_in()
     except TokenError:
         return "ip:" + client_ip()
     return "org:" + user.organization_id
