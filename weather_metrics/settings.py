@@ -153,11 +153,31 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("export_rate_limit", "10 per hour", "Export requests allowed to one user (the spec's figure)."),
     Setting(
+        "webhook_allow_private",
+        False,
+        "Webhooks may target loopback, private and other non-public addresses (on-premises receivers).",
+    ),
+    Setting("webhook_timeout_seconds", 5.0, "Timeout of one webhook delivery attempt.", minimum=0.1, maximum=60),
+    Setting(
+        "webhook_max_attempts", 8, "Attempts of one webhook delivery before it is given up.", minimum=1, maximum=50
+    ),
+    Setting(
+        "webhook_disable_after_failures",
+        20,
+        "Consecutive given-up deliveries after which a webhook is disabled.",
+        minimum=1,
+        maximum=10_000,
+    ),
+    Setting(
+        "webhook_workers", 1, "Webhook deliveries sent at the same time (background threads).", minimum=1, maximum=16
+    ),
+    Setting(
         "metrics_max_range_days", 400, "Longest date range of one metrics or analytics query.", minimum=1, maximum=3650
     ),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+BOOLEAN_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _coerce(setting: Setting, value: Any) -> Any:
@@ -165,6 +185,12 @@ def _coerce(setting: Setting, value: Any) -> Any:
     kind: Callable[[Any], Any] = type(setting.default)
     where = f"setting '{setting.name}'"
     wrong_type = SettingsError(f"{where}: expected {kind.__name__}, got {value!r}")
+    if kind is bool:  # TOML true/false, or the words an environment variable spells them with
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+            return BOOLEAN_WORDS[value.strip().lower()]
+        raise wrong_type
     if isinstance(value, bool) or (kind is str and not isinstance(value, str)):
         raise wrong_type
     if kind is not str and isinstance(value, str) and not value.strip():
@@ -287,7 +313,7 @@ def example_config() -> str:
             low = "…" if setting.minimum is None else number(setting.minimum)
             high = "…" if setting.maximum is None else number(setting.maximum)
             lines.append(f"# Allowed: {low} to {high}.")
-        value = json.dumps(setting.default) if isinstance(setting.default, str) else repr(setting.default)
+        value = json.dumps(setting.default) if isinstance(setting.default, (str, bool)) else repr(setting.default)
         lines.append(f"{setting.name} = {value}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
