@@ -26,6 +26,7 @@ from weather_metrics.reports import ReportRunner
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 from weather_metrics.sso import OidcVerifier
 from weather_metrics.tokens import TokenService
+from weather_metrics.webhooks import SecretBox, Subscribers, WebhookDeliverer, collected_recorder
 from weather_metrics.writer import EventWriter
 
 
@@ -42,14 +43,16 @@ class ServiceState:
     tokens: TokenService
     sso: OidcVerifier | None
     reports: ReportRunner
+    webhooks: WebhookDeliverer
     started: float = field(default_factory=time.monotonic)
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
     def close(self) -> None:
-        """Stop the export threads, then the writer once everything accepted is written."""
+        """Stop the export and webhook threads, then the writer once everything accepted is written."""
         self.reports.close()
+        self.webhooks.close()
         self.writer.close()
 
 
@@ -74,6 +77,19 @@ def _sso(settings: dict[str, Any]) -> OidcVerifier | None:
         raise SettingsError(f"setting 'oidc_jwks': cannot load keys: {exc}") from None
 
 
+def _on_commit(*hooks: Any) -> Any:
+    """One writer on_commit hook that calls each of `hooks`; one failing does not skip the rest."""
+
+    def record(batches: Any, stored: int, seconds: float) -> None:
+        for hook in hooks:
+            try:
+                hook(batches, stored, seconds)
+            except Exception:  # noqa: BLE001 - a listener must not stop the writer or the others
+                logging.getLogger(__name__).exception("commit listener %s failed", hook)
+
+    return record
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, writer thread, blueprints, metrics."""
     settings = load_settings(config)
@@ -83,11 +99,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     open_database(settings["database"], settings["synchronous"], max_connections=settings["threads"] + 8)
 
+    webhooks = WebhookDeliverer(settings, SecretBox(require_secret(settings)), Subscribers())
     writer = EventWriter(
         write=partial(write_batches, idempotency_ttl=settings["idempotency_ttl_hours"] * 3600),
         max_events=settings["queue_max_events"],
         max_batch_events=settings["writer_max_batch_events"],
-        on_commit=observability.commit_recorder(observability.ToolLabels(settings["metrics_max_tools"])),
+        on_commit=_on_commit(
+            observability.commit_recorder(observability.ToolLabels(settings["metrics_max_tools"])),
+            collected_recorder(webhooks.subscribers),
+        ),
         housekeeping=partial(_housekeeping, settings),
         housekeeping_interval=settings["prune_interval_seconds"],
         connect=partial(database.connect, reuse_if_open=True),
@@ -109,6 +129,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ),
         sso=_sso(settings),
         reports=ReportRunner(settings),
+        webhooks=webhooks,
     )
     app.extensions["weather_metrics"] = state
     observability.queue_depth.set_function(lambda: writer.depth)
@@ -116,6 +137,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     atexit.register(writer.close)
     state.reports.start()
     atexit.register(state.reports.close)
+    webhooks.start()
+    atexit.register(webhooks.close)
 
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]

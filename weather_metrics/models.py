@@ -371,6 +371,41 @@ class ReportJob(BaseModel):
         table_name = "report_jobs"
 
 
+class Webhook(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str
+    url = TextField()
+    events = TextField()  # JSON array of event names
+    secret_encrypted = TextField()  # Fernet token; see webhooks.SecretBox
+    secret_hint = TextField()  # last 4 characters
+    enabled = BooleanField()
+    consecutive_failures = IntegerField()  # given-up deliveries in a row
+    disabled_reason = TextField(null=True)
+    created_at = IntegerField()
+
+    class Meta:
+        table_name = "webhooks"
+
+
+class WebhookDelivery(BaseModel):
+    id = TextField(primary_key=True)
+    webhook = ForeignKeyField(Webhook, column_name="webhook_id")
+    webhook_id: str
+    event = TextField()
+    payload = TextField()  # JSON object, without its signature
+    status = TextField()  # pending | delivered | failed
+    attempts = IntegerField()
+    next_attempt_at = IntegerField()
+    attempt_log = TextField()  # JSON array of {attempt, at, status_code, error, duration_ms}
+    last_error = TextField(null=True)
+    created_at = IntegerField()
+    finished_at = IntegerField(null=True)
+
+    class Meta:
+        table_name = "webhook_deliveries"
+
+
 ROLLUP_MODELS = (ToolHourly, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily)
 ORG_ROLLUP_MODELS = (AgentHourly, AgentUserHourly, AgentLatencyDaily, AgentUserLatencyDaily, ProductivityHourly)
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
@@ -385,4 +420,6 @@ ALL_MODELS = (
     *ORG_ROLLUP_MODELS,
     Dashboard,
     ReportJob,
+    Webhook,
+    WebhookDelivery,
 )

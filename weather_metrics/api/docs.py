@@ -134,6 +134,21 @@ def _ingest(summary: str, item: str, auth: list[dict[str, list[str]]]) -> dict[s
 
 
 API_KEY: list[dict[str, list[str]]] = [{"apiKey": []}, {"bearerAuth": []}]
+HOOK_REGISTRATION = {
+    "type": "object",
+    "required": ["hook_url", "events", "organization_id", "secret"],
+    "properties": {
+        "hook_url": {"type": "string", "format": "uri", "maxLength": 2048, "description": "http(s), public address"},
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "enum": ["metrics.collected", "alert.triggered"]},
+        },
+        "organization_id": {"type": "string", "description": "The API key's organization"},
+        "secret": {"type": "string", "minLength": 16, "maxLength": 256, "description": "Signs every delivery"},
+    },
+}
+
 INGEST_PATHS: dict[str, dict[str, Any]] = {
     "/api/metrics/agents": {
         "post": _ingest(
@@ -152,6 +167,33 @@ INGEST_PATHS: dict[str, dict[str, Any]] = {
             "security": API_KEY,
         },
         "parameters": [_id("organization_id")],
+    },
+    "/mcp/hooks/register": {
+        "post": {
+            **_op("Register a webhook of the key's organization; the secret is never shown again", "201 Webhook"),
+            "security": API_KEY,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": HOOK_REGISTRATION}}},
+        }
+    },
+    "/mcp/hooks": {
+        "get": {**_op("Webhooks of the key's organization (secret as a hint)", "200 Webhooks"), "security": API_KEY}
+    },
+    "/mcp/hooks/{hook_id}": {
+        "delete": {**_op("Delete a webhook and its deliveries", "204 Deleted"), "security": API_KEY},
+        "parameters": [_id("hook_id")],
+    },
+    "/mcp/hooks/{hook_id}/deliveries": {
+        "get": {
+            **_op(
+                "The webhook's latest deliveries with every attempt",
+                "200 Deliveries",
+                parameters=[
+                    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}}
+                ],
+            ),
+            "security": API_KEY,
+        },
+        "parameters": [_id("hook_id")],
     },
 }
 API_COMPONENTS.update(ingest_schemas.COMPONENTS)

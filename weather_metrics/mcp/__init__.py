@@ -66,4 +66,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-from weather_metrics.mcp import collect, config  # noqa: E402,F401 - registers the routes
+from weather_metrics.mcp import collect, config, hooks  # noqa: E402,F401 - registers the routes
