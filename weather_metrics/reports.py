@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 from weather_metrics import report_builder
 from weather_metrics.accounts import NotFound
 from weather_metrics.db import database, write_transaction
+from weather_metrics.loops import StepThreads
 from weather_metrics.models import Organization, ReportJob, User
 from weather_metrics.stats import iso
 from weather_metrics.windows import OutOfScope, QueryError, UnknownTarget
@@ -121,8 +121,8 @@ class ReportRunner:
         folder = settings["export_dir"] or Path(settings["database"]).expanduser().resolve().parent / "exports"
         self.export_dir = Path(folder).expanduser().resolve()
         self._clock = clock
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads = StepThreads("report", self._workers, self._step, IDLE_WAIT)
+        self._next_expiry = time.monotonic()
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -282,38 +282,19 @@ class ReportRunner:
         """Settle what a crash left behind, then start the worker threads."""
         with database.connection_context():
             self.recover(self._now())
-        for number in range(self._workers):
-            thread = threading.Thread(target=self._loop, args=(number == 0,), name=f"report-{number}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
+        self._threads.start()
 
-    def _loop(self, expires: bool) -> None:
-        database.connect(reuse_if_open=True)  # each thread its own connection
-        next_expiry = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                busy = False
-                if expires and time.monotonic() >= next_expiry:
-                    try:
-                        more = self.expire_step(self._now())
-                    except Exception:  # noqa: BLE001 - retried at the next interval; exports go on
-                        log.exception("expiring export jobs failed")
-                        more = False
-                    next_expiry = time.monotonic() + (0 if more else EXPIRY_INTERVAL)
-                try:
-                    busy = self.run_once(self._now())
-                except Exception:  # noqa: BLE001 - a failing database must not end the thread
-                    log.exception("report runner step failed")
-                if not busy:
-                    self._stop.wait(IDLE_WAIT)
-        finally:
-            database.close()
+    def _step(self, number: int) -> bool:
+        """One thread's step: the first thread also expires old jobs now and then."""
+        if number == 0 and time.monotonic() >= self._next_expiry:
+            try:
+                more = self.expire_step(self._now())
+            except Exception:  # noqa: BLE001 - retried at the next interval; exports go on
+                log.exception("expiring export jobs failed")
+                more = False
+            self._next_expiry = time.monotonic() + (0 if more else EXPIRY_INTERVAL)
+        return self.run_once(self._now())
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the threads after the job each is building; idempotent."""
-        self._stop.set()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-                if thread.is_alive():
-                    log.error("report thread %s did not finish within %.0fs", thread.name, timeout)
+        self._threads.close(timeout)

@@ -28,8 +28,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from weather_metrics import webhook_transport
 from weather_metrics.accounts import NotFound
-from weather_metrics.db import database, write_transaction
+from weather_metrics.db import write_transaction
 from weather_metrics.ingest import PendingBatch
+from weather_metrics.loops import StepThreads
 from weather_metrics.models import Webhook, WebhookDelivery
 from weather_metrics.stats import iso
 from weather_metrics.webhook_transport import DeliveryError, Resolver
@@ -303,8 +304,12 @@ class WebhookDeliverer:
         self._rng = rng or random.Random()
         # A claimed delivery is not due again before this; a crash mid-send retries it after.
         self._lease = int(self._timeout * 2 + 60)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads = StepThreads(
+            "webhook",
+            self._workers,
+            lambda _number: self.run_once(datetime.fromtimestamp(self._clock(), UTC)),
+            IDLE_WAIT,
+        )
 
     def _claim(self, at: int) -> tuple[WebhookDelivery, Webhook] | None:
         """The oldest due delivery of an enabled webhook, its attempt counted and leased to us."""
@@ -399,30 +404,8 @@ class WebhookDeliverer:
     # -- threads -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        for number in range(self._workers):
-            thread = threading.Thread(target=self._loop, name=f"webhook-{number}", daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _loop(self) -> None:
-        database.connect(reuse_if_open=True)  # each thread its own connection
-        try:
-            while not self._stop.is_set():
-                busy = False
-                try:
-                    busy = self.run_once(datetime.fromtimestamp(self._clock(), UTC))
-                except Exception:  # noqa: BLE001 - a failing database must not end the thread
-                    log.exception("webhook deliverer step failed")
-                if not busy:
-                    self._stop.wait(IDLE_WAIT)
-        finally:
-            database.close()
+        self._threads.start()
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the threads after the delivery each is sending; idempotent."""
-        self._stop.set()
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout)
-                if thread.is_alive():
-                    log.error("webhook thread %s did not finish within %.0fs", thread.name, timeout)
+        self._threads.close(timeout)
