@@ -222,32 +222,32 @@ def _given(items: list[dict[str, Any]], name: str) -> list[str]:
 class Directory:
     """Users of the organization named by a request: by id, and by lower-case email."""
 
-    def __init__(self, by_id: dict[str, str], by_email: dict[str, str]) -> None:
-        self.by_id = by_id
+    def __init__(self, ids: set[str], by_email: dict[str, str]) -> None:
+        self.ids = ids
         self.by_email = by_email
 
     def identify(self, identifier: str) -> str | None:
         """The user an MCP server's user_identifier names: an id or an email (any case)."""
-        return self.by_id.get(identifier) or self.by_email.get(identifier.lower())
+        return identifier if identifier in self.ids else self.by_email.get(identifier.lower())
 
 
 def _org_users(org_id: str, items: list[dict[str, Any]]) -> Directory:
     """Users of the organization named by the items (user_id or user_identifier)."""
     ids = _given(items, "user_id") + _given(items, "user_identifier")
     if not ids:
-        return Directory({}, {})
+        return Directory(set(), {})
     # One plain statement: building an IN (...) of many values with peewee costs milliseconds.
     rows = database.execute_sql(
         "SELECT id, email FROM users WHERE organization_id = ? AND "
         "(id IN (SELECT value FROM json_each(?)) OR email IN (SELECT value FROM json_each(?)))",
         (org_id, json.dumps(ids), json.dumps(sorted({i.lower() for i in ids}))),
     )
-    by_id: dict[str, str] = {}
+    known: set[str] = set()
     by_email: dict[str, str] = {}
     for user_id, email in rows:
-        by_id[user_id] = user_id
+        known.add(user_id)
         by_email[email] = user_id
-    return Directory(by_id, by_email)
+    return Directory(known, by_email)
 
 
 def _owner(
@@ -260,9 +260,10 @@ def _owner(
     """
     user_id = item.get("user_id")
     if user_id is not None:
-        if user_id not in users.by_id:
+        if user_id not in users.ids:
             problems[prefix + "user_id"] = "No such user in this organization"
-        return users.by_id.get(user_id)
+            return None
+        return user_id
     identifier = item.get("user_identifier")
     if identifier is None:
         return None
