@@ -12,9 +12,10 @@ from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing.exceptions import WebsocketMismatch
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from weather_metrics import cli, docs, observability
+from weather_metrics import cli, dashboards, docs, live, observability
 from weather_metrics.db import database, open_database
 from weather_metrics.ingest import write_batches
 from weather_metrics.intake import EventIntake
@@ -22,6 +23,7 @@ from weather_metrics.orgintake import OrgIntake
 from weather_metrics.passwords import Passwords
 from weather_metrics.pruning import prune_step
 from weather_metrics.ratelimit import TokenBucketLimiter
+from weather_metrics.relay import Hub, Relay
 from weather_metrics.reports import ReportRunner
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 from weather_metrics.sso import OidcVerifier
@@ -44,13 +46,15 @@ class ServiceState:
     sso: OidcVerifier | None
     reports: ReportRunner
     webhooks: WebhookDeliverer
+    relay: Relay
     started: float = field(default_factory=time.monotonic)
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
     def close(self) -> None:
-        """Stop the export and webhook threads, then the writer once everything accepted is written."""
+        """Stop the background threads and close the sockets, then the writer once everything accepted is written."""
+        self.relay.close()
         self.reports.close()
         self.webhooks.close()
         self.writer.close()
@@ -90,6 +94,10 @@ def _on_commit(*hooks: Any) -> Any:
     return record
 
 
+def _dashboard_data(viewer: Any, dashboard_id: str, now: datetime, max_days: int) -> dict[str, Any]:
+    return dashboards.dashboard_data(viewer, dashboard_id, now, max_days)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, writer thread, blueprints, metrics."""
     settings = load_settings(config)
@@ -101,7 +109,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     webhooks = WebhookDeliverer(settings, SecretBox(require_secret(settings)), Subscribers())
     writer = EventWriter(
-        write=partial(write_batches, idempotency_ttl=settings["idempotency_ttl_hours"] * 3600),
+        write=partial(
+            write_batches, idempotency_ttl=settings["idempotency_ttl_hours"] * 3600, within=live.batch_recorder()
+        ),
         max_events=settings["queue_max_events"],
         max_batch_events=settings["writer_max_batch_events"],
         on_commit=_on_commit(
@@ -130,31 +140,42 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         sso=_sso(settings),
         reports=ReportRunner(settings),
         webhooks=webhooks,
+        relay=Relay(
+            Hub(),
+            settings,
+            partial(_dashboard_data, max_days=settings["metrics_max_range_days"]),
+        ),
     )
     app.extensions["weather_metrics"] = state
     observability.queue_depth.set_function(lambda: writer.depth)
     writer.start()
     atexit.register(writer.close)
-    state.reports.start()
+    # With several server processes, gunicorn's on_starting settles interrupted exports once.
+    state.reports.start(recover=settings["workers"] == 1)
     atexit.register(state.reports.close)
     webhooks.start()
     atexit.register(webhooks.close)
+    state.relay.start()
+    atexit.register(state.relay.close)
 
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from weather_metrics import api, mcp, v1
+    from weather_metrics import api, mcp, sockets, v1
 
     observability.init_app(app)  # first: request ids and timers before any limiter runs
     app.register_blueprint(v1.bp)
     api.init_app(app)
     mcp.init_app(app)
+    sockets.init_app(app)
 
     @app.errorhandler(HTTPException)
     def unmatched(exc: HTTPException) -> Any:
         """Unknown URLs and methods, in the error format of the surface asked for."""
-        surface = api if request.path.startswith(("/api/", "/mcp/")) else v1
+        if isinstance(exc, WebsocketMismatch) and request.path == "/ws":
+            exc = api.ApiProblem(400, "/ws speaks WebSocket: send a GET with Upgrade: websocket")
+        surface = api if request.path.startswith(("/api/", "/mcp/", "/ws")) else v1
         return surface.error_response(exc)
 
     cli.init_app(app)

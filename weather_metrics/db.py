@@ -7,7 +7,7 @@ from pathlib import Path
 from playhouse.pool import PooledSqliteDatabase
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schema.sql"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Bound by `open_database`; models in models.py use it.
 database = PooledSqliteDatabase(None)
@@ -49,7 +49,7 @@ def apply_schema() -> None:
     current = row[0] if row else None
     if current is not None and current > SCHEMA_VERSION:
         raise RuntimeError(f"database schema version {current} is newer than this release ({SCHEMA_VERSION})")
-    # Versions 2 and 3 added tables, which the script above creates; version 3 also added
+    # Versions 2 to 4 added tables, which the script above creates; version 3 also added
     # a column to an existing table.
     if current is not None and current < 3:
         database.execute_sql("ALTER TABLE organizations ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'")

@@ -329,9 +329,16 @@ def _claim_key(batch: PendingBatch, now: int, ttl: int) -> bool:
 
 
 def write_batches(
-    batches: list[PendingBatch], clock: Callable[[], float] | None = None, idempotency_ttl: int = 86400
+    batches: list[PendingBatch],
+    clock: Callable[[], float] | None = None,
+    idempotency_ttl: int = 86400,
+    within: Callable[[list[PendingBatch]], None] | None = None,
 ) -> int:
-    """Write batches of any kind and fold them into the rollups in one transaction; returns rows stored."""
+    """Write batches of any kind and fold them into the rollups in one transaction; returns rows stored.
+
+    `within` runs last inside the transaction, with every batch's `stored` set: what it
+    writes commits (or rolls back) with the rows.
+    """
     now = int((clock or _now)())
     stored = 0
     with write_transaction():
@@ -350,6 +357,8 @@ def write_batches(
                 _write_rows(kind, rows)
                 stored += len(rows)
         stamped = _stamp_keys(api_keys, now)
+        if within is not None:
+            within(batches)
     _key_stamps.update(dict.fromkeys(stamped, now))  # only once committed
     return stored
 

@@ -409,6 +409,91 @@ class WebhookDelivery(BaseModel):
 ROLLUP_MODELS = (ToolHourly, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily)
 ORG_ROLLUP_MODELS = (AgentHourly, AgentUserHourly, AgentLatencyDaily, AgentUserLatencyDaily, ProductivityHourly)
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
+
+
+class AlertRule(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str
+    name = TextField()
+    metric = TextField()  # error_rate | p95_latency_ms | call_volume | productivity
+    metric_type = TextField(null=True)  # the productivity metric type
+    scope_type = TextField()  # organization | team | agent | tool
+    scope_value = TextField(null=True)
+    comparison = TextField()  # gt | gte | lt | lte
+    threshold = FloatField()
+    window_minutes = IntegerField()
+    severity = TextField()  # low | medium | high | critical
+    cooldown_minutes = IntegerField()
+    enabled = BooleanField()
+    state = TextField()  # ok | firing
+    last_value = FloatField(null=True)
+    last_fired_at = IntegerField(null=True)
+    next_evaluation_at = IntegerField()
+    created_by = ForeignKeyField(User, column_name="created_by", null=True)
+    created_at = IntegerField()
+    updated_at = IntegerField()
+
+    class Meta:
+        table_name = "alert_rules"
+
+
+class AlertEvent(BaseModel):
+    id = TextField(primary_key=True)
+    organization = ForeignKeyField(Organization, column_name="organization_id")
+    organization_id: str
+    rule_id = TextField()
+    rule_name = TextField()
+    severity = TextField()
+    metric = TextField()
+    scope_type = TextField()
+    scope_value = TextField(null=True)
+    team_id = TextField(null=True)
+    state = TextField()  # firing | resolved
+    metric_value = FloatField()
+    threshold = FloatField()
+    affected_users = TextField()  # JSON array of user ids
+    fired_at = IntegerField()
+    resolved_at = IntegerField(null=True)
+    resolved_value = FloatField(null=True)
+
+    class Meta:
+        table_name = "alert_events"
+
+
+class LiveEvent(BaseModel):
+    id = AutoField()
+    organization_id = TextField(null=True)
+    type = TextField()
+    team_id = TextField(null=True)
+    payload = TextField()
+    created_at = IntegerField()
+
+    class Meta:
+        table_name = "live_events"
+
+
+class WsConnection(BaseModel):
+    id = TextField(primary_key=True)
+    holder = TextField()
+    process = TextField()
+    opened_at = IntegerField()
+    seen_at = IntegerField()
+
+    class Meta:
+        table_name = "ws_connections"
+
+
+class WsTicket(BaseModel):
+    ticket_hash = TextField(primary_key=True)
+    user = ForeignKeyField(User, column_name="user_id")
+    user_id: str
+    expires_at = IntegerField()
+
+    class Meta:
+        table_name = "ws_tickets"
+
+
 ALL_MODELS = (
     Event,
     *ROLLUP_MODELS,
@@ -422,4 +507,9 @@ ALL_MODELS = (
     ReportJob,
     Webhook,
     WebhookDelivery,
+    AlertRule,
+    AlertEvent,
+    LiveEvent,
+    WsConnection,
+    WsTicket,
 )

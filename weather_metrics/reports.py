@@ -278,10 +278,11 @@ class ReportRunner:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
-    def start(self) -> None:
-        """Settle what a crash left behind, then start the worker threads."""
-        with database.connection_context():
-            self.recover(self._now())
+    def start(self, recover: bool = True) -> None:
+        """Settle what a crash left behind (unless the server did it before starting processes), then start the threads."""
+        if recover:
+            with database.connection_context():
+                self.recover(self._now())
         self._threads.start()
 
     def _step(self, number: int) -> bool:

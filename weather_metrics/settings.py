@@ -34,7 +34,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("database", "weather_metrics.db", "Path of the SQLite database file."),
     Setting("host", "127.0.0.1", "Address the server listens on."),
     Setting("port", 3000, "Port the server listens on (the PORT variable also sets it).", minimum=1, maximum=65535),
-    Setting("threads", 64, "Request threads of the server process.", minimum=1, maximum=1024),
+    Setting("threads", 64, "Request threads of each server process.", minimum=1, maximum=1024),
+    Setting(
+        "workers",
+        1,
+        "Server processes. One suits most installations; with more, set rate_limit_storage so that "
+        "rate limits count across them (README, 'Several worker processes').",
+        minimum=1,
+        maximum=64,
+    ),
+    Setting(
+        "rate_limit_storage",
+        "memory://",
+        "Where /api and /mcp rate limits are counted: memory:// (each process alone) or a "
+        "redis://host:port URI shared by every process.",
+    ),
     Setting(
         "ack",
         "commit",
@@ -170,6 +184,70 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "webhook_workers", 1, "Webhook deliveries sent at the same time (background threads).", minimum=1, maximum=16
+    ),
+    Setting(
+        "ws_allowed_origins",
+        "",
+        "Comma-separated origins (https://host[:port]) whose pages may open /ws; the service's own "
+        "origin always may. Clients that send no Origin (scripts) are not browsers and are let in.",
+    ),
+    Setting("ws_max_connections", 200, "Open WebSocket connections of the whole service.", minimum=1, maximum=100_000),
+    Setting(
+        "ws_max_connections_per_user",
+        5,
+        "Open WebSocket connections of one user, or of one address without a token (the spec's figure).",
+        minimum=1,
+        maximum=1000,
+    ),
+    Setting(
+        "ws_ping_interval_seconds",
+        25.0,
+        "Seconds between WebSocket pings; a connection that misses a pong is closed.",
+        minimum=1,
+        maximum=3600,
+    ),
+    Setting(
+        "ws_send_queue",
+        256,
+        "Messages waiting for one WebSocket client before it is dropped as too slow.",
+        minimum=8,
+        maximum=100_000,
+    ),
+    Setting(
+        "ws_send_timeout_seconds",
+        10.0,
+        "Longest a message may wait in the socket for a client that does not read; it is then dropped.",
+        minimum=0.5,
+        maximum=300,
+    ),
+    Setting(
+        "ws_send_buffer_bytes",
+        262_144,
+        "Kernel send buffer of each WebSocket: what a client that stops reading can hold up.",
+        minimum=4096,
+        maximum=16_777_216,
+    ),
+    Setting("ws_ticket_seconds", 30, "Lifetime of a single-use WebSocket ticket.", minimum=5, maximum=600),
+    Setting(
+        "ws_dashboard_interval_seconds",
+        5.0,
+        "Shortest time between two dashboard_update messages of one dashboard.",
+        minimum=0.1,
+        maximum=3600,
+    ),
+    Setting(
+        "ws_public_interval_seconds",
+        1.0,
+        "Shortest time between two messages of the public room.",
+        minimum=0.1,
+        maximum=3600,
+    ),
+    Setting(
+        "alert_evaluation_seconds",
+        60,
+        "Seconds between two evaluations of one alert rule.",
+        minimum=1,
+        maximum=86_400,
     ),
     Setting(
         "metrics_max_range_days", 400, "Longest date range of one metrics or analytics query.", minimum=1, maximum=3650

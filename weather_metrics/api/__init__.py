@@ -253,4 +253,5 @@ from weather_metrics.api import (  # noqa: E402,F401 - registers the routes
     reports,
     teams,
     users,
+    ws,
 )

@@ -1,0 +1,607 @@
+"""WebSockets end to end: real clients against gunicorn with two worker processes.
+
+Every socket here is a real WebSocket over TCP (simple-websocket's client, or a raw
+socket where the test needs a client that misbehaves); data goes in over real HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+import pytest
+from simple_websocket import Client, ConnectionClosed
+
+from tests.support import Member, Server, http, make_event, seed_org, seeded_database
+
+SETTINGS = {
+    "workers": 2,
+    "threads": 32,
+    "ws_allowed_origins": "https://dash.example, https://other.example:8443",
+    "ws_ping_interval_seconds": 1,
+    "ws_send_queue": 16,
+    "ws_send_timeout_seconds": 2,
+    "ws_dashboard_interval_seconds": 1,
+    "ws_public_interval_seconds": 0.2,
+    "metrics_ingest_rate_limit": "100000 per minute",
+    "api_rate_limit": "100000 per minute",
+}
+
+
+def now_stamp(seconds_ago: float = 60) -> str:
+    return (datetime.now(UTC) - timedelta(seconds=seconds_ago)).isoformat().replace("+00:00", "Z")
+
+
+def execution(**overrides: Any) -> dict[str, Any]:
+    return {
+        "agent_name": "code-reviewer",
+        "command": "review",
+        "execution_time_ms": 1200,
+        "success": True,
+        "timestamp": now_stamp(),
+        **overrides,
+    }
+
+
+def seed(app: Any) -> dict[str, Any]:
+    from weather_metrics import accounts
+
+    acme, globex = seed_org(app, "Acme"), seed_org(app, "Globex")
+    passwords = app.extensions["weather_metrics"].passwords
+    with app.app_context():
+        outsider, _ = accounts.create_user(
+            acme["admin"].user.organization_id, "outsider@acme.test", "Out", "developer", passwords, password="p" * 16
+        )
+        team = accounts.create_team(acme["admin"].user.organization_id, "Platform", "")
+        accounts.add_member(team, acme["manager"].user, "lead")
+        accounts.add_member(team, acme["developer"].user, "member")
+        other = accounts.create_team(acme["admin"].user.organization_id, "Data", "")
+        accounts.add_member(other, outsider, "member")
+        globex_team = accounts.create_team(globex["admin"].user.organization_id, "G", "")
+    return {
+        "acme": acme,
+        "globex": globex,
+        "team": team.id,
+        "other_team": other.id,
+        "globex_team": globex_team.id,
+        "outsider": outsider.id,
+    }
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, dict[str, Any], Path]]:
+    path = tmp_path_factory.mktemp("ws") / "metrics.db"
+    seeded = seeded_database(path, seed)
+    with Server(path, **SETTINGS) as server:
+        yield server, seeded, path
+
+
+@pytest.fixture
+def server(world) -> Server:
+    return world[0]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def acme(world) -> dict[str, Member]:
+    return world[1]["acme"]  # type: ignore[no-any-return]
+
+
+def token_of(member: Member) -> str:
+    return member.headers["Authorization"].split(" ", 1)[1]
+
+
+class Socket:
+    """A real WebSocket client that reads JSON messages."""
+
+    def __init__(self, server: Server, query: str = "", headers: dict[str, str] | None = None) -> None:
+        self.ws = Client.connect(server.url.replace("http://", "ws://") + "/ws" + query, headers=headers)
+        self.welcome = self.next()
+        assert self.welcome["type"] == "welcome", self.welcome
+
+    def next(self, timeout: float = 10) -> dict[str, Any]:
+        raw = self.ws.receive(timeout)
+        assert raw is not None, f"no message within {timeout}s"
+        return json.loads(raw)  # type: ignore[no-any-return]
+
+    def send(self, message: Any) -> None:
+        self.ws.send(json.dumps(message) if not isinstance(message, str) else message)
+
+    def subscribe(self, *rooms: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """Rooms granted, and the errors of the refused ones."""
+        self.send({"type": "subscribe", "rooms": list(rooms)})
+        errors = []
+        while True:
+            message = self.next()
+            if message["type"] == "subscribed":
+                return message["rooms"], errors
+            assert message["type"] == "error", message
+            errors.append(message["error"])
+
+    def events(self, kind: str, count: int, timeout: float = 10) -> list[dict[str, Any]]:
+        """The next `count` messages of type `kind` (others are skipped)."""
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{len(found)} of {count} {kind} messages within {timeout}s: {found}"
+            message = self.next(left)
+            if message["type"] == kind:
+                found.append(message)
+        return found
+
+    def quiet(self, seconds: float) -> list[dict[str, Any]]:
+        """Everything that arrives within `seconds`."""
+        got = []
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            raw = self.ws.receive(left)
+            if raw is not None:
+                got.append(json.loads(raw))
+        return got
+
+    def close(self) -> None:
+        try:
+            self.ws.close()
+        except ConnectionClosed:
+            pass
+
+
+@pytest.fixture
+def sockets() -> Iterator[list[Socket]]:
+    """Sockets a test opens; closed after it (the per-user limit counts open ones)."""
+    opened: list[Socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
+    time.sleep(0.2)  # let the server release their rows
+
+
+def open_socket(sockets: list[Socket], server: Server, query: str = "", **headers: str) -> Socket:
+    sock = Socket(server, query, headers or None)
+    sockets.append(sock)
+    return sock
+
+
+def handshake(server: Server, query: str = "", **headers: str) -> tuple[int, dict[str, Any] | None]:
+    """A raw upgrade request: the status and, when refused, the JSON error body."""
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(
+        "GET",
+        "/ws" + query,
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+            "Sec-WebSocket-Version": "13",
+            **headers,
+        },
+    )
+    response = conn.getresponse()
+    body = None if response.status == 101 else json.loads(response.read())
+    conn.close()
+    return response.status, body
+
+
+def post_agents(server: Server, member: Member, items: list[dict[str, Any]]) -> tuple[int, dict[str, Any], float]:
+    started = time.perf_counter()
+    status, _, body = http("POST", server.url + "/api/metrics/agents", items, headers=member.headers, timeout=30)
+    return status, body, time.perf_counter() - started
+
+
+def worker_of(database: Path) -> dict[str, str]:
+    """Each open connection's worker process, from the server's own bookkeeping."""
+    conn = sqlite3.connect(database)
+    try:
+        return dict(conn.execute("SELECT id, process FROM ws_connections").fetchall())
+    finally:
+        conn.close()
+
+
+# --- fan-out across worker processes -------------------------------------------------------------
+
+
+def test_sockets_on_different_workers_both_receive_every_batch(world, acme, sockets):
+    server, _seeded, database = world
+    admin = acme["admin"]
+    # Connections opened together spread over the workers: open some until both hold one.
+    held: dict[str, Socket] = {}
+    for _ in range(10):
+        batch: list[Socket] = []
+        threads = [
+            threading.Thread(target=lambda: batch.append(Socket(server, f"?token={token_of(admin)}")))
+            for _ in range(4 - len(held))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        by_id = worker_of(database)
+        for sock in batch:
+            process = by_id[sock.welcome["data"]["connection_id"]]
+            if process not in held:
+                held[process] = sock
+                sockets.append(sock)
+            else:
+                sock.close()
+        if len(held) == 2:
+            break
+        time.sleep(0.2)
+    assert len(held) == 2, "every connection landed on one worker"
+    held_sockets = list(held.values())
+    for sock in held_sockets:
+        assert sock.subscribe("org") == (["org"], [])
+
+    # Each POST lands on either worker; its writer commits; both sockets hear of each batch.
+    batch_ids = []
+    for n in range(6):
+        status, body, _ = post_agents(server, acme["developer"], [execution(command=f"c{n}")] * (n + 1))
+        assert status == 201, body
+        batch_ids.append(body["batch_id"])
+    for sock in held_sockets:
+        got = [m["data"] for m in sock.events("metric_ingested", 6)]
+        assert [d["batch_id"] for d in got] == batch_ids
+        assert [d["count"] for d in got] == [1, 2, 3, 4, 5, 6]
+        assert {d["user_id"] for d in got} == {acme["developer"].user.id}
+        assert {d["metric_type"] for d in got} == {"agent_execution"}
+        assert all(m["room"] == "org" for m in sock.quiet(0) if m["type"] == "metric_ingested")
+
+
+def test_an_event_is_sent_only_after_its_rows_are_committed(world, acme, sockets):
+    server, _seeded, database = world
+    sock = open_socket(sockets, server, f"?token={token_of(acme['admin'])}")
+    sock.subscribe("org")
+    status, body, _ = post_agents(server, acme["developer"], [execution()] * 7)
+    assert status == 201
+    (event,) = sock.events("metric_ingested", 1)
+    conn = sqlite3.connect(database)
+    try:
+        stored = conn.execute("SELECT COUNT(*) FROM agent_executions WHERE batch_id = ?", (body["batch_id"],))
+        assert stored.fetchone()[0] == event["data"]["count"] == 7
+    finally:
+        conn.close()
+
+
+def test_the_public_room_streams_v1_counts_without_a_token(server, sockets):
+    sock = open_socket(sockets, server)
+    assert sock.welcome["data"]["user_id"] is None
+    assert sock.subscribe("public") == (["public"], [])
+    events = [make_event(), make_event(status="error", error_type="NetworkError"), make_event()]
+    assert http("POST", server.url + "/v1/events", {"events": events})[0] == 200
+    counted = errors = 0
+    deadline = time.monotonic() + 10
+    while counted < 3 and time.monotonic() < deadline:
+        data = sock.events("metric_ingested", 1)[0]["data"]
+        assert data["source"] == "v1"
+        counted += data["count"]
+        errors += data["errors"]
+    assert (counted, errors) == (3, 1)
+
+
+# --- rooms and rights ----------------------------------------------------------------------------
+
+
+def test_rooms_outside_the_callers_rights_are_refused_with_a_reason(world, acme, sockets):
+    server, seeded, _ = world
+    developer = open_socket(sockets, server, f"?token={token_of(acme['developer'])}")
+    own = f"user:{acme['developer'].user.id}"
+    granted, errors = developer.subscribe(
+        "org", "alerts", f"team:{seeded['other_team']}", own, f"user:{seeded['outsider']}", "nonsense"
+    )
+    assert granted == [own]
+    assert [(e["room"], e["code"]) for e in errors] == [
+        ("org", "FORBIDDEN"),
+        ("alerts", "FORBIDDEN"),
+        (f"team:{seeded['other_team']}", "FORBIDDEN"),
+        (f"user:{seeded['outsider']}", "FORBIDDEN"),
+        ("nonsense", "BAD_ROOM"),
+    ]
+    assert all(e["message"] for e in errors)
+
+    manager = open_socket(sockets, server, f"?token={token_of(acme['manager'])}")
+    granted, errors = manager.subscribe(
+        f"team:{seeded['team']}", f"team:{seeded['other_team']}", f"team:{seeded['globex_team']}", "alerts"
+    )
+    assert granted == [f"team:{seeded['team']}", "alerts"]
+    assert [(e["room"], e["code"]) for e in errors] == [
+        (f"team:{seeded['other_team']}", "FORBIDDEN"),
+        (f"team:{seeded['globex_team']}", "NOT_FOUND"),  # another organization's team: not found
+    ]
+
+    anonymous = open_socket(sockets, server)
+    granted, errors = anonymous.subscribe("org", "public")
+    assert granted == ["public"] and errors[0]["code"] == "UNAUTHORIZED"
+
+
+def test_team_and_user_rooms_show_only_their_rows(world, acme, sockets):
+    server, seeded, _ = world
+    manager = open_socket(sockets, server, f"?token={token_of(acme['manager'])}")
+    manager.subscribe(f"team:{seeded['team']}")
+    developer = open_socket(sockets, server, f"?token={token_of(acme['developer'])}")
+    developer.subscribe(f"user:{acme['developer'].user.id}")
+
+    # The admin posts for the team's developer and for a user outside the team, in one batch.
+    items = [execution(user_id=acme["developer"].user.id)] * 2 + [execution(user_id=seeded["outsider"])] * 3
+    status, body, _ = post_agents(server, acme["admin"], items)
+    assert status == 201, body
+    team_event = manager.events("metric_ingested", 1)[0]
+    assert team_event["room"] == f"team:{seeded['team']}"
+    assert team_event["data"]["count"] == 2 and team_event["data"]["user_ids"] == [acme["developer"].user.id]
+    assert team_event["data"]["team_id"] == seeded["team"]
+    user_event = developer.events("metric_ingested", 1)[0]
+    assert user_event["data"]["count"] == 2 and user_event["data"]["batch_id"] == body["batch_id"]
+
+    # A batch of the outsider alone reaches neither room.
+    assert post_agents(server, acme["admin"], [execution(user_id=seeded["outsider"])])[0] == 201
+    assert [m for m in manager.quiet(1.0) + developer.quiet(0.2) if m["type"] == "metric_ingested"] == []
+
+
+def test_unsubscribe_stops_events_and_bad_messages_get_errors(world, acme, sockets):
+    server, _, _ = world
+    sock = open_socket(sockets, server, f"?token={token_of(acme['admin'])}")
+    for bad, code in [
+        ("not json", "BAD_MESSAGE"),
+        (json.dumps({"type": "dance"}), "BAD_MESSAGE"),
+        (json.dumps({"type": "subscribe", "rooms": "org"}), "BAD_MESSAGE"),
+        (json.dumps({"type": "subscribe", "rooms": []}), "BAD_MESSAGE"),
+        (json.dumps([1, 2]), "BAD_MESSAGE"),
+    ]:
+        sock.send(bad)
+        message = sock.next()
+        assert message["type"] == "error" and message["error"]["code"] == code, (bad, message)
+    sock.send({"type": "ping"})
+    assert sock.next() == {"type": "pong"}
+    sock.subscribe("org")
+    sock.send({"type": "unsubscribe", "rooms": ["org"]})
+    assert sock.next() == {"type": "unsubscribed", "rooms": ["org"]}
+    assert post_agents(server, acme["developer"], [execution()])[0] == 201
+    assert [m for m in sock.quiet(1.0) if m["type"] == "metric_ingested"] == []
+
+
+def test_an_oversized_message_closes_the_socket(server, sockets):
+    sock = open_socket(sockets, server)
+    sock.send("x" * (65 * 1024))
+    with pytest.raises(ConnectionClosed):
+        while True:
+            sock.ws.receive(5)
+    assert sock.ws.close_reason == 1009
+
+
+# --- admission: origin, credentials, limits ------------------------------------------------------
+
+
+def test_origins_outside_the_allow_list_are_refused_before_the_upgrade(server):
+    assert handshake(server)[0] == 101  # no Origin: not a browser
+    assert handshake(server, Origin="https://dash.example")[0] == 101
+    assert handshake(server, Origin="https://other.example:8443")[0] == 101
+    assert handshake(server, Origin=server.url)[0] == 101  # the service's own pages
+    for origin in ("https://evil.example", "http://dash.example", "https://dash.example.evil.test", "null"):
+        status, body = handshake(server, Origin=origin)
+        assert status == 403 and body is not None, origin
+        assert body["error"]["code"] == "FORBIDDEN" and "ws_allowed_origins" in body["error"]["message"]
+
+
+def test_credentials_are_checked_and_a_ticket_works_once(world, acme, sockets):
+    server, _, _ = world
+    status, body = handshake(server, "?token=not-a-token")
+    assert status == 401 and body is not None and body["error"]["code"] == "UNAUTHORIZED"
+    status, body = handshake(server, Authorization="Bearer not-a-token")
+    assert status == 401
+
+    by_header = open_socket(sockets, server, Authorization=acme["manager"].headers["Authorization"])
+    assert by_header.welcome["data"]["user_id"] == acme["manager"].user.id
+    assert by_header.welcome["data"]["role"] == "manager"
+
+    status, _, issued = http("POST", server.url + "/api/ws/ticket", None, headers=acme["developer"].headers)
+    assert status == 201 and issued["expires_in"] == 30 and issued["url"] == f"/ws?ticket={issued['ticket']}"
+    by_ticket = open_socket(sockets, server, f"?ticket={issued['ticket']}")
+    assert by_ticket.welcome["data"]["user_id"] == acme["developer"].user.id
+    status, body = handshake(server, f"?ticket={issued['ticket']}")
+    assert status == 401 and body is not None and "used" in body["error"]["message"]
+    assert http("POST", server.url + "/api/ws/ticket", None)[0] == 401
+
+
+def test_at_most_five_sockets_per_user(world, acme, sockets):
+    server, _, _ = world
+    token = token_of(acme["developer"])
+    for _ in range(5):
+        open_socket(sockets, server, f"?token={token}")
+    status, body = handshake(server, f"?token={token}")
+    assert status == 429 and body is not None and "5" in body["error"]["message"]
+    assert handshake(server, f"?token={token_of(acme['manager'])}")[0] == 101  # others are not affected
+    sockets.pop().close()
+    deadline = time.monotonic() + 5
+    while handshake(server, f"?token={token}")[0] != 101:
+        assert time.monotonic() < deadline, "a closed socket's place was not given back"
+        time.sleep(0.1)
+
+
+def test_tokens_never_reach_the_access_log(world, acme, sockets):
+    server, _, database = world
+    token = token_of(acme["admin"])
+    open_socket(sockets, server, f"?token={token}")
+    assert handshake(server, f"?token={token}&x=1", Origin="https://evil.example")[0] == 403
+    http("GET", server.url + f"/ws?access_token={token}")  # not an upgrade: 400, still logged
+    assert http("GET", server.url + "/api/users", headers=acme["admin"].headers)[0] == 200
+    time.sleep(0.3)
+    log = database.with_suffix(".log").read_text()
+    assert token not in log
+    assert "token=[redacted]" in log and "access_token=[redacted]" in log
+
+
+# --- liveness and slow clients -------------------------------------------------------------------
+
+
+def raw_upgrade(server: Server, query: str = "", receive_buffer: int | None = None) -> socket.socket:
+    """A WebSocket opened by hand: it answers nothing unless the test makes it."""
+    raw = socket.socket()
+    if receive_buffer:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    raw.connect(("127.0.0.1", server.port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    raw.sendall(
+        (
+            f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return raw
+
+
+def masked_text(text: str) -> bytes:
+    """One client-to-server text frame (clients must mask)."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def closed_by_server(raw: socket.socket, within: float) -> bool:
+    """True when the server ends the connection within `within` seconds (reading what it sends)."""
+    raw.settimeout(0.2)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            if raw.recv(65536) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_a_client_that_does_not_answer_pings_is_closed_and_one_that_does_stays(server, sockets):
+    alive = open_socket(sockets, server)  # simple-websocket's client answers pings by itself
+    silent = raw_upgrade(server)
+    try:
+        assert closed_by_server(silent, within=6)  # pings every second; the first unanswered one ends it
+    finally:
+        silent.close()
+    alive.send({"type": "ping"})
+    assert alive.next() == {"type": "pong"}
+
+
+def test_a_slow_client_is_dropped_and_does_not_slow_ingestion(world, acme, sockets):
+    """A second server on the same database, with pings too rare to end the silent client first."""
+    _, _, database = world
+    settings = {**SETTINGS, "ws_ping_interval_seconds": 600, "ws_send_buffer_bytes": 4096}
+    with Server(database, **settings) as server:  # it logs to the same file: read only what follows
+        logged = len(server.log.read_bytes())
+        token = token_of(acme["admin"])
+        reader = open_socket(sockets, server, f"?token={token}")
+        reader.subscribe("org")
+        slow = raw_upgrade(server, f"?token={token}", receive_buffer=4096)
+        slow.sendall(masked_text(json.dumps({"type": "subscribe", "rooms": ["org"]})))
+        time.sleep(0.3)  # it never reads again
+        try:
+            latencies = []
+            for _ in range(150):  # ~300 bytes of metric_ingested each: more than both socket buffers hold
+                status, _, seconds = post_agents(server, acme["developer"], [execution()] * 20)
+                assert status == 201
+                latencies.append(seconds)
+            # The reader hears of every batch while the slow client's messages pile up.
+            assert len(reader.events("metric_ingested", len(latencies), timeout=30)) == len(latencies)
+            # A client that held up the writers would show here: each POST waits for its commit.
+            assert max(latencies) < 1.5, f"median {statistics.median(latencies):.3f}s, max {max(latencies):.3f}s"
+            # Without reading a byte (reading would make it fast), wait for the server to drop it.
+            deadline = time.monotonic() + 15
+            while b"too slow" not in server.log.read_bytes()[logged:].lower():
+                assert time.monotonic() < deadline, "the slow client was never dropped"
+                time.sleep(0.2)
+            assert closed_by_server(slow, within=5)  # what was buffered, then the end
+        finally:
+            slow.close()
+        deadline = time.monotonic() + 5
+        while len(worker_of(database)) != 1:  # only the reader remains
+            assert time.monotonic() < deadline, worker_of(database)
+            time.sleep(0.1)
+
+
+# --- dashboards ----------------------------------------------------------------------------------
+
+
+def test_dashboard_updates_carry_widget_data_at_most_once_per_interval(world, acme, sockets):
+    server, _, _ = world
+    developer = acme["developer"]
+    layout = [
+        {"id": "calls", "type": "number", "metric": "agents.calls", "position": {"x": 0, "y": 0, "w": 2, "h": 2}},
+    ]
+    status, _, dashboard = http(
+        "POST",
+        server.url + "/api/dashboards",
+        {"name": "Live", "scope": "user", "layout": layout},
+        headers=developer.headers,
+    )
+    assert status == 201, dashboard
+    sock = open_socket(sockets, server, f"?token={token_of(developer)}")
+    room = f"dashboard:{dashboard['id']}"
+    assert sock.subscribe(room) == ([room], [])
+    first = sock.events("dashboard_update", 1)[0]  # the current data, right away
+    assert first["room"] == room
+    assert first["data"]["dashboard_id"] == dashboard["id"] and first["data"]["widget_id"] == "calls"
+    assert "data" in first["data"]["data"], first
+    before = first["data"]["data"]["data"]["value"]
+
+    started = time.monotonic()
+    for _ in range(10):
+        assert post_agents(server, developer, [execution()])[0] == 201
+    updates = [m for m in sock.quiet(2.5) if m["type"] == "dashboard_update"]
+    elapsed = time.monotonic() - started
+    assert updates, "no dashboard_update after new data"
+    assert len(updates) <= elapsed / SETTINGS["ws_dashboard_interval_seconds"] + 1, len(updates)
+    assert updates[-1]["data"]["data"]["data"]["value"] == before + 10
+
+    # Somebody else's personal dashboard does not exist for this caller.
+    other = open_socket(sockets, server, f"?token={token_of(acme['manager'])}")
+    granted, errors = other.subscribe(room)
+    assert granted == [] and errors[0]["code"] == "NOT_FOUND"
+
+
+def test_plain_http_to_ws_gets_an_error_body(server):
+    status, _, body = http("GET", server.url + "/ws")
+    assert status == 400 and body["error"]["code"] == "VALIDATION_ERROR" and "Upgrade" in body["error"]["message"]
+
+
+def test_sigterm_with_open_sockets_closes_them_and_stops_promptly(tmp_path):
+    path = tmp_path / "metrics.db"
+    with Server(path, workers=2) as server:
+        socks = [Socket(server) for _ in range(4)]
+        started = time.monotonic()
+        assert server.stop() == 0
+        assert time.monotonic() - started < 10
+        for sock in socks:
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    sock.ws.receive(5)
+            assert sock.ws.close_reason == 1001
+
+
+def test_sockets_do_not_count_against_other_threads(tmp_path):
+    """With threads=12, eight are kept for HTTP: the fifth socket of a process is refused, HTTP still answers."""
+    with Server(tmp_path / "metrics.db", threads=12, ws_max_connections_per_user=50) as server:
+        opened = []
+        try:
+            for _ in range(4):  # four threads of the one process are free for sockets
+                opened.append(Socket(server))
+            status, body = handshake(server)
+            assert status == 503 and body is not None and "thread" in body["error"]["message"]
+            assert http("GET", server.url + "/v1/health")[0] == 200
+        finally:
+            for sock in opened:
+                sock.close()
+
