@@ -24,7 +24,8 @@ import pytest
 from flask import Flask
 
 from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org
-from weather_metrics import accounts, dashboards, reports
+from weather_metrics import accounts, alerts, dashboards, reports
+from weather_metrics.api.alert_schemas import RuleCreateSchema
 from weather_metrics.api.dashboard_schemas import DashboardCreateSchema
 from weather_metrics.models import Dashboard, ReportJob, Team
 
@@ -285,6 +286,55 @@ def done_admin_job(world: World) -> tuple[dict[str, str], None]:
     return {"job_id": _admin_job(world, done=True)}, None
 
 
+def _rule_body(world: World, scope: dict[str, str]) -> dict[str, Any]:
+    return {
+        "name": world.unique("rule"),
+        "metric": "error_rate",
+        "scope": scope,
+        "comparison": "gt",
+        "threshold": 50,
+        "window_minutes": 10,
+        "severity": "high",
+        "cooldown_minutes": 0,
+    }
+
+
+def _acme_rule(world: World, scope: dict[str, str]) -> str:
+    """An alert rule of Acme, made by Acme's admin."""
+    data = RuleCreateSchema().load(_rule_body(world, scope))
+    with world.app.app_context():
+        return str(alerts.create_rule(world.acme["admin"].user, data, int(time.time())).id)
+
+
+def new_org_rule(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return {}, _rule_body(world, {"type": "organization"})
+
+
+def new_team_rule(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    """A rule of an Acme team nobody calling is in."""
+    return {}, _rule_body(world, {"type": "team", "id": _team(world)})
+
+
+def fresh_rule(world: World) -> tuple[dict[str, str], None]:
+    return {"rule_id": _acme_rule(world, {"type": "organization"})}, None
+
+
+def rename_fresh_rule(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return {"rule_id": _acme_rule(world, {"type": "organization"})}, {"name": world.unique("rule")}
+
+
+def managed_team_rule(world: World) -> tuple[dict[str, str], None]:
+    """A rule of a fresh Acme team whose member Acme's manager is."""
+    team_id = _team(world)
+    with world.app.app_context():
+        accounts.add_member(accounts.find_team(_org(world), team_id), world.acme["manager"].user, "lead")
+    return {"rule_id": _acme_rule(world, {"type": "team", "id": team_id})}, None
+
+
+def rename_managed_team_rule(world: World) -> tuple[dict[str, str], dict[str, Any]]:
+    return managed_team_rule(world)[0], {"name": world.unique("rule")}
+
+
 @dataclass(frozen=True)
 class Row:
     admin: int
@@ -336,6 +386,14 @@ ROUTES: dict[tuple[str, str], Row] = {
     # Jobs are their requester's; the organization's admins may see them too, others get 404.
     ("GET", "/api/reports/<job_id>"):                    Row(200, 404, 404, 404, admin_job),
     ("GET", "/api/reports/<job_id>/download"):           Row(200, 404, 404, 404, done_admin_job),
+    # Alert rules: admins and managers; a manager's are those of their teams, others are not found.
+    ("POST", "/api/ws/ticket"):                          Row(201, 201, 201, 201),
+    ("GET", "/api/alerts/rules"):                        Row(200, 200, 403, 200),
+    ("POST", "/api/alerts/rules"):                       Row(201, 403, 403, 201, new_org_rule),
+    ("GET", "/api/alerts/rules/<rule_id>"):              Row(200, 404, 403, 404, fresh_rule),
+    ("PUT", "/api/alerts/rules/<rule_id>"):              Row(200, 404, 403, 404, rename_fresh_rule),
+    ("DELETE", "/api/alerts/rules/<rule_id>"):           Row(204, 404, 403, 404, fresh_rule),
+    ("GET", "/api/alerts"):                              Row(200, 200, 403, 200),
 }
 
 # Further cells of a route already in ROUTES: the same request with a query or body that names
@@ -349,6 +407,10 @@ EXTRA_CELLS: dict[tuple[str, str, str], Row] = {
     ("POST", "/api/dashboards", "org scope"):                 Row(201, 403, 403, 201, new_org_dashboard),
     ("GET", "/api/analytics/team-comparison", "team_ids"):    Row(200, 403, 403, 404, acme_teams, query=("team_ids",)),
     ("GET", "/api/analytics/productivity-trends", "team_id"): Row(200, 403, 403, 404, acme_team, query=("team_id",)),
+    ("POST", "/api/alerts/rules", "team outside yours"):      Row(201, 403, 403, 404, new_team_rule),
+    ("GET", "/api/alerts/rules/<rule_id>", "your team's"):    Row(200, 200, 403, 404, managed_team_rule),
+    ("PUT", "/api/alerts/rules/<rule_id>", "your team's"):    Row(200, 200, 403, 404, rename_managed_team_rule),
+    ("DELETE", "/api/alerts/rules/<rule_id>", "your team's"): Row(204, 204, 403, 404, managed_team_rule),
 }
 # fmt: on
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing.exceptions import WebsocketMismatch
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from weather_metrics import cli, dashboards, docs, live, observability
+from weather_metrics.alerts import AlertEvaluator
 from weather_metrics.db import database, open_database
 from weather_metrics.ingest import write_batches
 from weather_metrics.intake import EventIntake
@@ -47,6 +48,7 @@ class ServiceState:
     reports: ReportRunner
     webhooks: WebhookDeliverer
     relay: Relay
+    alerts: AlertEvaluator
     started: float = field(default_factory=time.monotonic)
 
     def uptime(self) -> float:
@@ -55,6 +57,7 @@ class ServiceState:
     def close(self) -> None:
         """Stop the background threads and close the sockets, then the writer once everything accepted is written."""
         self.relay.close()
+        self.alerts.close()
         self.reports.close()
         self.webhooks.close()
         self.writer.close()
@@ -145,19 +148,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             settings,
             partial(_dashboard_data, max_days=settings["metrics_max_range_days"]),
         ),
+        alerts=AlertEvaluator(settings, webhooks.subscribers),
     )
     app.extensions["weather_metrics"] = state
     observability.queue_depth.set_function(lambda: writer.depth)
-    writer.start()
-    atexit.register(writer.close)
-    # With several server processes, gunicorn's on_starting settles interrupted exports once.
-    state.reports.start(recover=settings["workers"] == 1)
-    atexit.register(state.reports.close)
-    webhooks.start()
-    atexit.register(webhooks.close)
-    state.relay.start()
-    atexit.register(state.relay.close)
-
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
@@ -186,4 +180,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
+    # Threads last: an app that failed to build leaves none running.
+    writer.start()
+    atexit.register(writer.close)
+    # With several server processes, gunicorn's on_starting settles interrupted exports once.
+    state.reports.start(recover=settings["workers"] == 1)
+    atexit.register(state.reports.close)
+    webhooks.start()
+    atexit.register(webhooks.close)
+    state.relay.start()
+    atexit.register(state.relay.close)
+    state.alerts.start()
+    atexit.register(state.alerts.close)
     return app

@@ -313,7 +313,9 @@ class Relay:
                     raise NotFound(f"Dashboard {dashboard_id} not found")
                 result = self._dashboard_data(user, dashboard_id, datetime.fromtimestamp(now, UTC))
             except NotFound as exc:
-                refusal = json.dumps({"type": "error", "error": {"code": "NOT_FOUND", "room": room, "message": str(exc)}})
+                refusal = json.dumps(
+                    {"type": "error", "error": {"code": "NOT_FOUND", "room": room, "message": str(exc)}}
+                )
                 for client in group:
                     self.hub.leave(client, room)
                     client.offer(refusal)

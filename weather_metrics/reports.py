@@ -279,7 +279,7 @@ class ReportRunner:
         return datetime.fromtimestamp(self._clock(), UTC)
 
     def start(self, recover: bool = True) -> None:
-        """Settle what a crash left behind (unless the server did it before starting processes), then start the threads."""
+        """Settle what a crash left behind (unless gunicorn did, before its workers), then start the threads."""
         if recover:
             with database.connection_context():
                 self.recover(self._now())

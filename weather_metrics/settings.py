@@ -350,6 +350,11 @@ def _check_together(settings: dict[str, Any]) -> None:
             "setting 'queue_max_events': must be at least metrics_max_items "
             f"({settings['metrics_max_items']}), or the largest request could never be queued"
         )
+    if not settings["rate_limit_storage"].startswith(("memory://", "redis://", "rediss://")):
+        raise SettingsError(
+            "setting 'rate_limit_storage': must be memory:// or a redis://host:port URI, "
+            f"got {settings['rate_limit_storage']!r}"
+        )
     secret = settings["jwt_secret"]
     if secret and len(secret) < 32:
         raise SettingsError("setting 'jwt_secret': must be at least 32 characters")

@@ -137,7 +137,9 @@ def reserve_slot(relay: Relay, slot: str, holder: str, settings: dict[str, Any],
         total = database.execute_sql("SELECT COUNT(*) FROM ws_connections WHERE seen_at >= ?", (fresh,)).fetchone()[0]
         if total >= settings["ws_max_connections"]:
             raise ApiProblem(
-                503, "The service has as many WebSocket connections as it takes; try again", headers={"Retry-After": "30"}
+                503,
+                "The service has as many WebSocket connections as it takes; try again",
+                headers={"Retry-After": "30"},
             )
         database.execute_sql(
             "INSERT INTO ws_connections (id, holder, process, opened_at, seen_at) VALUES (?, ?, ?, ?, ?)",
@@ -198,7 +200,9 @@ def room_problem(client: Client, room: str) -> tuple[str, str] | None:
     if room == "org":
         return None if client.role == "admin" else ("FORBIDDEN", "The org room is for admins")
     if room == "alerts":
-        return None if client.role in ("admin", "manager") else ("FORBIDDEN", "The alerts room is for admins and managers")
+        return (
+            None if client.role in ("admin", "manager") else ("FORBIDDEN", "The alerts room is for admins and managers")
+        )
     if kind == "team" and target:
         if not Team.select().where((Team.id == target) & (Team.organization == org)).exists():
             return "NOT_FOUND", f"No team {target} in this organization"
@@ -239,7 +243,7 @@ def handle(relay: Relay, client: Client, raw: str | bytes, send: Callable[[str],
             raise ValueError
         message = json.loads(raw)
     except ValueError:
-        send(_error("BAD_MESSAGE", "Messages are JSON text, such as {\"type\": \"subscribe\", \"rooms\": [\"org\"]}"))
+        send(_error("BAD_MESSAGE", 'Messages are JSON text, such as {"type": "subscribe", "rooms": ["org"]}'))
         return
     kind = message.get("type") if isinstance(message, dict) else None
     if kind == "ping":
@@ -294,11 +298,15 @@ class _WholeFrames:
 
 def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) -> None:
     """Run one connection: one event wakes this thread for the client's messages and for ours."""
-    ws.event = client.wake  # the reader thread sets it on input; the relay on output
-    ws.sock = _WholeFrames(ws.sock)
-    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings["ws_send_buffer_bytes"])
-    ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages go out at once
-    ws.sock.settimeout(settings["ws_send_timeout_seconds"])  # a client that stops reading is dropped
+    try:
+        ws.event = client.wake  # the reader thread sets it on input; the relay on output
+        client.wake.set()  # a message that arrived before the swap is read at once
+        ws.sock = _WholeFrames(ws.sock)
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings["ws_send_buffer_bytes"])
+        ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages go out at once
+        ws.sock.settimeout(settings["ws_send_timeout_seconds"])  # a client that stops reading is dropped
+    except OSError:
+        return  # the client went away during the handshake
     relay.hub.add(client)
     try:
         ws.send(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
@@ -77,7 +79,8 @@ def caller_key() -> str:
     return "ip:" + client_ip()
 
 
-limiter = Limiter(key_func=client_ip, storage_uri="memory://", headers_enabled=True, strategy="sliding-window-counter")
+# Storage comes from the setting rate_limit_storage (see init_app).
+limiter = Limiter(key_func=client_ip, headers_enabled=True, strategy="sliding-window-counter")
 # Every /api route: the spec's "1,000 requests per hour per user" (setting api_rate_limit).
 limiter.limit(lambda: current_app.extensions["weather_metrics"].settings["api_rate_limit"], key_func=caller_key)(bp)
 
@@ -237,12 +240,18 @@ def init_app(app: Flask) -> None:
             response.headers.pop("Retry-After", None)
         return response
 
+    settings = app.extensions["weather_metrics"].settings
+    app.config["RATELIMIT_STORAGE_URI"] = settings["rate_limit_storage"]
+    # Every process of one service shares its counters, and only them: they are named after its database.
+    database_path = str(Path(settings["database"]).expanduser().resolve())
+    app.config["RATELIMIT_KEY_PREFIX"] = "weather_metrics:" + hashlib.sha256(database_path.encode()).hexdigest()[:16]
     limiter.init_app(app)
 
 
 bp.register_error_handler(Exception, error_response)
 
 from weather_metrics.api import (  # noqa: E402,F401 - registers the routes
+    alerts,
     analytics,
     auth,
     dashboards,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from weather_metrics.api import analytics, dashboards, ingest_schemas, metrics, reports, schemas
+from weather_metrics.api import alerts, analytics, dashboards, ingest_schemas, metrics, reports, schemas, ws
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 ERROR = {"application/json": {"schema": "ApiError"}}
@@ -197,10 +197,10 @@ INGEST_PATHS: dict[str, dict[str, Any]] = {
     },
 }
 API_COMPONENTS.update(ingest_schemas.COMPONENTS)
-for _paths in (INGEST_PATHS, metrics.PATHS, dashboards.PATHS, analytics.PATHS, reports.PATHS):
+for _paths in (INGEST_PATHS, metrics.PATHS, dashboards.PATHS, analytics.PATHS, reports.PATHS, alerts.PATHS, ws.PATHS):
     for _path, _operations in _paths.items():
         API_PATHS.setdefault(_path, {}).update(_operations)
-for _resource in (metrics, dashboards, analytics, reports):
+for _resource in (metrics, dashboards, analytics, reports, alerts, ws):
     API_COMPONENTS.update(_resource.COMPONENTS)
 
 API_ERROR_SCHEMA = {
