@@ -25,7 +25,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.support import Member, Server, http, make_event, seed_org, seeded_database
+from tests.support import Member, Server, http, make_event, masked_text, raw_upgrade, seed_org, seeded_database
 
 SETTINGS = {
     "workers": 2,
@@ -35,6 +35,7 @@ SETTINGS = {
     "ws_send_timeout_seconds": 2,
     "ws_dashboard_interval_seconds": 1,
     "ws_public_interval_seconds": 0.2,
+    "alert_evaluation_seconds": 1,
     "metrics_ingest_rate_limit": "100000 per minute",
     "api_rate_limit": "100000 per minute",
 }
@@ -441,6 +442,22 @@ def test_at_most_five_sockets_per_user(world, acme, sockets):
         time.sleep(0.1)
 
 
+def test_the_service_wide_total_counts_sockets_of_every_worker(tmp_path):
+    with Server(tmp_path / "metrics.db", workers=2, ws_max_connections=3) as server:
+        opened = [Socket(server) for _ in range(3)]  # one address: 3 of its 5 allowed
+        try:
+            status, body = handshake(server)
+            assert status == 503 and body is not None and "as many WebSocket connections" in body["error"]["message"]
+            opened.pop().close()
+            deadline = time.monotonic() + 5
+            while handshake(server)[0] != 101:
+                assert time.monotonic() < deadline, "a closed socket's place was not given back"
+                time.sleep(0.1)
+        finally:
+            for sock in opened:
+                sock.close()
+
+
 def test_tokens_never_reach_the_access_log(world, acme, sockets):
     server, _, database = world
     token = token_of(acme["admin"])
@@ -455,34 +472,6 @@ def test_tokens_never_reach_the_access_log(world, acme, sockets):
 
 
 # --- liveness and slow clients -------------------------------------------------------------------
-
-
-def raw_upgrade(server: Server, query: str = "", receive_buffer: int | None = None) -> socket.socket:
-    """A WebSocket opened by hand: it answers nothing unless the test makes it."""
-    raw = socket.socket()
-    if receive_buffer:
-        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
-    raw.connect(("127.0.0.1", server.port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    raw.sendall(
-        (
-            f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += raw.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return raw
-
-
-def masked_text(text: str) -> bytes:
-    """One client-to-server text frame (clients must mask)."""
-    payload = text.encode()
-    mask = os.urandom(4)
-    assert len(payload) < 126
-    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
 def closed_by_server(raw: socket.socket, within: float) -> bool:
@@ -502,7 +491,7 @@ def closed_by_server(raw: socket.socket, within: float) -> bool:
 
 def test_a_client_that_does_not_answer_pings_is_closed_and_one_that_does_stays(server, sockets):
     alive = open_socket(sockets, server)  # simple-websocket's client answers pings by itself
-    silent = raw_upgrade(server)
+    silent = raw_upgrade(server.port)
     try:
         assert closed_by_server(silent, within=6)  # pings every second; the first unanswered one ends it
     finally:
@@ -520,7 +509,7 @@ def test_a_slow_client_is_dropped_and_does_not_slow_ingestion(world, acme, socke
         token = token_of(acme["admin"])
         reader = open_socket(sockets, server, f"?token={token}")
         reader.subscribe("org")
-        slow = raw_upgrade(server, f"?token={token}", receive_buffer=4096)
+        slow = raw_upgrade(server.port, f"?token={token}", receive_buffer=4096)
         slow.sendall(masked_text(json.dumps({"type": "subscribe", "rooms": ["org"]})))
         answered = b""
         while b'"subscribed"' not in answered:  # after this, it never reads again
@@ -598,6 +587,53 @@ def test_dashboard_updates_carry_widget_data_at_most_once_per_interval(world, ac
     assert granted == [] and errors[0]["code"] == "NOT_FOUND"
 
 
+# --- alerts ----------------------------------------------------------------------------------------
+
+
+def test_a_firing_rule_reaches_the_alerts_room_of_admins_and_of_the_teams_managers(world, acme, sockets):
+    server, seeded, _ = world
+    admin = open_socket(sockets, server, f"?token={token_of(acme['admin'])}")
+    manager = open_socket(sockets, server, f"?token={token_of(acme['manager'])}")
+    for sock in (admin, manager):
+        assert sock.subscribe("alerts") == (["alerts"], [])
+    agent = f"deployer-{time.monotonic_ns()}"  # only this test's executions count
+    rules = {}
+    for name, scope in (("Org", {"type": "agent", "name": agent}), ("Team", {"type": "team", "id": seeded["team"]})):
+        body = {
+            "name": f"{name} failures",
+            "metric": "call_volume",
+            "scope": scope,
+            "comparison": "gte",
+            "threshold": 3,
+            "window_minutes": 5,
+            "severity": "critical",
+            "cooldown_minutes": 60,
+        }
+        status, _, rule = http("POST", server.url + "/api/alerts/rules", body, headers=acme["admin"].headers)
+        assert status == 201, rule
+        rules[name] = rule
+    status, _, _ = post_agents(server, acme["developer"], [execution(agent_name=agent, timestamp=now_stamp(5))] * 3)
+    assert status == 201
+
+    fired = {m["data"]["rule_name"]: m["data"] for m in admin.events("alert_triggered", 2, timeout=15)}
+    assert set(fired) == {"Org failures", "Team failures"}
+    assert fired["Org failures"]["metric_value"] == 3 and fired["Org failures"]["threshold"] == 3
+    assert fired["Org failures"]["severity"] == "critical"
+    assert fired["Org failures"]["affected_users"] == [acme["developer"].user.id]
+    # The manager hears only of the rule of their team.
+    (heard,) = manager.events("alert_triggered", 1, timeout=15)
+    assert heard["data"]["rule_id"] == rules["Team"]["id"]
+    assert [m for m in manager.quiet(1.5) if m["type"] == "alert_triggered"] == []
+    # Still true a second later: no second message within the cooldown.
+    assert [m for m in admin.quiet(1.5) if m["type"] == "alert_triggered"] == []
+    status, _, history = http("GET", server.url + "/api/alerts?state=firing", headers=acme["admin"].headers)
+    assert status == 200
+    firing = {a["rule_id"] for a in history["alerts"]}
+    assert {rules["Org"]["id"], rules["Team"]["id"]} <= firing
+    for rule in rules.values():  # leave no rule firing for the tests that follow
+        assert http("DELETE", server.url + f"/api/alerts/rules/{rule['id']}", headers=acme["admin"].headers)[0] == 204
+
+
 def test_plain_http_to_ws_gets_an_error_body(server):
     status, _, body = http("GET", server.url + "/ws")
     assert status == 400 and body["error"]["code"] == "VALIDATION_ERROR" and "Upgrade" in body["error"]["message"]
@@ -607,9 +643,11 @@ def test_sigterm_with_open_sockets_closes_them_and_stops_promptly(tmp_path):
     path = tmp_path / "metrics.db"
     with Server(path, workers=2) as server:
         socks = [Socket(server) for _ in range(4)]
+        silent = raw_upgrade(server.port)  # never answers the close: the server must not wait for it
         started = time.monotonic()
         assert server.stop() == 0
         assert time.monotonic() - started < 10
+        silent.close()
         for sock in socks:
             assert sock.closed_with() == 1001
 

@@ -152,6 +152,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["weather_metrics"] = state
     observability.queue_depth.set_function(lambda: writer.depth)
+    observability.websocket_connections.set_function(lambda: len(state.relay.hub))
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

@@ -36,6 +36,7 @@ events_received_total = Counter(
     "events_received_total", "Total number of analytics events received", ["analytics_level", "tool"]
 )
 queue_depth = Gauge("event_queue_depth", "Events accepted and not yet committed")
+websocket_connections = Gauge("websocket_connections", "Open WebSocket connections of this process")
 writer_batch_events = Histogram(
     "writer_batch_events",
     "Events committed per writer transaction",

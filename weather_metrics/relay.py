@@ -29,6 +29,7 @@ from weather_metrics.models import TeamMember, User
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+IDLE_POLL_SECONDS = 0.5  # without sockets the relay only keeps its place
 HEARTBEAT_SECONDS = 20
 STALE_SECONDS = 90  # a connection row not seen for this long belongs to a dead process
 ACCOUNT_CHECK_SECONDS = 30
@@ -209,7 +210,7 @@ class Relay:
     def step(self) -> bool:
         """Fan out what committed since the last step; True when there was something."""
         if not len(self.hub):
-            # Nobody listens: keep the place current so a first subscriber hears only what follows.
+            # Nobody listens: keep the place current, so a first subscriber is not sent a backlog.
             self._last_id = database.execute_sql("SELECT COALESCE(MAX(id), 0) FROM live_events").fetchone()[0]
             self._public = {"count": 0, "errors": 0}
             return False
@@ -385,7 +386,7 @@ class Relay:
                 except Exception:  # noqa: BLE001 - a failing database must not end the thread
                     log.exception("relaying live events failed")
                 if not busy:
-                    self._stop.wait(POLL_SECONDS)
+                    self._stop.wait(POLL_SECONDS if len(self.hub) else IDLE_POLL_SECONDS)
         finally:
             database.close()
 

@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -365,10 +366,19 @@ def websocket(ws: Server) -> None:
     serve(ws, state.relay, g.ws_client, state.settings)
 
 
+class _ReaderThread(threading.Thread):
+    """simple-websocket's reader thread, as a daemon: one waiting for the next ping must not hold up an exit."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
 def init_app(app: Any) -> None:
     settings = app.extensions["weather_metrics"].settings
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": settings["ws_ping_interval_seconds"],
         "max_message_size": MAX_MESSAGE_BYTES,
+        "thread_class": _ReaderThread,
     }
     app.register_blueprint(bp)

@@ -1,0 +1,180 @@
+"""The relay and its bookkeeping, stepped by hand on a real SQLite file (no sockets)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from tests.support import Member, seed_org
+from weather_metrics import accounts, live, sockets
+from weather_metrics.api import ApiProblem
+from weather_metrics.db import database, write_transaction
+from weather_metrics.relay import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, Relay
+
+
+def no_dashboards(*_args: Any) -> dict[str, Any]:
+    raise AssertionError("no dashboard is subscribed here")
+
+
+@pytest.fixture
+def app(make_app) -> Flask:  # type: ignore[no-untyped-def]
+    app = make_app()
+    app.extensions["weather_metrics"].relay.close()  # the tests step their own relay
+    return app  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def acme(app: Flask) -> dict[str, Member]:
+    return seed_org(app, "Acme")
+
+
+@pytest.fixture
+def relay(app: Flask) -> Relay:
+    return Relay(Hub(), app.extensions["weather_metrics"].settings, no_dashboards)
+
+
+def client_of(member: Member | None, limit: int = 100) -> Client:
+    return sockets.client_for(member.user if member else None, limit)
+
+
+def record(organization_id: str | None, event_type: str, payload: dict[str, Any], team_id: str | None = None) -> None:
+    with write_transaction():
+        live.record(organization_id, event_type, payload, team_id)
+
+
+def sent(client: Client) -> list[dict[str, Any]]:
+    messages = [json.loads(text) for text in client.queue]
+    client.queue.clear()
+    return messages
+
+
+def batch_payload(*parts: list[Any]) -> dict[str, Any]:
+    return {"batch_id": "b1", "parts": [list(p) for p in parts], "timestamp": "2026-01-01T00:00:00Z"}
+
+
+def test_a_first_subscriber_hears_only_what_commits_after_it_joined(app, acme, relay):
+    org = acme["admin"].user.organization_id
+    with app.app_context():
+        record(org, live.METRIC_INGESTED, batch_payload([None, None, "agent_execution", 1]))
+        relay.step()  # nobody listens: the relay only keeps its place
+        admin = client_of(acme["admin"])
+        relay.hub.add(admin)
+        relay.hub.join(admin, "org")
+        relay.step()
+        assert sent(admin) == []
+        record(org, live.METRIC_INGESTED, batch_payload([acme["developer"].user.id, None, "commits", 4]))
+        relay.step()
+    (message,) = sent(admin)
+    assert message["type"] == "metric_ingested" and message["room"] == "org"
+    assert message["data"]["count"] == 4 and message["data"]["user_id"] == acme["developer"].user.id
+    assert message["data"]["metric_type"] == "commits"
+
+
+def test_alerts_go_to_admins_and_only_to_managers_of_the_rules_team(app, acme, relay):
+    org = acme["admin"].user.organization_id
+    with app.app_context():
+        team = accounts.create_team(org, "Platform", "")
+        other = accounts.create_team(org, "Data", "")
+        accounts.add_member(team, acme["manager"].user, "lead")
+        admin, manager = client_of(acme["admin"]), client_of(acme["manager"])
+        for client in (admin, manager):
+            relay.hub.add(client)
+            relay.hub.join(client, "alerts")
+        relay.step()
+        record(org, live.ALERT_TRIGGERED, {"rule_name": "team"}, team_id=team.id)
+        record(org, live.ALERT_TRIGGERED, {"rule_name": "other team"}, team_id=other.id)
+        record(org, live.ALERT_TRIGGERED, {"rule_name": "organization"})
+        relay.step()
+    assert [m["data"]["rule_name"] for m in sent(admin)] == ["team", "other team", "organization"]
+    assert [m["data"]["rule_name"] for m in sent(manager)] == ["team"]
+
+
+def test_another_organizations_events_never_reach_a_room(app, acme, relay):
+    with app.app_context():
+        globex = seed_org(app, "Globex")
+        admin = client_of(acme["admin"])
+        relay.hub.add(admin)
+        relay.hub.join(admin, "org")
+        relay.hub.join(admin, "alerts")
+        relay.step()
+        other = globex["admin"].user.organization_id
+        record(other, live.METRIC_INGESTED, batch_payload([None, None, "agent_execution", 2]))
+        record(other, live.ALERT_TRIGGERED, {"rule_name": "theirs"})
+        relay.step()
+    assert sent(admin) == []
+
+
+def test_public_counts_are_summed_between_messages(app, relay):
+    anonymous = client_of(None)
+    with app.app_context():
+        relay.hub.add(anonymous)
+        relay.hub.join(anonymous, "public")
+        relay.step()
+        for count, errors in ((3, 1), (5, 0)):
+            record(None, live.PUBLIC_INGESTED, {"count": count, "errors": errors, "timestamp": "t"})
+        relay.step()
+        record(None, live.PUBLIC_INGESTED, {"count": 2, "errors": 2, "timestamp": "t"})
+        relay.step()  # within ws_public_interval_seconds of the last message: held back
+    (message,) = sent(anonymous)
+    assert message["room"] == "public" and (message["data"]["count"], message["data"]["errors"]) == (8, 1)
+
+
+def test_a_client_whose_queue_is_full_is_dropped_not_waited_for(app, acme, relay):
+    org = acme["admin"].user.organization_id
+    slow, fast = client_of(acme["admin"], limit=3), client_of(acme["admin"], limit=100)
+    with app.app_context():
+        for client in (slow, fast):
+            relay.hub.add(client)
+            relay.hub.join(client, "org")
+        relay.step()
+        for _ in range(5):
+            record(org, live.METRIC_INGESTED, batch_payload([None, None, "agent_execution", 1]))
+        relay.step()
+    assert slow.dropped == (CLOSE_TOO_SLOW, "Too slow: messages were not read in time")
+    assert len(slow.queue) == 3 and slow.wake.is_set()
+    assert len(fast.queue) == 5 and fast.dropped is None
+
+
+def test_sockets_of_disabled_or_changed_accounts_are_closed(app, acme, relay):
+    developer, manager, admin = client_of(acme["developer"]), client_of(acme["manager"]), client_of(acme["admin"])
+    with app.app_context():
+        accounts.update_user(acme["developer"].user, {"active": False})
+        accounts.update_user(acme["manager"].user, {"role": "developer"})
+        relay.check_accounts([developer, manager, admin])
+    assert developer.dropped is not None and developer.dropped[0] == CLOSE_ACCOUNT
+    assert manager.dropped is not None and manager.dropped[0] == CLOSE_RIGHTS_CHANGED
+    assert admin.dropped is None
+
+
+def test_a_ticket_works_once_and_not_after_it_expires(app, acme):
+    user = acme["developer"].user
+    with app.app_context():
+        ticket = sockets.issue_ticket(user, 30, now=1_000_000)
+        assert sockets.redeem_ticket(ticket, now=1_000_030).id == user.id
+        with pytest.raises(ApiProblem, match="already used"):
+            sockets.redeem_ticket(ticket, now=1_000_030)
+        late = sockets.issue_ticket(user, 30, now=1_000_000)
+        with pytest.raises(ApiProblem, match="expired"):
+            sockets.redeem_ticket(late, now=1_000_031)
+        stored = database.execute_sql("SELECT ticket_hash FROM ws_tickets").fetchall()
+        assert stored == [] and ticket not in str(stored)
+
+
+def test_housekeeping_forgets_old_events_tickets_and_dead_processes(app, acme, relay):
+    now = 2_000_000_000
+    with app.app_context():
+        with write_transaction():
+            live.record(None, live.PUBLIC_INGESTED, {"count": 1}, now=now - live.KEEP_SECONDS - 1)
+            live.record(None, live.PUBLIC_INGESTED, {"count": 1}, now=now)
+            database.execute_sql(
+                "INSERT INTO ws_connections VALUES ('dead', 'u', 'gone', ?, ?), ('mine', 'u', ?, ?, ?)",
+                (now - 600, now - 600, relay.process, now - 600, now - 600),
+            )
+        sockets.issue_ticket(acme["admin"].user, 30, now=now - 60)
+        relay.housekeeping(now)
+        assert database.execute_sql("SELECT COUNT(*) FROM live_events").fetchone()[0] == 1
+        assert database.execute_sql("SELECT id FROM ws_connections").fetchall() == [("mine",)]
+        assert database.execute_sql("SELECT COUNT(*) FROM ws_tickets").fetchone()[0] == 0
