@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import tempfile
 import threading
@@ -43,6 +44,18 @@ def add_admin(db_path: Path) -> None:
     finally:
         app.extensions["weather_metrics"].close()
         database.close_all()
+
+
+def server_cpu(server: Server) -> float:
+    """CPU seconds used so far by the server's worker processes (user + system)."""
+    assert server.process is not None
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in children:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def listen(url: str, token: str, sockets: int, slow: int, report: Connection) -> None:
@@ -125,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
             for body in collect_bodies(args.seed, emails)
         ]
         rates: dict[str, list[float]] = {"without sockets": [], "with sockets": []}
+        cpu: dict[str, list[float]] = {"without sockets": [], "with sockets": []}  # server ms per batch
         delivered: list[float] = []
         delays: list[float] = []
         server.start()
@@ -146,21 +160,27 @@ def main(argv: list[str] | None = None) -> None:
                         listener.start()
                         assert ours.poll(60) and ours.recv() == "ready"
                     plan = LoadPlan(host, port, collect, args.connections, args.warmup, args.seconds)
+                    cpu_before = server_cpu(server)
                     result = run_load(server, db_path, plan)
+                    used = server_cpu(server) - cpu_before
                     rate = accepted_per_second(result)
                     rates[kind].append(rate)
-                    line = f"round {round_ + 1}  {kind:<16} {rate:>9,.0f} executions/s"
+                    every = sum(1 for s in result.all_samples if 200 <= s[2] < 300)  # warm-up too, as CPU and listeners
+                    cpu[kind].append(used * 1000 / max(1, every))
+                    line = (
+                        f"round {round_ + 1}  {kind:<16} {rate:>9,.0f} executions/s  "
+                        f"{cpu[kind][-1]:.2f} ms server CPU/batch"
+                    )
                     if listener is not None:
-                        batches = sum(1 for s in result.samples if 200 <= s[2] < 300)
                         ours.send("stop")
                         counts, round_delays = ours.recv()
                         listener.join(10)
-                        per_socket = statistics.median(counts) / max(1, batches)
+                        per_socket = statistics.median(counts) / max(1, every)
                         delivered.append(per_socket)
                         delays.extend(round_delays)
                         line += (
                             f"   {args.sockets} listeners: median {statistics.median(counts):,} messages "
-                            f"for {batches:,} accepted batches"
+                            f"for {every:,} accepted batches"
                         )
                     print(line, flush=True)
         finally:
@@ -175,6 +195,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"median collect without sockets      {without:>9,.0f} executions/s")
         print(f"median collect with {args.sockets} + {args.slow} slow  {with_sockets:>9,.0f} executions/s")
         print(f"ratio with / without                {with_sockets / without:.2f}")
+        cpu_without, cpu_with = statistics.median(cpu["without sockets"]), statistics.median(cpu["with sockets"])
+        print(
+            f"server CPU per accepted batch       {cpu_without:.2f} ms without, {cpu_with:.2f} ms with "
+            f"({(cpu_with - cpu_without) / args.sockets * 1000:.0f} us per listener and batch)"
+        )
         print(f"messages per accepted batch         {statistics.median(delivered):.2f} (median listener)")
         if delays:
             p50 = delays[len(delays) // 2] * 1000

@@ -45,8 +45,16 @@ def record(organization_id: str | None, event_type: str, payload: dict[str, Any]
         live.record(organization_id, event_type, payload, team_id)
 
 
+def unframe(frame: bytes) -> str:
+    """The text of one server frame (unmasked): what a client reads."""
+    assert frame[0] == 0x81, frame[:2]  # a final text frame
+    size = frame[1] & 0x7F
+    start = 2 if size < 126 else 4 if size == 126 else 10
+    return frame[start:].decode()
+
+
 def sent(client: Client) -> list[dict[str, Any]]:
-    messages = [json.loads(text) for text in client.queue]
+    messages = [json.loads(unframe(frame)) for frame in client.queue]
     client.queue.clear()
     return messages
 

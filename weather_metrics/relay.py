@@ -46,8 +46,21 @@ def stamp(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def message(event_type: str, room: str, data: dict[str, Any]) -> str:
-    return json.dumps({"type": event_type, "room": room, "data": data}, separators=(",", ":"))
+def text_frame(text: str) -> bytes:
+    """A whole WebSocket text frame from the server (unmasked, uncompressed): built once, sent to many."""
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x81, size))
+    elif size < 65536:
+        header = bytes((0x81, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
+def message(event_type: str, room: str, data: dict[str, Any]) -> bytes:
+    return text_frame(json.dumps({"type": event_type, "room": room, "data": data}, separators=(",", ":")))
 
 
 @dataclass(eq=False)
@@ -62,18 +75,18 @@ class Client:
     queue_limit: int
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     rooms: set[str] = field(default_factory=set)
-    queue: deque[str] = field(default_factory=deque)
+    queue: deque[bytes] = field(default_factory=deque)  # whole frames
     wake: threading.Event = field(default_factory=threading.Event)
     dropped: tuple[int, str] | None = None
 
-    def offer(self, text: str) -> bool:
+    def offer(self, frame: bytes) -> bool:
         """Queue a message; a full queue drops the client instead (False)."""
         if self.dropped is not None:
             return False
         if len(self.queue) >= self.queue_limit:
             self.drop(CLOSE_TOO_SLOW, "Too slow: messages were not read in time")
             return False
-        self.queue.append(text)
+        self.queue.append(frame)
         self.wake.set()
         return True
 
@@ -236,10 +249,10 @@ class Relay:
         elif event_type == live.METRIC_INGESTED and organization_id is not None:
             self._ingested(organization_id, payload)
         elif event_type == live.ALERT_TRIGGERED and organization_id is not None:
-            text = message(live.ALERT_TRIGGERED, "alerts", payload)
+            frame = message(live.ALERT_TRIGGERED, "alerts", payload)
             for client in self.hub.members(organization_id, "alerts"):
                 if client.teams is None or (team_id is not None and team_id in client.teams):
-                    client.offer(text)
+                    client.offer(frame)
 
     def _ingested(self, organization_id: str, payload: dict[str, Any]) -> None:
         parts: list[list[Any]] = payload["parts"]
@@ -258,17 +271,17 @@ class Relay:
             else:
                 continue
             if shown:
-                text = message(live.METRIC_INGESTED, room, ingested_data(payload, shown, team))
+                frame = message(live.METRIC_INGESTED, room, ingested_data(payload, shown, team))
                 for client in self.hub.members(organization_id, room):
-                    client.offer(text)
+                    client.offer(frame)
 
     def _flush_public(self) -> None:
         now = time.monotonic()
         if self._public["count"] and now >= self._public_due:
             data = {"source": "v1", **self._public, "timestamp": stamp(self._clock())}
-            text = message(live.METRIC_INGESTED, "public", data)
+            frame = message(live.METRIC_INGESTED, "public", data)
             for client in self.hub.members(None, "public"):
-                client.offer(text)
+                client.offer(frame)
             self._public = {"count": 0, "errors": 0}
             self._public_due = now + self._public_interval
 
@@ -314,14 +327,13 @@ class Relay:
                     raise NotFound(f"Dashboard {dashboard_id} not found")
                 result = self._dashboard_data(user, dashboard_id, datetime.fromtimestamp(now, UTC))
             except NotFound as exc:
-                refusal = json.dumps(
-                    {"type": "error", "error": {"code": "NOT_FOUND", "room": room, "message": str(exc)}}
-                )
+                error = {"code": "NOT_FOUND", "room": room, "message": str(exc)}
+                refusal = text_frame(json.dumps({"type": "error", "error": error}))
                 for client in group:
                     self.hub.leave(client, room)
                     client.offer(refusal)
                 continue
-            texts = [
+            frames = [
                 message(
                     live.DASHBOARD_UPDATE,
                     room,
@@ -330,8 +342,8 @@ class Relay:
                 for widget in result["widgets"]
             ]
             for client in group:
-                for text in texts:
-                    client.offer(text)
+                for frame in frames:
+                    client.offer(frame)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -407,7 +419,9 @@ class Relay:
             client.drop(CLOSE_SHUTTING_DOWN, "The server is restarting")
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop the threads, close every socket, and release their rows."""
+        """Stop the threads, close every socket, and release their rows; idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         with self._dashboard_lock:
             self._dashboard_lock.notify_all()

@@ -167,6 +167,9 @@ def admit() -> Any:
         g.ws_slot = reserve_slot(state.relay, client.id, holder, settings, time.time())
     except ApiProblem as exc:
         return error_response(exc)
+    # No permessage-deflate: compressing each small JSON message for each socket cost more
+    # server time than it saves bytes (bench/live.py).
+    request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     return None
 
 
@@ -333,8 +336,11 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
                 return
             while (raw := ws.receive(timeout=0)) is not None:
                 handle(relay, client, raw, ws.send)
-            while client.queue:
-                ws.send(client.queue.popleft())
+            if client.queue:  # what waits goes out in one write; the frames were built once per room
+                frames = []
+                while client.queue:
+                    frames.append(client.queue.popleft())
+                ws.sock.send(b"".join(frames))
     except TimeoutError:
         log.info("WebSocket %s of %s dropped: too slow, a send timed out", client.id, client.user_id or "anonymous")
         _abort(ws)
