@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -186,3 +187,23 @@ def test_housekeeping_forgets_old_events_tickets_and_dead_processes(app, acme, r
         assert database.execute_sql("SELECT COUNT(*) FROM live_events").fetchone()[0] == 1
         assert database.execute_sql("SELECT id FROM ws_connections").fetchall() == [("mine",)]
         assert database.execute_sql("SELECT COUNT(*) FROM ws_tickets").fetchone()[0] == 0
+
+
+def test_data_commits_even_when_its_live_notice_cannot_be_stored(app, acme, caplog):
+    from tests.support import make_event
+
+    with app.app_context():
+        database.execute_sql("DROP TABLE live_events")
+    client = app.test_client()
+    response = client.post("/v1/events", json={"events": [make_event(), make_event()]})
+    assert response.status_code == 200, response.get_json()
+    response = client.post(
+        "/api/metrics/productivity",
+        json={"type": "commits", "value": 2, "timestamp": datetime.now(UTC).isoformat()},
+        headers=acme["developer"].headers,
+    )
+    assert response.status_code == 201, response.get_json()
+    with app.app_context():
+        assert database.execute_sql("SELECT COUNT(*) FROM events").fetchone()[0] == 2
+        assert database.execute_sql("SELECT COUNT(*) FROM productivity_metrics").fetchone()[0] == 1
+    assert "sockets miss this commit" in caplog.text

@@ -9,6 +9,7 @@ process accepted the data, every socket of the right room hears of it.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from typing import Any
 
 from weather_metrics.db import database
 from weather_metrics.ingest import PendingBatch
+
+log = logging.getLogger(__name__)
 
 # Event types of the socket protocol (README, "Real-time updates").
 METRIC_INGESTED = "metric_ingested"
@@ -49,6 +52,13 @@ def batch_recorder(clock: Callable[[], float] | None = None) -> Callable[[list[P
     """A `write_batches` hook: one live event per stored organization batch and one per /v1 commit."""
 
     def within(batches: list[PendingBatch]) -> None:
+        try:
+            with database.atomic():  # a savepoint: the rows commit even if their notice cannot be stored
+                notify(batches)
+        except Exception:  # noqa: BLE001 - losing a live notice must not lose the data
+            log.exception("live events of a commit could not be stored; sockets miss this commit")
+
+    def notify(batches: list[PendingBatch]) -> None:
         now = clock() if clock else datetime.now(UTC).timestamp()
         stamp = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
         public = errors = 0

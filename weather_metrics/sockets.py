@@ -311,6 +311,8 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
         ws.sock.settimeout(settings["ws_send_timeout_seconds"])  # a client that stops reading is dropped
     except OSError:
         return  # the client went away during the handshake
+    if not database.is_closed():
+        database.close()  # a socket lives long: it borrows a connection per message, not for its life
     relay.hub.add(client)
     try:
         ws.send(
@@ -335,7 +337,8 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
                 _close(ws, *client.dropped)
                 return
             while (raw := ws.receive(timeout=0)) is not None:
-                handle(relay, client, raw, ws.send)
+                with database.connection_context():
+                    handle(relay, client, raw, ws.send)
             if client.queue:  # what waits goes out in one write; the frames were built once per room
                 frames = []
                 while client.queue:
