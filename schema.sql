@@ -398,8 +398,9 @@ CREATE INDEX IF NOT EXISTS alert_events_rule ON alert_events (rule_id, state);
 -- What WebSocket clients are told, written in the transaction of what it reports, so
 -- every worker process reads it after commit. Kept a few minutes.
 -- `organization_id` NULL: the public /v1 room. `team_id`: who may see an alert.
+-- AUTOINCREMENT: ids never come back once old events are deleted, so readers keep their place.
 CREATE TABLE IF NOT EXISTS live_events (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     organization_id TEXT,
     type TEXT NOT NULL,
     team_id TEXT,
@@ -419,8 +420,10 @@ CREATE TABLE IF NOT EXISTS ws_connections (
 CREATE INDEX IF NOT EXISTS ws_connections_holder ON ws_connections (holder);
 
 -- Single-use WebSocket tickets (POST /api/ws/ticket); only a SHA-256 of each is kept.
+-- `session_id`: the login session it was asked in; the socket closes when that session ends.
 CREATE TABLE IF NOT EXISTS ws_tickets (
     ticket_hash TEXT NOT NULL PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users (id),
+    session_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );

@@ -161,15 +161,80 @@ def test_sockets_of_disabled_or_changed_accounts_are_closed(app, acme, relay):
 def test_a_ticket_works_once_and_not_after_it_expires(app, acme):
     user = acme["developer"].user
     with app.app_context():
-        ticket = sockets.issue_ticket(user, 30, now=1_000_000)
-        assert sockets.redeem_ticket(ticket, now=1_000_030).id == user.id
+        ticket = sockets.issue_ticket(user, "session-1", 30, now=1_000_000)
+        assert sockets.redeem_ticket(ticket, now=1_000_030) == (user, "session-1")
         with pytest.raises(ApiProblem, match="already used"):
             sockets.redeem_ticket(ticket, now=1_000_030)
-        late = sockets.issue_ticket(user, 30, now=1_000_000)
+        late = sockets.issue_ticket(user, "session-1", 30, now=1_000_000)
         with pytest.raises(ApiProblem, match="expired"):
             sockets.redeem_ticket(late, now=1_000_031)
         stored = database.execute_sql("SELECT ticket_hash FROM ws_tickets").fetchall()
         assert stored == [] and ticket not in str(stored)
+
+
+def test_sockets_of_ended_login_sessions_are_closed(app, acme, relay):
+    tokens = app.extensions["weather_metrics"].tokens
+    with app.app_context():
+        _, claims = tokens.authenticate(acme["developer"].headers["Authorization"].split()[1])
+        _, other = tokens.authenticate(acme["manager"].headers["Authorization"].split()[1])
+        developer = sockets.client_for(acme["developer"].user, 10, claims["sid"])
+        manager = sockets.client_for(acme["manager"].user, 10, other["sid"])
+        tokens.logout(claims["sid"])
+        relay.check_accounts([developer, manager])
+    assert developer.dropped is not None and developer.dropped[0] == CLOSE_ACCOUNT
+    assert "session" in developer.dropped[1]
+    assert manager.dropped is None
+
+
+def test_the_relay_keeps_its_place_after_old_events_are_forgotten(app, acme, relay):
+    """Ids never come back: after housekeeping empties the table, new events are still new."""
+    org = acme["admin"].user.organization_id
+    admin = client_of(acme["admin"])
+    with app.app_context():
+        relay.hub.add(admin)
+        relay.hub.join(admin, "org")
+        relay.step()
+        with write_transaction():
+            for _ in range(3):
+                live.record(org, live.METRIC_INGESTED, batch_payload([None, None, "agent_execution", 1]), now=1)
+        relay.step()
+        assert len(sent(admin)) == 3
+        relay.housekeeping(2_000_000_000)  # every event is old: the table is empty
+        assert database.execute_sql("SELECT COUNT(*) FROM live_events").fetchone()[0] == 0
+        record(org, live.METRIC_INGESTED, batch_payload([None, None, "agent_execution", 7]))
+        relay.step()
+    (message,) = sent(admin)
+    assert message["data"]["count"] == 7
+
+
+def test_a_webhook_deleted_elsewhere_is_skipped_not_fatal(app, acme):
+    from weather_metrics import webhooks
+    from weather_metrics.models import Webhook, WebhookDelivery
+
+    org = acme["admin"].user.organization_id
+    with app.app_context():
+        Webhook.create(
+            id="kept",
+            organization=org,
+            url="https://hooks.example/kept",
+            events='["alert.triggered"]',
+            secret_encrypted="x",
+            secret_hint="xxxx",
+            enabled=True,
+            consecutive_failures=0,
+            created_at=0,
+        )
+        # "gone" is what a stale cache of another process may still list.
+        webhooks.enqueue(["kept", "gone"], "alert.triggered", {"event": "alert.triggered"}, 1)
+        assert [d.webhook_id for d in WebhookDelivery.select()] == ["kept"]
+
+
+def test_the_access_log_redacts_credentials_however_their_names_are_spelled():
+    from weather_metrics.observability import redact_query
+
+    for query in ("%74oken=SECRET", "ticket=SECRET", "a=1&access_token=SECRET", "to%6Ben=SECRET&ticket=SECRET"):
+        assert "SECRET" not in redact_query(query), query
+    assert redact_query("period=7d&tool=x") == "period=7d&tool=x"
 
 
 def test_housekeeping_forgets_old_events_tickets_and_dead_processes(app, acme, relay):
@@ -182,7 +247,7 @@ def test_housekeeping_forgets_old_events_tickets_and_dead_processes(app, acme, r
                 "INSERT INTO ws_connections VALUES ('dead', 'u', 'gone', ?, ?), ('mine', 'u', ?, ?, ?)",
                 (now - 600, now - 600, relay.process, now - 600, now - 600),
             )
-        sockets.issue_ticket(acme["admin"].user, 30, now=now - 60)
+        sockets.issue_ticket(acme["admin"].user, "session-1", 30, now=now - 60)
         relay.housekeeping(now)
         assert database.execute_sql("SELECT COUNT(*) FROM live_events").fetchone()[0] == 1
         assert database.execute_sql("SELECT id FROM ws_connections").fetchall() == [("mine",)]

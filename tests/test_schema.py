@@ -17,7 +17,10 @@ def table_info(path, table: str) -> list[tuple]:
 
 def tables(path) -> set[str]:
     with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        # sqlite_sequence is SQLite's own (AUTOINCREMENT keeps its counters there).
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        ).fetchall()
     return {name for (name,) in rows}
 
 

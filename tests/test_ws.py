@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.support import Member, Server, http, make_event, masked_text, raw_upgrade, seed_org, seeded_database
@@ -191,20 +191,17 @@ def open_socket(sockets: list[Socket], server: Server, query: str = "", **header
     return sock
 
 
-def handshake(server: Server, query: str = "", **headers: str) -> tuple[int, dict[str, Any] | None]:
+def handshake(server: Server, query: str = "", **headers: str | None) -> tuple[int, dict[str, Any] | None]:
     """A raw upgrade request: the status and, when refused, the JSON error body."""
     conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
-    conn.request(
-        "GET",
-        "/ws" + query,
-        headers={
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
-            "Sec-WebSocket-Version": "13",
-            **headers,
-        },
-    )
+    sent = {
+        "Upgrade": "websocket",
+        "Connection": "Upgrade",
+        "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+        "Sec-WebSocket-Version": "13",
+        **headers,
+    }
+    conn.request("GET", "/ws" + query, headers={k: v for k, v in sent.items() if v is not None})
     response = conn.getresponse()
     body = None if response.status == 101 else json.loads(response.read())
     conn.close()
@@ -405,6 +402,24 @@ def test_origins_outside_the_allow_list_are_refused_before_the_upgrade(server):
         status, body = handshake(server, Origin=origin)
         assert status == 403 and body is not None, origin
         assert body["error"]["code"] == "FORBIDDEN" and "ws_allowed_origins" in body["error"]["message"]
+
+
+def test_a_malformed_upgrade_is_a_400_and_keeps_the_ticket(world, acme, sockets):
+    server, _, _ = world
+    status, _, issued = http("POST", server.url + "/api/ws/ticket", None, headers=acme["developer"].headers)
+    assert status == 201
+    for headers in ({"Sec-WebSocket-Key": None}, {"Sec-WebSocket-Key": "short"}, {"Sec-WebSocket-Version": "8"}):
+        status, body = handshake(server, f"?ticket={issued['ticket']}", **headers)
+        assert status == 400 and body is not None and body["error"]["code"] == "VALIDATION_ERROR", (headers, body)
+    assert open_socket(sockets, server, f"?ticket={issued['ticket']}").welcome["data"]["role"] == "developer"
+
+
+def test_a_client_that_floods_messages_is_closed(server, sockets):
+    sock = open_socket(sockets, server)
+    for _ in range(200):
+        sock.send({"type": "ping"})
+    assert sock.closed_with() == 1008
+    assert sock.ws.close_reason is not None and "Too many messages" in sock.ws.close_reason
 
 
 def test_credentials_are_checked_and_a_ticket_works_once(world, acme, sockets):
@@ -652,16 +667,28 @@ def test_sigterm_with_open_sockets_closes_them_and_stops_promptly(tmp_path):
             assert sock.closed_with() == 1001
 
 
-def test_sockets_do_not_count_against_other_threads(tmp_path):
-    """With threads=12, eight are kept for HTTP: the fifth socket of a process is refused, HTTP still answers."""
+def test_sockets_do_not_take_the_threads_http_needs(tmp_path):
+    """threads=12 keeps eight for HTTP: of many upgrades at once, four become sockets and HTTP still answers."""
     with Server(tmp_path / "metrics.db", threads=12, ws_max_connections_per_user=50) as server:
-        opened = []
-        try:
-            for _ in range(4):  # four threads of the one process are free for sockets
+        opened: list[Socket] = []
+        refused: list[int] = []
+
+        def attempt() -> None:
+            try:
                 opened.append(Socket(server))
+            except InvalidStatus as exc:
+                refused.append(exc.response.status_code)
+
+        attempts = [threading.Thread(target=attempt) for _ in range(16)]
+        try:
+            for thread in attempts:
+                thread.start()
+            for thread in attempts:
+                thread.join(30)
+            assert len(opened) == 4 and refused == [503] * 12, (len(opened), refused)
             status, body = handshake(server)
             assert status == 503 and body is not None and "thread" in body["error"]["message"]
-            assert http("GET", server.url + "/v1/health")[0] == 200
+            assert http("GET", server.url + "/v1/health", timeout=5)[0] == 200
         finally:
             for sock in opened:
                 sock.close()

@@ -11,10 +11,10 @@ process with more than one: the /v1 rate limiter and the Prometheus counters, an
 
 import signal
 from datetime import UTC, datetime
-from urllib.parse import parse_qsl, urlencode
 
 from gunicorn.glogging import Logger
 
+from weather_metrics.observability import redact_query
 from weather_metrics.settings import load_settings, require_secret
 
 _settings = load_settings()
@@ -33,16 +33,6 @@ control_socket_disable = True
 accesslog = "-"
 loglevel = _settings["log_level"]
 # The 100 KB body limit is enforced by the app; gunicorn's own limits stay at defaults.
-
-SECRET_PARAMETERS = frozenset({"token", "access_token", "ticket"})
-
-
-def redact_query(query: str) -> str:
-    """The query string with the values of credential parameters replaced."""
-    if not any(name in query for name in SECRET_PARAMETERS):
-        return query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    return urlencode([(k, "[redacted]" if k in SECRET_PARAMETERS else v) for k, v in pairs], safe="[]/:,")
 
 
 class RedactingLogger(Logger):

@@ -488,6 +488,7 @@ class WsTicket(BaseModel):
     ticket_hash = TextField(primary_key=True)
     user = ForeignKeyField(User, column_name="user_id")
     user_id: str
+    session_id = TextField()
     expires_at = IntegerField()
 
     class Meta:

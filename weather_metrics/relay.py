@@ -24,7 +24,7 @@ from typing import Any
 from weather_metrics import live
 from weather_metrics.accounts import NotFound
 from weather_metrics.db import database, write_transaction
-from weather_metrics.models import TeamMember, User
+from weather_metrics.models import AuthSession, TeamMember, User
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class Client:
     teams: frozenset[str] | None  # teams whose rooms and alerts it may have; None: every team
     users: frozenset[str] | None  # users whose rooms it may join; None: every user of the organization
     queue_limit: int
+    session_id: str | None = None  # the login session it was opened in: its end closes the socket
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     rooms: set[str] = field(default_factory=set)
     queue: deque[bytes] = field(default_factory=deque)  # whole frames
@@ -103,9 +104,22 @@ class Hub:
         self._lock = threading.Lock()
         self._clients: set[Client] = set()
         self._rooms: dict[tuple[str | None, str], set[Client]] = {}
+        self._reserved = 0  # server threads taken by sockets, from admission to the end
 
     def __len__(self) -> int:
         return len(self._clients)
+
+    def reserve(self, most: int) -> bool:
+        """Take a server thread for a socket about to open; False when `most` are taken."""
+        with self._lock:
+            if self._reserved >= most:
+                return False
+            self._reserved += 1
+            return True
+
+    def unreserve(self) -> None:
+        with self._lock:
+            self._reserved -= 1
 
     def add(self, client: Client) -> None:
         with self._lock:
@@ -356,17 +370,27 @@ class Relay:
             database.execute_sql("DELETE FROM ws_tickets WHERE expires_at < ?", (moment,))
             database.execute_sql("DELETE FROM live_events WHERE created_at < ?", (moment - live.KEEP_SECONDS,))
 
-    def check_accounts(self, clients: Iterable[Client]) -> None:
-        """Close the sockets of users who were disabled, deleted, or whose role changed."""
+    def check_accounts(self, clients: Iterable[Client], now: float | None = None) -> None:
+        """Close the sockets of ended login sessions, of disabled or deleted users, and of changed roles."""
         signed_in = [c for c in clients if c.user_id is not None]
         if not signed_in:
             return
+        moment = int(now if now is not None else self._clock())
         ids = sorted({c.user_id for c in signed_in if c.user_id})
         current = {u.id: u for u in User.select(User.id, User.role, User.active).where(User.id.in_(ids))}
+        sessions = sorted({c.session_id for c in signed_in if c.session_id})
+        live_sessions = {
+            s.id
+            for s in AuthSession.select(AuthSession.id).where(
+                AuthSession.id.in_(sessions) & AuthSession.revoked_at.is_null() & (AuthSession.expires_at > moment)
+            )
+        }
         for client in signed_in:
             user = current.get(client.user_id or "")
             if user is None or not user.active:
                 client.drop(CLOSE_ACCOUNT, "The account was disabled or deleted")
+            elif client.session_id is not None and client.session_id not in live_sessions:
+                client.drop(CLOSE_ACCOUNT, "The login session ended (logged out, revoked or expired)")
             elif user.role != client.role:
                 client.drop(CLOSE_RIGHTS_CHANGED, "The account's role changed; connect again")
 

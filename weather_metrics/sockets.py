@@ -9,6 +9,7 @@ updates": JSON messages subscribe and unsubscribe rooms; events arrive from the 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -42,6 +43,10 @@ MAX_ROOM_LENGTH = 200
 # Server threads a process keeps for HTTP, however many sockets are open: each socket holds one.
 RESERVED_THREADS = 8
 TOKEN_PARAMETERS = ("token", "access_token", "ticket")
+# Messages a client may send: a burst, then this many a second (a flood is closed, not queued).
+MESSAGE_BURST = 30
+MESSAGES_PER_SECOND = 10
+CLOSE_POLICY = 1008
 
 
 # -- tickets -------------------------------------------------------------------------------------
@@ -51,20 +56,23 @@ def _ticket_hash(ticket: str) -> str:
     return hashlib.sha256(ticket.encode()).hexdigest()
 
 
-def issue_ticket(user: User, seconds: int, now: float | None = None) -> str:
-    """A random single-use ticket for `user`, valid `seconds`; only its hash is stored."""
+def issue_ticket(user: User, session_id: str, seconds: int, now: float | None = None) -> str:
+    """A random single-use ticket for `user` in login session `session_id`, valid `seconds`; only its hash is stored."""
     ticket = secrets.token_urlsafe(32)
     expires = int(now if now is not None else time.time()) + seconds
     with write_transaction():
-        WsTicket.insert(ticket_hash=_ticket_hash(ticket), user=user.id, expires_at=expires).execute()
+        WsTicket.insert(
+            ticket_hash=_ticket_hash(ticket), user=user.id, session_id=session_id, expires_at=expires
+        ).execute()
     return ticket
 
 
-def redeem_ticket(ticket: str, now: float | None = None) -> User:
-    """The active user a ticket was issued to; the ticket is used up, valid or not."""
+def redeem_ticket(ticket: str, now: float | None = None) -> tuple[User, str]:
+    """The active user a ticket was issued to, and its session; the ticket is used up, valid or not."""
     with write_transaction():
         row = database.execute_sql(
-            "DELETE FROM ws_tickets WHERE ticket_hash = ? RETURNING user_id, expires_at", (_ticket_hash(ticket),)
+            "DELETE FROM ws_tickets WHERE ticket_hash = ? RETURNING user_id, expires_at, session_id",
+            (_ticket_hash(ticket),),
         ).fetchone()
     if row is None:
         raise ApiProblem(401, "Unknown or already used ticket")
@@ -73,7 +81,7 @@ def redeem_ticket(ticket: str, now: float | None = None) -> User:
     user = User.get_or_none((User.id == row[0]) & User.active)
     if user is None:
         raise ApiProblem(401, "The account of this ticket is disabled")
-    return user
+    return user, row[2]
 
 
 # -- admission -----------------------------------------------------------------------------------
@@ -93,8 +101,8 @@ def check_origin(settings: dict[str, Any]) -> None:
         raise ApiProblem(403, f"Origin {origin!r} may not open WebSockets here (setting ws_allowed_origins)")
 
 
-def _caller() -> User | None:
-    """The user of the ticket or token, None without either; 401 when one is given but invalid."""
+def _caller() -> tuple[User, str] | None:
+    """The user of the ticket or token and its login session, None without either; 401 when invalid."""
     state = current_app.extensions["weather_metrics"]
     ticket = request.args.get("ticket")
     if ticket:
@@ -103,27 +111,45 @@ def _caller() -> User | None:
     if not token:
         return None
     try:
-        user, _claims = state.tokens.authenticate(token)
+        user, claims = state.tokens.authenticate(token)
     except TokenError as exc:
         raise ApiProblem(401, str(exc)) from None
-    return user  # type: ignore[no-any-return]
+    return user, claims["sid"]
 
 
-def client_for(user: User | None, queue_limit: int) -> Client:
+def client_for(user: User | None, queue_limit: int, session_id: str | None = None) -> Client:
     """A client with the rights of `user` (None: the public room only)."""
     if user is None:
         return Client(None, None, None, frozenset(), frozenset(), queue_limit)
     scope = scope_for(user)
-    return Client(user.id, user.organization_id, user.role, scope.team_ids, scope.user_ids, queue_limit)
+    return Client(
+        user.id, user.organization_id, user.role, scope.team_ids, scope.user_ids, queue_limit, session_id=session_id
+    )
+
+
+def check_handshake() -> None:
+    """400 for an upgrade the WebSocket library would fail on (before a ticket is used up)."""
+    key = request.headers.get("Sec-WebSocket-Key", "")
+    try:
+        valid_key = len(base64.b64decode(key, validate=True)) == 16
+    except ValueError:
+        valid_key = False
+    if "websocket" not in request.headers.get("Upgrade", "").lower() or not valid_key:
+        raise ApiProblem(400, "A WebSocket upgrade needs Upgrade: websocket and a Sec-WebSocket-Key of 16 bytes")
+    if request.headers.get("Sec-WebSocket-Version") != "13":
+        raise ApiProblem(400, "Only WebSocket version 13 is spoken here", headers={"Sec-WebSocket-Version": "13"})
+
+
+def socket_threads(settings: dict[str, Any]) -> int:
+    """Sockets one process may hold: each takes a server thread, and RESERVED_THREADS stay for HTTP."""
+    return max(1, settings["threads"] - RESERVED_THREADS)
 
 
 def reserve_slot(relay: Relay, slot: str, holder: str, settings: dict[str, Any], now: float) -> str:
-    """Record connection `slot` of `holder`, within the per-user and total limits of every process."""
-    local_cap = max(1, settings["threads"] - RESERVED_THREADS)
-    if len(relay.hub) >= local_cap:
-        raise ApiProblem(
-            503, "This server process has no thread free for another WebSocket; try again", headers={"Retry-After": "5"}
-        )
+    """Record connection `slot` of `holder`, within the per-user and total limits of every process.
+
+    The caller holds one of this process's socket threads (`relay.hub.reserve`).
+    """
     moment = int(now)
     with write_transaction():
         fresh = moment - 90
@@ -161,9 +187,18 @@ def admit() -> Any:
     settings = state.settings
     try:
         check_origin(settings)
-        user = _caller()
+        check_handshake()
+        caller = _caller()
+        user, session_id = caller if caller is not None else (None, None)
         holder = user.id if user is not None else "ip:" + (request.remote_addr or "unknown")
-        client = g.ws_client = client_for(user, settings["ws_send_queue"])
+        client = g.ws_client = client_for(user, settings["ws_send_queue"], session_id)
+        if not state.relay.hub.reserve(socket_threads(settings)):
+            raise ApiProblem(
+                503,
+                "This server process has no thread free for another WebSocket; try again",
+                headers={"Retry-After": "5"},
+            )
+        g.ws_thread = True
         g.ws_slot = reserve_slot(state.relay, client.id, holder, settings, time.time())
     except ApiProblem as exc:
         return error_response(exc)
@@ -175,6 +210,8 @@ def admit() -> Any:
 
 @bp.teardown_request
 def release(_exc: BaseException | None) -> None:
+    if g.pop("ws_thread", False):
+        current_app.extensions["weather_metrics"].relay.hub.unreserve()
     slot = g.pop("ws_slot", None)
     if slot is not None:
         try:
@@ -291,9 +328,12 @@ class _WholeFrames:
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        # The reader thread sends pings, pongs and closes on the same socket: frames must not interleave.
+        self._lock = threading.Lock()
 
     def send(self, data: bytes) -> int:
-        self._sock.sendall(data)
+        with self._lock:
+            self._sock.sendall(data)
         return len(data)
 
     def __getattr__(self, name: str) -> Any:
@@ -329,16 +369,25 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
                 }
             )
         )
+        allowance, refilled = float(MESSAGE_BURST), time.monotonic()
         while True:
             client.wake.wait(timeout=5.0)
             client.wake.clear()
+            while client.dropped is None and (raw := ws.receive(timeout=0)) is not None:
+                now = time.monotonic()
+                allowance = min(MESSAGE_BURST, allowance + (now - refilled) * MESSAGES_PER_SECOND)
+                refilled = now
+                if allowance < 1:
+                    client.drop(CLOSE_POLICY, f"Too many messages: at most {MESSAGES_PER_SECOND} a second")
+                    break
+                allowance -= 1
+                with database.connection_context():
+                    handle(relay, client, raw, ws.send)
+            # Checked after reading: receive() shares the wake-up event and may have consumed a drop's.
             if client.dropped is not None:
                 log.info("WebSocket %s of %s closed: %s", client.id, client.user_id or "anonymous", client.dropped[1])
                 _close(ws, *client.dropped)
                 return
-            while (raw := ws.receive(timeout=0)) is not None:
-                with database.connection_context():
-                    handle(relay, client, raw, ws.send)
             if client.queue:  # what waits goes out in one write; the frames were built once per room
                 frames = []
                 while client.queue:

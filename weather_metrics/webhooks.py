@@ -230,23 +230,30 @@ class Subscribers:
 
 
 def enqueue(hook_ids: list[str], event: str, payload: dict[str, Any], now: int) -> None:
-    """One pending delivery of `payload` per webhook, due now."""
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "webhook": hook_id,
-            "event": event,
-            "payload": json.dumps(payload, sort_keys=True),
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "attempt_log": "[]",
-            "created_at": now,
-        }
-        for hook_id in hook_ids
-    ]
+    """One pending delivery of `payload` per webhook that still exists and is enabled, due now.
+
+    The ids come from a cache that another process may not have refreshed yet: a webhook
+    deleted there is skipped here, not allowed to fail the other deliveries (or an alert).
+    """
     with write_transaction():
-        WebhookDelivery.insert_many(rows).execute()
+        existing = {h.id for h in Webhook.select(Webhook.id).where(Webhook.id.in_(hook_ids) & Webhook.enabled)}
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "webhook": hook_id,
+                "event": event,
+                "payload": json.dumps(payload, sort_keys=True),
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "attempt_log": "[]",
+                "created_at": now,
+            }
+            for hook_id in hook_ids
+            if hook_id in existing
+        ]
+        if rows:
+            WebhookDelivery.insert_many(rows).execute()
 
 
 def collected_recorder(subscribers: Subscribers) -> Callable[[list[PendingBatch], int, float], None]:

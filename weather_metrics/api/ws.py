@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import current_app, g, jsonify
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
@@ -17,7 +17,7 @@ from weather_metrics.api import authenticated, bp, current_user
 def ws_ticket() -> ResponseReturnValue:
     """A ticket for `/ws?ticket=...`: valid `ws_ticket_seconds`, once; the socket gets the caller's rights."""
     seconds = current_app.extensions["weather_metrics"].settings["ws_ticket_seconds"]
-    ticket = sockets.issue_ticket(current_user(), seconds)
+    ticket = sockets.issue_ticket(current_user(), g.claims["sid"], seconds)
     return jsonify({"ticket": ticket, "expires_in": seconds, "url": f"/ws?ticket={ticket}"}), 201
 
 
@@ -28,8 +28,8 @@ PROTOCOL = """Real-time updates over a WebSocket (raw JSON text frames, not Sock
 `Authorization: Bearer <access token>`. Without any, only the `public` room is open.
 Refusals come before the upgrade, as ordinary answers in the /api error format: 401 bad
 credentials, 403 an Origin outside `ws_allowed_origins` (clients that send no Origin are
-not browsers and are let in), 429 more than 5 open sockets of one user, 503 the service
-or this server process has no room for another socket.
+not browsers and are let in), 429 when the user already has ws_max_connections_per_user
+(5) sockets open, 503 when the service or this server process has no room for another.
 
 **Client messages.** `{"type": "subscribe", "rooms": [...]}` answers
 `{"type": "subscribed", "rooms": [granted]}`, preceded by one
@@ -37,7 +37,7 @@ or this server process has no room for another socket.
 FORBIDDEN, NOT_FOUND, UNAUTHORIZED, BAD_ROOM, TOO_MANY_ROOMS).
 `{"type": "unsubscribe", "rooms": [...]}` answers `{"type": "unsubscribed", "rooms": [...]}`;
 `{"type": "ping"}` answers `{"type": "pong"}`. Anything else: an error with code BAD_MESSAGE.
-Messages over 64 KiB close the socket (1009).
+Messages over 64 KiB close the socket (1009); more than 10 a second (after a burst of 30), 1008.
 
 **Rooms.** `public` (anyone: /v1 ingestion counts), `org` (admins), `alerts` (admins; managers
 get their teams' alerts), `team:<id>` (admins, the team's managers), `user:<id>` (the user,
@@ -55,8 +55,9 @@ per `ws_dashboard_interval_seconds` per dashboard, and once on subscribing), and
 `metric_value`, `threshold`, `affected_users`, `timestamp`).
 
 **Closing.** The server pings every `ws_ping_interval_seconds` and closes a socket that misses
-a pong (1008). A client that does not read its messages is dropped (1013), 4401 ends a
-socket whose account was disabled, 4403 one whose role changed, 1001 a server restart."""
+a pong (1008). A client that does not read its messages is dropped: with 1013 when a close
+frame still fits, else the connection is cut. 4401 ends a socket whose login session ended
+or whose account was disabled, 4403 one whose role changed, 1001 a server restart."""
 
 PATHS: dict[str, dict[str, Any]] = {
     "/api/ws/ticket": {
@@ -82,7 +83,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 "400": {"description": "Not a WebSocket upgrade"},
                 "401": {"description": "Invalid token or ticket"},
                 "403": {"description": "Origin not allowed"},
-                "429": {"description": "5 sockets of this user are open"},
+                "429": {"description": "ws_max_connections_per_user (5) sockets of this user are open"},
                 "503": {"description": "No room for another socket; retry later"},
             },
         }
