@@ -13,7 +13,7 @@ from tests.support import Member, seed_org
 from weather_metrics import accounts, live, sockets
 from weather_metrics.api import ApiProblem
 from weather_metrics.db import database, write_transaction
-from weather_metrics.relay import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, Relay
+from weather_metrics.relay import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, Relay, text_frame
 
 
 def no_dashboards(*_args: Any) -> dict[str, Any]:
@@ -46,18 +46,23 @@ def record(organization_id: str | None, event_type: str, payload: dict[str, Any]
         live.record(organization_id, event_type, payload, team_id)
 
 
-def unframe(frame: bytes) -> str:
-    """The text of one server frame (unmasked): what a client reads."""
-    assert frame[0] == 0x81, frame[:2]  # a final text frame
-    size = frame[1] & 0x7F
-    start = 2 if size < 126 else 4 if size == 126 else 10
-    return frame[start:].decode()
+def unframe(data: bytes) -> list[str]:
+    """The texts of the server frames (unmasked) in `data`: what a client reads."""
+    texts = []
+    while data:
+        assert data[0] == 0x81, data[:2]  # a final text frame
+        size, start = data[1] & 0x7F, 2
+        if size == 126:
+            size, start = int.from_bytes(data[2:4], "big"), 4
+        elif size == 127:
+            size, start = int.from_bytes(data[2:10], "big"), 10
+        texts.append(data[start : start + size].decode())
+        data = data[start + size :]
+    return texts
 
 
 def sent(client: Client) -> list[dict[str, Any]]:
-    messages = [json.loads(unframe(frame)) for frame in client.queue]
-    client.queue.clear()
-    return messages
+    return [json.loads(text) for text in unframe(client.take())]
 
 
 def batch_payload(*parts: list[Any]) -> dict[str, Any]:
@@ -145,6 +150,15 @@ def test_a_client_whose_queue_is_full_is_dropped_not_waited_for(app, acme, relay
     assert slow.dropped == (CLOSE_TOO_SLOW, "Too slow: messages were not read in time")
     assert len(slow.queue) == 3 and slow.wake.is_set()
     assert len(fast.queue) == 5 and fast.dropped is None
+
+
+def test_a_client_is_dropped_when_too_many_bytes_wait_however_few_messages():
+    client = Client(None, None, None, frozenset(), frozenset(), queue_limit=1000)
+    big = text_frame("x" * (1024 * 1024))
+    assert all(client.offer(big) for _ in range(3))  # 3 MiB and a little
+    assert not client.offer(big)  # a fourth would pass 4 MiB
+    assert client.dropped is not None and client.dropped[0] == CLOSE_TOO_SLOW
+    assert len(unframe(client.take())) == 3 and client.queued_bytes == 0
 
 
 def test_sockets_of_disabled_or_changed_accounts_are_closed(app, acme, relay):

@@ -37,6 +37,7 @@ TEAM_CACHE_SECONDS = 10
 
 # Close codes (4000-4999 are the application's own).
 CLOSE_TOO_SLOW = 1013  # "try again later"
+MAX_QUEUED_BYTES = 4 * 1024 * 1024  # waiting for one client, whatever ws_send_queue allows
 CLOSE_SHUTTING_DOWN = 1001
 CLOSE_ACCOUNT = 4401
 CLOSE_RIGHTS_CHANGED = 4403
@@ -77,19 +78,33 @@ class Client:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     rooms: set[str] = field(default_factory=set)
     queue: deque[bytes] = field(default_factory=deque)  # whole frames
+    queued_bytes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # queue and queued_bytes
     wake: threading.Event = field(default_factory=threading.Event)
     dropped: tuple[int, str] | None = None
 
     def offer(self, frame: bytes) -> bool:
-        """Queue a message; a full queue drops the client instead (False)."""
+        """Queue a message; a full queue (messages or bytes) drops the client instead (False)."""
         if self.dropped is not None:
             return False
-        if len(self.queue) >= self.queue_limit:
+        with self._lock:
+            full = len(self.queue) >= self.queue_limit or self.queued_bytes + len(frame) > MAX_QUEUED_BYTES
+            if not full:
+                self.queue.append(frame)
+                self.queued_bytes += len(frame)
+        if full:
             self.drop(CLOSE_TOO_SLOW, "Too slow: messages were not read in time")
             return False
-        self.queue.append(frame)
         self.wake.set()
         return True
+
+    def take(self) -> bytes:
+        """Every waiting frame, in order, as one write."""
+        with self._lock:
+            data = b"".join(self.queue)
+            self.queue.clear()
+            self.queued_bytes = 0
+        return data
 
     def drop(self, code: int, reason: str) -> None:
         if self.dropped is None:

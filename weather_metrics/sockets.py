@@ -389,10 +389,7 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
                 _close(ws, *client.dropped)
                 return
             if client.queue:  # what waits goes out in one write; the frames were built once per room
-                frames = []
-                while client.queue:
-                    frames.append(client.queue.popleft())
-                ws.sock.send(b"".join(frames))
+                ws.sock.send(client.take())
     except TimeoutError:
         log.info("WebSocket %s of %s dropped: too slow, a send timed out", client.id, client.user_id or "anonymous")
         _abort(ws)
