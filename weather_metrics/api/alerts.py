@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from weather_metrics import alerts
 from weather_metrics.api import authenticated, bp, current_user, json_body, load, pagination
 from weather_metrics.api.alert_schemas import AlertQuerySchema, RuleCreateSchema, RuleScopeSchema, RuleUpdateSchema
+from weather_metrics.api.openapi import operation
 
 ROLES = ("admin", "manager")
 
@@ -86,13 +87,7 @@ _ERRORS = {
 
 
 def _op(summary: str, ok: str, body: str | None = None, **extra: Any) -> dict[str, Any]:
-    content = {"application/json": {"schema": "ApiError"}}
-    responses: dict[str, Any] = {ok.split(" ")[0]: {"description": ok}}
-    responses.update({code: {"description": text, "content": content} for code, text in _ERRORS.items()})
-    op: dict[str, Any] = {"summary": summary, "responses": responses, "security": [{"bearerAuth": []}], **extra}
-    if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
+    return operation(summary, ok, _ERRORS, body, **extra)
 
 
 def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from weather_metrics.api.dashboard_schemas import (
     DashboardWidgetSchema,
     WidgetPositionSchema,
 )
+from weather_metrics.api.openapi import operation
 
 
 @bp.get("/dashboards")
@@ -79,13 +80,7 @@ _ERRORS = {
 
 
 def _op(summary: str, ok: str, body: str | None = None, **extra: Any) -> dict[str, Any]:
-    content = {"application/json": {"schema": "ApiError"}}
-    responses: dict[str, Any] = {ok.split(" ")[0]: {"description": ok}}
-    responses.update({code: {"description": text, "content": content} for code, text in _ERRORS.items()})
-    op: dict[str, Any] = {"summary": summary, "responses": responses, "security": [{"bearerAuth": []}], **extra}
-    if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
+    return operation(summary, ok, _ERRORS, body, **extra)
 
 
 _DASHBOARD_ID = {"name": "dashboard_id", "in": "path", "required": True, "schema": {"type": "string"}}

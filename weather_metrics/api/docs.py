@@ -5,28 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from weather_metrics.api import alerts, analytics, dashboards, ingest_schemas, metrics, reports, schemas, ws
+from weather_metrics.api.openapi import BEARER, ERROR, operation
 
-BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-ERROR = {"application/json": {"schema": "ApiError"}}
+_ERRORS = {
+    "400": "Validation failed",
+    "401": "Missing, invalid or expired token",
+    "403": "Role not allowed",
+    "404": "Not found in your organization",
+    "409": "Already exists",
+    "429": "Rate limit exceeded",
+}
 
 
 def _op(summary: str, ok: str, body: str | None = None, auth: bool = True, **extra: Any) -> dict[str, Any]:
-    codes = {
-        "400": "Validation failed",
-        "401": "Missing, invalid or expired token",
-        "403": "Role not allowed",
-        "404": "Not found in your organization",
-        "409": "Already exists",
-        "429": "Rate limit exceeded",
-    }
-    responses: dict[str, Any] = {ok.split(" ")[0]: {"description": ok}}
-    responses.update({code: {"description": text, "content": ERROR} for code, text in codes.items()})
-    op: dict[str, Any] = {"summary": summary, "responses": responses, **extra}
-    if auth:
-        op["security"] = BEARER
-    if body:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    return op
+    return operation(summary, ok, _ERRORS, body, auth, **extra)
 
 
 def _id(name: str) -> dict[str, Any]:
