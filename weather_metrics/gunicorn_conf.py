@@ -31,6 +31,8 @@ keepalive = 5
 # Runtime worker changes would break the one-writer-per-process design above.
 control_socket_disable = True
 accesslog = "-"
+# gunicorn's default, and the worker's pid: with several workers, which process answered.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(p)s'
 loglevel = _settings["log_level"]
 # The 100 KB body limit is enforced by the app; gunicorn's own limits stay at defaults.
 

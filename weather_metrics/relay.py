@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -230,7 +231,7 @@ class Relay:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.hub = hub
-        self.process = str(uuid.uuid4())  # names this process's rows in ws_connections
+        self.process = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"  # names this process's rows in ws_connections
         self._dashboard_data = dashboard_data
         self._clock = clock
         self._public_interval = float(settings["ws_public_interval_seconds"])
