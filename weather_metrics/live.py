@@ -26,7 +26,7 @@ ALERT_TRIGGERED = "alert_triggered"
 DASHBOARD_UPDATE = "dashboard_update"
 PUBLIC_INGESTED = "public_ingested"  # stored per /v1 commit; sent to the public room as metric_ingested
 
-KEEP_SECONDS = 300  # a process more than this far behind skips ahead
+KEEP_SECONDS = 300  # events are kept this long; each process reads them within a poll interval
 
 
 def record(

@@ -29,7 +29,7 @@ from weather_metrics.api import ApiProblem, bearer_token, error_response
 from weather_metrics.dashboards import find_dashboard
 from weather_metrics.db import database, write_transaction
 from weather_metrics.models import Team, User, WsTicket
-from weather_metrics.relay import Client, Relay
+from weather_metrics.relay import STALE_SECONDS, Client, Relay
 from weather_metrics.tokens import TokenError
 from weather_metrics.windows import scope_for
 
@@ -42,7 +42,6 @@ MAX_ROOMS = 50
 MAX_ROOM_LENGTH = 200
 # Server threads a process keeps for HTTP, however many sockets are open: each socket holds one.
 RESERVED_THREADS = 8
-TOKEN_PARAMETERS = ("token", "access_token", "ticket")
 # Messages a client may send: a burst, then this many a second (a flood is closed, not queued).
 MESSAGE_BURST = 30
 MESSAGES_PER_SECOND = 10
@@ -152,7 +151,7 @@ def reserve_slot(relay: Relay, slot: str, holder: str, settings: dict[str, Any],
     """
     moment = int(now)
     with write_transaction():
-        fresh = moment - 90
+        fresh = moment - STALE_SECONDS
         mine = database.execute_sql(
             "SELECT COUNT(*) FROM ws_connections WHERE holder = ? AND seen_at >= ?", (holder, fresh)
         ).fetchone()[0]
