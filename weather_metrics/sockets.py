@@ -187,17 +187,17 @@ def admit() -> Any:
     try:
         check_origin(settings)
         check_handshake()
-        caller = _caller()
-        user, session_id = caller if caller is not None else (None, None)
-        holder = user.id if user is not None else "ip:" + (request.remote_addr or "unknown")
-        client = g.ws_client = client_for(user, settings["ws_send_queue"], session_id)
-        if not state.relay.hub.reserve(socket_threads(settings)):
+        if not state.relay.hub.reserve(socket_threads(settings)):  # before a ticket is used up
             raise ApiProblem(
                 503,
                 "This server process has no thread free for another WebSocket; try again",
                 headers={"Retry-After": "5"},
             )
         g.ws_thread = True
+        caller = _caller()
+        user, session_id = caller if caller is not None else (None, None)
+        holder = user.id if user is not None else "ip:" + (request.remote_addr or "unknown")
+        client = g.ws_client = client_for(user, settings["ws_send_queue"], session_id)
         g.ws_slot = reserve_slot(state.relay, client.id, holder, settings, time.time())
     except ApiProblem as exc:
         return error_response(exc)
