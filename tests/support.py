@@ -259,9 +259,19 @@ def raw_upgrade(port: int, query: str = "", receive_buffer: int | None = None) -
     return raw
 
 
-def masked_text(text: str) -> bytes:
-    """One client-to-server text frame (clients must mask)."""
-    payload = text.encode()
+def masked_frame(payload: bytes, opcode: int = 0x1, final: bool = True) -> bytes:
+    """One client-to-server frame (clients must mask): text by default, or a ping (0x9) and so on."""
     mask = os.urandom(4)
-    assert len(payload) < 126
-    return bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    size = len(payload)
+    head = bytes([(0x80 if final else 0) | opcode])
+    if size < 126:
+        head += bytes([0x80 | size])
+    elif size < 65536:
+        head += bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + size.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def masked_text(text: str) -> bytes:
+    return masked_frame(text.encode())

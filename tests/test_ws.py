@@ -26,7 +26,17 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from tests.support import Member, Server, http, make_event, masked_text, raw_upgrade, seed_org, seeded_database
+from tests.support import (
+    Member,
+    Server,
+    http,
+    make_event,
+    masked_frame,
+    masked_text,
+    raw_upgrade,
+    seed_org,
+    seeded_database,
+)
 
 SETTINGS = {
     "workers": 2,
@@ -439,6 +449,64 @@ def test_a_client_that_floods_messages_is_closed(server, sockets):
             time.sleep(0.001)
     assert sock.closed_with() == 1008
     assert sock.ws.close_reason is not None and "Too many messages" in sock.ws.close_reason
+
+
+def test_brackets_nested_thousands_deep_are_a_bad_message_not_a_crash(server, sockets):
+    sock = open_socket(sockets, server)
+    sock.send("[" * 5000)
+    message = sock.next()
+    assert message["type"] == "error" and message["error"]["code"] == "BAD_MESSAGE"
+    sock.send({"type": "ping"})
+    assert sock.next() == {"type": "pong"}
+
+
+def test_a_client_that_sends_too_many_bytes_is_cut_off_while_it_does_not_read(server):
+    """Big messages, then pings: the server stops reading at its input budget, whatever the frames."""
+    for frame in (masked_frame(b"x" * 65000), masked_frame(b"", opcode=0x9)):
+        logged = len(server.log.read_bytes())
+        raw = raw_upgrade(server.port, receive_buffer=4096)
+        raw.settimeout(5)
+        sent = 0
+        try:
+            while sent < 64 * 1024 * 1024:  # far more than the budget; the server cuts in well before
+                raw.sendall(frame * max(1, 65536 // len(frame)))
+                sent += 65536
+        except OSError:
+            pass  # reset by the server
+        finally:
+            raw.close()
+        assert sent < 8 * 1024 * 1024, f"{sent:,} bytes accepted"
+        deadline = time.monotonic() + 5
+        while b"Too much input" not in server.log.read_bytes()[logged:]:
+            assert time.monotonic() < deadline, "the flood was never cut off"
+            time.sleep(0.1)
+
+
+def test_requests_the_protocol_refuses_are_400s(server):
+    assert handshake(server)[0] == 101
+    conn = HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request(
+        "HEAD",
+        "/ws",
+        headers={
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+            "Sec-WebSocket-Version": "13",
+        },
+    )
+    assert conn.getresponse().status == 400
+    conn.close()
+    for host in (None, "xn--a"):
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        head = "GET /ws HTTP/1.1\r\n" + (f"Host: {host}\r\n" if host else "")
+        key = base64.b64encode(os.urandom(16)).decode()
+        head += "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        head += f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        raw.sendall(head.encode())
+        answer = raw.recv(4096)
+        raw.close()
+        assert answer.startswith(b"HTTP/1.1 400"), (host, answer[:200])
 
 
 def test_credentials_are_checked_and_a_ticket_works_once(world, acme, sockets):

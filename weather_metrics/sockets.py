@@ -23,6 +23,7 @@ from typing import Any
 from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from weather_metrics.accounts import NotFound
 from weather_metrics.api import ApiProblem, bearer_token, error_response
@@ -45,7 +46,11 @@ RESERVED_THREADS = 8
 # Messages a client may send: a burst, then this many a second (a flood is closed, not queued).
 MESSAGE_BURST = 30
 MESSAGES_PER_SECOND = 10
+# Bytes a client may send, frames of every kind: a burst, then this many a second.
+INPUT_BURST_BYTES = 256 * 1024
+INPUT_BYTES_PER_SECOND = 8 * 1024
 CLOSE_POLICY = 1008
+CLOSE_INTERNAL = 1011
 
 
 # -- tickets -------------------------------------------------------------------------------------
@@ -128,6 +133,15 @@ def client_for(user: User | None, queue_limit: int, session_id: str | None = Non
 
 def check_handshake() -> None:
     """400 for an upgrade the WebSocket library would fail on (before a ticket is used up)."""
+    if request.method != "GET":
+        raise ApiProblem(400, "A WebSocket opens with GET")
+    try:
+        request.headers.get("Host", "").encode("ascii").decode("idna")
+        valid_host = bool(request.headers.get("Host"))
+    except UnicodeError:
+        valid_host = False
+    if not valid_host:
+        raise ApiProblem(400, "A WebSocket upgrade needs a valid Host header")
     key = request.headers.get("Sec-WebSocket-Key", "")
     try:
         valid_key = len(base64.b64decode(key, validate=True)) == 16
@@ -282,7 +296,7 @@ def handle(relay: Relay, client: Client, raw: str | bytes, send: Callable[[str],
         if isinstance(raw, bytes):
             raise ValueError
         message = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: brackets nested thousands deep
         send(_error("BAD_MESSAGE", 'Messages are JSON text, such as {"type": "subscribe", "rooms": ["org"]}'))
         return
     kind = message.get("type") if isinstance(message, dict) else None
@@ -318,22 +332,39 @@ def handle(relay: Relay, client: Client, raw: str | bytes, send: Callable[[str],
             relay.dashboard_changed(client.organization_id, room.partition(":")[2])  # its current data
 
 
-class _WholeFrames:
-    """The connection's socket, writing each frame whole.
+class _GuardedSocket:
+    """The connection's socket: frames written whole, and what a client may send bounded.
 
     simple-websocket writes with `socket.send`, which may write only part of a frame when
-    the send buffer is nearly full; the rest would be lost and the stream corrupted.
+    the send buffer is nearly full; the rest would be lost and the stream corrupted. Its
+    reader thread reads and buffers everything the client sends, pings and fragments
+    included, even while this connection's thread is busy: a byte budget on reading (a
+    burst, then a steady rate) bounds that memory and CPU whatever the client sends.
     """
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, client: Client) -> None:
         self._sock = sock
+        self._client = client
         # The reader thread sends pings, pongs and closes on the same socket: frames must not interleave.
         self._lock = threading.Lock()
+        self._allowance = float(INPUT_BURST_BYTES)
+        self._refilled = time.monotonic()
 
     def send(self, data: bytes) -> int:
         with self._lock:
             self._sock.sendall(data)
         return len(data)
+
+    def recv(self, size: int) -> bytes:
+        data = self._sock.recv(size)
+        now = time.monotonic()
+        self._allowance = min(INPUT_BURST_BYTES, self._allowance + (now - self._refilled) * INPUT_BYTES_PER_SECOND)
+        self._refilled = now
+        self._allowance -= len(data)
+        if self._allowance < 0:
+            self._client.drop(CLOSE_POLICY, f"Too much input: at most {INPUT_BYTES_PER_SECOND} bytes a second")
+            raise OSError("input budget exceeded")  # the reader thread stops reading and closes
+        return data
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -344,7 +375,7 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
     try:
         ws.event = client.wake  # the reader thread sets it on input; the relay on output
         client.wake.set()  # a message that arrived before the swap is read at once
-        ws.sock = _WholeFrames(ws.sock)
+        ws.sock = _GuardedSocket(ws.sock, client)
         ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, settings["ws_send_buffer_bytes"])
         ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # small messages go out at once
         ws.sock.settimeout(settings["ws_send_timeout_seconds"])  # a client that stops reading is dropped
@@ -393,7 +424,11 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
         log.info("WebSocket %s of %s dropped: too slow, a send timed out", client.id, client.user_id or "anonymous")
         _abort(ws)
     except (ConnectionClosed, OSError):
-        pass
+        if client.dropped is not None:
+            log.info("WebSocket %s of %s closed: %s", client.id, client.user_id or "anonymous", client.dropped[1])
+    except Exception:  # noqa: BLE001 - the socket is ours: end it here, never as an HTTP 500 inside it
+        log.exception("WebSocket %s failed", client.id)
+        _close(ws, CLOSE_INTERNAL, "Internal error")
     finally:
         relay.hub.remove(client)
 
@@ -401,7 +436,7 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
 def _close(ws: Server, code: int, reason: str) -> None:
     try:
         ws.close(code, reason)
-    except (ConnectionClosed, OSError):
+    except Exception:  # noqa: BLE001 - closed already, a dead socket, or a close the protocol refuses
         _abort(ws)
 
 
@@ -412,6 +447,15 @@ def _abort(ws: Server) -> None:
         ws.sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
+
+
+@bp.errorhandler(OSError)
+@bp.errorhandler(RemoteProtocolError)
+@bp.errorhandler(LocalProtocolError)
+def upgrade_failed(exc: Exception) -> Any:
+    """The upgrade itself failed: the client went away mid-handshake, or sent one the protocol refuses."""
+    log.info("WebSocket upgrade failed: %s: %s", type(exc).__name__, exc)
+    return error_response(ApiProblem(400, "The WebSocket handshake failed"))
 
 
 @sock.route("/ws", bp=bp)

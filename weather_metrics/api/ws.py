@@ -37,7 +37,8 @@ not browsers and are let in), 429 when the user already has ws_max_connections_p
 FORBIDDEN, NOT_FOUND, UNAUTHORIZED, BAD_ROOM, TOO_MANY_ROOMS).
 `{"type": "unsubscribe", "rooms": [...]}` answers `{"type": "unsubscribed", "rooms": [...]}`;
 `{"type": "ping"}` answers `{"type": "pong"}`. Anything else: an error with code BAD_MESSAGE.
-Messages over 64 KiB close the socket (1009); more than 10 a second (after a burst of 30), 1008.
+Messages over 64 KiB close the socket (1009); more than 10 messages a second (after a burst
+of 30) or 8 KiB a second (after 256 KiB), 1008.
 
 **Rooms.** `public` (anyone: /v1 ingestion counts), `org` (admins), `alerts` (admins; managers
 get their teams' alerts), `team:<id>` (admins, the team's managers), `user:<id>` (the user,
