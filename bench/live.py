@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import statistics
 import tempfile
 import threading
@@ -23,7 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import run_load
+from bench.ingest import process_cpu_seconds, run_load
 from bench.load import LoadPlan, http_post
 from bench.org import BATCH, accepted_per_second, collect_bodies, seed_organization, with_header
 from tests.support import TEST_JWT_SECRET, Server, http, masked_text, raw_upgrade
@@ -44,18 +43,6 @@ def add_admin(db_path: Path) -> None:
     finally:
         app.extensions["weather_metrics"].close()
         database.close_all()
-
-
-def server_cpu(server: Server) -> float:
-    """CPU seconds used so far by the server's worker processes (user + system)."""
-    assert server.process is not None
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in children:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-    return total
 
 
 def listen(url: str, token: str, sockets: int, slow: int, report: Connection) -> None:
@@ -148,6 +135,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             assert status == 200, tokens
             url = server.url.replace("http://", "ws://") + "/ws"
+            assert server.process is not None
+            server_pid = server.process.pid
             for round_ in range(args.rounds):
                 for kind in rates:
                     listener = None
@@ -160,9 +149,9 @@ def main(argv: list[str] | None = None) -> None:
                         listener.start()
                         assert ours.poll(60) and ours.recv() == "ready"
                     plan = LoadPlan(host, port, collect, args.connections, args.warmup, args.seconds)
-                    cpu_before = server_cpu(server)
+                    cpu_before = process_cpu_seconds(server_pid)
                     result = run_load(server, db_path, plan)
-                    used = server_cpu(server) - cpu_before
+                    used = process_cpu_seconds(server_pid) - cpu_before
                     rate = accepted_per_second(result)
                     rates[kind].append(rate)
                     every = sum(1 for s in result.all_samples if 200 <= s[2] < 300)  # warm-up too, as CPU and listeners

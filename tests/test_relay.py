@@ -153,7 +153,7 @@ def test_a_client_whose_queue_is_full_is_dropped_not_waited_for(app, acme, relay
 
 
 def test_a_client_is_dropped_when_too_many_bytes_wait_however_few_messages():
-    client = Client(None, None, None, frozenset(), frozenset(), queue_limit=1000)
+    client = Client(None, None, None, queue_limit=1000)
     big = text_frame("x" * (1024 * 1024))
     assert all(client.offer(big) for _ in range(3))  # 3 MiB and a little
     assert not client.offer(big)  # a fourth would pass 4 MiB

@@ -17,6 +17,7 @@ from typing import Any
 
 from weather_metrics.db import database
 from weather_metrics.ingest import PendingBatch
+from weather_metrics.stats import iso
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def batch_recorder(clock: Callable[[], float] | None = None) -> Callable[[list[P
 
     def notify(batches: list[PendingBatch]) -> None:
         now = clock() if clock else datetime.now(UTC).timestamp()
-        stamp = datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z")
+        stamp = iso(datetime.fromtimestamp(now, UTC))
         public = errors = 0
         for batch in batches:
             if not batch.stored:

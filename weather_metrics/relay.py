@@ -25,7 +25,9 @@ from typing import Any
 from weather_metrics import live
 from weather_metrics.accounts import NotFound
 from weather_metrics.db import database, write_transaction
-from weather_metrics.models import AuthSession, TeamMember, User
+from weather_metrics.models import AuthSession, User
+from weather_metrics.stats import iso
+from weather_metrics.windows import Scope, team_member_ids
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,6 @@ MAX_QUEUED_BYTES = 4 * 1024 * 1024  # waiting for one client, whatever ws_send_q
 CLOSE_SHUTTING_DOWN = 1001
 CLOSE_ACCOUNT = 4401
 CLOSE_RIGHTS_CHANGED = 4403
-
-
-def stamp(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def text_frame(text: str) -> bytes:
@@ -70,10 +68,8 @@ class Client:
     """One open socket: who holds it, its rooms, and the messages waiting to be sent."""
 
     user_id: str | None
-    organization_id: str | None
     role: str | None
-    teams: frozenset[str] | None  # teams whose rooms and alerts it may have; None: every team
-    users: frozenset[str] | None  # users whose rooms it may join; None: every user of the organization
+    scope: Scope | None  # what its user may see (windows.scope_for); None: no token, the public room only
     queue_limit: int
     session_id: str | None = None  # the login session it was opened in: its end closes the socket
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -83,6 +79,10 @@ class Client:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # queue and queued_bytes
     wake: threading.Event = field(default_factory=threading.Event)
     dropped: tuple[int, str] | None = None
+
+    @property
+    def organization_id(self) -> str | None:
+        return None if self.scope is None else self.scope.organization_id
 
     def offer(self, frame: bytes) -> bool:
         """Queue a message; a full queue (messages or bytes) drops the client instead (False)."""
@@ -193,8 +193,7 @@ class TeamMembers:
     def of(self, team_id: str) -> frozenset[str]:
         cached = self._cache.get(team_id)
         if cached is None or cached[0] < time.monotonic():
-            rows = TeamMember.select(TeamMember.user_id).where(TeamMember.team == team_id)
-            cached = (time.monotonic() + TEAM_CACHE_SECONDS, frozenset(row.user_id for row in rows))
+            cached = (time.monotonic() + TEAM_CACHE_SECONDS, team_member_ids({team_id}))
             self._cache[team_id] = cached
         return cached[1]
 
@@ -281,7 +280,8 @@ class Relay:
         elif event_type == live.ALERT_TRIGGERED and organization_id is not None:
             frame = message(live.ALERT_TRIGGERED, "alerts", payload)
             for client in self.hub.members(organization_id, "alerts"):
-                if client.teams is None or (team_id is not None and team_id in client.teams):
+                teams = client.scope.team_ids if client.scope is not None else frozenset()
+                if teams is None or (team_id is not None and team_id in teams):
                     client.offer(frame)
 
     def _ingested(self, organization_id: str, payload: dict[str, Any]) -> None:
@@ -308,7 +308,7 @@ class Relay:
     def _flush_public(self) -> None:
         now = time.monotonic()
         if self._public["count"] and now >= self._public_due:
-            data = {"source": "v1", **self._public, "timestamp": stamp(self._clock())}
+            data = {"source": "v1", **self._public, "timestamp": iso(datetime.fromtimestamp(self._clock(), UTC))}
             frame = message(live.METRIC_INGESTED, "public", data)
             for client in self.hub.members(None, "public"):
                 client.offer(frame)
@@ -335,6 +335,10 @@ class Relay:
                 soonest = min(self._dashboards.values(), default=now + wait)
                 self._dashboard_lock.wait(max(0.0, min(wait, soonest - now)))
                 return False
+            # A dashboard sent longer than an interval ago is as good as never sent: forget it.
+            self._dashboards_sent = {
+                key: sent for key, sent in self._dashboards_sent.items() if sent + self._dashboard_interval > now
+            }
             for key in due:
                 del self._dashboards[key]
                 self._dashboards_sent[key] = now
@@ -345,7 +349,7 @@ class Relay:
     def _send_dashboard(self, organization_id: str, dashboard_id: str) -> None:
         room = f"dashboard:{dashboard_id}"
         clients = self.hub.members(organization_id, room)
-        now = self._clock()
+        moment = datetime.fromtimestamp(self._clock(), UTC)
         by_user: dict[str, list[Client]] = {}
         for client in clients:
             if client.user_id is not None:
@@ -355,7 +359,7 @@ class Relay:
             try:
                 if user is None:
                     raise NotFound(f"Dashboard {dashboard_id} not found")
-                result = self._dashboard_data(user, dashboard_id, datetime.fromtimestamp(now, UTC))
+                result = self._dashboard_data(user, dashboard_id, moment)
             except NotFound as exc:
                 error = {"code": "NOT_FOUND", "room": room, "message": str(exc)}
                 refusal = text_frame(json.dumps({"type": "error", "error": error}))
@@ -367,7 +371,7 @@ class Relay:
                 message(
                     live.DASHBOARD_UPDATE,
                     room,
-                    {"dashboard_id": dashboard_id, "widget_id": widget["id"], "data": widget, "timestamp": stamp(now)},
+                    {"dashboard_id": dashboard_id, "widget_id": widget["id"], "data": widget, "timestamp": iso(moment)},
                 )
                 for widget in result["widgets"]
             ]

@@ -10,7 +10,6 @@ updates": JSON messages subscribe and unsubscribe rooms; events arrive from the 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import secrets
@@ -25,14 +24,14 @@ from flask_sock import Sock
 from simple_websocket import ConnectionClosed, Server
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from weather_metrics.accounts import NotFound
+from weather_metrics.accounts import NotFound, hash_api_key
 from weather_metrics.api import ApiProblem, bearer_token, error_response
 from weather_metrics.dashboards import find_dashboard
 from weather_metrics.db import database, write_transaction
-from weather_metrics.models import Team, User, WsTicket
+from weather_metrics.models import User, WsTicket
 from weather_metrics.relay import STALE_SECONDS, Client, Relay
 from weather_metrics.tokens import TokenError
-from weather_metrics.windows import scope_for
+from weather_metrics.windows import OutOfScope, UnknownTarget, narrow, scope_for
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ws", __name__)
@@ -56,17 +55,16 @@ CLOSE_INTERNAL = 1011
 # -- tickets -------------------------------------------------------------------------------------
 
 
-def _ticket_hash(ticket: str) -> str:
-    return hashlib.sha256(ticket.encode()).hexdigest()
-
-
 def issue_ticket(user: User, session_id: str, seconds: int, now: float | None = None) -> str:
-    """A random single-use ticket for `user` in login session `session_id`, valid `seconds`; only its hash is stored."""
+    """A random single-use ticket for `user` in login session `session_id`, valid `seconds`.
+
+    Like an API key it is 256 random bits, stored only as its SHA-256.
+    """
     ticket = secrets.token_urlsafe(32)
     expires = int(now if now is not None else time.time()) + seconds
     with write_transaction():
         WsTicket.insert(
-            ticket_hash=_ticket_hash(ticket), user=user.id, session_id=session_id, expires_at=expires
+            ticket_hash=hash_api_key(ticket), user=user.id, session_id=session_id, expires_at=expires
         ).execute()
     return ticket
 
@@ -76,7 +74,7 @@ def redeem_ticket(ticket: str, now: float | None = None) -> tuple[User, str]:
     with write_transaction():
         row = database.execute_sql(
             "DELETE FROM ws_tickets WHERE ticket_hash = ? RETURNING user_id, expires_at, session_id",
-            (_ticket_hash(ticket),),
+            (hash_api_key(ticket),),
         ).fetchone()
     if row is None:
         raise ApiProblem(401, "Unknown or already used ticket")
@@ -124,11 +122,8 @@ def _caller() -> tuple[User, str] | None:
 def client_for(user: User | None, queue_limit: int, session_id: str | None = None) -> Client:
     """A client with the rights of `user` (None: the public room only)."""
     if user is None:
-        return Client(None, None, None, frozenset(), frozenset(), queue_limit)
-    scope = scope_for(user)
-    return Client(
-        user.id, user.organization_id, user.role, scope.team_ids, scope.user_ids, queue_limit, session_id=session_id
-    )
+        return Client(None, None, None, queue_limit)
+    return Client(user.id, user.role, scope_for(user), queue_limit, session_id=session_id)
 
 
 def check_handshake() -> None:
@@ -250,24 +245,19 @@ def room_problem(client: Client, room: str) -> tuple[str, str] | None:
     if client.user_id is None:
         return "UNAUTHORIZED", "Only the public room is open without a token or ticket"
     kind, _, target = room.partition(":")
-    org = client.organization_id
     if room == "org":
         return None if client.role == "admin" else ("FORBIDDEN", "The org room is for admins")
     if room == "alerts":
         return (
             None if client.role in ("admin", "manager") else ("FORBIDDEN", "The alerts room is for admins and managers")
         )
-    if kind == "team" and target:
-        if not Team.select().where((Team.id == target) & (Team.organization == org)).exists():
-            return "NOT_FOUND", f"No team {target} in this organization"
-        if client.teams is not None and target not in client.teams:
-            return "FORBIDDEN", "This team is outside your scope"
-        return None
-    if kind == "user" and target:
-        if not User.select().where((User.id == target) & (User.organization == org)).exists():
-            return "NOT_FOUND", f"No user {target} in this organization"
-        if client.users is not None and target not in client.users:
-            return "FORBIDDEN", "This user is outside your scope"
+    if kind in ("team", "user") and target and client.scope is not None:
+        try:  # the rule of every query: the organization's, and within the caller's scope
+            narrow(client.scope, user_id=target if kind == "user" else None, team_id=target if kind == "team" else None)
+        except UnknownTarget as exc:
+            return "NOT_FOUND", str(exc)
+        except OutOfScope as exc:
+            return "FORBIDDEN", str(exc)
         return None
     if kind == "dashboard" and target:
         user = User.get_or_none(User.id == client.user_id)
