@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from weather_metrics.db import database, open_database
-from weather_metrics.ingest import PendingBatch, event_row, window_problems, write_batches
-from weather_metrics.validation import batch_problems
+from weather_metrics.ingest.events.validation import batch_problems, window_problems
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.db import database, open_database
+from weather_metrics.store.events import event_row
 
 Rows = list[tuple[Any, ...]]
 RETENTION_DAYS = 90

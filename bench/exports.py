@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench.org import RESULTS, build, fingerprint, reusable
 from weather_metrics import create_app
-from weather_metrics.db import database
-from weather_metrics.models import ReportJob, User
+from weather_metrics.store.db import database
+from weather_metrics.store.models import ReportJob, User
 
 FORMATS = ("csv", "xlsx", "pdf")
 
@@ -31,7 +31,7 @@ def peak_mb() -> float:
 
 def export_once(path: Path, fmt: str, max_rows: int) -> dict[str, float]:
     """One export in this process: seconds, rows, file size and peak memory."""
-    from weather_metrics.report_builder import build_report
+    from weather_metrics.reports.builder import build_report
 
     app = create_app({"database": str(path), "jwt_secret": secrets.token_urlsafe(48), "log_level": "warning"})
     try:

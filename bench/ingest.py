@@ -22,8 +22,8 @@ from bench.ceiling import copy_database, request_cpu_ms, write_rate
 from bench.load import REQUEST_TIMEOUT, LoadPlan, Sample, drive, http_post
 from bench.workload import batch_events, current_hour, make_installs
 from tests.support import Server
-from weather_metrics.ingest import event_row
 from weather_metrics.settings import load_settings
+from weather_metrics.store.events import event_row
 
 BATCH = 100
 DISTINCT_REQUESTS = 256

@@ -26,9 +26,10 @@ from bench.ingest import process_cpu_seconds, run_load
 from bench.load import LoadPlan, http_post
 from bench.org import BATCH, accepted_per_second, collect_bodies, seed_organization, with_header
 from tests.support import TEST_JWT_SECRET, Server, http, masked_text, raw_upgrade
-from weather_metrics import accounts, create_app
-from weather_metrics.db import database
-from weather_metrics.models import Organization
+from weather_metrics import create_app
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.store.db import database
+from weather_metrics.store.models import Organization
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@bench.test", "bench-admin-password"
 

@@ -29,13 +29,13 @@ from bench.ingest import make_batches, run_load
 from bench.load import LoadPlan, http_post
 from tests.support import TEST_JWT_SECRET, Server
 from weather_metrics import create_app
-from weather_metrics.accounts import create_api_key
-from weather_metrics.db import database, open_database
-from weather_metrics.histogram import latency_bucket
-from weather_metrics.ingest import PendingBatch, write_batches
-from weather_metrics.models import Organization, Team, TeamMember, User
-from weather_metrics.orgingest import AGENTS
-from weather_metrics.orgmetrics import SETTLED
+from weather_metrics.accounts.organizations import create_api_key
+from weather_metrics.core.histogram import latency_bucket
+from weather_metrics.query.org_metrics import SETTLED
+from weather_metrics.store.agents import AGENTS
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.db import database, open_database
+from weather_metrics.store.models import Organization, Team, TeamMember, User
 
 BATCH = 100
 DISTINCT_REQUESTS = 256
@@ -44,7 +44,12 @@ TARGET_QUERY_MS = 50.0
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # A database built before one of these changed holds other rows or rollups: rebuild it.
-SHAPING_SOURCES = ("schema.sql", "weather_metrics/orgingest.py", "weather_metrics/histogram.py")
+SHAPING_SOURCES = (
+    "schema.sql",
+    "weather_metrics/store/agents.py",
+    "weather_metrics/store/productivity.py",
+    "weather_metrics/core/histogram.py",
+)
 WORKLOAD_VERSION = 1  # bump when execution_rows() or build_people() change
 HOUR, DAY = 3600, 86400
 ROWS_PER_TRANSACTION = 10_000

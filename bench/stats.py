@@ -18,10 +18,10 @@ from flask.testing import FlaskClient
 
 from bench.workload import HOUR, current_hour, event_rows, make_installs
 from weather_metrics import create_app
-from weather_metrics.db import database, open_database
-from weather_metrics.ingest import PendingBatch, write_batches
-from weather_metrics.pruning import prune
 from weather_metrics.settings import load_settings
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.db import database, open_database
+from weather_metrics.store.pruning import prune
 
 DEFAULT_EVENTS = 10_000_000
 EVENTS_PER_TRANSACTION = 10_000
@@ -29,7 +29,12 @@ DAY = 86400
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # A database built before one of these changed may hold other rows or rollups: rebuild it.
-SHAPING_SOURCES = ("schema.sql", "weather_metrics/ingest.py", "weather_metrics/histogram.py", "bench/workload.py")
+SHAPING_SOURCES = (
+    "schema.sql",
+    "weather_metrics/store/events.py",
+    "weather_metrics/core/histogram.py",
+    "bench/workload.py",
+)
 PERIODS = ("7d", "30d", "90d")
 TARGET_MS = 50.0
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from weather_metrics.histogram import latency_bucket
-from weather_metrics.ingest import EVENT_COLUMNS
+from weather_metrics.core.histogram import latency_bucket
+from weather_metrics.store.events import EVENT_COLUMNS
 
 HOUR = 3600
 
@@ -56,7 +56,7 @@ ROW_COLUMNS = tuple(
     cache_hit retry_count country error_type session_id sequence_number parameters""".split()
 )
 if EVENT_COLUMNS != ROW_COLUMNS:
-    raise RuntimeError("weather_metrics.ingest.EVENT_COLUMNS changed; update bench/workload.py event_rows()")
+    raise RuntimeError("weather_metrics.store.events.EVENT_COLUMNS changed; update bench/workload.py event_rows()")
 
 
 # response_time_ms .. country, and session_id .. parameters, of events that lack them

@@ -160,7 +160,7 @@ def login(client: Any, email: str, password: str) -> dict[str, Any]:
 
 def seed_org(app: Any, name: str = "Acme") -> dict[str, Member]:
     """An organization with an admin, a manager and a developer, each logged in."""
-    from weather_metrics import accounts
+    from weather_metrics.accounts import organizations as accounts
 
     passwords = app.extensions["weather_metrics"].passwords
     slug = name.lower().replace(" ", "-")

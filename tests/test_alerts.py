@@ -17,13 +17,16 @@ import pytest
 from flask import Flask
 
 from tests.support import Member, assert_api_error, seed_org
-from weather_metrics import accounts, alerts, webhooks
-from weather_metrics.alerts import AlertEvaluator
-from weather_metrics.api.alert_schemas import RuleCreateSchema
-from weather_metrics.db import database
-from weather_metrics.ingest import PendingBatch, write_batches
-from weather_metrics.models import AlertEvent, AlertRule
-from weather_metrics.orgingest import AGENTS, PRODUCTIVITY, agent_row, productivity_row
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.alerts import rules as alerts
+from weather_metrics.alerts.evaluator import FIRE, AlertEvaluator
+from weather_metrics.store.agents import AGENTS, agent_row
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.db import database
+from weather_metrics.store.models import AlertEvent, AlertRule
+from weather_metrics.store.productivity import PRODUCTIVITY, productivity_row
+from weather_metrics.web.api.alert_schemas import RuleCreateSchema
+from weather_metrics.webhooks import deliveries as webhooks
 
 AT = int(datetime(2031, 3, 4, 10, 30, tzinfo=UTC).timestamp())
 INTERVAL = 60
@@ -454,7 +457,7 @@ def test_an_evaluation_that_overlaps_an_edit_is_dropped(quiet, acme, changes):
     with quiet.app_context():
         claimed = ev._claim(AT)  # read with the old fields...
         edited = alerts.update_rule(acme["admin"].user, rule_id, changes, AT + 1)
-        ev._record(claimed, AT, 0.0, alerts.FIRE, [], [])  # ...so its result is not stored
+        ev._record(claimed, AT, 0.0, FIRE, [], [])  # ...so its result is not stored
     rule = rule_row(quiet, rule_id)
     assert (rule.state, rule.last_value, rule.enabled, rule.name) == ("ok", None, edited.enabled, edited.name)
     assert events_of(quiet, rule_id) == [] and live_rows(quiet) == []

@@ -9,10 +9,11 @@ import pytest
 from flask import Flask
 
 from tests.support import Member, assert_api_error, current_hour, seed_org
-from weather_metrics import accounts
-from weather_metrics.analytics import find_anomalies
-from weather_metrics.ingest import PendingBatch, write_batches
-from weather_metrics.orgingest import AGENTS, PRODUCTIVITY, agent_row, productivity_row
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.query.analytics import find_anomalies
+from weather_metrics.store.agents import AGENTS, agent_row
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.productivity import PRODUCTIVITY, productivity_row
 
 TRENDS = "/api/analytics/productivity-trends"
 COMPARISON = "/api/analytics/team-comparison"
@@ -476,7 +477,7 @@ def test_team_comparison_rejects_bad_parameters(client, acme, params, field):
 
 
 def test_periods_follow_the_organizations_time_zone(app, client, acme):
-    from weather_metrics.models import Organization
+    from weather_metrics.store.models import Organization
 
     org = acme["admin"].user.organization_id
     with app.app_context():

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support import assert_api_error, seed_org
-from weather_metrics import accounts
+from weather_metrics.accounts import organizations as accounts
 
 
 @pytest.fixture

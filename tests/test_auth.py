@@ -19,8 +19,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support import ROOT, TEST_JWT_SECRET, Server, http, login, seed_org
-from weather_metrics.models import Organization
 from weather_metrics.settings import SettingsError
+from weather_metrics.store.models import Organization
 
 BAD_LOGIN = "Email or password is incorrect"
 ERROR_KEYS = {"code", "message", "details", "timestamp", "request_id"}

@@ -24,10 +24,13 @@ import pytest
 from flask import Flask
 
 from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org
-from weather_metrics import accounts, alerts, dashboards, reports
-from weather_metrics.api.alert_schemas import RuleCreateSchema
-from weather_metrics.api.dashboard_schemas import DashboardCreateSchema
-from weather_metrics.models import Dashboard, ReportJob, Team
+from weather_metrics import dashboards
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.alerts import rules as alerts
+from weather_metrics.reports import jobs as reports
+from weather_metrics.store.models import Dashboard, ReportJob, Team
+from weather_metrics.web.api.alert_schemas import RuleCreateSchema
+from weather_metrics.web.api.dashboard_schemas import DashboardCreateSchema
 
 SIGNED_IN = ("admin", "manager", "developer", "outsider")
 ANONYMOUS = ("no_token", "expired", "alg_none", "wrong_key", "refresh_as_access")

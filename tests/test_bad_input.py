@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from tests.support import current_hour, make_event
-from weather_metrics.db import database
+from weather_metrics.store.db import database
 
 MAX_BODY = 100 * 1024
 STATS_PATHS = [

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from tests.support import assert_api_error, seed_org
-from weather_metrics import accounts
-from weather_metrics.ingest import PendingBatch, write_batches
-from weather_metrics.orgingest import AGENTS, PRODUCTIVITY, agent_row, productivity_row
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.store.agents import AGENTS, agent_row
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.productivity import PRODUCTIVITY, productivity_row
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from weather_metrics.docs import flask_path
+from weather_metrics.web.docs import flask_path
 
 
 def test_openapi_covers_every_route(app, client):

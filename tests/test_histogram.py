@@ -9,7 +9,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weather_metrics.histogram import (
+from weather_metrics.core.histogram import (
     GROWTH,
     ZERO_BUCKET,
     bucket_value,

@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org, seeded_database
-from weather_metrics.db import database
+from weather_metrics.store.db import database
 
 COLLECT = "/mcp/metrics/collect"
 TABLES = ("agent_executions", "agent_hourly", "agent_user_hourly")

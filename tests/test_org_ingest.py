@@ -20,8 +20,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
 from tests.support import Member, Server, assert_api_error, http, seed_org, seeded_database
-from weather_metrics import accounts
-from weather_metrics.db import database
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.store.db import database
 
 AGENTS = "/api/metrics/agents"
 PRODUCTIVITY = "/api/metrics/productivity"

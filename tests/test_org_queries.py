@@ -11,11 +11,15 @@ from typing import Any
 import pytest
 
 from tests.support import Member, assert_api_error, seed_org
-from weather_metrics import accounts, orgmetrics
-from weather_metrics.ingest import PendingBatch, write_batches
-from weather_metrics.models import Organization
-from weather_metrics.orgingest import AGENTS, PRODUCTIVITY, agent_row, productivity_row
-from weather_metrics.windows import Scope, parse_window, zone
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.core.times import zone
+from weather_metrics.query import org_metrics as orgmetrics
+from weather_metrics.query.scope import Scope
+from weather_metrics.query.windows import parse_window
+from weather_metrics.store.agents import AGENTS, agent_row
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.models import Organization
+from weather_metrics.store.productivity import PRODUCTIVITY, productivity_row
 
 AGENTS_URL = "/api/metrics/agents"
 PRODUCTIVITY_URL = "/api/metrics/productivity"
@@ -560,7 +564,7 @@ def test_window_spanning_past_days_and_today_adds_up(client, acme, app, org_id):
 
 def test_pruning_rollups_is_seen_by_the_next_query(app, client, acme, org_id):
     """Cached results of settled days must not outlive the rollups pruning drops."""
-    from weather_metrics.pruning import prune
+    from weather_metrics.store.pruning import prune
 
     old = (datetime.now(UTC) - timedelta(days=10)).replace(hour=12, minute=0, second=0, microsecond=0)
     add_executions(app, org_id, execution(old.isoformat()), execution(old.isoformat(), ok=False))
@@ -574,7 +578,7 @@ def test_pruning_rollups_is_seen_by_the_next_query(app, client, acme, org_id):
 
 def test_pruned_ids_reused_by_new_rows_do_not_leave_stale_results(app, client, acme, org_id):
     """Raw ids are reused after pruning the newest row; the cache keys on them, so pruning clears it."""
-    from weather_metrics.pruning import prune
+    from weather_metrics.store.pruning import prune
 
     recent = (datetime.now(UTC) - timedelta(days=5)).replace(hour=12, minute=0, second=0, microsecond=0)
     add_executions(app, org_id, execution(recent.isoformat()))  # id 1

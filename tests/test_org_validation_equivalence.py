@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema
 
-from weather_metrics import orgvalidation as o
-from weather_metrics.api.ingest_schemas import (
+from weather_metrics.core import vocabulary
+from weather_metrics.ingest.org import validation as o
+from weather_metrics.web.api.ingest_schemas import (
     COMPONENTS,
     NO_CONTROL_CHARACTERS,
     AgentExecutionSchema,
@@ -158,7 +159,9 @@ AGENT_REQUIRED = {"agent_name", "command", "execution_time_ms", "success", "time
 PRODUCTIVITY_FIELDS: dict[str, tuple[st.SearchStrategy[Any], st.SearchStrategy[Any]]] = {
     "timestamp": (valid_timestamps, bad_timestamps),
     "type": (
-        st.one_of(st.sampled_from(o.STANDARD_PRODUCTIVITY_TYPES), st.from_regex(o.METRIC_TYPE, fullmatch=True)),
+        st.one_of(
+            st.sampled_from(vocabulary.STANDARD_PRODUCTIVITY_TYPES), st.from_regex(o.METRIC_TYPE, fullmatch=True)
+        ),
         st.one_of(
             not_a_string,
             st.sampled_from(["", "Commits", "1commits", "lines added", "commits\n", "x" * 65, "é"]),

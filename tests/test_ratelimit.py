@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from weather_metrics.ratelimit import TokenBucketLimiter
+from weather_metrics.core.ratelimit import TokenBucketLimiter
 
 START = 1_700_000_000.0
 

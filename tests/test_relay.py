@@ -10,10 +10,14 @@ import pytest
 from flask import Flask
 
 from tests.support import Member, seed_org
-from weather_metrics import accounts, live, sockets
-from weather_metrics.api import ApiProblem
-from weather_metrics.db import database, write_transaction
-from weather_metrics.relay import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, Relay, text_frame
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.live import events as live
+from weather_metrics.live.hub import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, text_frame
+from weather_metrics.live.protocol import client_for
+from weather_metrics.live.relay import Relay
+from weather_metrics.store.db import database, write_transaction
+from weather_metrics.web.errors import ApiProblem
+from weather_metrics.web.ws.admission import issue_ticket, redeem_ticket
 
 
 def no_dashboards(*_args: Any) -> dict[str, Any]:
@@ -38,7 +42,7 @@ def relay(app: Flask) -> Relay:
 
 
 def client_of(member: Member | None, limit: int = 100) -> Client:
-    return sockets.client_for(member.user if member else None, limit)
+    return client_for(member.user if member else None, limit)
 
 
 def record(organization_id: str | None, event_type: str, payload: dict[str, Any], team_id: str | None = None) -> None:
@@ -175,13 +179,13 @@ def test_sockets_of_disabled_or_changed_accounts_are_closed(app, acme, relay):
 def test_a_ticket_works_once_and_not_after_it_expires(app, acme):
     user = acme["developer"].user
     with app.app_context():
-        ticket = sockets.issue_ticket(user, "session-1", 30, now=1_000_000)
-        assert sockets.redeem_ticket(ticket, now=1_000_030) == (user, "session-1")
+        ticket = issue_ticket(user, "session-1", 30, now=1_000_000)
+        assert redeem_ticket(ticket, now=1_000_030) == (user, "session-1")
         with pytest.raises(ApiProblem, match="already used"):
-            sockets.redeem_ticket(ticket, now=1_000_030)
-        late = sockets.issue_ticket(user, "session-1", 30, now=1_000_000)
+            redeem_ticket(ticket, now=1_000_030)
+        late = issue_ticket(user, "session-1", 30, now=1_000_000)
         with pytest.raises(ApiProblem, match="expired"):
-            sockets.redeem_ticket(late, now=1_000_031)
+            redeem_ticket(late, now=1_000_031)
         stored = database.execute_sql("SELECT ticket_hash FROM ws_tickets").fetchall()
         assert stored == [] and ticket not in str(stored)
 
@@ -191,8 +195,8 @@ def test_sockets_of_ended_login_sessions_are_closed(app, acme, relay):
     with app.app_context():
         _, claims = tokens.authenticate(acme["developer"].headers["Authorization"].split()[1])
         _, other = tokens.authenticate(acme["manager"].headers["Authorization"].split()[1])
-        developer = sockets.client_for(acme["developer"].user, 10, claims["sid"])
-        manager = sockets.client_for(acme["manager"].user, 10, other["sid"])
+        developer = client_for(acme["developer"].user, 10, claims["sid"])
+        manager = client_for(acme["manager"].user, 10, other["sid"])
         tokens.logout(claims["sid"])
         relay.check_accounts([developer, manager])
     assert developer.dropped is not None and developer.dropped[0] == CLOSE_ACCOUNT
@@ -222,8 +226,8 @@ def test_the_relay_keeps_its_place_after_old_events_are_forgotten(app, acme, rel
 
 
 def test_a_webhook_deleted_elsewhere_is_skipped_not_fatal(app, acme):
-    from weather_metrics import webhooks
-    from weather_metrics.models import Webhook, WebhookDelivery
+    from weather_metrics.store.models import Webhook, WebhookDelivery
+    from weather_metrics.webhooks import deliveries as webhooks
 
     org = acme["admin"].user.organization_id
     with app.app_context():
@@ -244,7 +248,7 @@ def test_a_webhook_deleted_elsewhere_is_skipped_not_fatal(app, acme):
 
 
 def test_the_access_log_redacts_credentials_however_their_names_are_spelled():
-    from weather_metrics.observability import redact_query
+    from weather_metrics.web.observability import redact_query
 
     for query in ("%74oken=SECRET", "ticket=SECRET", "a=1&access_token=SECRET", "to%6Ben=SECRET&ticket=SECRET"):
         assert "SECRET" not in redact_query(query), query
@@ -261,7 +265,7 @@ def test_housekeeping_forgets_old_events_tickets_and_dead_processes(app, acme, r
                 "INSERT INTO ws_connections VALUES ('dead', 'u', 'gone', ?, ?), ('mine', 'u', ?, ?, ?)",
                 (now - 600, now - 600, relay.process, now - 600, now - 600),
             )
-        sockets.issue_ticket(acme["admin"].user, "session-1", 30, now=now - 60)
+        issue_ticket(acme["admin"].user, "session-1", 30, now=now - 60)
         relay.housekeeping(now)
         assert database.execute_sql("SELECT COUNT(*) FROM live_events").fetchone()[0] == 1
         assert database.execute_sql("SELECT id FROM ws_connections").fetchall() == [("mine",)]

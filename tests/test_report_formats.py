@@ -15,10 +15,10 @@ from pypdf import PdfReader
 
 from tests.support import Member, seed_org
 from tests.test_org_queries import add_executions, add_productivity, execution, metric
-from weather_metrics import accounts
-from weather_metrics.models import ReportJob
-from weather_metrics.report_builder import ReportTooLarge, build_report, check_filters
-from weather_metrics.windows import OutOfScope, QueryError, UnknownTarget
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.core.errors import OutOfScope, QueryError, UnknownTarget
+from weather_metrics.reports.builder import ReportTooLarge, build_report, check_filters
+from weather_metrics.store.models import ReportJob
 
 CREATED = int(datetime(2026, 3, 10, tzinfo=UTC).timestamp())
 MARCH = {"start_date": "2026-03-02", "end_date": "2026-03-04"}

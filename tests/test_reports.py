@@ -19,9 +19,10 @@ import pytest
 from flask import Flask
 
 from tests.support import Member, assert_api_error, seed_org, seeded_database
-from weather_metrics import report_builder, reports
-from weather_metrics.models import ReportJob
-from weather_metrics.reports import ReportRunner
+from weather_metrics.reports import builder as report_builder
+from weather_metrics.reports import jobs as reports
+from weather_metrics.reports.jobs import ReportRunner
+from weather_metrics.store.models import ReportJob
 
 Org = dict[str, Member]
 

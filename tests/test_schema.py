@@ -6,8 +6,9 @@ import sqlite3
 
 import pytest
 
-from weather_metrics.db import SCHEMA_VERSION, database, open_database
-from weather_metrics.models import ALL_MODELS, Event, Session
+from weather_metrics.store.db import SCHEMA_VERSION, database, open_database
+from weather_metrics.store.events import Event, Session
+from weather_metrics.store.models import ALL_MODELS
 
 
 def table_info(path, table: str) -> list[tuple]:
@@ -133,9 +134,11 @@ def test_opening_another_file_uses_that_file(tmp_path):
 
 def test_rollup_statements_read_only_the_new_rows(app):
     """Every rollup statement searches the rowid range; none scans its raw table."""
-    from weather_metrics.db import database
-    from weather_metrics.ingest import EVENTS, compiled
-    from weather_metrics.orgingest import AGENTS, PRODUCTIVITY
+    from weather_metrics.store.agents import AGENTS
+    from weather_metrics.store.batches import compiled
+    from weather_metrics.store.db import database
+    from weather_metrics.store.events import EVENTS
+    from weather_metrics.store.productivity import PRODUCTIVITY
 
     with database.connection_context():
         statements = [s for kind in (EVENTS, AGENTS, PRODUCTIVITY) for s in compiled(kind).rollups(since_id=0)]

@@ -12,8 +12,8 @@ import pytest
 
 from tests.support import ROOT, TEST_JWT_SECRET, make_event
 from weather_metrics import create_app
-from weather_metrics.db import database
 from weather_metrics.settings import SETTINGS, SettingsError, load_settings
+from weather_metrics.store.db import database
 
 DEFAULTS = {s.name: s.default for s in SETTINGS}
 

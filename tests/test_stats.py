@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from tests.support import current_hour, make_event
-from weather_metrics import stats
-from weather_metrics.db import database
-from weather_metrics.histogram import latency_bucket
-from weather_metrics.models import (
+from weather_metrics.core.histogram import latency_bucket
+from weather_metrics.query import stats
+from weather_metrics.store.db import database
+from weather_metrics.store.events import (
     CountryDaily,
     ErrorDaily,
     Event,
@@ -24,7 +24,7 @@ from weather_metrics.models import (
     ToolHourly,
     VersionDaily,
 )
-from weather_metrics.pruning import prune
+from weather_metrics.store.pruning import prune
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90}
 HOUR, DAY = 3600, 86400

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from tests.support import make_event
-from weather_metrics.validation import (
+from weather_metrics.core.times import parse_timestamp
+from weather_metrics.ingest.events.validation import (
     EVENT_FIELDS,
     OPTIONAL_FIELDS,
     REQUIRED_FIELDS,
@@ -17,7 +18,6 @@ from weather_metrics.validation import (
     normalize_country,
     parameter_problem,
     parameters_problems,
-    parse_timestamp,
 )
 
 NOT_STRING = "Must be a string"

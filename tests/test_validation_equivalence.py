@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from weather_metrics.schemas import contract_problems
-from weather_metrics.validation import EVENT_FIELDS, batch_problems
+from weather_metrics.ingest.events.schemas import contract_problems
+from weather_metrics.ingest.events.validation import EVENT_FIELDS, batch_problems
 
 scalars = st.one_of(
     st.none(),

@@ -18,9 +18,9 @@ import pytest
 from flask import Flask
 
 from tests.support import assert_api_error, seed_org
-from weather_metrics import webhooks
-from weather_metrics.db import database
-from weather_metrics.webhook_transport import DeliveryError, checked_addresses, post
+from weather_metrics.store.db import database
+from weather_metrics.webhooks import deliveries as webhooks
+from weather_metrics.webhooks.transport import DeliveryError, checked_addresses, post
 
 SECRET = "receiver-secret-0123456789"
 PAYLOAD_FIELDS = {"event", "organization_id", "batch_id", "metric_count", "timestamp", "signature"}

@@ -11,9 +11,10 @@ from functools import partial
 import pytest
 
 from tests.support import make_event
-from weather_metrics.db import database, open_database, write_transaction
-from weather_metrics.ingest import PendingBatch, event_row, write_batches
-from weather_metrics.writer import EventWriter, QueueFull, WriterStopped
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.db import database, open_database, write_transaction
+from weather_metrics.store.events import event_row
+from weather_metrics.store.writer import EventWriter, QueueFull, WriterStopped
 
 WAIT = 10.0  # upper bound of every wait, so a bug fails the test instead of hanging it
 

@@ -68,7 +68,7 @@ def execution(**overrides: Any) -> dict[str, Any]:
 
 
 def seed(app: Any) -> dict[str, Any]:
-    from weather_metrics import accounts
+    from weather_metrics.accounts import organizations as accounts
 
     acme, globex = seed_org(app, "Acme"), seed_org(app, "Globex")
     passwords = app.extensions["weather_metrics"].passwords

@@ -15,22 +15,28 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing.exceptions import WebsocketMismatch
 
-from weather_metrics import cli, dashboards, docs, live, observability
-from weather_metrics.alerts import AlertEvaluator
-from weather_metrics.db import database, open_database
-from weather_metrics.ingest import write_batches
-from weather_metrics.intake import EventIntake
-from weather_metrics.orgintake import OrgIntake
-from weather_metrics.passwords import Passwords
-from weather_metrics.pruning import prune_step
-from weather_metrics.ratelimit import TokenBucketLimiter
-from weather_metrics.relay import Hub, Relay
-from weather_metrics.reports import ReportRunner
+from weather_metrics import dashboards
+from weather_metrics.accounts.passwords import Passwords
+from weather_metrics.accounts.sso import OidcVerifier
+from weather_metrics.accounts.tokens import TokenService
+from weather_metrics.alerts.evaluator import AlertEvaluator
+from weather_metrics.core.ratelimit import TokenBucketLimiter
+from weather_metrics.ingest.events.intake import EventIntake
+from weather_metrics.ingest.org.intake import OrgIntake
+from weather_metrics.live import events as live
+from weather_metrics.live.hub import Hub
+from weather_metrics.live.relay import Relay
+from weather_metrics.reports.jobs import ReportRunner
 from weather_metrics.settings import SettingsError, load_settings, require_secret
-from weather_metrics.sso import OidcVerifier
-from weather_metrics.tokens import TokenService
-from weather_metrics.webhooks import SecretBox, Subscribers, WebhookDeliverer, collected_recorder
-from weather_metrics.writer import EventWriter
+from weather_metrics.store.batches import write_batches
+from weather_metrics.store.db import database, open_database
+from weather_metrics.store.pruning import prune_step
+from weather_metrics.store.writer import EventWriter
+from weather_metrics.web import api, cli, docs, limits, mcp, observability, v1, ws
+from weather_metrics.web.errors import ApiProblem, error_response
+from weather_metrics.web.v1.blueprint import error_response as v1_error_response
+from weather_metrics.web.ws import connection
+from weather_metrics.webhooks.deliveries import SecretBox, Subscribers, WebhookDeliverer, collected_recorder
 
 
 @dataclass
@@ -157,21 +163,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
-    from weather_metrics import api, mcp, sockets, v1
-
     observability.init_app(app)  # first: request ids and timers before any limiter runs
-    app.register_blueprint(v1.bp)
-    api.init_app(app)
-    mcp.init_app(app)
-    sockets.init_app(app)
+    limits.init_app(app)
+    connection.init_app(app)
+    for surface in (v1, api, mcp, ws):
+        app.register_blueprint(surface.bp)
 
     @app.errorhandler(HTTPException)
     def unmatched(exc: HTTPException) -> Any:
         """Unknown URLs and methods, in the error format of the surface asked for."""
         if isinstance(exc, WebsocketMismatch) and request.path == "/ws":
-            exc = api.ApiProblem(400, "/ws speaks WebSocket: send a GET with Upgrade: websocket")
-        surface = api if request.path.startswith(("/api/", "/mcp/", "/ws")) else v1
-        return surface.error_response(exc)
+            exc = ApiProblem(400, "/ws speaks WebSocket: send a GET with Upgrade: websocket")
+        if request.path.startswith(("/api/", "/mcp/", "/ws")):
+            return error_response(exc)
+        return v1_error_response(exc)
 
     cli.init_app(app)
     docs.init_app(app)

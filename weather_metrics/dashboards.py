@@ -15,22 +15,15 @@ from typing import Any
 
 from peewee import Expression
 
-from weather_metrics import orgmetrics
-from weather_metrics.accounts import NotFound, find_team
-from weather_metrics.db import write_transaction
-from weather_metrics.models import Dashboard, TeamMember, User
-from weather_metrics.orgvalidation import STANDARD_PRODUCTIVITY_TYPES
-from weather_metrics.stats import iso
-from weather_metrics.windows import (
-    OutOfScope,
-    QueryError,
-    Scope,
-    UnknownTarget,
-    Window,
-    narrow,
-    parse_window,
-    scope_for,
-)
+from weather_metrics.accounts.organizations import find_team
+from weather_metrics.core.errors import NotFound, OutOfScope, QueryError, UnknownTarget
+from weather_metrics.core.times import iso
+from weather_metrics.core.vocabulary import STANDARD_PRODUCTIVITY_TYPES
+from weather_metrics.query import org_metrics as orgmetrics
+from weather_metrics.query.scope import Scope, narrow, scope_for
+from weather_metrics.query.windows import Window, parse_window
+from weather_metrics.store.db import write_transaction
+from weather_metrics.store.models import Dashboard, TeamMember, User
 
 SCOPES = ("user", "team", "organization")
 MAX_WIDGET_PERIODS = 1000

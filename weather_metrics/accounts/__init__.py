@@ -1,0 +1,1 @@
+"""Organizations, users, teams and API keys; passwords, JWT sessions and OIDC ID tokens."""

@@ -1,0 +1,174 @@
+"""The alert evaluator: each due rule measured, fired or resolved, one `run_once(now)` step at a time."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from weather_metrics.alerts.measures import Target, affected_users, measure
+from weather_metrics.alerts.rules import COMPARISONS, _close_open_alert
+from weather_metrics.core.times import iso
+from weather_metrics.live import events as live
+from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.store.db import write_transaction
+from weather_metrics.store.models import AlertEvent, AlertRule
+from weather_metrics.webhooks.deliveries import Subscribers, enqueue
+
+IDLE_WAIT = 1.0  # seconds the evaluator thread sleeps when no rule is due
+
+
+FIRE, RESOLVE, KEEP = "fire", "resolve", "keep"
+
+
+def decide(rule: AlertRule, value: float | None, at: int) -> str:
+    """What an evaluation that read `value` does to the rule: FIRE, RESOLVE or KEEP."""
+    holds = value is not None and COMPARISONS[rule.comparison](value, rule.threshold)
+    if rule.state == "firing":
+        return KEEP if holds else RESOLVE
+    cooling = rule.last_fired_at is not None and at - rule.last_fired_at < rule.cooldown_minutes * 60
+    return FIRE if holds and not cooling else KEEP
+
+
+def _target(rule: AlertRule) -> Target:
+    return Target(
+        rule.organization_id, rule.metric, rule.metric_type, rule.scope_type, rule.scope_value, rule.window_minutes
+    )
+
+
+class AlertEvaluator:
+    """Evaluates due rules: `run_once` evaluates one; `start` runs a thread around it.
+
+    Several processes may evaluate the same database: a rule is claimed by moving its
+    next_evaluation_at forward only if nobody moved it since it was read.
+    """
+
+    def __init__(
+        self, settings: dict[str, Any], subscribers: Subscribers, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._interval = int(settings["alert_evaluation_seconds"])
+        self.subscribers = subscribers
+        self._clock = clock
+        self._threads = StepThreads(
+            "alerts", 1, lambda _number: self.run_once(datetime.fromtimestamp(self._clock(), UTC)), IDLE_WAIT
+        )
+
+    def _claim(self, at: int) -> AlertRule | None:
+        """The enabled rule due longest, its next evaluation moved on; None when none is due."""
+        with write_transaction():
+            while True:
+                rule = (
+                    AlertRule.select()
+                    .where(AlertRule.enabled & (AlertRule.next_evaluation_at <= at))
+                    .order_by(AlertRule.next_evaluation_at, AlertRule.id)
+                    .first()
+                )
+                if rule is None:
+                    return None
+                following = at + self._interval
+                claimed = (
+                    AlertRule.update(next_evaluation_at=following)
+                    .where((AlertRule.id == rule.id) & (AlertRule.next_evaluation_at == rule.next_evaluation_at))
+                    .execute()
+                )
+                if claimed:
+                    rule.next_evaluation_at = following
+                    return rule
+
+    def run_once(self, now: datetime) -> bool:
+        """Evaluate the due rule with the oldest next_evaluation_at; False when none is due."""
+        at = int(now.timestamp())
+        rule = self._claim(at)
+        if rule is None:
+            return False
+        target = _target(rule)
+        value = measure(target, at)
+        decision = decide(rule, value, at)
+        users = affected_users(target, at, rule.threshold) if decision == FIRE else []
+        hook_ids = self.subscribers.of(rule.organization_id, "alert.triggered") if decision == FIRE else []
+        self._record(rule, at, value, decision, users, hook_ids)
+        return True
+
+    def _record(
+        self, rule: AlertRule, at: int, value: float | None, decision: str, users: list[str], hook_ids: list[str]
+    ) -> None:
+        """Store the evaluation, unless the rule was changed, deleted or claimed again meanwhile."""
+        changes: dict[str, Any] = {"last_value": value}
+        if decision == FIRE:
+            changes.update(state="firing", last_fired_at=at)
+        elif decision == RESOLVE:
+            changes["state"] = "ok"
+        unchanged = (
+            (AlertRule.id == rule.id)
+            & AlertRule.enabled
+            & (AlertRule.updated_at == rule.updated_at)
+            & (AlertRule.next_evaluation_at == rule.next_evaluation_at)
+        )
+        with write_transaction():
+            if not AlertRule.update(**changes).where(unchanged).execute():
+                return  # a change scheduled its own evaluation; a later claim reads afresh
+            if decision == FIRE:
+                assert value is not None  # only a value can hold
+                _fire(rule, at, value, users, hook_ids)
+            elif decision == RESOLVE:
+                _close_open_alert(rule.id, at, value)
+
+    def start(self) -> None:
+        self._threads.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread after the evaluation it is in; idempotent."""
+        self._threads.close(timeout)
+
+
+def _fire(rule: AlertRule, at: int, value: float, users: list[str], hook_ids: list[str]) -> None:
+    """The alert event, its live event and webhook deliveries; call inside write_transaction()."""
+    team_id = rule.scope_value if rule.scope_type == "team" else None
+    event = AlertEvent.create(
+        id=str(uuid.uuid4()),
+        organization=rule.organization_id,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        severity=rule.severity,
+        metric=rule.metric,
+        scope_type=rule.scope_type,
+        scope_value=rule.scope_value,
+        team_id=team_id,
+        state="firing",
+        metric_value=value,
+        threshold=rule.threshold,
+        affected_users=json.dumps(users),
+        fired_at=at,
+    )
+    stamp = iso(at)
+    message = {
+        "alert_id": event.id,
+        "rule_id": rule.id,
+        "rule_name": rule.name,
+        "severity": rule.severity,
+        "metric": rule.metric,
+        "comparison": rule.comparison,
+        "metric_value": value,
+        "threshold": rule.threshold,
+        "affected_users": users,
+        "timestamp": stamp,
+    }
+    live.record(rule.organization_id, live.ALERT_TRIGGERED, message, team_id=team_id, now=at)
+    if hook_ids:
+        alert = {
+            "id": event.id,
+            "name": rule.name,
+            "severity": rule.severity,
+            "metric_value": value,
+            "threshold": rule.threshold,
+        }
+        payload = {
+            "event": "alert.triggered",
+            "organization_id": rule.organization_id,
+            "alert": alert,
+            "timestamp": stamp,
+        }
+        enqueue(hook_ids, "alert.triggered", payload, at)

@@ -1,0 +1,1 @@
+"""Plain building blocks with no Flask and no database: times, the metric vocabulary, errors, strict JSON."""

@@ -1,0 +1,1 @@
+"""Request body to batch: validation, idempotency, and delivery to the writer, for every ingestion surface."""

@@ -1,0 +1,41 @@
+"""Delivering a batch to the writer: at once, or after its commit when that is promised.
+
+Shared by every ingestion path, so all queue on the same writer with the same durability
+and back-pressure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weather_metrics.core.errors import KeyReused, NotStored, Pending, Unavailable
+from weather_metrics.store.batches import PendingBatch
+from weather_metrics.store.writer import EventWriter, QueueFull, WriterStopped
+
+
+def deliver(writer: EventWriter, batch: PendingBatch, ack_on_commit: bool, timeout: float) -> dict[str, Any]:
+    """Queue a batch and return its answer: at once, or after its commit when that is promised.
+
+    Raises Unavailable when it was not stored (a 503 for the client) and KeyReused.
+    """
+    try:
+        writer.submit(batch)
+    except QueueFull:
+        raise Unavailable("The ingestion queue is full; retry later") from None
+    except WriterStopped:
+        raise Unavailable("The service is shutting down or its writer has stopped; retry later") from None
+    # A keyed batch waits for its commit in either mode: only then is its answer known.
+    if not ack_on_commit and batch.idempotency_key is None:
+        return batch.response
+    if not batch.done.wait(timeout):
+        if writer.withdraw(batch):
+            raise Unavailable(f"Not committed within {timeout:g}s and not stored; retry later")
+        # The writer is committing it right now: the outcome is moments away.
+        if not batch.done.wait(timeout):
+            raise Pending("The commit is taking longer than expected; retry with the same Idempotency-Key")
+    if batch.failure is not None:
+        raise NotStored(batch.failure)
+    if batch.key_conflict:
+        raise KeyReused
+    assert batch.result is not None
+    return batch.result

@@ -1,0 +1,1 @@
+"""/v1 events in: the contract's schema, the hot-path validator, and the intake."""

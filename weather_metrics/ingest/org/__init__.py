@@ -1,0 +1,1 @@
+"""Organization metrics in: agent executions and productivity metrics."""

@@ -1,0 +1,1 @@
+"""Reading: query windows, authorization scopes, public stats, organization metrics and analytics."""

@@ -1,0 +1,405 @@
+"""Organization metrics read from the rollups: agent usage and productivity over a window.
+
+Counts and sums come from the hourly rollups, summed per hour in SQL and folded into the
+window's periods here; percentiles come from the daily histograms of the UTC days the
+window touches. Python sees at most one row per hour, agent or histogram bucket.
+
+Sorting months of histogram rows for GROUP BY is the slow part (SQLite has no hash
+aggregate), so agent results over days before yesterday are kept in `SETTLED` until
+executions for those days arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from bisect import bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from weather_metrics.core.errors import QueryError
+from weather_metrics.core.histogram import percentile_from_histogram
+from weather_metrics.core.times import DAY, HOUR, iso, zone
+from weather_metrics.query.scope import Scope
+from weather_metrics.query.windows import Window
+from weather_metrics.store.db import database
+
+log = logging.getLogger(__name__)
+
+
+PERCENTILES = (("p50_duration_ms", 0.50), ("p95_duration_ms", 0.95), ("p99_duration_ms", 0.99))
+AGENT_METRICS = ("calls", "successes", "failures", "success_rate", "avg_duration_ms", *(n for n, _ in PERCENTILES))
+Rows = list[tuple[Any, ...]]
+
+
+def _query(sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
+    return database.execute_sql(sql, (*params, low, high)).fetchall()  # type: ignore[no-any-return]
+
+
+class SettledRows:
+    """Results of rollup queries over UTC days before yesterday, reused until those days change.
+
+    The rollups of `raw_table` change when `write_batches` adds rows (each with a higher id)
+    and when pruning drops days past retention. Every use looks for new ids and forgets
+    results for the days they fall in; pruning clears everything in its process, and `ttl`
+    bounds what another process's pruning leaves (a cold query costs up to a few hundred
+    ms on 10M executions, so it stays long). Yesterday and today, which
+    late executions still reach, are always read afresh. A result may hold a key twice
+    when its query spans both parts: callers add rows up by key.
+    """
+
+    def __init__(self, raw_table: str, max_rows: int = 100_000, ttl: float = 6 * 3600.0) -> None:
+        self._raw = raw_table
+        self._max_rows = max_rows
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int, Rows]] = OrderedDict()
+        self._rows = 0
+        self._seen: dict[str, int] = {}  # per database file: the highest raw id accounted for
+
+    def rows(self, sql: str, params: tuple[Any, ...], low: int, high: int, step: int) -> Rows:
+        """The rows of `sql` for the range [low, high] (in steps of `step` seconds)."""
+        recent = int(time.time()) // DAY * DAY - DAY
+        out: Rows = []
+        if low <= min(high, recent - step):
+            out += self._settled(sql, params, low, min(high, recent - step))
+        if max(low, recent) <= high:
+            out += _query(sql, params, max(low, recent), high)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._rows = 0
+
+    def _settled(self, sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
+        seen = self._refresh()
+        key = (str(database.database), sql, params, low, high)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and time.monotonic() - entry[0] < self._ttl:
+                self._entries.move_to_end(key)
+                return entry[2]
+        rows = _query(sql, params, low, high)
+        with self._lock:
+            if self._seen.get(str(database.database)) == seen:  # no new ids since the query began
+                self._drop(key)
+                self._entries[key] = (time.monotonic(), high, rows)
+                self._rows += len(rows)
+                while self._rows > self._max_rows:
+                    self._drop(next(iter(self._entries)))
+        return rows
+
+    def _refresh(self) -> int:
+        """Forget results of days that got rows since the last look; the highest id now."""
+        path = str(database.database)
+        top = database.execute_sql(f"SELECT COALESCE(MAX(id), 0) FROM {self._raw}").fetchone()[0]
+        with self._lock:
+            seen = self._seen.get(path)
+        if seen == top:
+            return top
+        oldest = None  # unknown (first look, or ids restarted): forget everything
+        if seen is not None and top > seen:
+            oldest = database.execute_sql(f"SELECT MIN(hour) FROM {self._raw} WHERE id > ?", (seen,)).fetchone()[0]
+        with self._lock:
+            for key, (_, high, _) in list(self._entries.items()):
+                if key[0] == path and (oldest is None or high >= oldest // DAY * DAY):
+                    self._drop(key)
+            self._seen[path] = top
+        return top
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._rows -= len(entry[2])
+
+
+SETTLED = SettledRows("agent_executions")
+
+
+@dataclass(frozen=True)
+class _Filter:
+    """A rollup table and the WHERE clause (without its time range) of one query."""
+
+    table: str
+    where: str
+    params: tuple[Any, ...]
+    settled: SettledRows | None = None  # where results of past days are kept
+
+    def rows(self, select: str, column: str, low: int, high: int, group: str) -> Rows:
+        sql = f"SELECT {select} FROM {self.table} WHERE {self.where} AND {column} BETWEEN ? AND ? GROUP BY {group}"
+        if self.settled is None:
+            return _query(sql, self.params, low, high)
+        return self.settled.rows(sql, self.params, low, high, HOUR if column == "hour" else DAY)
+
+
+@dataclass(frozen=True)
+class _Page:
+    """The periods of one page of a series, and the UTC hours they cover."""
+
+    periods: list[datetime]
+    starts: list[int]  # the first UTC hour of each period
+    first_hour: int
+    last_hour: int
+    pagination: dict[str, int]
+
+    def index(self, hour: int) -> int:
+        return bisect_right(self.starts, hour) - 1
+
+
+def sql_in(column: str, values: frozenset[str], params: list[Any]) -> str:
+    """`column IN (?, ...)` for the values, appended to params; a false condition for none."""
+    if not values:
+        return "0"  # nobody: the query returns nothing
+    params.extend(sorted(values))
+    return f"{column} IN ({', '.join('?' * len(values))})"
+
+
+def _agent_filter(scope: Scope, table: str, agent_name: str | None, success_only: bool) -> _Filter:
+    """Whole organization: the organization rollup; otherwise the per-user one, for the scope's users."""
+    params: list[Any] = []
+    if scope.user_ids is None:
+        clauses = ["organization_id = ?"]
+        params.append(scope.organization_id)
+    else:  # per-user tables: the scope's user ids are all of its organization
+        table = table.replace("agent_", "agent_user_", 1)
+        clauses = [sql_in("user_id", scope.user_ids, params)]
+    if agent_name is not None:
+        clauses.append("agent_name = ?")
+        params.append(agent_name)
+    if success_only:
+        clauses.append("success = 1")
+    return _Filter(table, " AND ".join(clauses), tuple(params), SETTLED)
+
+
+def _productivity_filter(scope: Scope, metric_type: str | None) -> _Filter:
+    """Rows of the scope's users, or tagged with one of its teams ('' is no user or team)."""
+    params: list[Any] = [scope.organization_id]
+    clauses = ["organization_id = ?"]
+    if scope.user_ids is not None:
+        users = sql_in("user_id", scope.user_ids, params)
+        teams = "team_id <> ''" if scope.team_ids is None else sql_in("team_id", scope.team_ids, params)
+        clauses.append(f"({users} OR {teams})")
+    if metric_type is not None:
+        clauses.append("metric_type = ?")
+        params.append(metric_type)
+    return _Filter("productivity_hourly", " AND ".join(clauses), tuple(params))
+
+
+def _hour_of(moment: datetime) -> int:
+    """The UTC hour a period starts in (its start, for zones on whole hours)."""
+    return int(moment.timestamp()) // HOUR * HOUR
+
+
+def pagination(page: int, limit: int, total: int) -> dict[str, int]:
+    """The pagination block of a paged answer."""
+    return {"page": page, "limit": limit, "total": total, "pages": (total + limit - 1) // limit}
+
+
+def _page(window: Window, page: int, limit: int) -> _Page:
+    """The page's periods; QueryError for a page or limit below 1."""
+    problems = {name: "Must be at least 1" for name, value in (("page", page), ("limit", limit)) if value < 1}
+    if problems:
+        raise QueryError("Invalid query parameters", problems)
+    periods = window.periods()
+    offset = (page - 1) * limit
+    chosen = periods[offset : offset + limit]
+    starts = [_hour_of(p) for p in chosen]
+    after = offset + limit
+    last = _hour_of(periods[after]) - HOUR if after < len(periods) else window.last_hour
+    first = max(window.first_hour, starts[0]) if starts else 0
+    return _Page(chosen, starts, first, last if starts else -1, pagination(page, limit, len(periods)))
+
+
+def window_view(window: Window) -> dict[str, str]:
+    """The window as answered: UTC bounds, zone and aggregation."""
+    return {
+        "start": iso(window.start),
+        "end": iso(window.end),
+        "time_zone": str(window.zone),
+        "aggregation": window.aggregation,
+    }
+
+
+def _agent_figures(calls: int, successes: int, duration_sum: float) -> dict[str, Any]:
+    return {
+        "calls": calls,
+        "successes": successes,
+        "failures": calls - successes,
+        "success_rate": round(successes / calls, 4) if calls else None,
+        "avg_duration_ms": round(duration_sum / calls, 2) if calls else None,
+    }
+
+
+def _percentiles(histogram: dict[int, int]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for name, fraction in PERCENTILES:
+        value = percentile_from_histogram(histogram.items(), fraction)
+        out[name] = None if value is None else round(value, 2)
+    return out
+
+
+def _agent_sums(hourly: _Filter, window: Window) -> dict[str, tuple[int, int, float]]:
+    """Calls, successes and duration sum of each agent over the window."""
+    rows = hourly.rows(
+        "agent_name, SUM(calls), SUM(calls * success), SUM(duration_sum)",
+        "hour",
+        window.first_hour,
+        window.last_hour,
+        "agent_name",
+    )
+    out: dict[str, tuple[int, int, float]] = {}
+    for name, calls, successes, duration in rows:
+        before = out.get(name, (0, 0, 0.0))
+        out[name] = (before[0] + calls, before[1] + successes, before[2] + duration)
+    return out
+
+
+def _agent_histograms(daily: _Filter, window: Window) -> dict[str, dict[int, int]]:
+    """Each agent's duration histogram over the UTC days the window touches."""
+    out: dict[str, dict[int, int]] = {}
+    rows = daily.rows(
+        "agent_name, bucket, SUM(calls)", "day", window.first_day(), window.last_day(), "agent_name, bucket"
+    )
+    for name, bucket, calls in rows:
+        histogram = out.setdefault(name, {})
+        histogram[bucket] = histogram.get(bucket, 0) + calls
+    return out
+
+
+def _merged(histograms: dict[str, dict[int, int]]) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for histogram in histograms.values():
+        for bucket, calls in histogram.items():
+            merged[bucket] = merged.get(bucket, 0) + calls
+    return merged
+
+
+def _agent_series(hourly: _Filter, page: _Page) -> list[dict[str, Any]]:
+    sums = [[0, 0, 0.0] for _ in page.periods]
+    rows = hourly.rows(
+        "hour, SUM(calls), SUM(calls * success), SUM(duration_sum)", "hour", page.first_hour, page.last_hour, "hour"
+    )
+    for hour, calls, successes, duration in rows:
+        entry = sums[page.index(hour)]
+        entry[0] += calls
+        entry[1] += successes
+        entry[2] += duration
+    return [
+        {"period": period.isoformat(), **_agent_figures(int(c), int(s), d)}
+        for period, (c, s, d) in zip(page.periods, sums, strict=True)
+    ]
+
+
+def agent_metrics(
+    scope: Scope,
+    window: Window,
+    *,
+    agent_name: str | None = None,
+    success_only: bool = False,
+    page: int = 1,
+    limit: int = 100,
+    percentiles: bool = True,
+) -> dict[str, Any]:
+    """Agent usage in a scope and window: totals, each agent (most calls first), and a page of periods.
+
+    `percentiles=False` skips the duration histograms, the costly part (the p* figures are
+    then None): for callers that only need counts and averages.
+    """
+    pages = _page(window, page, limit)
+    hourly = _agent_filter(scope, "agent_hourly", agent_name, success_only)
+    sums = _agent_sums(hourly, window)
+    histograms: dict[str, dict[int, int]] = {}
+    if percentiles:
+        histograms = _agent_histograms(_agent_filter(scope, "agent_latency_daily", agent_name, success_only), window)
+    agents = [
+        {"agent_name": name, **_agent_figures(*sums[name]), **_percentiles(histograms.get(name, {}))}
+        for name in sorted(sums, key=lambda name: (-sums[name][0], name))
+    ]
+    total = [sum(figures[i] for figures in sums.values()) for i in range(3)]
+    return {
+        "window": window_view(window),
+        "totals": {**_agent_figures(int(total[0]), int(total[1]), total[2]), **_percentiles(_merged(histograms))},
+        "agents": agents,
+        "series": _agent_series(hourly, pages),
+        "pagination": pages.pagination,
+    }
+
+
+def _value_figures(samples: int, total: float, low: float, high: float) -> dict[str, Any]:
+    return {
+        "samples": samples,
+        "sum": round(total, 4),
+        "avg": round(total / samples, 4) if samples else None,
+        "min": low,
+        "max": high,
+    }
+
+
+def _productivity_series(rows_of: _Filter, page: _Page) -> list[dict[str, Any]]:
+    sums: list[dict[str, list[Any]]] = [{} for _ in page.periods]
+    rows = rows_of.rows(
+        "hour, metric_type, SUM(samples), SUM(value_sum), MIN(value_min), MAX(value_max)",
+        "hour",
+        page.first_hour,
+        page.last_hour,
+        "hour, metric_type",
+    )
+    for hour, kind, samples, total, low, high in rows:
+        metrics = sums[page.index(hour)]
+        entry = metrics.get(kind)
+        if entry is None:
+            metrics[kind] = [samples, total, low, high]
+        else:
+            entry[0] += samples
+            entry[1] += total
+            entry[2] = min(entry[2], low)
+            entry[3] = max(entry[3], high)
+    return [
+        {"period": period.isoformat(), "metrics": {kind: _value_figures(*metrics[kind]) for kind in sorted(metrics)}}
+        for period, metrics in zip(page.periods, sums, strict=True)
+    ]
+
+
+def productivity_metrics(
+    scope: Scope, window: Window, *, metric_type: str | None = None, page: int = 1, limit: int = 100
+) -> dict[str, Any]:
+    """Productivity metrics in a scope and window: totals per type and a page of periods."""
+    pages = _page(window, page, limit)
+    rows_of = _productivity_filter(scope, metric_type)
+    totals = rows_of.rows(
+        "metric_type, SUM(samples), SUM(value_sum), MIN(value_min), MAX(value_max)",
+        "hour",
+        window.first_hour,
+        window.last_hour,
+        "metric_type",
+    )
+    return {
+        "window": window_view(window),
+        "totals": [{"metric_type": kind, **_value_figures(*figures)} for kind, *figures in sorted(totals)],
+        "series": _productivity_series(rows_of, pages),
+        "pagination": pages.pagination,
+    }
+
+
+def metric_types(org_id: str) -> list[str]:
+    """The productivity metric types that have data in the organization, sorted."""
+    rows = database.execute_sql(
+        "SELECT DISTINCT metric_type FROM productivity_hourly WHERE organization_id = ? ORDER BY metric_type",
+        (org_id,),
+    ).fetchall()
+    return [kind for (kind,) in rows]
+
+
+def org_zone(org_id: str) -> ZoneInfo:
+    """The organization's time zone; UTC when it has none the system knows."""
+    row = database.execute_sql("SELECT time_zone FROM organizations WHERE id = ?", (org_id,)).fetchone()
+    try:
+        return zone(row[0] if row else "UTC")
+    except ValueError:
+        log.warning("organization %s has an unknown time zone %r; using UTC", org_id, row[0])
+        return zone("UTC")

@@ -1,0 +1,60 @@
+"""Whose data a caller may see: the scope of a user, narrowed to one user or team of the organization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from weather_metrics.core.errors import OutOfScope, UnknownTarget
+from weather_metrics.store.models import Team, TeamMember, User
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose data a caller may see inside their organization.
+
+    `user_ids` None means every user; otherwise only rows of those users. Productivity rows
+    tagged with a team in `team_ids` are visible too (None: every team).
+    """
+
+    organization_id: str
+    user_ids: frozenset[str] | None
+    team_ids: frozenset[str] | None
+
+
+def team_member_ids(team_ids: frozenset[str] | set[str]) -> frozenset[str]:
+    rows = TeamMember.select(TeamMember.user_id).where(TeamMember.team.in_(sorted(team_ids)))
+    return frozenset(row.user_id for row in rows)
+
+
+def scope_for(user: User) -> Scope:
+    """Admins see the organization; managers their teams' members and themselves; developers themselves."""
+    if user.role == "admin":
+        return Scope(user.organization_id, None, None)
+    if user.role == "manager":
+        teams = frozenset(m.team_id for m in TeamMember.select(TeamMember.team_id).where(TeamMember.user == user.id))
+        return Scope(user.organization_id, team_member_ids(teams) | {user.id}, teams)
+    return Scope(user.organization_id, frozenset({user.id}), frozenset())
+
+
+def narrow(scope: Scope, user_id: str | None = None, team_id: str | None = None) -> Scope:
+    """The scope limited to one user and/or team of the organization.
+
+    UnknownTarget when the id is not in the organization; OutOfScope when it is but the
+    caller may not see it.
+    """
+    org = scope.organization_id
+    if team_id is not None:
+        if not Team.select().where((Team.id == team_id) & (Team.organization == org)).exists():
+            raise UnknownTarget("No such team in this organization")
+        if scope.team_ids is not None and team_id not in scope.team_ids:
+            raise OutOfScope("This team is outside your scope")
+        members = team_member_ids({team_id})
+        users = members if scope.user_ids is None else members & scope.user_ids
+        scope = Scope(org, users, frozenset({team_id}))
+    if user_id is not None:
+        if not User.select().where((User.id == user_id) & (User.organization == org)).exists():
+            raise UnknownTarget("No such user in this organization")
+        if scope.user_ids is not None and user_id not in scope.user_ids:
+            raise OutOfScope("This user is outside your scope")
+        scope = Scope(org, frozenset({user_id}), frozenset())
+    return scope

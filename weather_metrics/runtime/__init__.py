@@ -1,0 +1,1 @@
+"""Running the service: background loops and the gunicorn server settings."""

@@ -1,0 +1,113 @@
+"""Gunicorn settings for the Procfile: `workers` processes (one by default), many threads each.
+
+SQLite takes one writer at a time, so one process with one EventWriter commits the
+whole service's events in shared transactions (group commit). More processes share the
+database file: each has its own writer (they take turns at SQLite's write lock), and
+WebSocket events reach every process through the `live_events` table. What stays per
+process with more than one: the /v1 rate limiter and the Prometheus counters, and the
+/api and /mcp rate limits unless `rate_limit_storage` points at Redis (README,
+"Several worker processes").
+"""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, datetime
+
+from gunicorn.glogging import Logger
+
+from weather_metrics.settings import load_settings, require_secret
+from weather_metrics.web.observability import redact_query
+
+_settings = load_settings()
+
+
+require_secret(_settings)  # fail before forking, with the message naming the setting
+
+
+bind = f"{_settings['host']}:{_settings['port']}"
+
+
+workers = _settings["workers"]
+
+
+worker_class = "gthread"
+
+
+threads = _settings["threads"]
+
+
+# Long enough for the writer to drain the queue after SIGTERM.
+graceful_timeout = 30
+
+
+timeout = 60
+
+
+keepalive = 5
+
+
+# Runtime worker changes would break the one-writer-per-process design above.
+control_socket_disable = True
+
+
+accesslog = "-"
+
+
+# gunicorn's default, and the worker's pid: with several workers, which process answered.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(p)s'
+
+
+loglevel = _settings["log_level"]
+
+
+class RedactingLogger(Logger):
+    """The access log without credentials: /ws?token=... and Authorization headers are redacted."""
+
+    def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        atoms = super().atoms(resp, req, environ, request_time)
+        path, sep, query = environ.get("RAW_URI", "").partition("?")
+        if sep:
+            atoms["r"] = f"{environ['REQUEST_METHOD']} {path}?{redact_query(query)} {environ['SERVER_PROTOCOL']}"
+            atoms["q"] = redact_query(atoms.get("q") or "")
+        if "{authorization}i" in atoms:
+            atoms["{authorization}i"] = "[redacted]"
+        return atoms
+
+
+logger_class = RedactingLogger
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Before any worker starts: bring the schema up to date and settle interrupted exports.
+
+    With several workers this is done once here, not by each worker as it starts (a
+    starting worker would requeue the export another is building).
+    """
+    from weather_metrics.reports.jobs import ReportRunner
+    from weather_metrics.store.db import database, open_database
+
+    open_database(_settings["database"], _settings["synchronous"])
+    with database.connection_context():
+        ReportRunner(_settings).recover(datetime.now(UTC))
+    database.close_all()
+
+
+def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    """On SIGTERM, close the worker's WebSockets first: open ones would hold it for graceful_timeout."""
+    stop = worker.handle_exit
+
+    def handle_exit(sig, frame):  # type: ignore[no-untyped-def]
+        state = getattr(worker.wsgi, "extensions", {}).get("weather_metrics")
+        if state is not None:
+            state.relay.drop_all()
+        stop(sig, frame)
+
+    signal.signal(signal.SIGTERM, handle_exit)
+
+
+def worker_exit(server, worker):  # type: ignore[no-untyped-def]
+    """Write every accepted event before the process exits."""
+    state = getattr(worker.wsgi, "extensions", {}).get("weather_metrics")
+    if state is not None:
+        state.close()

@@ -1,0 +1,241 @@
+"""The agent executions row kind: the table, its rollups, the row of one execution and the statements folding it in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peewee import (
+    AutoField,
+    BooleanField,
+    CompositeKey,
+    FloatField,
+    IntegerField,
+    TextField,
+    fn,
+)
+
+from weather_metrics.core.histogram import latency_bucket
+from weather_metrics.core.times import DAY, HOUR
+from weather_metrics.core.vocabulary import dump_json
+from weather_metrics.store.db import BaseModel
+from weather_metrics.store.rowkind import SINCE, RowKind, _add, _moment
+
+
+class AgentExecution(BaseModel):
+    id = AutoField()
+    organization_id = TextField()
+    batch_id = TextField()
+    received_at = IntegerField()
+    occurred_at = FloatField()
+    hour = IntegerField()
+    session_id = TextField(null=True)
+    user_id = TextField(null=True)
+    user_identifier = TextField(null=True)
+    agent_name = TextField()
+    command = TextField()
+    duration_ms = FloatField()
+    latency_bucket = IntegerField()
+    success = BooleanField()
+    error_details = TextField(null=True)
+    metadata = TextField(null=True)
+
+    class Meta:
+        table_name = "agent_executions"
+
+
+class AgentHourly(BaseModel):
+    organization_id = TextField()
+    hour = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    calls = IntegerField()
+    duration_sum = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "hour", "agent_name", "success")
+        without_rowid = True
+
+
+class AgentUserHourly(BaseModel):
+    user_id = TextField()
+    hour = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    calls = IntegerField()
+    duration_sum = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("user_id", "hour", "agent_name", "success")
+        without_rowid = True
+
+
+class AgentLatencyDaily(BaseModel):
+    organization_id = TextField()
+    day = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "day", "agent_name", "success", "bucket")
+        without_rowid = True
+
+
+class AgentUserLatencyDaily(BaseModel):
+    user_id = TextField()
+    day = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("user_id", "day", "agent_name", "success", "bucket")
+        without_rowid = True
+
+
+AGENT_COLUMNS = (
+    "organization_id",
+    "batch_id",
+    "received_at",
+    "occurred_at",
+    "hour",
+    "session_id",
+    "user_id",
+    "user_identifier",
+    "agent_name",
+    "command",
+    "duration_ms",
+    "latency_bucket",
+    "success",
+    "error_details",
+    "metadata",
+)
+
+
+def agent_row(
+    org_id: str, batch_id: str, received_at: int, item: dict[str, Any], user_id: str | None, text: str | None = None
+) -> tuple:
+    """The agent_executions row of one validated execution."""
+    occurred = _moment(item)
+    duration = item["execution_time_ms"]
+    metadata = item.get("metadata")
+    return (
+        org_id,
+        batch_id,
+        received_at,
+        occurred,
+        int(occurred) // HOUR * HOUR,
+        item.get("session_id"),
+        user_id,
+        item.get("user_identifier"),
+        item["agent_name"],
+        item["command"],
+        float(duration),
+        latency_bucket(duration),
+        1 if item["success"] else 0,
+        item.get("error_details"),
+        text if text is not None or metadata is None else dump_json(metadata),
+    )
+
+
+def _agent_rollups() -> list[Any]:
+    a = AgentExecution
+    new = a.id > SINCE
+    hour = a.hour + 0  # `+ 0`: stay on the rowid range (see ingest._rollup_queries)
+    day = a.hour / DAY * DAY
+    user = new & a.user_id.is_null(False)
+    calls = fn.COUNT(a.id)
+    total = fn.SUM(a.duration_ms)
+    return [
+        AgentHourly.insert_from(
+            a.select(a.organization_id, hour, a.agent_name, a.success, calls, total)
+            .where(new)
+            .group_by(a.organization_id, hour, a.agent_name, a.success),
+            fields=[
+                AgentHourly.organization_id,
+                AgentHourly.hour,
+                AgentHourly.agent_name,
+                AgentHourly.success,
+                AgentHourly.calls,
+                AgentHourly.duration_sum,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentHourly.organization_id,
+                AgentHourly.hour,
+                AgentHourly.agent_name,
+                AgentHourly.success,
+            ],
+            update=_add(AgentHourly, "calls", "duration_sum"),
+        ),
+        AgentUserHourly.insert_from(
+            a.select(a.user_id, hour, a.agent_name, a.success, calls, total)
+            .where(user)
+            .group_by(a.user_id, hour, a.agent_name, a.success),
+            fields=[
+                AgentUserHourly.user_id,
+                AgentUserHourly.hour,
+                AgentUserHourly.agent_name,
+                AgentUserHourly.success,
+                AgentUserHourly.calls,
+                AgentUserHourly.duration_sum,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentUserHourly.user_id,
+                AgentUserHourly.hour,
+                AgentUserHourly.agent_name,
+                AgentUserHourly.success,
+            ],
+            update=_add(AgentUserHourly, "calls", "duration_sum"),
+        ),
+        AgentLatencyDaily.insert_from(
+            a.select(a.organization_id, day, a.agent_name, a.success, a.latency_bucket, calls)
+            .where(new)
+            .group_by(a.organization_id, day, a.agent_name, a.success, a.latency_bucket),
+            fields=[
+                AgentLatencyDaily.organization_id,
+                AgentLatencyDaily.day,
+                AgentLatencyDaily.agent_name,
+                AgentLatencyDaily.success,
+                AgentLatencyDaily.bucket,
+                AgentLatencyDaily.calls,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentLatencyDaily.organization_id,
+                AgentLatencyDaily.day,
+                AgentLatencyDaily.agent_name,
+                AgentLatencyDaily.success,
+                AgentLatencyDaily.bucket,
+            ],
+            update=_add(AgentLatencyDaily, "calls"),
+        ),
+        AgentUserLatencyDaily.insert_from(
+            a.select(a.user_id, day, a.agent_name, a.success, a.latency_bucket, calls)
+            .where(user)
+            .group_by(a.user_id, day, a.agent_name, a.success, a.latency_bucket),
+            fields=[
+                AgentUserLatencyDaily.user_id,
+                AgentUserLatencyDaily.day,
+                AgentUserLatencyDaily.agent_name,
+                AgentUserLatencyDaily.success,
+                AgentUserLatencyDaily.bucket,
+                AgentUserLatencyDaily.calls,
+            ],
+        ).on_conflict(
+            conflict_target=[
+                AgentUserLatencyDaily.user_id,
+                AgentUserLatencyDaily.day,
+                AgentUserLatencyDaily.agent_name,
+                AgentUserLatencyDaily.success,
+                AgentUserLatencyDaily.bucket,
+            ],
+            update=_add(AgentUserLatencyDaily, "calls"),
+        ),
+    ]
+
+
+AGENTS = RowKind("agent_executions", AGENT_COLUMNS, _agent_rollups)

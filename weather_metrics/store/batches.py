@@ -1,0 +1,186 @@
+"""Writing batches of rows with their rollups: the only code that writes ingested rows.
+
+`write_batches` runs on the writer thread (and in the benchmarks). Raw rows of every
+kind (store/events.py, agents.py, productivity.py) and every rollup change commit in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from peewee import EXCLUDED
+
+from weather_metrics.store.db import database, write_transaction
+from weather_metrics.store.events import (
+    EVENTS,
+)
+from weather_metrics.store.models import IdempotencyKey
+from weather_metrics.store.rowkind import SINCE, RowKind
+
+
+@dataclass(eq=False)
+class PendingBatch:
+    """One accepted request on its way to the database."""
+
+    rows: list[tuple[Any, ...]]
+    response: dict[str, Any]
+    idempotency_key: str | None = None
+    body_hash: str | None = None
+    kind: RowKind | None = None  # None: /v1 events
+    api_key_id: str | None = None  # the key that sent it: its last_used_at is set on commit
+    # Filled in by write_batches: the answer to give (the original one for a replay), or
+    # `key_conflict` when the Idempotency-Key was already used for a different body.
+    result: dict[str, Any] | None = field(default=None, repr=False)
+    key_conflict: bool = False
+    failure: str | None = None  # set when the batch itself cannot be written (see EventWriter)
+    stored: int = 0
+    done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+
+class _CompiledStatements:
+    """SQL built once per process and kind; peewee's query builder is too slow for every commit."""
+
+    def __init__(self, kind: RowKind) -> None:
+        self.kind = kind
+        self._rollups: list[tuple[str, list[Any], int]] | None = None
+        self._inserts: dict[int, str] = {}
+
+    def rollups(self, since_id: int) -> list[tuple[str, list[Any]]]:
+        if self._rollups is None:
+            compiled = []
+            for query in self.kind.rollups():
+                sql, params = query.sql()
+                compiled.append((sql, params, params.index(SINCE)))
+            self._rollups = compiled
+        out = []
+        for sql, params, slot in self._rollups:
+            bound = list(params)
+            bound[slot] = since_id
+            out.append((sql, bound))
+        return out
+
+    def insert(self, count: int) -> str:
+        sql = self._inserts.get(count)
+        if sql is None:
+            p = database.param
+            one = "(" + ", ".join([p] * len(self.kind.columns)) + ")"
+            sql = f"INSERT INTO {self.kind.table} ({', '.join(self.kind.columns)}) VALUES " + ", ".join([one] * count)
+            self._inserts[count] = sql
+        return sql
+
+
+_statements: dict[RowKind, _CompiledStatements] = {}
+
+
+# Rows per multi-row INSERT: powers of two keep few statements cached, under SQLite's
+# 32,766 bound parameters.
+_CHUNKS = (1024, 256, 64, 16, 4, 1)
+
+
+def compiled(kind: RowKind) -> _CompiledStatements:
+    """The kind's SQL, compiled on first use."""
+    statements = _statements.get(kind)
+    if statements is None:
+        statements = _statements[kind] = _CompiledStatements(kind)
+    return statements
+
+
+def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
+    """Append rows of one kind and fold them into its rollups."""
+    statements = compiled(kind)
+    before = database.execute_sql(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+    start = 0
+    for size in _CHUNKS:
+        while len(rows) - start >= size:
+            params = [value for row in rows[start : start + size] for value in row]
+            database.execute_sql(statements.insert(size), params)
+            start += size
+    for sql, params in statements.rollups(before):
+        database.execute_sql(sql, params)
+
+
+def _claim_key(batch: PendingBatch, now: int, ttl: int) -> bool:
+    """Record the batch's Idempotency-Key (replacing an expired one); False when it is taken.
+
+    A taken key gives the batch its first answer, or marks a conflict when the body differs.
+    """
+    query = IdempotencyKey.insert(
+        key=batch.idempotency_key,
+        body_hash=batch.body_hash or "",
+        response=json.dumps(batch.response),
+        created_at=now,
+    ).on_conflict(
+        conflict_target=[IdempotencyKey.key],
+        update={
+            IdempotencyKey.body_hash: EXCLUDED.body_hash,
+            IdempotencyKey.response: EXCLUDED.response,
+            IdempotencyKey.created_at: EXCLUDED.created_at,
+        },
+        where=IdempotencyKey.created_at < now - ttl,  # expired but not yet pruned
+    )
+    # rowcount, not the insert id: a skipped insert reports the connection's last rowid.
+    if database.execute(query).rowcount == 1:
+        return True
+    first = IdempotencyKey.get_by_id(batch.idempotency_key)
+    if first.body_hash != (batch.body_hash or ""):
+        batch.key_conflict = True
+    else:
+        batch.result = json.loads(first.response)
+    return False
+
+
+def write_batches(
+    batches: list[PendingBatch],
+    clock: Callable[[], float] | None = None,
+    idempotency_ttl: int = 86400,
+    within: Callable[[list[PendingBatch]], None] | None = None,
+) -> int:
+    """Write batches of any kind and fold them into the rollups in one transaction; returns rows stored.
+
+    `within` runs last inside the transaction, with every batch's `stored` set: what it
+    writes commits (or rolls back) with the rows.
+    """
+    now = int((clock or _now)())
+    stored = 0
+    with write_transaction():
+        by_kind: dict[RowKind, list[tuple[Any, ...]]] = {}
+        api_keys = set()
+        for batch in batches:
+            if batch.idempotency_key and not _claim_key(batch, now, idempotency_ttl):
+                continue
+            batch.result = batch.response
+            batch.stored = len(batch.rows)
+            by_kind.setdefault(batch.kind or EVENTS, []).extend(batch.rows)
+            if batch.api_key_id is not None:
+                api_keys.add(batch.api_key_id)
+        for kind, rows in by_kind.items():
+            if rows:
+                _write_rows(kind, rows)
+                stored += len(rows)
+        stamped = _stamp_keys(api_keys, now)
+        if within is not None:
+            within(batches)
+    _key_stamps.update(dict.fromkeys(stamped, now))  # only once committed
+    return stored
+
+
+_KEY_STAMP_SECONDS = 60
+_key_stamps: dict[str, int] = {}
+
+
+def _stamp_keys(key_ids: set[str], now: int) -> list[str]:
+    """Set last_used_at of the API keys that sent batches, at most once a minute per key."""
+    due = [k for k in sorted(key_ids) if now - _key_stamps.get(k, 0) >= _KEY_STAMP_SECONDS]
+    for key_id in due:
+        database.execute_sql("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
+    return due
+
+
+def _now() -> float:
+    return datetime.now(UTC).timestamp()

@@ -1,0 +1,37 @@
+"""What a row kind is: a table the writer appends to, and the rollups folded from each commit's rows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from peewee import EXCLUDED
+
+from weather_metrics.core.times import parse_timestamp
+
+
+@dataclass(frozen=True, eq=False)
+class RowKind:
+    """A table the writer appends rows to, with the rollups folded from each commit's rows.
+
+    `rollups` builds INSERT ... SELECT ... ON CONFLICT queries over the rows with
+    `id > SINCE`; they are compiled once and bound to the commit's first new id.
+    """
+
+    table: str
+    columns: tuple[str, ...]
+    rollups: Callable[[], list[Any]]
+
+
+def _add(model: Any, *names: str) -> dict[Any, Any]:
+    return {getattr(model, n): getattr(model, n) + getattr(EXCLUDED, n) for n in names}
+
+
+SINCE = -987_654_321  # stands for "id of the last row before this transaction"
+
+
+def _moment(item: dict[str, Any]) -> float:
+    moment = parse_timestamp(item["timestamp"])
+    assert moment is not None  # validated before
+    return moment.timestamp()

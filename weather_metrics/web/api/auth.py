@@ -1,0 +1,80 @@
+"""POST /api/auth/login, /api/auth/refresh, /api/auth/logout."""
+
+from __future__ import annotations
+
+from flask import current_app, g, jsonify
+from flask.typing import ResponseReturnValue
+
+from weather_metrics.accounts.organizations import user_view
+from weather_metrics.accounts.sso import SsoError
+from weather_metrics.accounts.tokens import TokenError
+from weather_metrics.store.models import User
+from weather_metrics.web.api.blueprint import bp
+from weather_metrics.web.api.schemas import LoginSchema, RefreshSchema
+from weather_metrics.web.auth import authenticated, client_ip
+from weather_metrics.web.bodies import json_body, peek_body
+from weather_metrics.web.errors import ApiProblem
+from weather_metrics.web.limits import account_key, account_limit, limiter
+
+BAD_LOGIN = "Email or password is incorrect"
+
+
+def _settings(name: str) -> str:
+    return str(current_app.extensions["weather_metrics"].settings[name])
+
+
+def _login_email() -> str:
+    """Rate-limit key per account: the email asked for, whatever it is."""
+    email = peek_body().get("email")
+    return account_key(email) if isinstance(email, str) else "login-ip:" + client_ip()
+
+
+def _is_sso() -> bool:
+    """SSO logins name no account before the token is checked; the per-IP limit covers them."""
+    return "sso_token" in peek_body()
+
+
+@bp.post("/auth/login")
+@limiter.limit(lambda: _settings("login_rate_limit_per_ip"), key_func=lambda: "login-ip:" + client_ip())
+@account_limit(_login_email, exempt_when=_is_sso)
+def login() -> ResponseReturnValue:
+    """Exchange an email and password, or an SSO ID token, for tokens."""
+    state = current_app.extensions["weather_metrics"]
+    data = json_body(LoginSchema())
+    if "sso_token" in data:
+        if state.sso is None:
+            raise ApiProblem(400, "SSO is not configured on this server", {"sso_token": "SSO is not configured"})
+        try:
+            email = state.sso.email(data["sso_token"])
+        except SsoError as exc:
+            raise ApiProblem(401, str(exc)) from None
+        user = User.get_or_none(User.email == email)
+        if user is None or not user.active:
+            raise ApiProblem(401, "No active user of an organization has this SSO email")
+    else:
+        user = User.get_or_none(User.email == data["email"].lower())
+        # Verify even without a user, so the answer and its timing do not tell who exists.
+        valid = state.passwords.verify(user.password_hash if user else None, data["password"])
+        if user is None or not valid or not user.active:
+            raise ApiProblem(401, BAD_LOGIN)
+    tokens = state.tokens.start_session(user)
+    return jsonify({**tokens.as_dict(), "user": user_view(user)})
+
+
+@bp.post("/auth/refresh")
+def refresh() -> ResponseReturnValue:
+    """Exchange a refresh token for new tokens; the old refresh token stops working."""
+    data = json_body(RefreshSchema())
+    try:
+        tokens = current_app.extensions["weather_metrics"].tokens.refresh(data["refresh_token"])
+    except TokenError as exc:
+        raise ApiProblem(401, str(exc)) from None
+    return jsonify(tokens.as_dict())
+
+
+@bp.post("/auth/logout")
+@authenticated()
+def logout() -> ResponseReturnValue:
+    """End the session: its access and refresh tokens stop working at once."""
+    current_app.extensions["weather_metrics"].tokens.logout(g.claims["sid"])
+    return "", 204

@@ -1,0 +1,128 @@
+"""/api/dashboards: list, read, create, update and delete dashboards, and their widgets' data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from weather_metrics import dashboards
+from weather_metrics.web.api.blueprint import bp
+from weather_metrics.web.api.dashboard_schemas import (
+    DashboardCreateSchema,
+    DashboardFiltersSchema,
+    DashboardQuerySchema,
+    DashboardUpdateSchema,
+    DashboardWidgetSchema,
+    WidgetPositionSchema,
+)
+from weather_metrics.web.api.openapi import operation
+from weather_metrics.web.auth import authenticated, current_user
+from weather_metrics.web.bodies import json_body, load
+
+
+@bp.get("/dashboards")
+@authenticated()
+def list_dashboards() -> ResponseReturnValue:
+    """Dashboards the caller can see: their own, their teams' and the organization's."""
+    query = load(DashboardQuerySchema(), request.args.to_dict())
+    found = dashboards.list_dashboards(current_user(), query.get("scope"), query["default_only"])
+    return jsonify({"dashboards": [dashboards.dashboard_view(d) for d in found]})
+
+
+@bp.post("/dashboards")
+@authenticated()
+def create_dashboard() -> ResponseReturnValue:
+    """Create a dashboard (team scope: admins and the team's managers; organization: admins)."""
+    dashboard = dashboards.create_dashboard(current_user(), json_body(DashboardCreateSchema()))
+    return jsonify(dashboards.dashboard_view(dashboard)), 201
+
+
+@bp.get("/dashboards/<dashboard_id>")
+@authenticated()
+def get_dashboard(dashboard_id: str) -> ResponseReturnValue:
+    """One dashboard the caller can see."""
+    return jsonify(dashboards.dashboard_view(dashboards.find_dashboard(current_user(), dashboard_id)))
+
+
+@bp.put("/dashboards/<dashboard_id>")
+@authenticated()
+def update_dashboard(dashboard_id: str) -> ResponseReturnValue:
+    """Change some of a dashboard's fields."""
+    changes = json_body(DashboardUpdateSchema())
+    return jsonify(dashboards.dashboard_view(dashboards.update_dashboard(current_user(), dashboard_id, changes)))
+
+
+@bp.delete("/dashboards/<dashboard_id>")
+@authenticated()
+def delete_dashboard(dashboard_id: str) -> ResponseReturnValue:
+    """Delete a dashboard."""
+    dashboards.delete_dashboard(current_user(), dashboard_id)
+    return "", 204
+
+
+@bp.get("/dashboards/<dashboard_id>/data")
+@authenticated()
+def dashboard_data(dashboard_id: str) -> ResponseReturnValue:
+    """Every widget's data, limited to what the caller may see."""
+    max_days = current_app.extensions["weather_metrics"].settings["metrics_max_range_days"]
+    return jsonify(dashboards.dashboard_data(current_user(), dashboard_id, datetime.now(UTC), max_days))
+
+
+# OpenAPI, merged into /openapi.json by weather_metrics.api.docs.
+_ERRORS = {
+    "400": "Validation failed",
+    "401": "Missing, invalid or expired token",
+    "403": "Not allowed for this dashboard scope",
+    "404": "Not found, or not visible to you",
+    "429": "Rate limit exceeded",
+}
+
+
+def _op(summary: str, ok: str, body: str | None = None, **extra: Any) -> dict[str, Any]:
+    return operation(summary, ok, _ERRORS, body, **extra)
+
+
+_DASHBOARD_ID = {"name": "dashboard_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/dashboards": {
+        "get": _op(
+            "Dashboards you can see: yours, your teams' (admins: all teams') and the organization's",
+            "200 Dashboards",
+            parameters=[
+                {"name": "scope", "in": "query", "schema": {"type": "string", "enum": list(dashboards.SCOPES)}},
+                {"name": "default_only", "in": "query", "schema": {"type": "boolean", "default": False}},
+            ],
+        ),
+        "post": _op(
+            "Create a dashboard (user: anyone; team: admins and the team's managers; organization: admins)",
+            "201 Dashboard",
+            "DashboardCreate",
+        ),
+    },
+    "/api/dashboards/{dashboard_id}": {
+        "get": _op("One dashboard", "200 Dashboard"),
+        "put": _op("Update a dashboard (same rules as creating it)", "200 Dashboard", "DashboardUpdate"),
+        "delete": _op("Delete a dashboard (same rules as creating it)", "204 Deleted"),
+        "parameters": [_DASHBOARD_ID],
+    },
+    "/api/dashboards/{dashboard_id}/data": {
+        "get": _op(
+            "The dashboard and each widget's data, limited to what you may see; "
+            "a widget you may not see gets an error entry",
+            "200 Dashboard data",
+        ),
+        "parameters": [_DASHBOARD_ID],
+    },
+}
+
+
+COMPONENTS: dict[str, Any] = {  # nested schemas first, so the bodies refer to them by name
+    "DashboardFilters": DashboardFiltersSchema,
+    "WidgetPosition": WidgetPositionSchema,
+    "DashboardWidget": DashboardWidgetSchema,
+    "DashboardCreate": DashboardCreateSchema,
+    "DashboardUpdate": DashboardUpdateSchema,
+}

@@ -1,0 +1,36 @@
+"""/api/organization: the caller's organization (name, time zone of its reports)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify
+from flask.typing import ResponseReturnValue
+
+from weather_metrics.store.models import Organization
+from weather_metrics.web.api.blueprint import bp
+from weather_metrics.web.api.schemas import OrganizationUpdateSchema
+from weather_metrics.web.auth import authenticated, current_user
+from weather_metrics.web.bodies import json_body
+
+
+def organization_view(org: Organization) -> dict[str, Any]:
+    return {"id": org.id, "name": org.name, "time_zone": org.time_zone, "created_at": org.created_at}
+
+
+@bp.get("/organization")
+@authenticated()
+def get_organization() -> ResponseReturnValue:
+    """The caller's organization."""
+    return jsonify(organization_view(Organization.get_by_id(current_user().organization_id)))
+
+
+@bp.put("/organization")
+@authenticated("admin")
+def update_organization() -> ResponseReturnValue:
+    """Rename the organization or set the time zone its days, weeks and months follow (admin)."""
+    changes = json_body(OrganizationUpdateSchema())
+    org_id = current_user().organization_id
+    if changes:
+        Organization.update(**changes).where(Organization.id == org_id).execute()
+    return jsonify(organization_view(Organization.get_by_id(org_id)))

@@ -1,0 +1,147 @@
+"""/api/reports: request a report export, follow its job, download its file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from flask import Response, current_app, jsonify
+from flask.typing import ResponseReturnValue
+from marshmallow import fields, validate
+
+from weather_metrics.reports import builder as report_builder
+from weather_metrics.reports import jobs as reports
+from weather_metrics.web.api.blueprint import bp
+from weather_metrics.web.api.schemas import StrictSchema
+from weather_metrics.web.auth import authenticated, caller_key, current_user
+from weather_metrics.web.bodies import json_body
+from weather_metrics.web.errors import ApiProblem
+from weather_metrics.web.limits import limiter
+
+CHUNK_BYTES = 256 * 1024
+
+
+class ExportRequestSchema(StrictSchema):
+    format = fields.String(required=True, validate=validate.OneOf(tuple(report_builder.FORMATS)))
+    report_type = fields.String(required=True, validate=validate.OneOf(report_builder.REPORT_TYPES))
+    filters = fields.Dict(
+        keys=fields.String(),
+        load_default=dict,
+        metadata={"description": "The filters the metrics endpoints accept (user_id, team_id, start_date, ...)"},
+    )
+
+
+# Exports have their own per-user limit (setting export_rate_limit), instead of the /api one.
+export_limit = limiter.limit(
+    lambda: current_app.extensions["weather_metrics"].settings["export_rate_limit"], key_func=caller_key
+)
+
+
+@bp.post("/reports/export")
+@export_limit
+@authenticated()
+def request_export() -> ResponseReturnValue:
+    """Queue a report export of the caller's scope; 202 with the job and its status URL."""
+    state = current_app.extensions["weather_metrics"]
+    body = json_body(ExportRequestSchema())
+    me, now = current_user(), datetime.now(UTC)
+    filters = report_builder.check_filters(
+        body["report_type"], body["filters"], me, now, state.settings["metrics_max_range_days"]
+    )
+    job = reports.create_job(
+        me, body["report_type"], body["format"], filters, now, state.settings["export_ttl_hours"] * 3600
+    )
+    view = reports.job_view(job)
+    return jsonify(view), 202, {"Location": view["status_url"]}
+
+
+@bp.get("/reports/<job_id>")
+@authenticated()
+def export_status(job_id: str) -> ResponseReturnValue:
+    """One export job: status, progress, and the download URL once done."""
+    return jsonify(reports.job_view(reports.find_job(current_user(), job_id)))
+
+
+@bp.get("/reports/<job_id>/download")
+@authenticated()
+def download_export(job_id: str) -> ResponseReturnValue:
+    """The file of a finished export; 409 while it is queued or running, or when it failed."""
+    job = reports.find_job(current_user(), job_id)
+    if job.status != "done":
+        reason = f": {job.error}" if job.error else ""
+        raise ApiProblem(409, f"Export job is {job.status}{reason}", {"status": job.status})
+    path = Path(job.file_path or "")
+    if not job.file_path or not path.is_file():  # deleted by hand, or by expiry a moment ago
+        raise ApiProblem(404, f"Export job {job_id} not found")
+    headers = {
+        "Content-Length": str(path.stat().st_size),
+        "Content-Disposition": f'attachment; filename="{job.file_name}"',  # safe characters only
+        "Cache-Control": "no-store",
+    }
+    return Response(_chunks(path), content_type=job.content_type, headers=headers)
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
+    """The file's bytes; opened on the first read and closed when the response ends, read or not."""
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK_BYTES):
+            yield chunk
+
+
+# OpenAPI, merged into /openapi.json by weather_metrics.api.docs.
+_ERROR = {"application/json": {"schema": "ApiError"}}
+_ERRORS = {
+    "401": "Missing, invalid or expired token",
+    "404": "No such job, expired, or not yours (admins see their organization's jobs)",
+    "429": "Rate limit exceeded",
+}
+
+
+_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _op(summary: str, ok: dict[str, Any], errors: dict[str, str], **extra: Any) -> dict[str, Any]:
+    responses: dict[str, Any] = dict(ok)
+    responses.update({code: {"description": text, "content": _ERROR} for code, text in errors.items()})
+    return {"summary": summary, "responses": responses, "security": [{"bearerAuth": []}], **extra}
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/reports/export": {
+        "post": _op(
+            "Queue a report export of your scope (limit: export_rate_limit per user, default 10 per hour)",
+            {"202": {"description": "Queued: the job; Location is its status URL"}},
+            {
+                "400": "Validation failed, or bad filters: details names them",
+                "403": "A filter names a user or team outside your scope",
+                **_ERRORS,
+                "404": "A filter names a user or team not in your organization",
+            },
+            requestBody={"required": True, "content": {"application/json": {"schema": "ReportExportRequest"}}},
+        ),
+    },
+    "/api/reports/{job_id}": {
+        "get": _op(
+            "An export job: queued, running, done or failed, with progress", {"200": {"description": "Job"}}, _ERRORS
+        ),
+        "parameters": [_JOB_ID],
+    },
+    "/api/reports/{job_id}/download": {
+        "get": _op(
+            "The export file, as an attachment named <organization>-<report type>-<date>.<ext>",
+            {
+                "200": {
+                    "description": "The file",
+                    "content": {content_type: {} for content_type, _ext in report_builder.FORMATS.values()},
+                }
+            },
+            {**_ERRORS, "409": "The job is queued, running or failed"},
+        ),
+        "parameters": [_JOB_ID],
+    },
+}
+
+
+COMPONENTS: dict[str, Any] = {"ReportExportRequest": ExportRequestSchema}

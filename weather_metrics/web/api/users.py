@@ -1,0 +1,155 @@
+"""GET/POST /api/users, GET/PUT /api/users/<id>."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from weather_metrics.accounts import organizations as accounts
+from weather_metrics.accounts.passwords import PasswordPolicyError
+from weather_metrics.query.org_metrics import pagination
+from weather_metrics.store.db import write_transaction
+from weather_metrics.store.models import User
+from weather_metrics.web.api.blueprint import bp
+from weather_metrics.web.api.schemas import UserCreateSchema, UserQuerySchema, UserUpdateSchema
+from weather_metrics.web.auth import authenticated, caller_key, current_user
+from weather_metrics.web.bodies import json_body, load, peek_body
+from weather_metrics.web.errors import ApiProblem
+from weather_metrics.web.limits import account_key, account_limit
+
+ADMIN_ONLY_FIELDS = ("role", "active")
+
+
+@bp.get("/users")
+@authenticated()
+def list_users() -> ResponseReturnValue:
+    """Users of the organization, filtered by role or team; developers see only themselves."""
+    query = load(UserQuerySchema(), request.args.to_dict())
+    me = current_user()
+    users, total = accounts.list_users(
+        me.organization_id,
+        query.get("role"),
+        query.get("team_id"),
+        query["page"],
+        query["limit"],
+        only_id=me.id if me.role == "developer" else None,
+    )
+    return jsonify(
+        {
+            "users": [accounts.user_view(u) for u in users],
+            "pagination": pagination(query["page"], query["limit"], total),
+        }
+    )
+
+
+@bp.post("/users")
+@authenticated("admin")
+def create_user() -> ResponseReturnValue:
+    """Add a user; without a password, a one-time password is returned once."""
+    data = json_body(UserCreateSchema())
+    user, one_time = accounts.create_user(
+        current_user().organization_id,
+        data["email"],
+        data["name"],
+        data["role"],
+        current_app.extensions["weather_metrics"].passwords,
+        data.get("password"),
+    )
+    body: dict[str, Any] = accounts.user_view(user)
+    if one_time:
+        body["one_time_password"] = one_time
+    return jsonify(body), 201
+
+
+def _visible_user(user_id: str) -> User:
+    """A user of the caller's organization that the caller may see (404 / 403 otherwise)."""
+    me = current_user()
+    user = accounts.find_user(me.organization_id, user_id)
+    if me.role == "developer" and user.id != me.id:
+        raise ApiProblem(403, "Developers may only see their own profile")
+    return user
+
+
+@bp.get("/users/<user_id>")
+@authenticated()
+def get_user(user_id: str) -> ResponseReturnValue:
+    """One user's profile."""
+    return jsonify(accounts.user_view(_visible_user(user_id)))
+
+
+def _own_account() -> User | None:
+    """The caller's own user when they are changing their own profile."""
+    user_id = (request.view_args or {}).get("user_id", "")
+    return User.get_or_none(User.id == user_id) if caller_key() == f"user:{user_id}" else None
+
+
+def _own_account_key() -> str:
+    user = _own_account()
+    return account_key(user.email) if user else "login:"
+
+
+def _not_a_password_change() -> bool:
+    return "password" not in peek_body() or _own_account() is None
+
+
+# A refused change of your own password (a wrong current_password) counts as a failed
+# login, so a stolen access token cannot guess the password faster than the login form.
+@bp.put("/users/<user_id>")
+@account_limit(
+    _own_account_key,
+    exempt_when=_not_a_password_change,
+    deduct_when=lambda response: response.status_code == 403,
+)
+@authenticated()
+def update_user(user_id: str) -> ResponseReturnValue:
+    """Change a profile: admins any user's, everyone else only their own (not their role)."""
+    me = current_user()
+    user = accounts.find_user(me.organization_id, user_id)
+    changes = json_body(UserUpdateSchema())
+    state = current_app.extensions["weather_metrics"]
+    current_password = changes.pop("current_password", None)
+    new_password = changes.pop("password", None)
+    if new_password is not None:
+        if user.id == me.id and not state.passwords.verify(user.password_hash, current_password or ""):
+            raise ApiProblem(403, "current_password is wrong", {"current_password": "Does not match"})
+        try:
+            changes["password_hash"] = state.passwords.hash(new_password)  # before the lock: it is slow
+        except PasswordPolicyError as exc:
+            raise ApiProblem(400, "Request validation failed", {"password": str(exc)}) from None
+    with write_transaction():  # the last-admin check and the change, with no other write between
+        user = accounts.find_user(me.organization_id, user_id)
+        _authorize_changes(me, user, changes)
+        user = accounts.update_user(user, changes)
+    if new_password is not None:
+        # Whoever knew the old password is signed out everywhere but here.
+        state.tokens.revoke_user_sessions(user.id, keep=g.claims["sid"] if user.id == me.id else None)
+    if changes.get("active") is False:
+        state.tokens.revoke_user_sessions(user.id)  # so reactivation brings back no old token
+    return jsonify(accounts.user_view(user))
+
+
+def _authorize_changes(me: User, user: User, changes: dict[str, Any]) -> None:
+    if me.role != "admin":
+        if user.id != me.id:
+            raise ApiProblem(403, "Only admins may change other users")
+        refused = {name: "Only admins may change this" for name in ADMIN_ONLY_FIELDS if name in changes}
+        if refused:
+            raise ApiProblem(403, "Only admins may change role or active", refused)
+    leaves_admins = changes.get("role", "admin") != "admin" or changes.get("active") is False
+    if user.role == "admin" and leaves_admins and _other_active_admins(user) == 0:
+        raise ApiProblem(409, "The organization must keep at least one active admin")
+
+
+def _other_active_admins(user: User) -> int:
+    return (
+        User.select()
+        .where(
+            (User.organization == user.organization_id)
+            & (User.role == "admin")
+            & (User.active == True)  # noqa: E712 - peewee expression
+            & (User.id != user.id)
+        )
+        .count()
+    )

@@ -1,0 +1,58 @@
+"""Rate limits of /api and /mcp (flask-limiter); the /v1 limiter is core/ratelimit.py."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, g
+from flask_limiter import Limiter
+
+from weather_metrics.web.auth import client_ip
+
+# Storage comes from the setting rate_limit_storage (see init_app).
+limiter = Limiter(key_func=client_ip, headers_enabled=True, strategy="sliding-window-counter")
+
+
+def account_limit(key_func: Callable[[], str], **options: Any) -> Callable[..., Any]:
+    """The per-account login limit: every route that tests an account's password shares it."""
+    return limiter.shared_limit(
+        lambda: current_app.extensions["weather_metrics"].settings["login_rate_limit_per_account"],
+        scope="login-account",
+        key_func=key_func,
+        **options,
+    )
+
+
+def account_key(email: str) -> str:
+    return f"login:{email.lower()}"
+
+
+def init_app(app: Flask) -> None:
+    """Bind the limiter to its storage, with Retry-After only where the contract puts it."""
+
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them in reverse).
+    @app.after_request
+    def spec_retry_after(response: Response) -> Response:
+        """Retry-After belongs to 429 (the limiter's wait, also as X-RateLimit-Retry-After) and 503.
+
+        The limiter puts its window's reset into Retry-After on every response it counts;
+        a 503 keeps the writer's own wait, and other answers get none.
+        """
+        if response.status_code == 429:
+            if "Retry-After" in response.headers:
+                response.headers["X-RateLimit-Retry-After"] = response.headers["Retry-After"]
+        elif response.status_code == 503 and "retry_after_wait" in g:
+            response.headers["Retry-After"] = str(g.retry_after_wait)
+        elif response.status_code != 503:
+            response.headers.pop("Retry-After", None)
+        return response
+
+    settings = app.extensions["weather_metrics"].settings
+    app.config["RATELIMIT_STORAGE_URI"] = settings["rate_limit_storage"]
+    # Every process of one service shares its counters, and only them: they are named after its database.
+    database_path = str(Path(settings["database"]).expanduser().resolve())
+    app.config["RATELIMIT_KEY_PREFIX"] = "weather_metrics:" + hashlib.sha256(database_path.encode()).hexdigest()[:16]
+    limiter.init_app(app)

@@ -1,0 +1,25 @@
+"""POST /mcp/metrics/collect: agent executions from MCP servers."""
+
+from __future__ import annotations
+
+from flask import current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from weather_metrics.web.bodies import read_body
+from weather_metrics.web.mcp.blueprint import api_key, bp, key_required
+
+
+@bp.post("/metrics/collect")
+@key_required
+def collect() -> ResponseReturnValue:
+    """Store one execution or an array of them; 201 with the batch id once committed."""
+    state = current_app.extensions["weather_metrics"]
+    key = api_key()
+    assert key is not None
+    answer, committed = state.org_intake.collect(
+        key.organization_id,
+        read_body(state.settings["metrics_max_body_bytes"]),
+        request.headers.get("Idempotency-Key"),
+        key.id,
+    )
+    return jsonify(answer), 201 if committed else 202

@@ -1,0 +1,1 @@
+"""Signed webhook deliveries, and the HTTP client that never reaches private addresses."""

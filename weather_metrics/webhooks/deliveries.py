@@ -1,0 +1,410 @@
+"""Webhooks: registration, encrypted secrets, signed payloads, and the deliverer that sends them.
+
+A delivery is a row of webhook_deliveries, written when the event happens, so pending
+deliveries survive a restart. `WebhookDeliverer.run_once` sends the oldest due one;
+failed attempts are retried with exponential backoff and jitter, and a webhook whose
+deliveries keep failing is disabled.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.fernet import Fernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from weather_metrics.core.errors import NotFound
+from weather_metrics.core.times import iso
+from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.store.batches import PendingBatch
+from weather_metrics.store.db import write_transaction
+from weather_metrics.store.models import Webhook, WebhookDelivery
+from weather_metrics.webhooks import transport as webhook_transport
+from weather_metrics.webhooks.transport import DeliveryError, Resolver
+
+log = logging.getLogger(__name__)
+
+
+EVENTS = ("metrics.collected", "alert.triggered")
+MAX_PER_ORGANIZATION = 20
+SECRET_LENGTH = (16, 256)
+BACKOFF_BASE = 30.0  # seconds before the second attempt
+BACKOFF_CAP = 3600.0
+JITTER = 0.2
+IDLE_WAIT = 0.5  # seconds a deliverer thread sleeps when nothing is due
+CACHE_SECONDS = 60.0  # subscribers are re-read at least this often, besides invalidation
+HEADER_SIGNATURE = "X-Webhook-Signature"
+HEADER_TIMESTAMP = "X-Webhook-Timestamp"
+HEADER_DELIVERY = "X-Webhook-Delivery"
+HEADER_EVENT = "X-Webhook-Event"
+
+
+class SecretBox:
+    """Encrypts webhook secrets with a key derived from jwt_secret (HKDF-SHA256)."""
+
+    def __init__(self, jwt_secret: str) -> None:
+        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"weather_metrics webhook secrets v1").derive(
+            jwt_secret.encode()
+        )
+        self._fernet = Fernet(base64.urlsafe_b64encode(key))
+
+    def seal(self, secret: str) -> str:
+        return self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, token: str) -> str:
+        return self._fernet.decrypt(token.encode()).decode()
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """Hex HMAC-SHA256 of `timestamp.body` with the webhook's secret."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def signed_body(payload: dict[str, Any], secret: str, timestamp: int) -> tuple[bytes, str]:
+    """The body to send and its signature.
+
+    The signature covers the compact, key-sorted JSON of the payload without "signature";
+    the body sent is those bytes with `,"signature":"<hex>"` added as the last member, so a
+    receiver gets the signed bytes back by cutting that member off.
+    """
+    unsigned = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    signature = sign(secret, timestamp, unsigned)
+    return unsigned[:-1] + f',"signature":"{signature}"}}'.encode(), signature
+
+
+def validation_problems(body: Any, allow_private: bool, resolver: Resolver = socket.getaddrinfo) -> dict[str, str]:
+    """What is wrong with a registration body (organization_id is checked by the view); empty when fine."""
+    if not isinstance(body, dict):
+        return {"body": "Must be a JSON object"}
+    problems: dict[str, str] = {}
+    unknown = sorted(set(body) - {"hook_url", "events", "organization_id", "secret"})
+    if unknown:
+        problems[unknown[0]] = "Unknown field"
+    url = body.get("hook_url")
+    try:
+        _scheme, host, port, _path = webhook_transport.parse_target(url)
+        if not allow_private:
+            webhook_transport.checked_addresses(host, port, allow_private, resolver)
+    except DeliveryError as exc:
+        if url is None:
+            problems["hook_url"] = "Required"
+        elif exc.retryable:  # resolution failed: checked again at every delivery
+            pass
+        else:
+            problems["hook_url"] = str(exc)
+    events = body.get("events")
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        problems["events"] = f"Must be a non-empty list of event names: {', '.join(EVENTS)}"
+    elif set(events) - set(EVENTS):
+        problems["events"] = f"Unknown event {sorted(set(events) - set(EVENTS))[0]!r}; one of {', '.join(EVENTS)}"
+    secret = body.get("secret")
+    if not isinstance(secret, str) or not SECRET_LENGTH[0] <= len(secret) <= SECRET_LENGTH[1]:
+        problems["secret"] = f"Required: a string of {SECRET_LENGTH[0]} to {SECRET_LENGTH[1]} characters"
+    if not isinstance(body.get("organization_id"), str):
+        problems["organization_id"] = "Required: the organization of the API key"
+    return problems
+
+
+def register(organization_id: str, body: dict[str, Any], box: SecretBox, now: datetime) -> Webhook:
+    """Store a validated registration; TooMany past MAX_PER_ORGANIZATION."""
+    with write_transaction():
+        if Webhook.select().where(Webhook.organization == organization_id).count() >= MAX_PER_ORGANIZATION:
+            raise TooMany(f"An organization has at most {MAX_PER_ORGANIZATION} webhooks")
+        return Webhook.create(
+            id=str(uuid.uuid4()),
+            organization=organization_id,
+            url=body["hook_url"],
+            events=json.dumps(sorted(set(body["events"]))),
+            secret_encrypted=box.seal(body["secret"]),
+            secret_hint=body["secret"][-4:],
+            enabled=True,
+            consecutive_failures=0,
+            created_at=int(now.timestamp()),
+        )
+
+
+class TooMany(Exception):
+    """The organization already has the most webhooks allowed."""
+
+
+def find_hook(organization_id: str, hook_id: str) -> Webhook:
+    hook = Webhook.get_or_none((Webhook.id == hook_id) & (Webhook.organization == organization_id))
+    if hook is None:
+        raise NotFound(f"Webhook {hook_id} not found")
+    return hook
+
+
+def delete_hook(organization_id: str, hook_id: str) -> None:
+    """Delete the webhook with its deliveries; NotFound when it is not the organization's."""
+    with write_transaction():
+        hook = find_hook(organization_id, hook_id)
+        WebhookDelivery.delete().where(WebhookDelivery.webhook == hook.id).execute()
+        hook.delete_instance()
+
+
+def hook_view(hook: Webhook) -> dict[str, Any]:
+    """The webhook as the API shows it: never its secret, only the last 4 characters."""
+    return {
+        "id": hook.id,
+        "organization_id": hook.organization_id,
+        "hook_url": hook.url,
+        "events": json.loads(hook.events),
+        "enabled": hook.enabled,
+        "disabled_reason": hook.disabled_reason,
+        "consecutive_failures": hook.consecutive_failures,
+        "secret_hint": "****" + hook.secret_hint,
+        "created_at": iso(hook.created_at),
+    }
+
+
+def delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
+    finished = delivery.finished_at
+    return {
+        "id": delivery.id,
+        "event": delivery.event,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "next_attempt_at": iso(delivery.next_attempt_at) if delivery.status == "pending" else None,
+        "last_error": delivery.last_error,
+        "created_at": iso(delivery.created_at),
+        "finished_at": None if finished is None else iso(finished),
+        "payload": json.loads(delivery.payload),
+        "log": json.loads(delivery.attempt_log),
+    }
+
+
+def recent_deliveries(hook: Webhook, limit: int) -> list[dict[str, Any]]:
+    rows = (
+        WebhookDelivery.select()
+        .where(WebhookDelivery.webhook == hook.id)
+        .order_by(WebhookDelivery.created_at.desc(), WebhookDelivery.id.desc())
+        .limit(limit)
+    )
+    return [delivery_view(row) for row in rows]
+
+
+class Subscribers:
+    """Each organization's enabled webhook ids per event, cached for the writer thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
+
+    def invalidate(self, organization_id: str) -> None:
+        with self._lock:
+            self._cache.pop(organization_id, None)
+
+    def of(self, organization_id: str, event: str) -> list[str]:
+        with self._lock:
+            cached = self._cache.get(organization_id)
+        if cached is None or cached[0] < time.monotonic():
+            table: dict[str, list[str]] = {}
+            hooks = Webhook.select(Webhook.id, Webhook.events).where(
+                (Webhook.organization == organization_id) & Webhook.enabled
+            )
+            for hook in hooks:
+                for name in json.loads(hook.events):
+                    table.setdefault(name, []).append(hook.id)
+            cached = (time.monotonic() + CACHE_SECONDS, table)
+            with self._lock:
+                self._cache[organization_id] = cached
+        return cached[1].get(event, [])
+
+
+def enqueue(hook_ids: list[str], event: str, payload: dict[str, Any], now: int) -> None:
+    """One pending delivery of `payload` per webhook that still exists and is enabled, due now.
+
+    The ids come from a cache that another process may not have refreshed yet: a webhook
+    deleted there is skipped here, not allowed to fail the other deliveries (or an alert).
+    """
+    with write_transaction():
+        existing = {h.id for h in Webhook.select(Webhook.id).where(Webhook.id.in_(hook_ids) & Webhook.enabled)}
+        rows = [
+            {
+                "id": str(uuid.uuid4()),
+                "webhook": hook_id,
+                "event": event,
+                "payload": json.dumps(payload, sort_keys=True),
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "attempt_log": "[]",
+                "created_at": now,
+            }
+            for hook_id in hook_ids
+            if hook_id in existing
+        ]
+        if rows:
+            WebhookDelivery.insert_many(rows).execute()
+
+
+def collected_recorder(subscribers: Subscribers) -> Callable[[list[PendingBatch], int, float], None]:
+    """A writer on_commit hook: a metrics.collected delivery per subscribed webhook and stored organization batch."""
+
+    def record(batches: list[PendingBatch], _stored: int, _seconds: float) -> None:
+        now = datetime.now(UTC)
+        for batch in batches:
+            if batch.kind is None or not batch.stored or not batch.rows:
+                continue  # /v1 events, replays and refused batches fire nothing
+            organization_id = batch.rows[0][0]
+            hook_ids = subscribers.of(organization_id, "metrics.collected")
+            if hook_ids:
+                payload = {
+                    "event": "metrics.collected",
+                    "organization_id": organization_id,
+                    "batch_id": batch.response["batch_id"],
+                    "metric_count": batch.stored,
+                    "timestamp": iso(now),
+                }
+                enqueue(hook_ids, "metrics.collected", payload, int(now.timestamp()))
+
+    return record
+
+
+def backoff(attempt: int, rng: random.Random) -> float:
+    """Seconds before the attempt after `attempt`: 30 s doubling, ±20% jitter, at most an hour."""
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1) * rng.uniform(1 - JITTER, 1 + JITTER))
+
+
+class WebhookDeliverer:
+    """Sends due deliveries: `run_once` sends one; `start` runs `webhook_workers` threads around it."""
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        box: SecretBox,
+        subscribers: Subscribers,
+        clock: Callable[[], float] = time.time,
+        resolver: Resolver = socket.getaddrinfo,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._allow_private = bool(settings["webhook_allow_private"])
+        self._timeout = float(settings["webhook_timeout_seconds"])
+        self._max_attempts = int(settings["webhook_max_attempts"])
+        self._disable_after = int(settings["webhook_disable_after_failures"])
+        self._workers = int(settings["webhook_workers"])
+        self.box = box
+        self.subscribers = subscribers
+        self._clock = clock
+        self._resolver = resolver
+        self._rng = rng or random.Random()
+        # A claimed delivery is not due again before this; a crash mid-send retries it after.
+        self._lease = int(self._timeout * 2 + 60)
+        self._threads = StepThreads(
+            "webhook",
+            self._workers,
+            lambda _number: self.run_once(datetime.fromtimestamp(self._clock(), UTC)),
+            IDLE_WAIT,
+        )
+
+    def _claim(self, at: int) -> tuple[WebhookDelivery, Webhook] | None:
+        """The oldest due delivery of an enabled webhook, its attempt counted and leased to us."""
+        with write_transaction():
+            while True:
+                delivery = (
+                    WebhookDelivery.select(WebhookDelivery, Webhook)
+                    .join(Webhook)
+                    .where(
+                        (WebhookDelivery.status == "pending")
+                        & (WebhookDelivery.next_attempt_at <= at)
+                        & Webhook.enabled
+                    )
+                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
+                    .first()
+                )
+                if delivery is None:
+                    return None
+                claimed = (
+                    WebhookDelivery.update(attempts=WebhookDelivery.attempts + 1, next_attempt_at=at + self._lease)
+                    .where((WebhookDelivery.id == delivery.id) & (WebhookDelivery.attempts == delivery.attempts))
+                    .execute()
+                )
+                if claimed:
+                    return WebhookDelivery.get_by_id(delivery.id), delivery.webhook
+
+    def _send(self, delivery: WebhookDelivery, hook: Webhook, at: int) -> int:
+        body, signature = signed_body(json.loads(delivery.payload), self.box.open(hook.secret_encrypted), at)
+        headers = {
+            HEADER_SIGNATURE: signature,
+            HEADER_TIMESTAMP: str(at),
+            HEADER_DELIVERY: delivery.id,
+            HEADER_EVENT: delivery.event,
+        }
+        return webhook_transport.post(hook.url, body, headers, self._timeout, self._allow_private, self._resolver)
+
+    def run_once(self, now: datetime) -> bool:
+        """Send the oldest due delivery; False when none was due."""
+        at = int(now.timestamp())
+        claimed = self._claim(at)
+        if claimed is None:
+            return False
+        delivery, hook = claimed
+        started = time.perf_counter()
+        status: int | None
+        try:
+            status, error, retryable = self._send(delivery, hook, at), None, False
+        except DeliveryError as exc:
+            status, error, retryable = exc.status, str(exc), exc.retryable
+        except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer decrypts: not retryable
+            log.exception("webhook delivery %s failed", delivery.id)
+            status, error, retryable = None, f"internal error: {type(exc).__name__}", False
+        attempt = {
+            "attempt": delivery.attempts,
+            "at": iso(now),
+            "status_code": status,
+            "error": error,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        self._record(delivery, hook, at, attempt, retryable)
+        return True
+
+    def _record(self, delivery: WebhookDelivery, hook: Webhook, at: int, attempt: dict[str, Any], retry: bool) -> None:
+        """Store the attempt and what follows from it: done, retried later, or given up."""
+        log_entries = [*json.loads(delivery.attempt_log), attempt]
+        changes: dict[str, Any] = {"attempt_log": json.dumps(log_entries), "last_error": attempt["error"]}
+        if attempt["error"] is None:
+            changes.update(status="delivered", finished_at=at)
+        elif retry and delivery.attempts < self._max_attempts:
+            changes["next_attempt_at"] = at + round(backoff(delivery.attempts, self._rng))
+        else:
+            changes.update(status="failed", finished_at=at)
+        with write_transaction():
+            WebhookDelivery.update(**changes).where(WebhookDelivery.id == delivery.id).execute()
+            if changes.get("status") == "delivered":
+                Webhook.update(consecutive_failures=0).where(Webhook.id == hook.id).execute()
+            elif changes.get("status") == "failed":
+                self._count_failure(hook, attempt["error"], at)
+
+    def _count_failure(self, hook: Webhook, error: str, at: int) -> None:
+        Webhook.update(consecutive_failures=Webhook.consecutive_failures + 1).where(Webhook.id == hook.id).execute()
+        failures = Webhook.get_by_id(hook.id).consecutive_failures
+        if failures >= self._disable_after:
+            reason = f"disabled after {failures} consecutive failed deliveries; last error: {error}"
+            Webhook.update(enabled=False, disabled_reason=reason).where(Webhook.id == hook.id).execute()
+            WebhookDelivery.update(status="failed", finished_at=at, last_error="webhook disabled").where(
+                (WebhookDelivery.webhook == hook.id) & (WebhookDelivery.status == "pending")
+            ).execute()
+            self.subscribers.invalidate(hook.organization_id)
+            log.warning("webhook %s %s", hook.id, reason)
+
+    # -- threads -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._threads.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the threads after the delivery each is sending; idempotent."""
+        self._threads.close(timeout)
