@@ -248,7 +248,7 @@ def test_a_webhook_deleted_elsewhere_is_skipped_not_fatal(app, acme):
 
 
 def test_the_access_log_redacts_credentials_however_their_names_are_spelled():
-    from weather_metrics.web.observability import redact_query
+    from weather_metrics.runtime.logs import redact_query
 
     for query in ("%74oken=SECRET", "ticket=SECRET", "a=1&access_token=SECRET", "to%6Ben=SECRET&ticket=SECRET"):
         assert "SECRET" not in redact_query(query), query

@@ -13,10 +13,12 @@ from typing import Any
 
 from limits import parse_many
 
+from weather_metrics.core.errors import ServiceError
+
 ENV_PREFIX = "WEATHER_METRICS_"
 
 
-class SettingsError(ValueError):
+class SettingsError(ServiceError, ValueError):
     """A setting has a bad value; the message names the key."""
 
 

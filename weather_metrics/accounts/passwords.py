@@ -7,11 +7,13 @@ import secrets
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from weather_metrics.core.errors import ServiceError
+
 MIN_LENGTH = 12
 MAX_LENGTH = 128
 
 
-class PasswordPolicyError(ValueError):
+class PasswordPolicyError(ServiceError, ValueError):
     """The password does not meet the policy; the message says why."""
 
 

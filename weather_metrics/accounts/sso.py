@@ -9,11 +9,13 @@ from typing import Any
 import jwt
 from jwt import PyJWK, PyJWKClient, PyJWKSet
 
+from weather_metrics.core.errors import ServiceError
+
 # Only asymmetric algorithms: a provider's public key must never double as an HMAC secret.
 ALLOWED_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"})
 
 
-class SsoError(Exception):
+class SsoError(ServiceError):
     """The ID token is not acceptable; the message is safe to show."""
 
 

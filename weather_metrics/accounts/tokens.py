@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 
+from weather_metrics.core.errors import ServiceError
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import AuthSession, RefreshToken, User
 
@@ -21,7 +22,7 @@ ALGORITHM = "HS256"  # fixed here; never taken from a token's header
 REQUIRED_CLAIMS = ("sub", "org", "role", "exp", "iat", "jti", "sid", "typ")
 
 
-class TokenError(Exception):
+class TokenError(ServiceError):
     """The token cannot be used; the message is safe to show."""
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 
-class Unavailable(Exception):
+class ServiceError(Exception):
+    """Base of the project's own errors: what went wrong in the service's terms, free of HTTP."""
+
+
+class Unavailable(ServiceError):
     """The batch was not accepted now (queue full, writer stopped, commit too slow): retry later."""
 
 
@@ -11,18 +15,26 @@ class Pending(Unavailable):
     """The batch is being committed but its outcome is not known yet: it is likely stored."""
 
 
-class NotStored(RuntimeError):
+class NotStored(ServiceError, RuntimeError):
     """The database refused the batch itself (a validation gap): a server error, nothing stored."""
 
 
-class KeyReused(Exception):
+class KeyReused(ServiceError):
     """The Idempotency-Key was already used with a different body."""
 
     def __init__(self) -> None:
         super().__init__("Idempotency-Key was already used with a different body")
 
 
-class Rejected(Exception):
+class InvalidBatch(ServiceError):
+    """A /v1 request the contract refuses: `problems` lists each problem of the events, else the message says why."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class Rejected(ServiceError):
     """The request is refused: an HTTP status, a message and per-field details."""
 
     def __init__(self, status: int, message: str, details: dict[str, str] | None = None) -> None:
@@ -31,7 +43,7 @@ class Rejected(Exception):
         self.details = details or {}
 
 
-class QueryError(Exception):
+class QueryError(ServiceError):
     """Bad request parameters (or body content that names nothing real): a message and the offending fields."""
 
     def __init__(self, message: str, details: dict[str, str]) -> None:
@@ -39,17 +51,17 @@ class QueryError(Exception):
         self.details = details
 
 
-class OutOfScope(Exception):
+class OutOfScope(ServiceError):
     """The caller may not see the data asked for (a user or team outside their scope)."""
 
 
-class UnknownTarget(LookupError):
+class UnknownTarget(ServiceError, LookupError):
     """A user or team id that is not in the caller's organization."""
 
 
-class NotFound(LookupError):
+class NotFound(ServiceError, LookupError):
     """No such thing in the caller's organization."""
 
 
-class Conflict(Exception):
+class Conflict(ServiceError):
     """It already exists (a duplicate email, team name or membership)."""

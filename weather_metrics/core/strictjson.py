@@ -7,8 +7,10 @@ import math
 import re
 from typing import Any
 
+from weather_metrics.core.errors import ServiceError
 
-class MalformedJson(ValueError):
+
+class MalformedJson(ServiceError, ValueError):
     """The body is not JSON; the message says why."""
 
 

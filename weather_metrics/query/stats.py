@@ -7,6 +7,7 @@ from typing import Any
 
 from peewee import fn
 
+from weather_metrics.core.errors import ServiceError
 from weather_metrics.core.histogram import percentile_from_histogram
 from weather_metrics.core.times import DAY, iso
 from weather_metrics.store.events import (
@@ -23,7 +24,7 @@ PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
 
 
-class UnknownTool(LookupError):
+class UnknownTool(ServiceError, LookupError):
     """The tool has no data in the period."""
 
 

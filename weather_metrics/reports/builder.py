@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from weather_metrics.core.errors import OutOfScope, QueryError
+from weather_metrics.core.errors import OutOfScope, QueryError, ServiceError
 from weather_metrics.core.times import iso
 from weather_metrics.core.vocabulary import AGGREGATIONS, BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
 from weather_metrics.query import analytics
@@ -46,7 +46,7 @@ FETCH_ROWS = 2000
 BAD_FILTERS = "Invalid filters"
 
 
-class ReportTooLarge(ValueError):
+class ReportTooLarge(ServiceError, ValueError):
     """The export would hold more data rows than allowed."""
 
 

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 from gunicorn.glogging import Logger
 
+from weather_metrics.runtime.logs import redact_query
 from weather_metrics.settings import load_settings, require_secret
-from weather_metrics.web.observability import redact_query
 
 _settings = load_settings()
 

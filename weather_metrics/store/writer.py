@@ -16,6 +16,7 @@ from typing import Any
 
 import peewee
 
+from weather_metrics.core.errors import ServiceError
 from weather_metrics.store.batches import PendingBatch
 
 log = logging.getLogger(__name__)
@@ -39,11 +40,11 @@ def _transient(exc: Exception) -> bool:
 CommitHook = Callable[[list[PendingBatch], int, float], None]
 
 
-class QueueFull(Exception):
+class QueueFull(ServiceError):
     """The queue cannot take the batch now; the client should retry later."""
 
 
-class WriterStopped(Exception):
+class WriterStopped(ServiceError):
     """The writer is shutting down and takes no more batches."""
 
 

@@ -11,7 +11,6 @@ import time
 import uuid
 from collections import Counter as Tally
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode
 
 from flask import Flask, Response, g, request
 from prometheus_client import Counter, Gauge, Histogram
@@ -120,16 +119,3 @@ def init_app(app: Flask) -> None:
             http_request_duration_seconds.labels(*labels).observe(time.perf_counter() - started)
         response.headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
         return response
-
-
-SECRET_PARAMETERS = frozenset({"token", "access_token", "ticket"})
-
-
-def redact_query(query: str) -> str:
-    """The query string with the values of credential parameters replaced (names are compared decoded)."""
-    if not query:
-        return query
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(name in SECRET_PARAMETERS for name, _ in pairs):
-        return query
-    return urlencode([(k, "[redacted]" if k in SECRET_PARAMETERS else v) for k, v in pairs], safe="[]/:,")

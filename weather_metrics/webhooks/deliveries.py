@@ -26,7 +26,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from weather_metrics.core.errors import NotFound
+from weather_metrics.core.errors import NotFound, ServiceError
 from weather_metrics.core.times import iso
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.store.batches import PendingBatch
@@ -136,7 +136,7 @@ def register(organization_id: str, body: dict[str, Any], box: SecretBox, now: da
         )
 
 
-class TooMany(Exception):
+class TooMany(ServiceError):
     """The organization already has the most webhooks allowed."""
 
 

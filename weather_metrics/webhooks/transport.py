@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from weather_metrics.core.errors import ServiceError
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[..., list[tuple[Any, ...]]]  # socket.getaddrinfo's shape
 MAX_URL = 2048
@@ -23,7 +25,7 @@ RESPONSE_READ_LIMIT = 65_536  # bytes of a receiver's answer read before the con
 USER_AGENT = "weather-metrics-webhooks/1"
 
 
-class DeliveryError(Exception):
+class DeliveryError(ServiceError):
     """A delivery attempt failed; `retryable` says whether sending again can succeed."""
 
     def __init__(self, message: str, retryable: bool, status: int | None = None) -> None:

@@ -1,6 +1,6 @@
 """Accepting a POST /v1/events body: validate, de-duplicate, queue, and wait for the commit.
 
-`deliver` and `replay` are shared with the organization surfaces (orgintake.py): every
+`deliver` and `replay` are shared with the organization surfaces (ingest/org/intake.py): every
 ingestion path queues on the same writer with the same durability and backpressure.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from weather_metrics.core.errors import KeyReused, Unavailable
+from weather_metrics.core.errors import InvalidBatch, KeyReused
 from weather_metrics.core.strictjson import MalformedJson, parse_json
 from weather_metrics.core.times import iso
 from weather_metrics.ingest.delivery import deliver
@@ -20,7 +20,6 @@ from weather_metrics.ingest.idempotency import body_hash, check_idempotency_key,
 from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.events import event_row
 from weather_metrics.store.writer import EventWriter
-from weather_metrics.web.v1.errors import invalid_request, service_unavailable, validation_failed
 
 
 class EventIntake:
@@ -34,7 +33,6 @@ class EventIntake:
         self.ack_timeout = settings["ack_timeout_seconds"]
         self.retention_days = settings["retention_days"]
         self.idempotency_ttl = settings["idempotency_ttl_hours"] * 3600
-        self.retry_after = settings["retry_after_seconds"]
         self._clock = clock or (lambda: datetime.now(UTC))
         # Decoding and validating is pure Python: running one request's at a time costs no
         # throughput under the GIL, and keeps idle-waiting threads from crowding out the
@@ -42,35 +40,33 @@ class EventIntake:
         self.cpu_gate = threading.Lock()
 
     def accept(self, raw: bytes, idempotency_key: str | None) -> dict[str, Any]:
-        """The answer for an accepted request body; raises ApiError otherwise."""
+        """The answer for an accepted request body; InvalidBatch, or Unavailable when it was not stored."""
         with self.cpu_gate:
             batch = self._prepare(raw, idempotency_key)
         if isinstance(batch, dict):
             return batch  # the first answer to a repeated Idempotency-Key
         try:
             return deliver(self.writer, batch, self.ack_on_commit, self.ack_timeout)
-        except Unavailable as exc:
-            raise service_unavailable(str(exc), self.retry_after) from None
         except KeyReused as exc:
-            raise invalid_request(str(exc)) from None
+            raise InvalidBatch(str(exc)) from None
 
     def _prepare(self, raw: bytes, idempotency_key: str | None) -> PendingBatch | dict[str, Any]:
         """The batch to queue, or the answer already given to its Idempotency-Key."""
         try:
             body = parse_json(raw)
         except MalformedJson as exc:
-            raise invalid_request(str(exc)) from None
+            raise InvalidBatch(str(exc)) from None
         now = self._clock()
         digest = None
         if idempotency_key is not None:
             problem = check_idempotency_key(idempotency_key)
             if problem:
-                raise invalid_request(problem)
+                raise InvalidBatch(problem)
             digest = body_hash(body)
             try:
                 first = replay(idempotency_key, digest, now, self.idempotency_ttl)
             except KeyReused as exc:
-                raise invalid_request(str(exc)) from None
+                raise InvalidBatch(str(exc)) from None
             if first is not None:
                 return first
 
@@ -78,7 +74,7 @@ class EventIntake:
         if not problems:
             problems = window_problems(body["events"], now, self.retention_days)
         if problems:
-            raise validation_failed(error_list(problems))
+            raise InvalidBatch("validation failed", error_list(problems))
 
         received_at = int(now.timestamp())
         return PendingBatch(

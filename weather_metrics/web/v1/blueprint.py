@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from weather_metrics.web.v1.errors import ApiError
+from weather_metrics.web.v1.errors import ApiError, as_api_error
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ RATE_LIMIT_EXEMPT = {"v1.health"}
 
 def error_response(exc: Exception) -> tuple[Response, int]:
     """The contract's error body, {"error", "details", "retry_after"}, for any exception."""
+    exc = as_api_error(exc)
     if isinstance(exc, ApiError):
         status, body = exc.code or 500, {"error": exc.error, "details": exc.details}
     elif isinstance(exc, HTTPException):

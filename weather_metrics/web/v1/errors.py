@@ -1,10 +1,13 @@
-"""The /v1 error answer; the blueprint's handler renders it in the contract's body."""
+"""The /v1 error answer, and the one place domain errors become /v1 answers; the blueprint renders them."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import current_app
 from werkzeug.exceptions import HTTPException
+
+from weather_metrics.core.errors import InvalidBatch, Unavailable
 
 
 class ApiError(HTTPException):
@@ -18,13 +21,17 @@ class ApiError(HTTPException):
         self.retry_after = retry_after
 
 
-def validation_failed(details: list[str]) -> ApiError:
-    return ApiError(400, "validation_failed", details)
-
-
 def invalid_request(details: str) -> ApiError:
     return ApiError(400, "invalid_request", details)
 
 
-def service_unavailable(details: str, retry_after: int) -> ApiError:
-    return ApiError(503, "service_unavailable", details, retry_after=retry_after)
+def as_api_error(exc: Exception) -> Exception:
+    """The ApiError a domain exception stands for; other exceptions unchanged."""
+    if isinstance(exc, InvalidBatch):
+        if exc.problems is not None:
+            return ApiError(400, "validation_failed", exc.problems)
+        return invalid_request(str(exc))
+    if isinstance(exc, Unavailable):  # nothing of the request was stored
+        wait = current_app.extensions["weather_metrics"].settings["retry_after_seconds"]
+        return ApiError(503, "service_unavailable", str(exc), retry_after=wait)
+    return exc
