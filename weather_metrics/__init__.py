@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -34,39 +32,10 @@ from weather_metrics.store.pruning import prune_step
 from weather_metrics.store.writer import EventWriter
 from weather_metrics.web import api, cli, docs, limits, mcp, observability, v1, ws
 from weather_metrics.web.errors import ApiProblem, error_response
+from weather_metrics.web.services import EXTENSION, ServiceState
 from weather_metrics.web.v1.blueprint import error_response as v1_error_response
 from weather_metrics.web.ws import connection
 from weather_metrics.webhooks.deliveries import SecretBox, Subscribers, WebhookDeliverer, collected_recorder
-
-
-@dataclass
-class ServiceState:
-    """What the views of this app share: settings, the writer, the limiter."""
-
-    settings: dict[str, Any]
-    writer: EventWriter
-    intake: EventIntake
-    org_intake: OrgIntake
-    limiter: TokenBucketLimiter
-    passwords: Passwords
-    tokens: TokenService
-    sso: OidcVerifier | None
-    reports: ReportRunner
-    webhooks: WebhookDeliverer
-    relay: Relay
-    alerts: AlertEvaluator
-    started: float = field(default_factory=time.monotonic)
-
-    def uptime(self) -> float:
-        return time.monotonic() - self.started
-
-    def close(self) -> None:
-        """Stop the background threads and close the sockets, then the writer once everything accepted is written."""
-        self.relay.close()
-        self.alerts.close()
-        self.reports.close()
-        self.webhooks.close()
-        self.writer.close()
 
 
 def _housekeeping(settings: dict[str, Any]) -> bool:
@@ -156,7 +125,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ),
         alerts=AlertEvaluator(settings, webhooks.subscribers),
     )
-    app.extensions["weather_metrics"] = state
+    app.extensions[EXTENSION] = state
     observability.queue_depth.set_function(lambda: writer.depth)
     observability.websocket_connections.set_function(lambda: len(state.relay.hub))
     if settings["trusted_proxies"]:

@@ -19,7 +19,7 @@ from weather_metrics.accounts.organizations import find_team
 from weather_metrics.core.errors import NotFound, OutOfScope, QueryError, UnknownTarget
 from weather_metrics.core.times import iso
 from weather_metrics.core.vocabulary import STANDARD_PRODUCTIVITY_TYPES
-from weather_metrics.query import org_metrics as orgmetrics
+from weather_metrics.query import org_metrics
 from weather_metrics.query.scope import Scope, narrow, scope_for
 from weather_metrics.query.windows import Window, parse_window
 from weather_metrics.store.db import write_transaction
@@ -102,8 +102,8 @@ def _team_for(user: User, scope: str, team_id: str | None) -> str | None:
 
 def known_metrics(org_id: str) -> set[str]:
     """Every metric a widget may show in this organization."""
-    agents = {f"agents.{name}" for name in orgmetrics.AGENT_METRICS}
-    types = set(STANDARD_PRODUCTIVITY_TYPES) | set(orgmetrics.metric_types(org_id))
+    agents = {f"agents.{name}" for name in org_metrics.AGENT_METRICS}
+    types = set(STANDARD_PRODUCTIVITY_TYPES) | set(org_metrics.metric_types(org_id))
     return agents | {f"productivity.{kind}" for kind in types}
 
 
@@ -233,7 +233,7 @@ def _window(filters: dict[str, Any], now: datetime, max_days: int, org_id: str) 
         filters.get("start_date"),
         filters.get("end_date"),
         filters.get("aggregation"),
-        orgmetrics.org_zone(org_id),
+        org_metrics.org_zone(org_id),
         now,
         max_days,
         default_days=RANGES.get(filters.get("range", ""), DEFAULT_DAYS),
@@ -277,13 +277,13 @@ def _metric_data(metric: str, scope: Scope, window: Window, filters: dict[str, A
     if family == "agents":
         key: tuple = ("agents", scope, window, filters.get("agent_name"), bool(filters.get("success_only")))
         if key not in memo:
-            memo[key] = orgmetrics.agent_metrics(
+            memo[key] = org_metrics.agent_metrics(
                 scope, window, agent_name=key[3], success_only=key[4], page=1, limit=every_period
             )
         return _agent_data(name, memo[key])
     key = ("productivity", scope, window, name)
     if key not in memo:
-        memo[key] = orgmetrics.productivity_metrics(scope, window, metric_type=name, page=1, limit=every_period)
+        memo[key] = org_metrics.productivity_metrics(scope, window, metric_type=name, page=1, limit=every_period)
     return _productivity_data(name, memo[key])
 
 

@@ -68,9 +68,9 @@ def batch_recorder(clock: Callable[[], float] | None = None) -> Callable[[list[P
                 continue  # a replay or a refused batch reports nothing new
             if batch.kind is None:
                 public += batch.stored
-                errors += sum(row[4] for row in batch.rows)  # EVENT_COLUMNS: is_error
+                errors += batch.event_errors()
                 continue
-            record(batch.rows[0][0], METRIC_INGESTED, _batch_payload(batch, stamp), now=int(now))
+            record(batch.organization_id, METRIC_INGESTED, _batch_payload(batch, stamp), now=int(now))
         if public:
             record(None, PUBLIC_INGESTED, {"count": public, "errors": errors, "timestamp": stamp}, now=int(now))
 

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from weather_metrics.core.errors import OutOfScope, QueryError, UnknownTarget
 from weather_metrics.core.times import HOUR, iso
 from weather_metrics.core.vocabulary import METRIC_TYPE
-from weather_metrics.query import org_metrics as orgmetrics
+from weather_metrics.query import org_metrics
 from weather_metrics.query.scope import Scope, narrow
 from weather_metrics.query.windows import Window, parse_window
 from weather_metrics.store.models import Team, TeamMember
@@ -113,12 +113,12 @@ def comparison_range(
 def period_totals(scope: Scope, window: Window) -> dict[str, list[float]]:
     """Each metric type with data in the window (agent executions too), with its total per period."""
     count = len(window.periods())
-    productivity = orgmetrics.productivity_metrics(scope, window, limit=count)
+    productivity = org_metrics.productivity_metrics(scope, window, limit=count)
     out = {
         kind: [entry["metrics"].get(kind, {}).get("sum", 0.0) for entry in productivity["series"]]
         for kind in (total["metric_type"] for total in productivity["totals"])
     }
-    agents = orgmetrics.agent_metrics(scope, window, limit=count, percentiles=False)
+    agents = org_metrics.agent_metrics(scope, window, limit=count, percentiles=False)
     if agents["totals"]["calls"]:
         out[AGENT_EXECUTIONS] = [entry["calls"] for entry in agents["series"]]
     return out
@@ -126,9 +126,9 @@ def period_totals(scope: Scope, window: Window) -> dict[str, list[float]]:
 
 def window_figures(scope: Scope, window: Window) -> dict[str, float | None]:
     """Every productivity type with data, and the three agent metrics (rates None without executions)."""
-    productivity = orgmetrics.productivity_metrics(scope, window, limit=1)
+    productivity = org_metrics.productivity_metrics(scope, window, limit=1)
     figures: dict[str, float | None] = {total["metric_type"]: total["sum"] for total in productivity["totals"]}
-    agents = orgmetrics.agent_metrics(scope, window, limit=1, percentiles=False)["totals"]
+    agents = org_metrics.agent_metrics(scope, window, limit=1, percentiles=False)["totals"]
     figures[AGENT_EXECUTIONS] = agents["calls"]
     figures["agent_success_rate"] = agents["success_rate"]
     figures["agent_avg_duration_ms"] = agents["avg_duration_ms"]
@@ -196,7 +196,7 @@ def productivity_trends(scope: Scope, window: Window, comparison: Window | None,
         found += [anomaly(name, *kept[i], values, window.aggregation) for i in find_anomalies(values)]
     insights = ([] if current else [no_data(window, bool(previous), label)]) + growth_insights(metrics, label) + found
     return {
-        "period": orgmetrics.window_view(window),
+        "period": org_metrics.window_view(window),
         "comparison": _span(comparison) if comparison else None,
         "metrics": metrics,
         "insights": insights,

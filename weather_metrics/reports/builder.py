@@ -16,8 +16,7 @@ from typing import Any
 from weather_metrics.core.errors import OutOfScope, QueryError, ServiceError
 from weather_metrics.core.times import iso
 from weather_metrics.core.vocabulary import AGGREGATIONS, BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
-from weather_metrics.query import analytics
-from weather_metrics.query import org_metrics as orgmetrics
+from weather_metrics.query import analytics, org_metrics
 from weather_metrics.query.scope import Scope, narrow, scope_for
 from weather_metrics.query.windows import Window, parse_window
 from weather_metrics.reports.formats import Cell, Chart, Report, Row, Table, write_report
@@ -102,7 +101,7 @@ def check_filters(
     out = _typed(report_type, filters)
     _checked_values(out)
     try:
-        _window(out, orgmetrics.org_zone(user.organization_id), now, max_days)
+        _window(out, org_metrics.org_zone(user.organization_id), now, max_days)
         if report_type == "teams":
             analytics.metric_type_list(out.get("metric_types", []))
     except QueryError as error:
@@ -149,7 +148,7 @@ def build_report(job: ReportJob, path: Path, max_rows: int, progress: Callable[[
     filters = json.loads(job.filters)
     user = User.get_by_id(job.user_id)
     now = datetime.fromtimestamp(job.created_at, UTC)
-    tz = orgmetrics.org_zone(user.organization_id)
+    tz = org_metrics.org_zone(user.organization_id)
     window = _window(filters, tz, now, REBUILD_MAX_DAYS)
     scope = _scope(job.report_type, filters, user)
     organization = Organization.get_by_id(user.organization_id).name
@@ -208,7 +207,7 @@ def _stream(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
 
 
 AGENT_COLUMNS = ("user", "agent_name", "command", "duration_ms", "success", "error_details")
-AGENT_BREAKDOWN = ("agent_name", *orgmetrics.AGENT_METRICS)
+AGENT_BREAKDOWN = ("agent_name", *org_metrics.AGENT_METRICS)
 
 
 def agent_rows(scope: Scope, window: Window, agent_name: str | None, success_only: bool) -> Iterator[Row]:
@@ -216,7 +215,7 @@ def agent_rows(scope: Scope, window: Window, agent_name: str | None, success_onl
     params: list[Any] = [scope.organization_id, window.first_hour, window.last_hour]
     clauses = ["e.organization_id = ?", "e.hour BETWEEN ? AND ?"]
     if scope.user_ids is not None:
-        clauses.append(orgmetrics.sql_in("e.user_id", scope.user_ids, params))
+        clauses.append(org_metrics.sql_in("e.user_id", scope.user_ids, params))
     if agent_name is not None:
         clauses.append("e.agent_name = ?")
         params.append(agent_name)
@@ -234,7 +233,7 @@ def agent_rows(scope: Scope, window: Window, agent_name: str | None, success_onl
 def agents_report(scope: Scope, window: Window, filters: dict[str, Any], organization: str) -> Report:
     """Totals, per-agent figures and calls per period; one data row per execution."""
     agent_name, success_only = filters.get("agent_name"), bool(filters.get("success_only"))
-    figures = orgmetrics.agent_metrics(
+    figures = org_metrics.agent_metrics(
         scope, window, agent_name=agent_name, success_only=success_only, limit=max(len(window.periods()), 1)
     )
     breakdown = [tuple(entry[key] for key in AGENT_BREAKDOWN) for entry in figures["agents"]]
@@ -244,7 +243,7 @@ def agents_report(scope: Scope, window: Window, filters: dict[str, Any], organiz
         organization=organization,
         period=period_text(window),
         filters=_filter_lines(filters),
-        summary=[(_label(key), figures["totals"][key]) for key in orgmetrics.AGENT_METRICS],
+        summary=[(_label(key), figures["totals"][key]) for key in org_metrics.AGENT_METRICS],
         breakdown=Table(AGENT_BREAKDOWN, breakdown),
         chart=Chart(
             f"Calls per {window.aggregation}",
@@ -266,11 +265,11 @@ def productivity_rows(scope: Scope, window: Window, metric_type: str | None) -> 
     params: list[Any] = [scope.organization_id, window.first_hour, window.last_hour]
     clauses = ["p.organization_id = ?", "p.hour BETWEEN ? AND ?"]
     if scope.user_ids is not None:
-        users = orgmetrics.sql_in("p.user_id", scope.user_ids, params)
+        users = org_metrics.sql_in("p.user_id", scope.user_ids, params)
         teams = (
             "p.team_id IS NOT NULL"
             if scope.team_ids is None
-            else orgmetrics.sql_in("p.team_id", scope.team_ids, params)
+            else org_metrics.sql_in("p.team_id", scope.team_ids, params)
         )
         clauses.append(f"({users} OR {teams})")
     if metric_type is not None:
@@ -288,7 +287,7 @@ def productivity_rows(scope: Scope, window: Window, metric_type: str | None) -> 
 def productivity_report(scope: Scope, window: Window, filters: dict[str, Any], organization: str) -> Report:
     """Totals per metric type and the sum of values per period; one data row per metric."""
     metric_type = filters.get("metric_type")
-    figures = orgmetrics.productivity_metrics(
+    figures = org_metrics.productivity_metrics(
         scope, window, metric_type=metric_type, limit=max(len(window.periods()), 1)
     )
     totals = figures["totals"]

@@ -19,7 +19,7 @@ from typing import Any
 
 from weather_metrics.core.errors import NotFound, OutOfScope, QueryError, UnknownTarget
 from weather_metrics.core.times import iso
-from weather_metrics.reports import builder as report_builder
+from weather_metrics.reports import builder
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import Organization, ReportJob, User
@@ -107,7 +107,7 @@ def failure_reason(exc: Exception) -> str:
     if isinstance(exc, QueryError):
         details = "; ".join(f"{field}: {text}" for field, text in exc.details.items())
         return f"{exc} ({details})" if details else str(exc)
-    if isinstance(exc, (report_builder.ReportTooLarge, OutOfScope, UnknownTarget)):
+    if isinstance(exc, (builder.ReportTooLarge, OutOfScope, UnknownTarget)):
         return str(exc)
     return "internal error"
 
@@ -128,10 +128,10 @@ class ReportRunner:
 
     # Names carry the attempt: a second process that re-ran a job never shares a file with the first.
     def final_path(self, job: ReportJob) -> Path:
-        return self.export_dir / f"{job.id}-{job.attempts}{report_builder.FORMATS[job.format][1]}"
+        return self.export_dir / f"{job.id}-{job.attempts}{builder.FORMATS[job.format][1]}"
 
     def partial_path(self, job: ReportJob) -> Path:
-        return self.export_dir / f"{job.id}-{job.attempts}.partial{report_builder.FORMATS[job.format][1]}"
+        return self.export_dir / f"{job.id}-{job.attempts}.partial{builder.FORMATS[job.format][1]}"
 
     def _remove_files(self, job: ReportJob) -> None:
         """Delete the job's files; a file that cannot be deleted is logged, not raised."""
@@ -198,11 +198,11 @@ class ReportRunner:
 
     def _build(self, job: ReportJob, now: datetime) -> None:
         """Build a claimed job's file and mark the job done or failed; never leaves it running."""
-        content_type, extension = report_builder.FORMATS[job.format]
+        content_type, extension = builder.FORMATS[job.format]
         partial, final = self.partial_path(job), self.final_path(job)
         try:
             self.export_dir.mkdir(parents=True, exist_ok=True)
-            rows = report_builder.build_report(job, partial, self._max_rows, self._progress_recorder(job.id))
+            rows = builder.build_report(job, partial, self._max_rows, self._progress_recorder(job.id))
             partial.replace(final)
             organization = Organization.get_by_id(job.organization_id).name
         except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason

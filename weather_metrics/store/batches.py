@@ -17,9 +17,7 @@ from typing import Any
 from peewee import EXCLUDED
 
 from weather_metrics.store.db import database, write_transaction
-from weather_metrics.store.events import (
-    EVENTS,
-)
+from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
 from weather_metrics.store.rowkind import SINCE, RowKind
 
@@ -41,6 +39,17 @@ class PendingBatch:
     failure: str | None = None  # set when the batch itself cannot be written (see EventWriter)
     stored: int = 0
     done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    @property
+    def organization_id(self) -> str | None:
+        """The organization whose rows these are; None for /v1 events (every row of a batch shares it)."""
+        if self.kind is None or not self.rows:
+            return None
+        return self.rows[0][self.kind.columns.index("organization_id")]  # type: ignore[no-any-return]
+
+    def event_errors(self) -> int:
+        """How many of a /v1 batch's events are errors."""
+        return sum(row[IS_ERROR] for row in self.rows)
 
 
 class _CompiledStatements:

@@ -136,6 +136,8 @@ EVENT_COLUMNS = (
     "parameters",
 )
 
+IS_ERROR = EVENT_COLUMNS.index("is_error")
+
 
 def event_row(event: dict[str, Any], received_at: int) -> tuple[Any, ...]:
     """The events-table row of one validated event; the timestamp is cut to the hour."""

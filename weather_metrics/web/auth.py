@@ -6,11 +6,12 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import current_app, g, request
+from flask import g, request
 
 from weather_metrics.accounts.tokens import TokenError
 from weather_metrics.store.models import User
 from weather_metrics.web.errors import ApiProblem
+from weather_metrics.web.services import services
 
 
 def client_ip() -> str:
@@ -29,7 +30,7 @@ def caller_key() -> str:
     token = bearer_token()
     if token:
         try:
-            return "user:" + current_app.extensions["weather_metrics"].tokens.decode(token, "access")["sub"]
+            return "user:" + services().tokens.decode(token, "access")["sub"]
         except TokenError:
             pass
     return "ip:" + client_ip()
@@ -38,7 +39,7 @@ def caller_key() -> str:
 def signed_in() -> tuple[User, dict[str, Any]]:
     """The user and claims of the request's access token, checked once per request; TokenError otherwise."""
     if "signed_in" not in g:
-        g.signed_in = current_app.extensions["weather_metrics"].tokens.authenticate(bearer_token() or "")
+        g.signed_in = services().tokens.authenticate(bearer_token() or "")
     return g.signed_in  # type: ignore[no-any-return]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import with_appcontext
 
 from weather_metrics.accounts import organizations as accounts
+from weather_metrics.web.services import services
 
 
 @click.command("create-org")
@@ -16,7 +17,7 @@ from weather_metrics.accounts import organizations as accounts
 @click.option("--admin-name", default="", help="The admin's name (default: the part of the email before @).")
 def create_org(name: str, admin_email: str, admin_name: str) -> None:
     """Create an organization and its first admin, and print the admin's one-time password."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     try:
         org, admin, password = accounts.create_organization(
             name, admin_email, admin_name or admin_email.split("@")[0], state.passwords

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, current_app, g, jsonify, request
+from flask import Response, g, jsonify, request
 from flask_limiter import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -21,6 +21,7 @@ from weather_metrics.core.errors import (
     UnknownTarget,
 )
 from weather_metrics.core.times import iso
+from weather_metrics.web.services import services
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def as_problem(exc: Exception) -> Exception:
         log.error("a batch was refused by the database: %s", exc)
         return ApiProblem(500, "The database refused this batch; nothing of it was stored")
     if isinstance(exc, Unavailable):  # nothing of the request was stored
-        wait = g.retry_after_wait = current_app.extensions["weather_metrics"].settings["retry_after_seconds"]
+        wait = g.retry_after_wait = services().settings["retry_after_seconds"]
         return ApiProblem(503, str(exc), {"retry_after": wait}, {"Retry-After": str(wait)})
     return exc
 

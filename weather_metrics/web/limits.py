@@ -7,10 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 from flask_limiter import Limiter
 
 from weather_metrics.web.auth import client_ip
+from weather_metrics.web.services import EXTENSION, services
 
 # Storage comes from the setting rate_limit_storage (see init_app).
 limiter = Limiter(key_func=client_ip, headers_enabled=True, strategy="sliding-window-counter")
@@ -19,7 +20,7 @@ limiter = Limiter(key_func=client_ip, headers_enabled=True, strategy="sliding-wi
 def account_limit(key_func: Callable[[], str], **options: Any) -> Callable[..., Any]:
     """The per-account login limit: every route that tests an account's password shares it."""
     return limiter.shared_limit(
-        lambda: current_app.extensions["weather_metrics"].settings["login_rate_limit_per_account"],
+        lambda: services().settings["login_rate_limit_per_account"],
         scope="login-account",
         key_func=key_func,
         **options,
@@ -50,7 +51,7 @@ def init_app(app: Flask) -> None:
             response.headers.pop("Retry-After", None)
         return response
 
-    settings = app.extensions["weather_metrics"].settings
+    settings = app.extensions[EXTENSION].settings
     app.config["RATELIMIT_STORAGE_URI"] = settings["rate_limit_storage"]
     # Every process of one service shares its counters, and only them: they are named after its database.
     database_path = str(Path(settings["database"]).expanduser().resolve())

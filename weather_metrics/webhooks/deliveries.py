@@ -32,7 +32,7 @@ from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import Webhook, WebhookDelivery
-from weather_metrics.webhooks import transport as webhook_transport
+from weather_metrics.webhooks import transport
 from weather_metrics.webhooks.transport import DeliveryError, Resolver
 
 log = logging.getLogger(__name__)
@@ -95,9 +95,9 @@ def validation_problems(body: Any, allow_private: bool, resolver: Resolver = soc
         problems[unknown[0]] = "Unknown field"
     url = body.get("hook_url")
     try:
-        _scheme, host, port, _path = webhook_transport.parse_target(url)
+        _scheme, host, port, _path = transport.parse_target(url)
         if not allow_private:
-            webhook_transport.checked_addresses(host, port, allow_private, resolver)
+            transport.checked_addresses(host, port, allow_private, resolver)
     except DeliveryError as exc:
         if url is None:
             problems["hook_url"] = "Required"
@@ -259,7 +259,8 @@ def collected_recorder(subscribers: Subscribers) -> Callable[[list[PendingBatch]
         for batch in batches:
             if batch.kind is None or not batch.stored or not batch.rows:
                 continue  # /v1 events, replays and refused batches fire nothing
-            organization_id = batch.rows[0][0]
+            organization_id = batch.organization_id
+            assert organization_id is not None  # an organization batch
             hook_ids = subscribers.of(organization_id, "metrics.collected")
             if hook_ids:
                 payload = {
@@ -343,7 +344,7 @@ class WebhookDeliverer:
             HEADER_DELIVERY: delivery.id,
             HEADER_EVENT: delivery.event,
         }
-        return webhook_transport.post(hook.url, body, headers, self._timeout, self._allow_private, self._resolver)
+        return transport.post(hook.url, body, headers, self._timeout, self._allow_private, self._resolver)
 
     def run_once(self, now: datetime) -> bool:
         """Send the oldest due delivery; False when none was due."""

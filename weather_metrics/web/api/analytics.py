@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
@@ -15,6 +15,7 @@ from weather_metrics.query.org_metrics import org_zone
 from weather_metrics.query.scope import narrow, scope_for
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.auth import authenticated, current_user
+from weather_metrics.web.services import services
 
 TREND_PARAMS = ("team_id", "start_date", "end_date", "aggregation", "comparison_period")
 COMPARISON_PARAMS = ("team_ids", "team_ids[]", "metric_types", "metric_types[]", "date_range", "start_date", "end_date")
@@ -28,7 +29,7 @@ def check_params(allowed: tuple[str, ...]) -> None:
 
 
 def _max_days() -> int:
-    return int(current_app.extensions["weather_metrics"].settings["metrics_max_range_days"])
+    return int(services().settings["metrics_max_range_days"])
 
 
 def _arg(name: str) -> str | None:

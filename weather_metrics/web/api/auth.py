@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify
+from flask import g, jsonify
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts.organizations import user_view
@@ -15,12 +15,13 @@ from weather_metrics.web.auth import authenticated, client_ip
 from weather_metrics.web.bodies import json_body, peek_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import account_key, account_limit, limiter
+from weather_metrics.web.services import services
 
 BAD_LOGIN = "Email or password is incorrect"
 
 
 def _settings(name: str) -> str:
-    return str(current_app.extensions["weather_metrics"].settings[name])
+    return str(services().settings[name])
 
 
 def _login_email() -> str:
@@ -39,7 +40,7 @@ def _is_sso() -> bool:
 @account_limit(_login_email, exempt_when=_is_sso)
 def login() -> ResponseReturnValue:
     """Exchange an email and password, or an SSO ID token, for tokens."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     data = json_body(LoginSchema())
     if "sso_token" in data:
         if state.sso is None:
@@ -66,7 +67,7 @@ def refresh() -> ResponseReturnValue:
     """Exchange a refresh token for new tokens; the old refresh token stops working."""
     data = json_body(RefreshSchema())
     try:
-        tokens = current_app.extensions["weather_metrics"].tokens.refresh(data["refresh_token"])
+        tokens = services().tokens.refresh(data["refresh_token"])
     except TokenError as exc:
         raise ApiProblem(401, str(exc)) from None
     return jsonify(tokens.as_dict())
@@ -76,5 +77,5 @@ def refresh() -> ResponseReturnValue:
 @authenticated()
 def logout() -> ResponseReturnValue:
     """End the session: its access and refresh tokens stop working at once."""
-    current_app.extensions["weather_metrics"].tokens.logout(g.claims["sid"])
+    services().tokens.logout(g.claims["sid"])
     return "", 204

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics import dashboards
@@ -21,6 +21,7 @@ from weather_metrics.web.api.dashboard_schemas import (
 from weather_metrics.web.api.openapi import operation
 from weather_metrics.web.auth import authenticated, current_user
 from weather_metrics.web.bodies import json_body, load
+from weather_metrics.web.services import services
 
 
 @bp.get("/dashboards")
@@ -67,7 +68,7 @@ def delete_dashboard(dashboard_id: str) -> ResponseReturnValue:
 @authenticated()
 def dashboard_data(dashboard_id: str) -> ResponseReturnValue:
     """Every widget's data, limited to what the caller may see."""
-    max_days = current_app.extensions["weather_metrics"].settings["metrics_max_range_days"]
+    max_days = services().settings["metrics_max_range_days"]
     return jsonify(dashboards.dashboard_data(current_user(), dashboard_id, datetime.now(UTC), max_days))
 
 

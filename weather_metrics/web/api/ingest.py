@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts.tokens import TokenError
@@ -10,6 +10,7 @@ from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.auth import authenticated, client_ip, current_user, signed_in
 from weather_metrics.web.bodies import read_body
 from weather_metrics.web.limits import limiter
+from weather_metrics.web.services import services
 
 
 def organization_key() -> str:
@@ -25,7 +26,7 @@ def organization_key() -> str:
 
 # Ingestion has its own limit (setting metrics_ingest_rate_limit), instead of the per-user one.
 ingest_limit = limiter.shared_limit(
-    lambda: current_app.extensions["weather_metrics"].settings["metrics_ingest_rate_limit"],
+    lambda: services().settings["metrics_ingest_rate_limit"],
     key_func=organization_key,
     scope="metrics-ingest",
 )
@@ -33,7 +34,7 @@ ingest_limit = limiter.shared_limit(
 
 def _accept(kind: str) -> ResponseReturnValue:
     """201 once the rows are committed; 202 when only queued (setting ack = "enqueue")."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     raw = read_body(state.settings["metrics_max_body_bytes"])
     method = state.org_intake.agents if kind == "agents" else state.org_intake.productivity
     answer, committed = method(current_user(), raw, request.headers.get("Idempotency-Key"))

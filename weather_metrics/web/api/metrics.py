@@ -8,18 +8,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError, fields, validate
 
 from weather_metrics.core.vocabulary import AGGREGATIONS, BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
-from weather_metrics.query import org_metrics as orgmetrics
+from weather_metrics.query import org_metrics
 from weather_metrics.query.scope import Scope, narrow, scope_for
 from weather_metrics.query.windows import Window, parse_window
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import MAX_PAGE, StrictSchema
 from weather_metrics.web.auth import authenticated, current_user
 from weather_metrics.web.bodies import load
+from weather_metrics.web.services import services
 
 MAX_LIMIT = 1000
 ID = validate.Length(1, 64)
@@ -61,9 +62,9 @@ def _scope_and_window(query: dict[str, Any]) -> tuple[Scope, Window]:
         query.get("start_date"),
         query.get("end_date"),
         query["aggregation"],
-        orgmetrics.org_zone(me.organization_id),
+        org_metrics.org_zone(me.organization_id),
         datetime.now(UTC),
-        current_app.extensions["weather_metrics"].settings["metrics_max_range_days"],
+        services().settings["metrics_max_range_days"],
     )
     return narrow(scope_for(me), query.get("user_id"), query.get("team_id")), window
 
@@ -75,7 +76,7 @@ def read_agents() -> ResponseReturnValue:
     query = load(AgentQuerySchema(), request.args.to_dict())
     scope, window = _scope_and_window(query)
     return jsonify(
-        orgmetrics.agent_metrics(
+        org_metrics.agent_metrics(
             scope,
             window,
             agent_name=query.get("agent_name"),
@@ -93,7 +94,7 @@ def read_productivity() -> ResponseReturnValue:
     query = load(ProductivityQuerySchema(), request.args.to_dict())
     scope, window = _scope_and_window(query)
     return jsonify(
-        orgmetrics.productivity_metrics(
+        org_metrics.productivity_metrics(
             scope, window, metric_type=query.get("metric_type"), page=query["page"], limit=query["limit"]
         )
     )

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask.typing import ResponseReturnValue
 from marshmallow import fields, validate
 
-from weather_metrics.reports import builder as report_builder
+from weather_metrics.reports import builder
 from weather_metrics.reports import jobs as reports
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import StrictSchema
@@ -19,13 +19,14 @@ from weather_metrics.web.auth import authenticated, caller_key, current_user
 from weather_metrics.web.bodies import json_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import limiter
+from weather_metrics.web.services import services
 
 CHUNK_BYTES = 256 * 1024
 
 
 class ExportRequestSchema(StrictSchema):
-    format = fields.String(required=True, validate=validate.OneOf(tuple(report_builder.FORMATS)))
-    report_type = fields.String(required=True, validate=validate.OneOf(report_builder.REPORT_TYPES))
+    format = fields.String(required=True, validate=validate.OneOf(tuple(builder.FORMATS)))
+    report_type = fields.String(required=True, validate=validate.OneOf(builder.REPORT_TYPES))
     filters = fields.Dict(
         keys=fields.String(),
         load_default=dict,
@@ -34,9 +35,7 @@ class ExportRequestSchema(StrictSchema):
 
 
 # Exports have their own per-user limit (setting export_rate_limit), instead of the /api one.
-export_limit = limiter.limit(
-    lambda: current_app.extensions["weather_metrics"].settings["export_rate_limit"], key_func=caller_key
-)
+export_limit = limiter.limit(lambda: services().settings["export_rate_limit"], key_func=caller_key)
 
 
 @bp.post("/reports/export")
@@ -44,10 +43,10 @@ export_limit = limiter.limit(
 @authenticated()
 def request_export() -> ResponseReturnValue:
     """Queue a report export of the caller's scope; 202 with the job and its status URL."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     body = json_body(ExportRequestSchema())
     me, now = current_user(), datetime.now(UTC)
-    filters = report_builder.check_filters(
+    filters = builder.check_filters(
         body["report_type"], body["filters"], me, now, state.settings["metrics_max_range_days"]
     )
     job = reports.create_job(
@@ -134,7 +133,7 @@ PATHS: dict[str, dict[str, Any]] = {
             {
                 "200": {
                     "description": "The file",
-                    "content": {content_type: {} for content_type, _ext in report_builder.FORMATS.values()},
+                    "content": {content_type: {} for content_type, _ext in builder.FORMATS.values()},
                 }
             },
             {**_ERRORS, "409": "The job is queued, running or failed"},

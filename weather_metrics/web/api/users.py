@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts import organizations as accounts
@@ -18,6 +18,7 @@ from weather_metrics.web.auth import authenticated, caller_key, current_user
 from weather_metrics.web.bodies import json_body, load, peek_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import account_key, account_limit
+from weather_metrics.web.services import services
 
 ADMIN_ONLY_FIELDS = ("role", "active")
 
@@ -54,7 +55,7 @@ def create_user() -> ResponseReturnValue:
         data["email"],
         data["name"],
         data["role"],
-        current_app.extensions["weather_metrics"].passwords,
+        services().passwords,
         data.get("password"),
     )
     body: dict[str, Any] = accounts.user_view(user)
@@ -108,7 +109,7 @@ def update_user(user_id: str) -> ResponseReturnValue:
     me = current_user()
     user = accounts.find_user(me.organization_id, user_id)
     changes = json_body(UserUpdateSchema())
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     current_password = changes.pop("current_password", None)
     new_password = changes.pop("password", None)
     if new_password is not None:

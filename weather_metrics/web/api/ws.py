@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, jsonify
+from flask import g, jsonify
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.auth import authenticated, current_user
+from weather_metrics.web.services import services
 from weather_metrics.web.ws.admission import issue_ticket
 
 
@@ -17,7 +18,7 @@ from weather_metrics.web.ws.admission import issue_ticket
 @authenticated()
 def ws_ticket() -> ResponseReturnValue:
     """A ticket for `/ws?ticket=...`: valid `ws_ticket_seconds`, once; the socket gets the caller's rights."""
-    seconds = current_app.extensions["weather_metrics"].settings["ws_ticket_seconds"]
+    seconds = services().settings["ws_ticket_seconds"]
     ticket = issue_ticket(current_user(), g.claims["sid"], seconds)
     return jsonify({"ticket": ticket, "expires_in": seconds, "url": f"/ws?ticket={ticket}"}), 201
 

@@ -10,13 +10,14 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.store.models import ApiKey
 from weather_metrics.web.auth import bearer_token, client_ip
 from weather_metrics.web.errors import ApiProblem, error_response
 from weather_metrics.web.limits import limiter
+from weather_metrics.web.services import services
 
 bp = Blueprint("mcp", __name__, url_prefix="/mcp")
 
@@ -44,9 +45,7 @@ def organization_key() -> str:
     return f"org:{key.organization_id}" if key is not None else "ip:" + client_ip()
 
 
-limiter.limit(lambda: current_app.extensions["weather_metrics"].settings["mcp_rate_limit"], key_func=organization_key)(
-    bp
-)
+limiter.limit(lambda: services().settings["mcp_rate_limit"], key_func=organization_key)(bp)
 
 
 def key_required(view: Callable[..., Any]) -> Callable[..., Any]:

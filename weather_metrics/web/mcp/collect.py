@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.web.bodies import read_body
 from weather_metrics.web.mcp.blueprint import api_key, bp, key_required
+from weather_metrics.web.services import services
 
 
 @bp.post("/metrics/collect")
 @key_required
 def collect() -> ResponseReturnValue:
     """Store one execution or an array of them; 201 with the batch id once committed."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     key = api_key()
     assert key is not None
     answer, committed = state.org_intake.collect(

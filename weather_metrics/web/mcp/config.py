@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify, request, url_for
+from flask import jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts.tokens import TokenError
@@ -22,6 +22,7 @@ from weather_metrics.store.models import Organization
 from weather_metrics.web.auth import bearer_token
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.mcp.blueprint import api_key, bp
+from weather_metrics.web.services import services
 
 REQUIRED_FIELDS = ("agent_name", "command", "execution_time_ms", "success", "timestamp")
 
@@ -34,7 +35,7 @@ def _caller_organization() -> str:
     token = bearer_token()
     if token:
         try:
-            user, _claims = current_app.extensions["weather_metrics"].tokens.authenticate(token)
+            user, _claims = services().tokens.authenticate(token)
             return user.organization_id  # type: ignore[no-any-return]
         except TokenError as exc:
             raise ApiProblem(401, str(exc)) from None
@@ -76,7 +77,7 @@ def config(organization_id: str) -> ResponseReturnValue:
         raise ApiProblem(404, f"Organization {organization_id} not found")
     org = Organization.get_by_id(organization_id)
     key = api_key()
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     return jsonify(
         {
             "organization_id": org.id,

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.core.strictjson import MalformedJson, parse_json
 from weather_metrics.web.bodies import read_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.mcp.blueprint import api_key, bp, key_required
+from weather_metrics.web.services import services
 from weather_metrics.webhooks import deliveries as webhooks
 
 MAX_BODY = 16_384
@@ -25,7 +26,7 @@ def _organization() -> str:
 
 
 def _state() -> Any:
-    return current_app.extensions["weather_metrics"]
+    return services()
 
 
 @bp.post("/hooks/register")

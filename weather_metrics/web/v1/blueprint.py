@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from weather_metrics.web.services import services
 from weather_metrics.web.v1.errors import ApiError, as_api_error
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def limit_rate() -> None:
     """60 requests a minute per client IP (plus a burst), across every thread."""
     if request.endpoint in RATE_LIMIT_EXEMPT:
         return
-    decision = current_app.extensions["weather_metrics"].limiter.hit(request.remote_addr or "unknown")
+    decision = services().limiter.hit(request.remote_addr or "unknown")
     g.rate_limit = decision
     if not decision.allowed:
         raise ApiError(429, "rate_limit_exceeded", "Rate limit exceeded", retry_after=decision.retry_after)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app
 from werkzeug.exceptions import HTTPException
 
 from weather_metrics.core.errors import InvalidBatch, Unavailable
+from weather_metrics.web.services import services
 
 
 class ApiError(HTTPException):
@@ -32,6 +32,6 @@ def as_api_error(exc: Exception) -> Exception:
             return ApiError(400, "validation_failed", exc.problems)
         return invalid_request(str(exc))
     if isinstance(exc, Unavailable):  # nothing of the request was stored
-        wait = current_app.extensions["weather_metrics"].settings["retry_after_seconds"]
+        wait = services().settings["retry_after_seconds"]
         return ApiError(503, "service_unavailable", str(exc), retry_after=wait)
     return exc

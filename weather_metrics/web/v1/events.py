@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import current_app, jsonify, request
+from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.web.bodies import read_body
+from weather_metrics.web.services import services
 from weather_metrics.web.v1.blueprint import bp
 
 MAX_BODY_BYTES = 100 * 1024
@@ -14,5 +15,5 @@ MAX_BODY_BYTES = 100 * 1024
 @bp.post("/events")
 def create_events() -> ResponseReturnValue:
     """Accept a batch of 1-100 tool-call events."""
-    intake = current_app.extensions["weather_metrics"].intake
+    intake = services().intake
     return jsonify(intake.accept(read_body(MAX_BODY_BYTES), request.headers.get("Idempotency-Key")))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import current_app, jsonify
+from flask import jsonify
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.core.times import iso
 from weather_metrics.store import db
+from weather_metrics.web.services import services
 from weather_metrics.web.v1.blueprint import bp
 
 
@@ -28,7 +29,7 @@ def _memory_mb() -> dict[str, int]:
 @bp.get("/health")
 def health() -> ResponseReturnValue:
     """200 when the database answers and the writer runs; 503 otherwise."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     if not db.ping():
         return jsonify({"status": "unhealthy", "database": "disconnected"}), 503
     if not state.writer.alive or state.writer.failing:
@@ -40,7 +41,7 @@ def health() -> ResponseReturnValue:
 @bp.get("/status")
 def status() -> ResponseReturnValue:
     """Database, queue depth and memory of the running service."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     connected = db.ping()
     return jsonify(
         {

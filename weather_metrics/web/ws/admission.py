@@ -20,6 +20,7 @@ from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import User, WsTicket
 from weather_metrics.web.auth import bearer_token
 from weather_metrics.web.errors import ApiProblem, error_response
+from weather_metrics.web.services import services
 from weather_metrics.web.ws.blueprint import bp
 
 # Server threads a process keeps for HTTP, however many sockets are open: each socket holds one.
@@ -73,7 +74,7 @@ def check_origin(settings: dict[str, Any]) -> None:
 
 def _caller() -> tuple[User, str] | None:
     """The user of the ticket or token and its login session, None without either; 401 when invalid."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     ticket = request.args.get("ticket")
     if ticket:
         return redeem_ticket(ticket)
@@ -152,7 +153,7 @@ def release_slot(slot: str) -> None:
 @bp.before_request
 def admit() -> Any:
     """Refuse before the upgrade: bad Origin 403, bad credentials 401, limits 429/503."""
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     settings = state.settings
     try:
         check_origin(settings)
@@ -180,7 +181,7 @@ def admit() -> Any:
 @bp.teardown_request
 def release(_exc: BaseException | None) -> None:
     if g.pop("ws_thread", False):
-        current_app.extensions["weather_metrics"].relay.hub.unreserve()
+        services().relay.hub.unreserve()
     slot = g.pop("ws_slot", None)
     if slot is not None:
         try:

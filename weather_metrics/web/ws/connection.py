@@ -12,7 +12,7 @@ import threading
 import time
 from typing import Any
 
-from flask import current_app, g
+from flask import g
 from simple_websocket import ConnectionClosed, Server
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
@@ -21,6 +21,7 @@ from weather_metrics.live.protocol import handle
 from weather_metrics.live.relay import Relay
 from weather_metrics.store.db import database
 from weather_metrics.web.errors import ApiProblem, error_response
+from weather_metrics.web.services import EXTENSION, services
 from weather_metrics.web.ws.blueprint import bp, sock
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def upgrade_failed(exc: Exception) -> Any:
 
 @sock.route("/ws", bp=bp)
 def websocket(ws: Server) -> None:
-    state = current_app.extensions["weather_metrics"]
+    state = services()
     serve(ws, state.relay, g.ws_client, state.settings)
 
 
@@ -183,7 +184,7 @@ class _ReaderThread(threading.Thread):
 
 def init_app(app: Any) -> None:
     """The WebSocket server options of this service's settings."""
-    settings = app.extensions["weather_metrics"].settings
+    settings = app.extensions[EXTENSION].settings
     app.config["SOCK_SERVER_OPTIONS"] = {
         "ping_interval": settings["ws_ping_interval_seconds"],
         "max_message_size": MAX_MESSAGE_BYTES,

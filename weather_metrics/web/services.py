@@ -1,0 +1,58 @@
+"""The services one app shares (settings, writer, intakes, background runners), and `services()` to reach them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app
+
+from weather_metrics.accounts.passwords import Passwords
+from weather_metrics.accounts.sso import OidcVerifier
+from weather_metrics.accounts.tokens import TokenService
+from weather_metrics.alerts.evaluator import AlertEvaluator
+from weather_metrics.core.ratelimit import TokenBucketLimiter
+from weather_metrics.ingest.events.intake import EventIntake
+from weather_metrics.ingest.org.intake import OrgIntake
+from weather_metrics.live.relay import Relay
+from weather_metrics.reports.jobs import ReportRunner
+from weather_metrics.store.writer import EventWriter
+from weather_metrics.webhooks.deliveries import WebhookDeliverer
+
+EXTENSION = "weather_metrics"  # the key of app.extensions
+
+
+@dataclass
+class ServiceState:
+    """What the views of this app share: settings, the writer, the limiter."""
+
+    settings: dict[str, Any]
+    writer: EventWriter
+    intake: EventIntake
+    org_intake: OrgIntake
+    limiter: TokenBucketLimiter
+    passwords: Passwords
+    tokens: TokenService
+    sso: OidcVerifier | None
+    reports: ReportRunner
+    webhooks: WebhookDeliverer
+    relay: Relay
+    alerts: AlertEvaluator
+    started: float = field(default_factory=time.monotonic)
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
+    def close(self) -> None:
+        """Stop the background threads and close the sockets, then the writer once everything accepted is written."""
+        self.relay.close()
+        self.alerts.close()
+        self.reports.close()
+        self.webhooks.close()
+        self.writer.close()
+
+
+def services() -> ServiceState:
+    """The services of the app handling the current request or command."""
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
