@@ -18,7 +18,7 @@ from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR
 from weather_metrics.core.vocabulary import dump_json
 from weather_metrics.store.db import BaseModel
-from weather_metrics.store.rowkind import SINCE, RowKind, _add, _moment
+from weather_metrics.store.rowkind import SINCE, RowKind, item_seconds, summed
 
 
 class AgentExecution(BaseModel):
@@ -118,7 +118,7 @@ def agent_row(
     org_id: str, batch_id: str, received_at: int, item: dict[str, Any], user_id: str | None, text: str | None = None
 ) -> tuple:
     """The agent_executions row of one validated execution."""
-    occurred = _moment(item)
+    occurred = item_seconds(item)
     duration = item["execution_time_ms"]
     metadata = item.get("metadata")
     return (
@@ -168,7 +168,7 @@ def _agent_rollups() -> list[Any]:
                 AgentHourly.agent_name,
                 AgentHourly.success,
             ],
-            update=_add(AgentHourly, "calls", "duration_sum"),
+            update=summed(AgentHourly, "calls", "duration_sum"),
         ),
         AgentUserHourly.insert_from(
             a.select(a.user_id, hour, a.agent_name, a.success, calls, total)
@@ -189,7 +189,7 @@ def _agent_rollups() -> list[Any]:
                 AgentUserHourly.agent_name,
                 AgentUserHourly.success,
             ],
-            update=_add(AgentUserHourly, "calls", "duration_sum"),
+            update=summed(AgentUserHourly, "calls", "duration_sum"),
         ),
         AgentLatencyDaily.insert_from(
             a.select(a.organization_id, day, a.agent_name, a.success, a.latency_bucket, calls)
@@ -211,7 +211,7 @@ def _agent_rollups() -> list[Any]:
                 AgentLatencyDaily.success,
                 AgentLatencyDaily.bucket,
             ],
-            update=_add(AgentLatencyDaily, "calls"),
+            update=summed(AgentLatencyDaily, "calls"),
         ),
         AgentUserLatencyDaily.insert_from(
             a.select(a.user_id, day, a.agent_name, a.success, a.latency_bucket, calls)
@@ -233,7 +233,7 @@ def _agent_rollups() -> list[Any]:
                 AgentUserLatencyDaily.success,
                 AgentUserLatencyDaily.bucket,
             ],
-            update=_add(AgentUserLatencyDaily, "calls"),
+            update=summed(AgentUserLatencyDaily, "calls"),
         ),
     ]
 

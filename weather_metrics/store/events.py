@@ -21,7 +21,7 @@ from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR, parse_timestamp
 from weather_metrics.ingest.events.validation import normalize_country
 from weather_metrics.store.db import BaseModel
-from weather_metrics.store.rowkind import SINCE, RowKind, _add
+from weather_metrics.store.rowkind import SINCE, RowKind, summed
 
 
 class Event(BaseModel):
@@ -213,7 +213,7 @@ def _rollup_queries() -> list[Any]:
             ],
         ).on_conflict(
             conflict_target=[ToolHourly.hour, ToolHourly.tool],
-            update=_add(
+            update=summed(
                 ToolHourly, "calls", "errors", "timed_calls", "response_time_sum", "cache_hits", "cache_misses"
             ),
         ),
@@ -222,7 +222,7 @@ def _rollup_queries() -> list[Any]:
             .where(new & Event.latency_bucket.is_null(False))
             .group_by(day, Event.latency_bucket),
             fields=[LatencyDaily.day, LatencyDaily.bucket, LatencyDaily.calls],
-        ).on_conflict(conflict_target=[LatencyDaily.day, LatencyDaily.bucket], update=_add(LatencyDaily, "calls")),
+        ).on_conflict(conflict_target=[LatencyDaily.day, LatencyDaily.bucket], update=summed(LatencyDaily, "calls")),
         VersionDaily.insert_from(
             Event.select(day, Event.tool, Event.version, fn.COUNT(Event.id))
             .where(new)
@@ -230,7 +230,7 @@ def _rollup_queries() -> list[Any]:
             fields=[VersionDaily.day, VersionDaily.tool, VersionDaily.version, VersionDaily.calls],
         ).on_conflict(
             conflict_target=[VersionDaily.day, VersionDaily.tool, VersionDaily.version],
-            update=_add(VersionDaily, "calls"),
+            update=summed(VersionDaily, "calls"),
         ),
         CountryDaily.insert_from(
             Event.select(day, Event.tool, Event.country, fn.COUNT(Event.id))
@@ -239,14 +239,14 @@ def _rollup_queries() -> list[Any]:
             fields=[CountryDaily.day, CountryDaily.tool, CountryDaily.country, CountryDaily.calls],
         ).on_conflict(
             conflict_target=[CountryDaily.day, CountryDaily.tool, CountryDaily.country],
-            update=_add(CountryDaily, "calls"),
+            update=summed(CountryDaily, "calls"),
         ),
         ServiceDaily.insert_from(
             Event.select(day, Event.service, fn.COUNT(Event.id))
             .where(new & Event.service.is_null(False))
             .group_by(day, Event.service),
             fields=[ServiceDaily.day, ServiceDaily.service, ServiceDaily.calls],
-        ).on_conflict(conflict_target=[ServiceDaily.day, ServiceDaily.service], update=_add(ServiceDaily, "calls")),
+        ).on_conflict(conflict_target=[ServiceDaily.day, ServiceDaily.service], update=summed(ServiceDaily, "calls")),
         ErrorDaily.insert_from(
             Event.select(day, fn.COALESCE(Event.error_type, "unknown"), fn.COUNT(Event.id), fn.MAX(hour))
             .where(new & (Event.is_error == 1))
@@ -254,7 +254,7 @@ def _rollup_queries() -> list[Any]:
             fields=[ErrorDaily.day, ErrorDaily.error_type, ErrorDaily.errors, ErrorDaily.last_seen],
         ).on_conflict(
             conflict_target=[ErrorDaily.day, ErrorDaily.error_type],
-            update={**_add(ErrorDaily, "errors"), **_later(ErrorDaily, "last_seen")},
+            update={**summed(ErrorDaily, "errors"), **_later(ErrorDaily, "last_seen")},
         ),
         Session.insert_from(
             Event.select(Event.session_id, fn.MAX(hour))

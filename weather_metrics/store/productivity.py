@@ -18,7 +18,7 @@ from peewee import (
 from weather_metrics.core.times import HOUR
 from weather_metrics.core.vocabulary import dump_json
 from weather_metrics.store.db import BaseModel
-from weather_metrics.store.rowkind import SINCE, RowKind, _add, _moment
+from weather_metrics.store.rowkind import SINCE, RowKind, item_seconds, summed
 
 
 class ProductivityMetric(BaseModel):
@@ -72,7 +72,7 @@ def productivity_row(
     org_id: str, batch_id: str, received_at: int, item: dict[str, Any], text: str | None = None
 ) -> tuple:
     """The productivity_metrics row of one validated metric."""
-    occurred = _moment(item)
+    occurred = item_seconds(item)
     metadata = item.get("metadata")
     return (
         org_id,
@@ -124,7 +124,7 @@ def _productivity_rollups() -> list[Any]:
             ],
         ).on_conflict(
             conflict_target=[h.organization_id, h.hour, h.metric_type, h.user_id, h.team_id],
-            update={**_add(h, "samples", "value_sum"), h.value_min: lower, h.value_max: higher},
+            update={**summed(h, "samples", "value_sum"), h.value_min: lower, h.value_max: higher},
         )
     ]
 

@@ -24,14 +24,16 @@ class RowKind:
     rollups: Callable[[], list[Any]]
 
 
-def _add(model: Any, *names: str) -> dict[Any, Any]:
+def summed(model: Any, *names: str) -> dict[Any, Any]:
+    """The ON CONFLICT update that adds each new value of `names` to the stored one."""
     return {getattr(model, n): getattr(model, n) + getattr(EXCLUDED, n) for n in names}
 
 
 SINCE = -987_654_321  # stands for "id of the last row before this transaction"
 
 
-def _moment(item: dict[str, Any]) -> float:
+def item_seconds(item: dict[str, Any]) -> float:
+    """The Unix time of a validated item's `timestamp`."""
     moment = parse_timestamp(item["timestamp"])
     assert moment is not None  # validated before
     return moment.timestamp()
