@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -10,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support import TEST_JWT_SECRET
+from tests.support import TEST_JWT_SECRET, Member, seed_org, seeded_database
 from weather_metrics import create_app
 
 # Tests set what they need; a developer's ./config.toml (made by `make run`) must not leak in.
@@ -50,6 +51,26 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Member]]]:
+    """The shared organization, written once per test run: Acme (admin, manager, developer) and Globex,
+    the outsiders' organization, with each member logged in. Modules that need more seed their own file."""
+    path = tmp_path_factory.mktemp("template") / "metrics.db"
+    return path, seeded_database(path, lambda app: {"acme": seed_org(app, "Acme"), "globex": seed_org(app, "Globex")})
+
+
+@pytest.fixture
+def acme(seeded_db: tuple[Path, Any]) -> Any:
+    """The shared organization's members; a copy, so a test that changes one changes it for itself only."""
+    return copy.deepcopy(seeded_db[1]["acme"])
+
+
+@pytest.fixture
+def globex(seeded_db: tuple[Path, Any]) -> Any:
+    """Members of another organization: the outsiders."""
+    return copy.deepcopy(seeded_db[1]["globex"])
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import Member, assert_api_error, current_hour, seed_org
+from tests.support import Member, assert_api_error, current_hour
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.query.analytics import find_anomalies
 from weather_metrics.store.agents import AGENTS, agent_row
@@ -48,8 +48,9 @@ def add_executions(app: Flask, org_id: str, user_id: str | None, *runs: tuple[st
 
 
 @pytest.fixture
-def acme(app: Flask) -> dict[str, Member]:
-    return seed_org(app, "Acme")
+def app(service):  # type: ignore[no-untyped-def]
+    """A copy of the shared seeded database (conftest's seeded_db)."""
+    return service()
 
 
 def trends(client: Any, member: Member, **params: str) -> dict[str, Any]:
@@ -433,8 +434,8 @@ def test_developers_may_not_compare_teams(client, acme, teams):
     assert_api_error(compare(client, acme["developer"], team_ids=teams["alpha"]), 403)
 
 
-def test_another_organizations_team_is_not_found(app, client, acme, teams):
-    other = seed_org(app, "Globex")
+def test_another_organizations_team_is_not_found(app, client, acme, teams, globex):
+    other = globex
     with app.app_context():
         foreign = accounts.create_team(other["admin"].user.organization_id, "Foreign", "")
     assert_api_error(compare(client, acme["admin"], team_ids=f"{teams['alpha']},{foreign.id}"), 404)

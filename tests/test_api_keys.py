@@ -13,8 +13,9 @@ from weather_metrics.accounts import organizations as accounts
 
 
 @pytest.fixture
-def acme(app):
-    return seed_org(app, "Acme")
+def app(service):  # type: ignore[no-untyped-def]
+    """A copy of the shared seeded database (conftest's seeded_db)."""
+    return service()
 
 
 def create_key(client, member, name: str = "CI") -> dict[str, Any]:

@@ -68,8 +68,9 @@ def unsigned_token(claims: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def acme(app):  # type: ignore[no-untyped-def]
-    return seed_org(app)
+def app(service):  # type: ignore[no-untyped-def]
+    """A copy of the shared seeded database (conftest's seeded_db)."""
+    return service()
 
 
 # --- login -----------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from weather_metrics.store.productivity import PRODUCTIVITY, productivity_row
 
 
 @pytest.fixture
-def acme(app):
-    return seed_org(app, "Acme")
+def app(service):  # type: ignore[no-untyped-def]
+    """A copy of the shared seeded database (conftest's seeded_db)."""
+    return service()
 
 
 @pytest.fixture

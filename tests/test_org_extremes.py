@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.support import assert_api_error, seed_org
+from tests.support import assert_api_error
 
 EXTREME_QUERIES = [
     "start_date=9999-12-28&end_date=9999-12-31",
@@ -28,8 +28,9 @@ ROUTES = [
 
 
 @pytest.fixture
-def acme(app):
-    return seed_org(app, "Acme")
+def app(service):  # type: ignore[no-untyped-def]
+    """A copy of the shared seeded database (conftest's seeded_db)."""
+    return service()
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -11,7 +11,6 @@ import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
-from tests.support import Member, Server, assert_api_error, http, seed_org, seeded_database
+from tests.support import Member, Server, assert_api_error, http
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.store.db import database
 
@@ -105,26 +104,9 @@ def make_team(app: Flask, org_id: str, name: str, *users: Any) -> str:
         return team.id  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="module")
-def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict[str, Member]]]:
-    """A database file with two seeded organizations, and their logged-in members."""
-    path = tmp_path_factory.mktemp("seeded") / "metrics.db"
-    return path, seeded_database(path, lambda app: {"acme": seed_org(app, "Acme"), "globex": seed_org(app, "Globex")})
-
-
 @pytest.fixture
 def app(service: Callable[..., Flask]) -> Flask:
     return service()
-
-
-@pytest.fixture
-def acme(seeded_db) -> dict[str, Member]:
-    return seeded_db[1]["acme"]  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def globex(seeded_db) -> dict[str, Member]:
-    return seeded_db[1]["globex"]  # type: ignore[no-any-return]
 
 
 # --- what is stored ----------------------------------------------------------------------------

@@ -71,8 +71,9 @@ def calls(series: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 
 @pytest.fixture
-def acme(app) -> dict[str, Member]:
-    return seed_org(app, "Acme")
+def app(service):  # type: ignore[no-untyped-def]
+    """A copy of the shared seeded database (conftest's seeded_db)."""
+    return service()
 
 
 @pytest.fixture
@@ -369,7 +370,7 @@ def test_needs_a_token(client, url):
 
 
 @pytest.fixture
-def people(app, acme, org_id) -> dict[str, Any]:
+def people(app, acme, org_id, globex) -> dict[str, Any]:
     """Acme plus a teammate of the manager ("mate"), a team "Core" (manager lead, mate), and a second org."""
     passwords = app.extensions["weather_metrics"].passwords
     with app.app_context():
@@ -377,7 +378,7 @@ def people(app, acme, org_id) -> dict[str, Any]:
         team = accounts.create_team(org_id, "Core", "")
         accounts.add_member(team, acme["manager"].user, "lead")
         accounts.add_member(team, mate, "member")
-    return {**acme, "mate": mate, "team": team, "other": seed_org(app, "Globex")}
+    return {**acme, "mate": mate, "team": team, "other": globex}
 
 
 @pytest.fixture

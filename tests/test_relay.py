@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import Member, seed_org
+from tests.support import Member
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.live import events as live
 from weather_metrics.live.hub import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, text_frame
@@ -25,15 +25,10 @@ def no_dashboards(*_args: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(make_app) -> Flask:  # type: ignore[no-untyped-def]
-    app = make_app()
+def app(service) -> Flask:  # type: ignore[no-untyped-def]
+    app = service()
     app.extensions["weather_metrics"].relay.close()  # the tests step their own relay
     return app  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def acme(app: Flask) -> dict[str, Member]:
-    return seed_org(app, "Acme")
 
 
 @pytest.fixture
@@ -110,9 +105,8 @@ def test_alerts_go_to_admins_and_only_to_managers_of_the_rules_team(app, acme, r
     assert [m["data"]["rule_name"] for m in sent(manager)] == ["team"]
 
 
-def test_another_organizations_events_never_reach_a_room(app, acme, relay):
+def test_another_organizations_events_never_reach_a_room(app, acme, relay, globex):
     with app.app_context():
-        globex = seed_org(app, "Globex")
         admin = client_of(acme["admin"])
         relay.hub.add(admin)
         relay.hub.join(admin, "org")

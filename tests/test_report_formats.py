@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from tests.support import Member, seed_org
+from tests.support import Member
 from tests.test_org_queries import add_executions, add_productivity, execution, metric
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.core.errors import OutOfScope, QueryError, UnknownTarget
@@ -26,8 +26,9 @@ INJECTIONS = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"]
 
 
 @pytest.fixture
-def acme(app) -> dict[str, Member]:
-    return seed_org(app, "Acme")
+def app(service):  # type: ignore[no-untyped-def]
+    """A copy of the shared seeded database (conftest's seeded_db)."""
+    return service()
 
 
 @pytest.fixture
@@ -250,8 +251,8 @@ def test_check_filters_rejects_bad_filters(app, acme, report_type, filters, key)
     assert key in caught.value.details
 
 
-def test_check_filters_scope(app, acme):
-    other = seed_org(app, "Globex")
+def test_check_filters_scope(app, acme, globex):
+    other = globex
     with app.app_context():
         foreign = accounts.create_team(other["admin"].user.organization_id, "Foreign", "")
         with pytest.raises(UnknownTarget):
