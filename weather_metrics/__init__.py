@@ -19,6 +19,7 @@ from weather_metrics.accounts.sso import OidcVerifier
 from weather_metrics.accounts.tokens import TokenService
 from weather_metrics.alerts.evaluator import AlertEvaluator
 from weather_metrics.core.ratelimit import TokenBucketLimiter
+from weather_metrics.core.times import HOUR
 from weather_metrics.ingest.events.intake import EventIntake
 from weather_metrics.ingest.org.intake import OrgIntake
 from weather_metrics.live import events as live
@@ -88,7 +89,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     webhooks = WebhookDeliverer(settings, SecretBox(require_secret(settings)), Subscribers())
     writer = EventWriter(
         write=partial(
-            write_batches, idempotency_ttl=settings["idempotency_ttl_hours"] * 3600, within=live.batch_recorder()
+            write_batches, idempotency_ttl=settings["idempotency_ttl_hours"] * HOUR, within=live.batch_recorder()
         ),
         max_events=settings["queue_max_events"],
         max_batch_events=settings["writer_max_batch_events"],

@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 
 from weather_metrics.core.errors import ServiceError
+from weather_metrics.core.times import DAY
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import AuthSession, RefreshToken, User
 
@@ -52,7 +53,7 @@ class TokenService:
     ) -> None:
         self._secret = secret
         self.access_seconds = access_minutes * 60
-        self.refresh_seconds = refresh_days * 86400
+        self.refresh_seconds = refresh_days * DAY
         self._leeway = leeway_seconds
         self._clock = clock
 

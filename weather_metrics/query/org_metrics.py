@@ -52,7 +52,7 @@ class SettledRows:
     when its query spans both parts: callers add rows up by key.
     """
 
-    def __init__(self, raw_table: str, max_rows: int = 100_000, ttl: float = 6 * 3600.0) -> None:
+    def __init__(self, raw_table: str, max_rows: int = 100_000, ttl: float = 6.0 * HOUR) -> None:
         self._raw = raw_table
         self._max_rows = max_rows
         self._ttl = ttl

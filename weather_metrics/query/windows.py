@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from weather_metrics.core.errors import QueryError
-from weather_metrics.core.times import HOUR
+from weather_metrics.core.times import DAY, HOUR
 from weather_metrics.core.vocabulary import AGGREGATIONS
 
 
@@ -37,10 +37,10 @@ class Window:
 
     def first_day(self) -> int:
         """The UTC day (start, Unix seconds) holding the window's first hour."""
-        return self.first_hour // 86400 * 86400
+        return self.first_hour // DAY * DAY
 
     def last_day(self) -> int:
-        return self.last_hour // 86400 * 86400
+        return self.last_hour // DAY * DAY
 
     def period_of(self, hour: int) -> datetime:
         """The start (in the organization's zone) of the period holding a UTC hour."""

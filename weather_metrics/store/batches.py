@@ -16,6 +16,7 @@ from typing import Any
 
 from peewee import EXCLUDED
 
+from weather_metrics.core.times import DAY
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
@@ -147,7 +148,7 @@ def _claim_key(batch: PendingBatch, now: int, ttl: int) -> bool:
 def write_batches(
     batches: list[PendingBatch],
     clock: Callable[[], float] | None = None,
-    idempotency_ttl: int = 86400,
+    idempotency_ttl: int = DAY,
     within: Callable[[list[PendingBatch]], None] | None = None,
 ) -> int:
     """Write batches of any kind and fold them into the rollups in one transaction; returns rows stored.

@@ -17,6 +17,7 @@ from typing import Any
 import peewee
 
 from weather_metrics.core.errors import ServiceError
+from weather_metrics.core.times import HOUR
 from weather_metrics.store.batches import PendingBatch
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class EventWriter:
         max_batch_events: int,
         on_commit: CommitHook | None = None,
         housekeeping: Callable[[], Any] | None = None,
-        housekeeping_interval: float = 3600.0,
+        housekeeping_interval: float = HOUR,
         connect: Callable[[], Any] | None = None,
         disconnect: Callable[[], Any] | None = None,
     ) -> None:

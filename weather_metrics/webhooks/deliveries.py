@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from weather_metrics.core.errors import NotFound, ServiceError
-from weather_metrics.core.times import iso
+from weather_metrics.core.times import HOUR, iso
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.db import write_transaction
@@ -42,7 +42,7 @@ EVENTS = ("metrics.collected", "alert.triggered")
 MAX_PER_ORGANIZATION = 20
 SECRET_LENGTH = (16, 256)
 BACKOFF_BASE = 30.0  # seconds before the second attempt
-BACKOFF_CAP = 3600.0
+BACKOFF_CAP = float(HOUR)
 JITTER = 0.2
 IDLE_WAIT = 0.5  # seconds a deliverer thread sleeps when nothing is due
 CACHE_SECONDS = 60.0  # subscribers are re-read at least this often, besides invalidation

@@ -13,7 +13,7 @@ from typing import Any
 
 from weather_metrics.core.errors import InvalidBatch, KeyReused
 from weather_metrics.core.strictjson import MalformedJson, parse_json
-from weather_metrics.core.times import iso
+from weather_metrics.core.times import HOUR, iso
 from weather_metrics.ingest.delivery import deliver
 from weather_metrics.ingest.events.validation import batch_problems, error_list, window_problems
 from weather_metrics.ingest.idempotency import body_hash, check_idempotency_key, replay
@@ -32,7 +32,7 @@ class EventIntake:
         self.ack_on_commit = settings["ack"] == "commit"
         self.ack_timeout = settings["ack_timeout_seconds"]
         self.retention_days = settings["retention_days"]
-        self.idempotency_ttl = settings["idempotency_ttl_hours"] * 3600
+        self.idempotency_ttl = settings["idempotency_ttl_hours"] * HOUR
         self._clock = clock or (lambda: datetime.now(UTC))
         # Decoding and validating is pure Python: running one request's at a time costs no
         # throughput under the GIL, and keeps idle-waiting threads from crowding out the

@@ -14,7 +14,7 @@ from typing import Any
 
 from weather_metrics.core.errors import KeyReused, Pending, Rejected
 from weather_metrics.core.strictjson import MalformedJson, parse_json
-from weather_metrics.core.times import iso
+from weather_metrics.core.times import HOUR, iso
 from weather_metrics.ingest.delivery import deliver
 from weather_metrics.ingest.idempotency import body_hash, check_idempotency_key, replay
 from weather_metrics.ingest.org.validation import accepted_window, agent_problems, productivity_problems
@@ -44,7 +44,7 @@ class OrgIntake:
         self.settings = settings
         self.ack_on_commit = settings["ack"] == "commit"
         self.ack_timeout = settings["ack_timeout_seconds"]
-        self.idempotency_ttl = settings["idempotency_ttl_hours"] * 3600
+        self.idempotency_ttl = settings["idempotency_ttl_hours"] * HOUR
         self.max_items = settings["metrics_max_items"]
         self.cpu_gate = cpu_gate  # shared with /v1: see EventIntake
         self._clock = clock or (lambda: datetime.now(UTC))

@@ -11,6 +11,7 @@ from flask import Response, jsonify
 from flask.typing import ResponseReturnValue
 from marshmallow import fields, validate
 
+from weather_metrics.core.times import HOUR
 from weather_metrics.reports import builder
 from weather_metrics.reports import jobs as reports
 from weather_metrics.web.api.blueprint import bp
@@ -50,7 +51,7 @@ def request_export() -> ResponseReturnValue:
         body["report_type"], body["filters"], me, now, state.settings["metrics_max_range_days"]
     )
     job = reports.create_job(
-        me, body["report_type"], body["format"], filters, now, state.settings["export_ttl_hours"] * 3600
+        me, body["report_type"], body["format"], filters, now, state.settings["export_ttl_hours"] * HOUR
     )
     view = reports.job_view(job)
     return jsonify(view), 202, {"Location": view["status_url"]}
