@@ -11,11 +11,15 @@ HOUR = 3600
 DAY = 86400
 
 
-@lru_cache(maxsize=4096)  # a batch's events mostly share one hour
 def parse_timestamp(value: str) -> datetime | None:
     """An ISO 8601 date-time as an aware UTC datetime (naive means UTC), or None."""
     if not 10 <= len(value) <= 40:
-        return None
+        return None  # checked before the cache: it never keeps what a client sent at length
+    return _parse_timestamp(value)
+
+
+@lru_cache(maxsize=4096)  # a batch's events mostly share one hour
+def _parse_timestamp(value: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:

@@ -121,7 +121,21 @@ def parameter_problem(key: Any, value: Any) -> str | None:
     """Why one parameter may not be stored, or None when it is fine."""
     if isinstance(value, (dict, list)):
         return NOT_FLAT_SCALAR
+    if not (_cacheable(key) and _cacheable(value)):
+        return _scalar_parameter_problem.__wrapped__(key, value)
     return _scalar_parameter_problem(key, value)
+
+
+# The cache keeps only what is small: a client sending long keys or values must not grow it.
+MAX_CACHED_LENGTH = 64
+
+
+def _cacheable(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_CACHED_LENGTH
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value.bit_length() <= MAX_CACHED_LENGTH
+    return value is None or isinstance(value, (bool, float))
 
 
 # Clients send the same few parameters over and over; the verdict depends on nothing else.
