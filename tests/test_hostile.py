@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 from tests.support import Server, http, make_event
 
@@ -41,3 +44,39 @@ def test_rejected_requests_leave_no_memory_behind(tmp_path):
             post_rejected(server, **long_timestamp())
         after = rss_mb(server)
     assert after - before < 20, (before, after)
+
+
+def worker_peak_mb(server: Server) -> int:
+    """The highest resident memory the server's worker process has had (VmHWM), in MB."""
+    assert server.process is not None
+    children = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, children
+    with open(f"/proc/{children[0]}/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
+
+
+def test_a_burst_of_failed_logins_cannot_take_the_memory(tmp_path):
+    """40 failed logins at once with 64 MiB hashes: two hash at a time (128 MiB budget), the rest wait or get 503."""
+    settings = {
+        "password_memory_kib": 65536,
+        "password_memory_budget_mib": 128,
+        "login_rate_limit_per_ip": "10000 per minute",
+        "login_rate_limit_per_account": "10000 per minute",
+    }
+    with Server(tmp_path / "metrics.db", **settings) as server:
+        body = {"email": "nobody@example.test", "password": "not-the-password-1"}
+
+        def attempt(_: int) -> tuple[int, dict[str, str], object]:
+            return http("POST", server.url + "/api/auth/login", body, timeout=60)
+
+        with ThreadPoolExecutor(40) as pool:
+            answers = list(pool.map(attempt, range(40)))
+        peak = worker_peak_mb(server)
+    statuses = Counter(status for status, _, _ in answers)
+    assert set(statuses) <= {401, 503} and statuses[401] >= 2, statuses
+    for status, headers, answer in answers:
+        if status == 503:
+            assert int(headers["Retry-After"]) >= 1
+            assert answer["error"]["code"] == "SERVICE_UNAVAILABLE", answer  # type: ignore[index]
+    assert peak < 500, f"the worker reached {peak} MB"

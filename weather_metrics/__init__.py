@@ -109,7 +109,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         intake=intake,
         org_intake=OrgIntake(writer, settings, intake.cpu_gate),
         limiter=TokenBucketLimiter(settings["rate_limit_per_minute"], settings["rate_limit_burst"]),
-        passwords=Passwords(settings["password_time_cost"], settings["password_memory_kib"]),
+        passwords=Passwords(
+            settings["password_time_cost"],
+            settings["password_memory_kib"],
+            settings["password_memory_budget_mib"] * 1024,
+        ),
         tokens=TokenService(
             require_secret(settings),
             settings["access_token_minutes"],

@@ -122,6 +122,14 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=19456,
         maximum=4_194_304,
     ),
+    Setting(
+        "password_memory_budget_mib",
+        256,
+        "Memory password hashes may use at once, MiB: budget / password_memory_kib hashes run together; "
+        "more wait up to a second, then get 503 with Retry-After.",
+        minimum=19,
+        maximum=65536,
+    ),
     Setting("api_rate_limit", "1000 per hour", "Requests allowed to one user on /api (flask-limiter syntax)."),
     Setting("login_rate_limit_per_ip", "30 per 15 minutes", "Login attempts allowed from one client IP."),
     Setting("login_rate_limit_per_account", "10 per 15 minutes", "Login attempts allowed for one email."),

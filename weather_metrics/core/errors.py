@@ -8,7 +8,7 @@ class ServiceError(Exception):
 
 
 class Unavailable(ServiceError):
-    """The batch was not accepted now (queue full, writer stopped, commit too slow): retry later."""
+    """Not done now, and nothing of it was done (queue full, writer stopped, no capacity): retry later."""
 
 
 class Pending(Unavailable):
