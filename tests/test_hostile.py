@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import subprocess
+import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from tests.support import Server, http, make_event
+import pytest
+
+from tests.support import Server, http, make_event, seed_org, seeded_database
 
 unique = itertools.count()
 
@@ -80,3 +86,61 @@ def test_a_burst_of_failed_logins_cannot_take_the_memory(tmp_path):
             assert int(headers["Retry-After"]) >= 1
             assert answer["error"]["code"] == "SERVICE_UNAVAILABLE", answer  # type: ignore[index]
     assert peak < 500, f"the worker reached {peak} MB"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MB file system of its own (tmpfs), so the test can fill it without touching the machine's disk."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        for log in mount.glob("*.log"):
+            (tmp_path / log.name).write_bytes(log.read_bytes())
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk is full; returns it (delete it to free the space)."""
+    filler = disk / "filler"
+    with open(filler, "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler
+
+
+def test_a_full_disk_is_503_with_retry_after_on_api_and_recovers(small_disk):
+    database = small_disk / "metrics.db"
+    admin = seeded_database(database, seed_org)["admin"]
+    credentials = {"email": admin.user.email, "password": admin.password}
+    with Server(database, ack_timeout_seconds=2) as server:
+        status, _, tokens = http("POST", server.url + "/api/auth/login", credentials)
+        assert status == 200, tokens
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        filler = fill(small_disk)
+        try:
+            for path, body in (("/api/auth/login", credentials), ("/api/teams", {"name": "Core"})):
+                status, answer_headers, answer = http("POST", server.url + path, body, headers=headers)
+                assert status == 503, (path, status, answer)
+                assert int(answer_headers["Retry-After"]) >= 1
+                assert answer["error"]["code"] == "SERVICE_UNAVAILABLE" and "full" in answer["error"]["message"]
+            status, _, _ = http("POST", server.url + "/v1/events", {"events": [make_event()]})
+            assert status == 503
+        finally:
+            filler.unlink()
+        # Space again: the same server works without a restart.
+        status, _, answer = http("POST", server.url + "/api/teams", {"name": "Core"}, headers=headers)
+        assert status == 201, answer
+        assert http("POST", server.url + "/api/auth/login", credentials)[0] == 200
+        deadline = time.monotonic() + 60  # the writer retries with a growing pause: allow it one more
+        while http("POST", server.url + "/v1/events", {"events": [make_event()]})[0] != 200:
+            assert time.monotonic() < deadline, "the writer did not recover"
+            time.sleep(0.5)

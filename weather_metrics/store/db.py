@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
-from peewee import (
-    Model,
-)
+from peewee import Model, OperationalError
 from playhouse.pool import PooledSqliteDatabase
+
+from weather_metrics.core.errors import Unavailable
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
 SCHEMA_VERSION = 4
+
+
+class StorageFull(Unavailable):
+    """The disk holding the database is full: nothing of the request was stored; retry once there is space."""
+
+
+def storage_error(exc: BaseException) -> StorageFull | None:
+    """A database failure that is the disk's, not the request's: SQLite reports a full disk as SQLITE_FULL.
+
+    The chain is searched: after SQLITE_FULL, SQLite has rolled back already, so the error
+    that surfaces is the failed rollback, raised while handling the full disk.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, (OperationalError, sqlite3.OperationalError)) and "disk is full" in str(seen):
+            return StorageFull("The disk holding the database is full; nothing was stored. Retry later")
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 # Bound by `open_database`; models in models.py use it.

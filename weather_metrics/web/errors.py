@@ -21,6 +21,7 @@ from weather_metrics.core.errors import (
     UnknownTarget,
 )
 from weather_metrics.core.times import iso
+from weather_metrics.store.db import storage_error
 from weather_metrics.web.services import services
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class ApiProblem(HTTPException):
 
 def as_problem(exc: Exception) -> Exception:
     """The ApiProblem a domain exception stands for; other exceptions unchanged."""
+    full = storage_error(exc)
+    if full is not None:
+        log.warning("refused %s %s: %s", request.method, request.path, exc)
+        exc = full
     if isinstance(exc, (NotFound, UnknownTarget)):
         return ApiProblem(404, str(exc))
     if isinstance(exc, Conflict):
