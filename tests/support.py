@@ -9,6 +9,7 @@ import shlex
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import time
@@ -64,6 +65,7 @@ def http(
     headers: dict[str, str] | None = None,
     raw: bytes | None = None,
     timeout: float = 30,
+    context: ssl.SSLContext | None = None,
 ) -> tuple[int, dict[str, str], Any]:
     """One real HTTP request; returns status, headers and the JSON (or text) body."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
@@ -71,7 +73,7 @@ def http(
         url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             status, got_headers, payload = response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         status, got_headers, payload = error.code, dict(error.headers), error.read()
@@ -87,7 +89,10 @@ class Server:
 
     def __init__(self, database: Path, **settings: Any) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        tls = settings.get("tls_certfile")
+        # HTTPS when the settings give a certificate: the server's own TLS, trusted by these helpers.
+        self.context = ssl.create_default_context(cafile=str(tls)) if tls else None
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.env = {
             **os.environ,
             "PORT": str(self.port),
@@ -112,7 +117,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log.read_text()}")
             try:
-                if http("GET", self.url + "/v1/health", timeout=2)[0] == 200:
+                if http("GET", self.url + "/v1/health", timeout=2, context=self.context)[0] == 200:
                     return self
             except OSError:
                 pass

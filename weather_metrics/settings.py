@@ -38,6 +38,29 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", 3000, "Port the server listens on (the PORT variable also sets it).", minimum=1, maximum=65535),
     Setting("threads", 64, "Request threads of each server process.", minimum=1, maximum=1024),
     Setting(
+        "request_header_timeout_seconds",
+        10.0,
+        "A request's head must arrive within this time (408 otherwise); it waits without holding a thread.",
+        minimum=0.5,
+        maximum=300,
+    ),
+    Setting(
+        "request_body_timeout_seconds",
+        30.0,
+        "A request's body must arrive within this time after its head (408 otherwise).",
+        minimum=0.5,
+        maximum=3600,
+    ),
+    Setting(
+        "request_buffer_mib",
+        256,
+        "Memory for requests still arriving, across connections of a process; past it, 503.",
+        minimum=4,
+        maximum=65536,
+    ),
+    Setting("tls_certfile", "", "Serve HTTPS with this certificate chain (PEM); empty: plain HTTP."),
+    Setting("tls_keyfile", "", "The private key of tls_certfile (PEM)."),
+    Setting(
         "workers",
         1,
         "Server processes. One suits most installations; with more, set rate_limit_storage so that "

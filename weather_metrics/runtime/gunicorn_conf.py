@@ -13,50 +13,48 @@ from __future__ import annotations
 
 import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 from gunicorn.glogging import Logger
 
 from weather_metrics.runtime.logs import redact_query
-from weather_metrics.settings import load_settings, require_secret
+from weather_metrics.settings import SettingsError, load_settings, require_secret
 
 _settings = load_settings()
 
 
 require_secret(_settings)  # fail before forking, with the message naming the setting
 
-
 bind = f"{_settings['host']}:{_settings['port']}"
-
 
 workers = _settings["workers"]
 
-
-worker_class = "gthread"
-
+# gthread, with each request read whole by the event loop before a thread takes it (runtime/worker.py).
+worker_class = "weather_metrics.runtime.worker.PrefetchingWorker"
 
 threads = _settings["threads"]
-
+# Connections a process holds open, most of them waiting: slow clients wait here, not in threads.
+worker_connections = 4096
+if _settings["tls_certfile"] or _settings["tls_keyfile"]:
+    for _key in ("tls_certfile", "tls_keyfile"):
+        if not _settings[_key] or not Path(_settings[_key]).is_file():
+            raise SettingsError(f"setting '{_key}': HTTPS needs both tls_certfile and tls_keyfile, as readable files")
+    certfile, keyfile = _settings["tls_certfile"], _settings["tls_keyfile"]
 
 # Long enough for the writer to drain the queue after SIGTERM.
 graceful_timeout = 30
 
-
 timeout = 60
 
-
 keepalive = 5
-
 
 # Runtime worker changes would break the one-writer-per-process design above.
 control_socket_disable = True
 
-
 accesslog = "-"
-
 
 # gunicorn's default, and the worker's pid: with several workers, which process answered.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(p)s'
-
 
 loglevel = _settings["log_level"]
 

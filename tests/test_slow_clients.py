@@ -1,0 +1,146 @@
+"""Slow clients against the real server: they wait in the event loop, never in the request threads.
+
+The server runs with 12 threads here, so a few dozen slow connections would hold every
+one of them if a thread took a connection before its request had arrived.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import socket
+import ssl
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.support import Server, http, make_event
+from weather_metrics.runtime.worker import request_verdict
+
+SLOW = {"threads": 12, "request_header_timeout_seconds": 3, "request_body_timeout_seconds": 3}
+BATCH = {"events": [make_event(session_id=f"s{i}") for i in range(100)]}
+
+
+def opened(stack: ExitStack, server: Server, first_bytes: bytes) -> socket.socket:
+    sock = stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+    if first_bytes:
+        sock.sendall(first_bytes)
+    return sock
+
+
+def assert_served(base_url: str, context: ssl.SSLContext | None = None) -> None:
+    """Health and a 100-event batch are answered while the slow clients wait (generous limits for CI)."""
+    started = time.monotonic()
+    status, _, body = http("GET", base_url + "/v1/health", timeout=10, context=context)
+    assert status == 200, body
+    status, _, body = http("POST", base_url + "/v1/events", BATCH, timeout=10, context=context)
+    assert status == 200, body
+    assert time.monotonic() - started < 10
+
+
+def test_dripping_heads_and_bodies_hold_no_thread(tmp_path):
+    with Server(tmp_path / "metrics.db", **SLOW) as server, ExitStack() as stack:
+        for _ in range(40):  # a request line, and then nothing
+            opened(stack, server, b"GET /v1/health HTTP/1.1\r\n")
+        for _ in range(20):  # a whole head announcing 100 kB, then ten bytes of it
+            opened(stack, server, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"{" * 10)
+        time.sleep(0.5)
+        assert_served(server.url)
+
+
+def test_a_request_that_does_not_arrive_in_time_gets_408_and_is_closed(tmp_path):
+    with Server(tmp_path / "metrics.db", **SLOW) as server, ExitStack() as stack:
+        head = opened(stack, server, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")
+        body = opened(stack, server, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+        for sock in (head, body):
+            answer = b""
+            while chunk := sock.recv(4096):  # until the server closes; the socket timeout is 10 s
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408 "), answer
+            assert b'"request_timeout"' in answer
+
+
+def test_whole_requests_still_work_pipelined_chunked_and_kept_alive(tmp_path):
+    with Server(tmp_path / "metrics.db", **SLOW) as server, ExitStack() as stack:
+        sock = opened(stack, server, b"")
+        sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers = b""
+        while answers.count(b"HTTP/1.1 200 ") < 2:
+            answers += sock.recv(65536)
+        payload = json.dumps({"events": [make_event()]}).encode()
+        chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
+        sock.sendall(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + chunked
+        )
+        answer = b""
+        while b'"accepted"' not in answer:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A self-signed certificate for 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    yield certfile, keyfile
+
+
+def test_tls_clients_that_never_finish_the_handshake_hold_no_thread(tmp_path, certificate):
+    certfile, keyfile = certificate
+    with Server(tmp_path / "metrics.db", **SLOW, tls_certfile=certfile, tls_keyfile=keyfile) as server:
+        with ExitStack() as stack:
+            for _ in range(30):  # connected, no ClientHello
+                opened(stack, server, b"")
+            for _ in range(20):  # the first bytes of a ClientHello, then nothing
+                opened(stack, server, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            time.sleep(0.5)
+            assert_served(server.url, server.context)
+
+
+@pytest.mark.parametrize(
+    ("data", "whole", "upgrade"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n", False, False),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", True, False),
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcd", False, False),
+        (b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nabcde", True, False),
+        (b"POST / HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", True, False),  # refused by its length alone
+        (b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", True, False),  # malformed: gunicorn answers 400
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", False, False),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", True, False),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n", False, False),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n", True, False),
+        (b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", True, True),
+        (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 20_000, True, False),  # a head past the limit
+    ],
+)
+def test_request_verdict(data, whole, upgrade):
+    verdict = request_verdict(data, max_body=100_000)
+    assert (verdict.whole, verdict.upgrade) == (whole, upgrade)
