@@ -1,0 +1,138 @@
+"""docs/nginx.conf in front of the real server, with Debian's nginx: WebSockets, body limits, client addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from http.client import HTTPConnection
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from tests.support import ROOT, Server, free_port, http, make_event, seed_org, seeded_database
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@pytest.fixture
+def seeded(tmp_path: Path) -> tuple[Path, str]:
+    """A database with Acme and an API key; returns its path and the key."""
+
+    def seed(app: Any) -> str:
+        admin = seed_org(app)["admin"]
+        answer = app.test_client().post("/api/keys", json={"name": "mcp"}, headers=admin.headers)
+        assert answer.status_code == 201, answer.get_json()
+        return str(answer.get_json()["secret"])
+
+    database = tmp_path / "metrics.db"
+    return database, seeded_database(database, seed)
+
+
+@pytest.fixture
+def proxied(tmp_path: Path, seeded: tuple[Path, str]) -> Iterator[tuple[Server, str, str]]:
+    """The server behind nginx configured from docs/nginx.conf; yields the server, nginx's URL and an API key."""
+    if not os.access(NGINX, os.X_OK):
+        if os.environ.get("WEATHER_METRICS_TEST_STRICT"):
+            pytest.fail(f"nginx is not installed ({NGINX}); .ci/run installs Debian's nginx-light")
+        pytest.skip("nginx is not installed: apt-get install nginx-light (.ci/run does)")
+    database, key = seeded
+    with Server(database, trusted_proxies=1, rate_limit_per_minute=3, rate_limit_burst=0) as server:
+        port = free_port()
+        site = (ROOT / "docs" / "nginx.conf").read_text()
+        site = site.replace("listen 80;", f"listen 127.0.0.1:{port};").replace(
+            "127.0.0.1:3000", f"127.0.0.1:{server.port}"
+        )
+        temp = tmp_path / "nginx"
+        temp.mkdir()
+        (temp / "site.conf").write_text(site)
+        (temp / "nginx.conf").write_text(
+            ("user root;\n" if os.geteuid() == 0 else "")
+            + f"daemon off;\nworker_processes 1;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log;\n"
+            + "events { worker_connections 1024; }\n"
+            + f"http {{\n access_log off;\n client_body_temp_path {temp}/body;\n proxy_temp_path {temp}/proxy;\n"
+            + f" fastcgi_temp_path {temp}/fastcgi;\n uwsgi_temp_path {temp}/uwsgi;\n scgi_temp_path {temp}/scgi;\n"
+            + f" include {temp}/site.conf;\n}}\n"
+        )
+        with open(temp / "stderr.log", "wb") as stderr:
+            nginx = subprocess.Popen([NGINX, "-c", str(temp / "nginx.conf"), "-p", str(temp)], stderr=stderr)
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert nginx.poll() is None, (temp / "stderr.log").read_text()
+                    assert time.monotonic() < deadline, "nginx did not start"
+                    time.sleep(0.1)
+            yield server, f"http://127.0.0.1:{port}", key
+        finally:
+            nginx.terminate()
+            nginx.wait(10)
+
+
+def post_from(address: str, port: int, path: str, body: Any, headers: dict[str, str] | None = None) -> int:
+    """POST from a given loopback address (127.0.0.2, ...), as a different client machine would."""
+    conn = HTTPConnection("127.0.0.1", port, timeout=30, source_address=(address, 0))
+    try:
+        conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json", **(headers or {})})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_a_websocket_opens_through_nginx(proxied):
+    _, url, _ = proxied
+
+    async def welcome() -> dict[str, Any]:
+        async with websockets.connect(url.replace("http://", "ws://") + "/ws", open_timeout=20) as ws:
+            return json.loads(await asyncio.wait_for(ws.recv(), 20))
+
+    assert asyncio.run(welcome())["type"] == "welcome"
+
+
+def test_the_service_not_nginx_refuses_large_bodies_and_a_large_collect_batch_passes(proxied):
+    _, url, key = proxied
+    items = [
+        {"agent_name": "coder", "command": "x" * 1000, "execution_time_ms": 5, "success": True, "timestamp": stamp}
+        for stamp in [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())] * 250
+    ]
+    body = json.dumps(items).encode()
+    assert len(body) > 256 * 1024  # over the old example's 128k
+    status, _, answer = http("POST", url + "/mcp/metrics/collect", raw=body, headers={"X-API-Key": key})
+    assert status == 201, answer
+    status, headers, answer = http("POST", url + "/v1/events", raw=b'{"events": [' + b" " * 150_000 + b"]}")
+    assert status == 413 and headers["Content-Type"].startswith("application/json"), answer
+    assert answer["error"] == "payload_too_large"
+
+
+def test_each_client_address_gets_its_own_rate_limit_and_cannot_forge_another(proxied):
+    _, url, _ = proxied
+    port = int(url.rsplit(":", 1)[1])
+    batch = {"events": [make_event()]}
+    assert [post_from("127.0.0.2", port, "/v1/events", batch) for _ in range(4)] == [200, 200, 200, 429]
+    forged = {"X-Forwarded-For": "203.0.113.9"}
+    assert post_from("127.0.0.2", port, "/v1/events", batch, forged) == 429  # nginx appends the real address
+    assert post_from("127.0.0.3", port, "/v1/events", batch) == 200
+
+
+def test_slow_clients_wait_in_nginx(proxied):
+    _, url, _ = proxied
+    port = int(url.rsplit(":", 1)[1])
+    with ExitStack() as stack:
+        for _ in range(60):
+            sock = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=10))
+            sock.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{")
+        started = time.monotonic()
+        status, _, body = http("GET", url + "/v1/health", timeout=10)
+        assert status == 200, body
+        assert time.monotonic() - started < 10
