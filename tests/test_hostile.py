@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import errno
 import itertools
+import socket
 import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-from tests.support import Server, http, make_event, seed_org, seeded_database
+from tests.support import Server, http, make_event, raw_upgrade, seed_org, seeded_database
 
 unique = itertools.count()
 
@@ -144,3 +146,21 @@ def test_a_full_disk_is_503_with_retry_after_on_api_and_recovers(small_disk):
         while http("POST", server.url + "/v1/events", {"events": [make_event()]})[0] != 200:
             assert time.monotonic() < deadline, "the writer did not recover"
             time.sleep(0.5)
+
+
+def test_anonymous_websockets_cannot_take_the_room_of_signed_in_users(tmp_path):
+    """12 threads: 4 for sockets, of which 2 for sockets without credentials; HTTP keeps its own."""
+    database = tmp_path / "metrics.db"
+    admin = seeded_database(database, seed_org)["admin"]
+    with Server(database, threads=12) as server, ExitStack() as stack:
+        for _ in range(2):
+            stack.enter_context(raw_upgrade(server.port))
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as third:
+            third.sendall(
+                b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            assert third.recv(4096).startswith(b"HTTP/1.1 503 "), "a third anonymous socket was let in"
+        token = admin.headers["Authorization"].split()[1]
+        stack.enter_context(raw_upgrade(server.port, f"?token={token}"))  # asserts 101
+        assert http("GET", server.url + "/v1/health")[0] == 200

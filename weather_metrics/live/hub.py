@@ -94,6 +94,7 @@ class Hub:
         self._clients: set[Client] = set()
         self._rooms: dict[tuple[str | None, str], set[Client]] = {}
         self._reserved = 0  # server threads taken by sockets, from admission to the end
+        self._anonymous = 0  # of which sockets without credentials
 
     def __len__(self) -> int:
         return len(self._clients)
@@ -109,6 +110,18 @@ class Hub:
     def unreserve(self) -> None:
         with self._lock:
             self._reserved -= 1
+
+    def reserve_anonymous(self, most: int) -> bool:
+        """Count a socket without credentials; False when `most` are open, so they cannot crowd out users."""
+        with self._lock:
+            if self._anonymous >= most:
+                return False
+            self._anonymous += 1
+            return True
+
+    def unreserve_anonymous(self) -> None:
+        with self._lock:
+            self._anonymous -= 1
 
     def add(self, client: Client) -> None:
         with self._lock:

@@ -111,7 +111,10 @@ def check_handshake() -> None:
 
 
 def socket_threads(settings: dict[str, Any]) -> int:
-    """Sockets one process may hold: each takes a server thread, and RESERVED_THREADS stay for HTTP."""
+    """Sockets one process may hold: each takes a server thread, and RESERVED_THREADS stay for HTTP.
+
+    Sockets without credentials may take half of them: the rest stay for signed-in users.
+    """
     return max(1, settings["threads"] - RESERVED_THREADS)
 
 
@@ -167,6 +170,14 @@ def admit() -> Any:
         g.ws_thread = True
         caller = _caller()
         user, session_id = caller if caller is not None else (None, None)
+        if user is None:
+            if not state.relay.hub.reserve_anonymous(max(1, socket_threads(settings) // 2)):
+                raise ApiProblem(
+                    503,
+                    "Sockets without credentials have all the room they get here; sign in or try again",
+                    headers={"Retry-After": "5"},
+                )
+            g.ws_anonymous = True
         holder = user.id if user is not None else "ip:" + (request.remote_addr or "unknown")
         client = g.ws_client = client_for(user, settings["ws_send_queue"], session_id)
         g.ws_slot = reserve_slot(state.relay, client.id, holder, settings, time.time())
@@ -182,6 +193,8 @@ def admit() -> Any:
 def release(_exc: BaseException | None) -> None:
     if g.pop("ws_thread", False):
         services().relay.hub.unreserve()
+    if g.pop("ws_anonymous", False):
+        services().relay.hub.unreserve_anonymous()
     slot = g.pop("ws_slot", None)
     if slot is not None:
         try:
