@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.org
 	$(BIN)/python -m bench.exports
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.hostile
 
 # After changing a setting in weather_metrics/settings.py (a test fails until this is run).
 config-example: $(STAMP)
