@@ -73,7 +73,7 @@ def test_whole_requests_still_work_pipelined_chunked_and_kept_alive(tmp_path):
         sock = opened(stack, server, b"")
         sock.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
         answers = b""
-        while answers.count(b"HTTP/1.1 200 ") < 2:
+        while answers.count(b'"status":"healthy"') < 2:  # both answers, bodies included
             answers += sock.recv(65536)
         payload = json.dumps({"events": [make_event()]}).encode()
         chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(payload), payload)
@@ -85,6 +85,23 @@ def test_whole_requests_still_work_pipelined_chunked_and_kept_alive(tmp_path):
         while b'"accepted"' not in answer:
             answer += sock.recv(65536)
         assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+def test_a_client_expecting_100_continue_gets_it_before_sending_the_body(tmp_path):
+    body = json.dumps(BATCH).encode()
+    with Server(tmp_path / "metrics.db", **SLOW) as server, ExitStack() as stack:
+        sock = opened(
+            stack,
+            server,
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body),
+        )
+        assert sock.recv(4096).startswith(b"HTTP/1.1 100 Continue"), "no 100 Continue before the body"
+        sock.sendall(body)
+        answer = b""
+        while b'"accepted"' not in answer:
+            answer += sock.recv(65536)
+        assert b"HTTP/1.1 200 " in answer, answer
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import selectors
 import socket
 import ssl
@@ -30,6 +31,8 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from weather_metrics.settings import load_settings
 
 HEAD_END = b"\r\n\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+EXPECT_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?:\r\n|$)", re.IGNORECASE)
 MAX_HEAD_BYTES = 64 * 1024  # past this a head is refused by gunicorn's limits anyway
 READ_SIZE = 256 * 1024
 
@@ -227,9 +230,12 @@ class PrefetchingWorker(ThreadWorker):
         conn = arrival.conn
         verdict = request_verdict(conn.sock.pending, self.max_body)
         if not verdict.whole:
-            if not arrival.head_done and conn.sock.pending.find(HEAD_END) >= 0:
+            end = conn.sock.pending.find(HEAD_END)
+            if not arrival.head_done and end >= 0:
                 arrival.head_done = True
                 arrival.deadline = time.monotonic() + self.body_timeout
+                if EXPECT_CONTINUE.search(bytes(conn.sock.pending[:end])):
+                    self._send(arrival, CONTINUE)  # the client waits for it before sending the body
             return False
         del self.arriving[conn]
         self.buffered -= len(conn.sock.pending)
@@ -247,13 +253,19 @@ class PrefetchingWorker(ThreadWorker):
             self.poller.unregister(conn.sock.raw)
         except (KeyError, ValueError, OSError):
             pass
-        if answer and arrival.handshaken:
-            try:
-                conn.sock.raw.send(answer)  # best effort: the socket is non-blocking
-            except (OSError, ssl.SSLError):
-                pass
+        if answer:
+            self._send(arrival, answer)
         self.nr_conns -= 1
         conn.close()
+
+    @staticmethod
+    def _send(arrival: Arrival, data: bytes) -> None:
+        """Best effort, from the event loop: a few bytes to a non-blocking socket."""
+        if arrival.handshaken:
+            try:
+                arrival.conn.sock.raw.send(data)
+            except (OSError, ssl.SSLError):
+                pass
 
     def murder_pending(self) -> None:
         """Every loop turn: 408 for requests past their deadline; on shutdown, drop requests still arriving."""
