@@ -757,13 +757,15 @@ def test_sigterm_with_open_sockets_closes_them_and_stops_promptly(tmp_path):
 
 def test_sockets_do_not_take_the_threads_http_needs(tmp_path):
     """threads=12 keeps eight for HTTP: of many upgrades at once, four become sockets and HTTP still answers."""
-    with Server(tmp_path / "metrics.db", threads=12, ws_max_connections_per_user=50) as server:
+    database = tmp_path / "metrics.db"
+    token = seeded_database(database, seed_org)["admin"].headers["Authorization"].split()[1]
+    with Server(database, threads=12, ws_max_connections_per_user=50) as server:
         opened: list[Socket] = []
         refused: list[int] = []
 
         def attempt() -> None:
             try:
-                opened.append(Socket(server))
+                opened.append(Socket(server, f"?token={token}"))  # signed in: anonymous sockets get only half
             except InvalidStatus as exc:
                 refused.append(exc.response.status_code)
 
@@ -774,7 +776,7 @@ def test_sockets_do_not_take_the_threads_http_needs(tmp_path):
             for thread in attempts:
                 thread.join(30)
             assert len(opened) == 4 and refused == [503] * 12, (len(opened), refused)
-            status, body = handshake(server)
+            status, body = handshake(server, f"?token={token}")
             assert status == 503 and body is not None and "thread" in body["error"]["message"]
             assert http("GET", server.url + "/v1/health", timeout=5)[0] == 200
         finally:
