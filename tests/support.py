@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sqlite3
@@ -144,6 +145,52 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+class Nginx:
+    """Debian's nginx with docs/nginx.conf, in front of the server on `upstream_port`; its URL is `url`."""
+
+    def __init__(self, upstream_port: int, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        site = (ROOT / "docs" / "nginx.conf").read_text()
+        site = site.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
+        (folder / "site.conf").write_text(site.replace("127.0.0.1:3000", f"127.0.0.1:{upstream_port}"))
+        temp_paths = "".join(f" {kind}_temp_path {folder}/{kind};\n" for kind in ("proxy", "fastcgi", "uwsgi", "scgi"))
+        (folder / "nginx.conf").write_text(
+            ("user root;\n" if os.geteuid() == 0 else "")  # workers may write temp files in root's folders
+            + f"daemon off;\nworker_processes 1;\npid {folder}/nginx.pid;\nerror_log {folder}/error.log;\n"
+            + "events { worker_connections 4096; }\n"
+            + f"http {{\n access_log off;\n client_body_temp_path {folder}/body;\n{temp_paths}"
+            + f" include {folder}/site.conf;\n}}\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Nginx:
+        with open(self.folder / "stderr.log", "wb") as stderr:
+            self.process = subprocess.Popen(
+                [NGINX, "-c", str(self.folder / "nginx.conf"), "-p", str(self.folder)], stderr=stderr
+            )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    raise RuntimeError("nginx did not start: " + (self.folder / "stderr.log").read_text()) from None
+                time.sleep(0.1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
 
 
 @dataclass

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -18,9 +16,7 @@ from typing import Any
 import pytest
 import websockets
 
-from tests.support import ROOT, Server, free_port, http, make_event, seed_org, seeded_database
-
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+from tests.support import NGINX, Nginx, Server, http, make_event, seed_org, seeded_database
 
 
 @pytest.fixture
@@ -46,38 +42,8 @@ def proxied(tmp_path: Path, seeded: tuple[Path, str]) -> Iterator[tuple[Server, 
         pytest.skip("nginx is not installed: apt-get install nginx-light (.ci/run does)")
     database, key = seeded
     with Server(database, trusted_proxies=1, rate_limit_per_minute=3, rate_limit_burst=0) as server:
-        port = free_port()
-        site = (ROOT / "docs" / "nginx.conf").read_text()
-        site = site.replace("listen 80;", f"listen 127.0.0.1:{port};").replace(
-            "127.0.0.1:3000", f"127.0.0.1:{server.port}"
-        )
-        temp = tmp_path / "nginx"
-        temp.mkdir()
-        (temp / "site.conf").write_text(site)
-        (temp / "nginx.conf").write_text(
-            ("user root;\n" if os.geteuid() == 0 else "")
-            + f"daemon off;\nworker_processes 1;\npid {temp}/nginx.pid;\nerror_log {temp}/error.log;\n"
-            + "events { worker_connections 1024; }\n"
-            + f"http {{\n access_log off;\n client_body_temp_path {temp}/body;\n proxy_temp_path {temp}/proxy;\n"
-            + f" fastcgi_temp_path {temp}/fastcgi;\n uwsgi_temp_path {temp}/uwsgi;\n scgi_temp_path {temp}/scgi;\n"
-            + f" include {temp}/site.conf;\n}}\n"
-        )
-        with open(temp / "stderr.log", "wb") as stderr:
-            nginx = subprocess.Popen([NGINX, "-c", str(temp / "nginx.conf"), "-p", str(temp)], stderr=stderr)
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    assert nginx.poll() is None, (temp / "stderr.log").read_text()
-                    assert time.monotonic() < deadline, "nginx did not start"
-                    time.sleep(0.1)
-            yield server, f"http://127.0.0.1:{port}", key
-        finally:
-            nginx.terminate()
-            nginx.wait(10)
+        with Nginx(server.port, tmp_path / "nginx") as nginx:
+            yield server, nginx.url, key
 
 
 def post_from(address: str, port: int, path: str, body: Any, headers: dict[str, str] | None = None) -> int:
