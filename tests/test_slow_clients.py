@@ -11,6 +11,8 @@ import ipaddress
 import json
 import socket
 import ssl
+import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -156,8 +158,89 @@ def test_tls_clients_that_never_finish_the_handshake_hold_no_thread(tmp_path, ce
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: 1\r\n\r\n", True, False),
         (b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", True, True),
         (b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 20_000, True, False),  # a head past the limit
+        (b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n", True, False),  # a digit to isdigit(), not to int()
+        (b"POST / HTTP/1.1\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n", True, False),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-6\r\n", True, False),  # would loop back
+        (b"POST / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: foo\r\nContent-Length: 9\r\n\r\n", False, False),
+        (b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nContent-Length: 9\r\n\r\n", False, False),
     ],
 )
 def test_request_verdict(data, whole, upgrade):
     verdict = request_verdict(data, max_body=100_000)
     assert (verdict.whole, verdict.upgrade) == (whole, upgrade)
+
+
+def worker_pid(server: Server) -> str:
+    assert server.process is not None
+    found = subprocess.run(["pgrep", "-P", str(server.process.pid)], capture_output=True, text=True).stdout.split()
+    assert len(found) == 1, found
+    return found[0]
+
+
+HOSTILE = [
+    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: \xb2\r\n\r\n",
+    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: " + b"1" * 5000 + b"\r\n\r\n",
+    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-6\r\n",
+    b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"y" * 7000 + b"\r\n" * 2,
+]
+
+
+def test_malformed_requests_neither_kill_nor_stall_the_worker(tmp_path):
+    with Server(tmp_path / "metrics.db", **SLOW) as server:
+        pid = worker_pid(server)
+        with ExitStack() as stack:
+            for data in HOSTILE:
+                opened(stack, server, data)
+            for _ in range(12):  # as many as there are threads: an upgrade with a body that never comes
+                opened(
+                    stack,
+                    server,
+                    b"POST /v1/events HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: foo\r\n"
+                    b"Content-Length: 100\r\n\r\n",
+                )
+            time.sleep(0.5)
+            assert_served(server.url)
+        assert worker_pid(server) == pid, "the worker was replaced"
+
+
+def test_a_reset_right_after_connecting_over_tls_does_not_kill_the_worker(tmp_path, certificate):
+    certfile, keyfile = certificate
+    with Server(tmp_path / "metrics.db", **SLOW, tls_certfile=certfile, tls_keyfile=keyfile) as server:
+        pid = worker_pid(server)
+        for _ in range(5):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.sendall(b"\x16\x03\x01\x00\x05hello")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+            sock.close()
+        time.sleep(0.5)
+        assert_served(server.url, server.context)
+        assert worker_pid(server) == pid, "the worker was replaced"
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(tmp_path):
+    with Server(tmp_path / "metrics.db", **SLOW) as server, ExitStack() as stack:
+        sock = opened(stack, server, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+def test_requests_waiting_for_their_bodies_have_a_memory_budget(tmp_path):
+    """request_buffer_mib=4: five connections sending 900 kB of a 1 MB body each; past 4 MB, 503."""
+    with Server(tmp_path / "metrics.db", **SLOW, request_buffer_mib=4) as server, ExitStack() as stack:
+        socks = []
+        for _ in range(5):
+            sock = opened(stack, server, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+            sock.sendall(b"x" * 900_000)
+            socks.append(sock)
+        answers = []
+        for sock in socks:
+            sock.settimeout(2)
+            try:
+                answers.append(sock.recv(4096))
+            except TimeoutError:
+                answers.append(b"")  # still waiting for its body: within the budget
+        assert any(a.startswith(b"HTTP/1.1 503 ") for a in answers), answers
+        assert_served(server.url)
