@@ -14,8 +14,6 @@ Logins: peak RSS of the worker through 200 concurrent failed logins at the defau
 from __future__ import annotations
 
 import argparse
-import datetime
-import ipaddress
 import itertools
 import json
 import os
@@ -30,39 +28,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from tests.support import NGINX, Nginx, Server, http, make_event, seed_org, seeded_database
+from tests.support import NGINX, Nginx, Server, http, make_event, seed_org, seeded_database, self_signed_certificate
 
 ATTACKERS = 100  # of each kind
 SAMPLES = 20
 unique = itertools.count()
-
-
-def certificate(folder: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return certfile, keyfile
 
 
 def start(folder: Path, worker: str, **settings: Any) -> Server:
@@ -121,7 +91,7 @@ def bench_slow(worker: str, tls: bool, via_nginx: bool = False) -> None:
         folder = Path(tmp)
         settings: dict[str, Any] = {"trusted_proxies": 1} if via_nginx else {}
         if tls:
-            settings["tls_certfile"], settings["tls_keyfile"] = certificate(folder)
+            settings["tls_certfile"], settings["tls_keyfile"] = self_signed_certificate(folder)
         server = start(folder, worker, **settings)
         target: Server | Nginx = server
         if via_nginx:  # the attackers and the measured requests all go to nginx (docs/nginx.conf)

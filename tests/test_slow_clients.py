@@ -6,25 +6,18 @@ one of them if a thread took a connection before its request had arrived.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import socket
 import ssl
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from tests.support import Server, http, make_event
+from tests.support import Server, http, make_event, self_signed_certificate
 from weather_metrics.runtime.worker import request_verdict
 
 SLOW = {"threads": 12, "request_header_timeout_seconds": 3, "request_body_timeout_seconds": 3}
@@ -107,28 +100,8 @@ def test_a_client_expecting_100_continue_gets_it_before_sending_the_body(tmp_pat
 
 
 @pytest.fixture
-def certificate(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """A self-signed certificate for 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    keyfile.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    yield certfile, keyfile
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path)
 
 
 def test_tls_clients_that_never_finish_the_handshake_hold_no_thread(tmp_path, certificate):
