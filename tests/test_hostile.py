@@ -136,6 +136,13 @@ def test_a_full_disk_is_503_with_retry_after_on_api_and_recovers(small_disk):
                 assert answer["error"]["code"] == "SERVICE_UNAVAILABLE" and "full" in answer["error"]["message"]
             status, _, _ = http("POST", server.url + "/v1/events", {"events": [make_event()]})
             assert status == 503
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as upgrade:
+                upgrade.sendall(
+                    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                )
+                head = upgrade.recv(65536)
+            assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After" in head, head
         finally:
             filler.unlink()
         # Space again: the same server works without a restart.

@@ -16,7 +16,7 @@ from weather_metrics.accounts.organizations import hash_api_key
 from weather_metrics.accounts.tokens import TokenError
 from weather_metrics.live.protocol import client_for
 from weather_metrics.live.relay import STALE_SECONDS, Relay
-from weather_metrics.store.db import database, write_transaction
+from weather_metrics.store.db import database, storage_error, write_transaction
 from weather_metrics.store.models import User, WsTicket
 from weather_metrics.web.auth import bearer_token
 from weather_metrics.web.errors import ApiProblem, error_response
@@ -183,6 +183,10 @@ def admit() -> Any:
         g.ws_slot = reserve_slot(state.relay, client.id, holder, settings, time.time())
     except ApiProblem as exc:
         return error_response(exc)
+    except Exception as exc:
+        if storage_error(exc) is None:
+            raise
+        return error_response(exc)  # a full disk: 503 with Retry-After, as on /api
     # No permessage-deflate: compressing each small JSON message for each socket cost more
     # server time than it saves bytes (bench/live.py).
     request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
