@@ -491,3 +491,35 @@ def test_periods_follow_the_organizations_time_zone(app, client, acme):
     series = by_type(body)["commits"]["series"]
     assert series[0] == {"period": "2025-03-01T00:00:00-05:00", "total": 4}
     assert series[1] == {"period": "2025-03-02T00:00:00-05:00", "total": 6}
+
+
+def test_a_comparison_length_names_the_window_before_and_compares_per_day(app, client, acme):
+    """A month at one commit a day against the week before at two a day: growth -50% per day, not +114%."""
+    org = acme["admin"].user.organization_id
+    add_productivity(app, org, *[("commits", f"2025-03-{day:02d}T12:00:00Z", 1) for day in range(1, 31)])
+    add_productivity(app, org, *[("commits", f"2025-02-{day:02d}T12:00:00Z", 2) for day in range(22, 29)])
+    body = trends(client, acme["admin"], start_date="2025-03-01", end_date="2025-03-30", comparison_period="7d")
+    assert body["comparison"] == {
+        "start": "2025-02-22T00:00:00.000Z",
+        "end": "2025-03-01T00:00:00.000Z",
+        "basis": "per_day",
+    }
+    commits = by_type(body)["commits"]
+    assert (commits["total"], commits["previous_total"], commits["growth_rate"]) == (30.0, 14.0, -0.5)
+    assert "the 7 days before" in insights(body, "largest_decrease")[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "start"),
+    [("2w", "2025-02-15T00:00:00.000Z"), ("1mo", "2025-02-01T00:00:00.000Z"), ("3mo", "2024-12-01T00:00:00.000Z")],
+)
+def test_comparison_lengths_in_weeks_and_calendar_months(client, acme, spec, start):
+    body = trends(client, acme["admin"], **WEEK, comparison_period=spec)
+    assert body["comparison"] == {"start": start, "end": "2025-03-01T00:00:00.000Z", "basis": "per_day"}
+
+
+@pytest.mark.parametrize("spec", ["0d", "7x", "d", "-7d", "99999d", "7 d"])
+def test_bad_comparison_lengths_are_400(client, acme, spec):
+    response = client.get(TRENDS, query_string={**WEEK, "comparison_period": spec}, headers=acme["admin"].headers)
+    error = assert_api_error(response, 400)
+    assert "comparison_period" in error["details"]

@@ -7,8 +7,9 @@ users or tagged with one of `scope.team_ids`, and agent executions matched to th
 
 from __future__ import annotations
 
+import re
 import statistics
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +26,8 @@ AGENT_EXECUTIONS = "agent_executions"
 AGENT_METRICS = (AGENT_EXECUTIONS, "agent_success_rate", "agent_avg_duration_ms")
 LOWER_IS_BETTER = frozenset({"agent_avg_duration_ms"})
 COMPARISONS = ("previous", "previous_year", "none")
+# A length of comparison window: days, weeks or calendar months (growth then compares per-day averages).
+DURATION = re.compile(r"([0-9]{1,4})(d|w|mo)")
 MAX_TEAMS = 20
 MAX_METRIC_TYPES = 50
 MAX_ID_LENGTH = 64
@@ -34,6 +37,16 @@ ANOMALY_Z = 3.5  # Iglewicz and Hoaglin's cut-off for the modified z-score
 ANOMALY_MIN_SHARE = 0.5
 MAD_TO_SIGMA = 1.4826
 BAD_QUERY = "Invalid query parameters"
+
+
+@dataclass(frozen=True)
+class TrendWindows:
+    """A trend's window, its comparison window (None: no comparison), how to name the latter, and the basis."""
+
+    window: Window
+    comparison: Window | None
+    label: str
+    per_day: bool = False  # a comparison of another length: growth compares per-day averages
 
 
 def default_aggregation(window: Window) -> str:
@@ -50,7 +63,7 @@ def trend_windows(
     tz: ZoneInfo,
     now: datetime,
     max_days: int,
-) -> tuple[Window, Window | None, str]:
+) -> TrendWindows:
     """The analysed window, the comparison window (None for "none") and how to name the latter."""
     window = parse_window(start_date, end_date, aggregation, tz, now, max_days)
     if not aggregation:
@@ -59,17 +72,40 @@ def trend_windows(
         raise QueryError(BAD_QUERY, {"aggregation": f"More than {MAX_PERIODS} periods; use a coarser aggregation"})
     spec = (comparison_period or "previous").strip()
     if spec == "none":
-        return window, None, ""
+        return TrendWindows(window, None, "")
     if spec == "previous":
-        return window, window.preceding(), "the previous period"
+        return TrendWindows(window, window.preceding(), "the previous period")
     if spec == "previous_year":
-        return window, year_earlier(window), "the same period a year earlier"
+        return TrendWindows(window, year_earlier(window), "the same period a year earlier")
+    duration = DURATION.fullmatch(spec)
+    if duration:
+        before = window_before(window, int(duration[1]), duration[2], max_days)
+        return TrendWindows(window, before, f"the {_spoken(duration)} before", per_day=True)
     start, _, end = spec.partition("/")
     if not start.strip() or not end.strip():
-        message = f"Must be one of {', '.join(COMPARISONS)}, or an ISO 8601 interval START/END"
+        message = f"Must be one of {', '.join(COMPARISONS)}, a length such as 7d, 2w or 3mo, or an interval START/END"
         raise QueryError(BAD_QUERY, {"comparison_period": message})
     other = _interval(start, end, window.aggregation, tz, now, max_days, "comparison_period")
-    return window, other, f"{start.strip()} to {end.strip()}"
+    return TrendWindows(window, other, f"{start.strip()} to {end.strip()}")
+
+
+def window_before(window: Window, count: int, unit: str, max_days: int) -> Window:
+    """The window of `count` days, weeks or calendar months (local) that ends where `window` starts."""
+    end = window.start.astimezone(window.zone)
+    if unit == "mo":
+        months = end.year * 12 + end.month - 1 - count
+        start = end.replace(year=months // 12, month=months % 12 + 1, day=min(end.day, 28))
+    else:
+        start = end - timedelta(days=count * (7 if unit == "w" else 1))
+    if count < 1 or (end - start) > timedelta(days=max_days, hours=1):
+        raise QueryError(BAD_QUERY, {"comparison_period": f"The length must be 1 day to {max_days} days"})
+    first = datetime.fromtimestamp(int(start.timestamp()) // HOUR * HOUR, UTC)
+    return Window(first, window.start, window.zone, window.aggregation)
+
+
+def _spoken(duration: re.Match[str]) -> str:
+    count, unit = int(duration[1]), {"d": "day", "w": "week", "mo": "month"}[duration[2]]
+    return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
 def year_earlier(window: Window) -> Window:
@@ -150,6 +186,17 @@ def _span(window: Window) -> dict[str, str]:
     return {"start": iso(window.start), "end": iso(window.end)}
 
 
+def _comparison_view(comparison: Window | None, per_day: bool) -> dict[str, str] | None:
+    """The comparison window; `basis: per_day` when growth compares per-day averages."""
+    if comparison is None:
+        return None
+    return {**_span(comparison), "basis": "per_day"} if per_day else _span(comparison)
+
+
+def _days(window: Window) -> float:
+    return (window.end - window.start) / timedelta(days=1)
+
+
 def complete_periods(window: Window, periods: list[datetime]) -> list[bool]:
     """Whether each period lies wholly inside the window (the first and last may be cut)."""
     flags = [True] * len(periods)
@@ -160,14 +207,20 @@ def complete_periods(window: Window, periods: list[datetime]) -> list[bool]:
     return flags
 
 
-def metric_trend(metric_type: str, totals: list[float], before: float | None) -> dict[str, Any]:
+def metric_trend(
+    metric_type: str, totals: list[float], before: float | None, days: tuple[float, float] | None = None
+) -> dict[str, Any]:
     """Total, comparison total, change and growth of one metric.
 
     growth_rate is the change over |previous total|, None without a comparison or from a total of 0.
+    With `days` (of the window and of the comparison), growth compares per-day averages.
     """
     total = _round(sum(totals))
     change = None if before is None else _round(total - before)
     growth = round(change / abs(before), 4) if change is not None and before else None
+    if days is not None and before:
+        now_rate, then_rate = total / days[0], before / days[1]
+        growth = round((now_rate - then_rate) / abs(then_rate), 4)
     return {
         "metric_type": metric_type,
         "total": total,
@@ -177,8 +230,14 @@ def metric_trend(metric_type: str, totals: list[float], before: float | None) ->
     }
 
 
-def productivity_trends(scope: Scope, window: Window, comparison: Window | None, label: str) -> dict[str, Any]:
-    """Totals, growth against the comparison window, per-period series and insights of every metric."""
+def productivity_trends(
+    scope: Scope, window: Window, comparison: Window | None, label: str, per_day: bool = False
+) -> dict[str, Any]:
+    """Totals, growth against the comparison window, per-period series and insights of every metric.
+
+    `per_day`: growth compares per-day averages (windows of different lengths).
+    """
+    days = (_days(window), _days(comparison)) if per_day and comparison else None
     current = period_totals(scope, window)
     previous = window_totals(scope, comparison) if comparison else {}
     periods = window.periods()
@@ -188,7 +247,7 @@ def productivity_trends(scope: Scope, window: Window, comparison: Window | None,
     found: list[dict[str, Any]] = []
     for name in names:
         totals = current.get(name, [0.0] * len(periods))
-        metric = metric_trend(name, totals, previous.get(name, 0.0) if comparison else None)
+        metric = metric_trend(name, totals, previous.get(name, 0.0) if comparison else None, days)
         metric["series"] = [{"period": p.isoformat(), "total": t} for p, t in zip(periods, totals, strict=True)]
         metrics.append(metric)
         kept = [(p, t) for p, t, whole in zip(periods, totals, complete, strict=True) if whole]
@@ -197,7 +256,7 @@ def productivity_trends(scope: Scope, window: Window, comparison: Window | None,
     insights = ([] if current else [no_data(window, bool(previous), label)]) + growth_insights(metrics, label) + found
     return {
         "period": org_metrics.window_view(window),
-        "comparison": _span(comparison) if comparison else None,
+        "comparison": _comparison_view(comparison, per_day=days is not None),
         "metrics": metrics,
         "insights": insights,
     }

@@ -49,7 +49,7 @@ def productivity_trends() -> ResponseReturnValue:
     """Totals, growth against a comparison period, series and insights of the caller's visible data."""
     check_params(TREND_PARAMS)
     me = current_user()
-    window, comparison, label = analytics.trend_windows(
+    trend = analytics.trend_windows(
         _arg("start_date"),
         _arg("end_date"),
         _arg("aggregation"),
@@ -59,7 +59,7 @@ def productivity_trends() -> ResponseReturnValue:
         _max_days(),
     )
     scope = narrow(scope_for(me), team_id=_arg("team_id"))
-    return jsonify(analytics.productivity_trends(scope, window, comparison, label))
+    return jsonify(analytics.productivity_trends(scope, trend.window, trend.comparison, trend.label, trend.per_day))
 
 
 @bp.get("/analytics/team-comparison")
@@ -85,6 +85,12 @@ def team_comparison() -> ResponseReturnValue:
 class TrendSpanSchema(Schema):
     start = fields.String(metadata={"description": "Local ISO 8601 start (inclusive)"})
     end = fields.String(metadata={"description": "Local ISO 8601 end (exclusive)"})
+
+
+class TrendComparisonSchema(TrendSpanSchema):
+    basis = fields.String(
+        metadata={"enum": ["per_day"], "description": "Present when growth compares per-day averages"}
+    )
 
 
 class TrendPeriodSchema(TrendSpanSchema):
@@ -124,7 +130,7 @@ class TrendInsightSchema(Schema):
 
 class ProductivityTrendsSchema(Schema):
     period = fields.Nested(TrendPeriodSchema)
-    comparison = fields.Nested(TrendSpanSchema, allow_none=True)
+    comparison = fields.Nested(TrendComparisonSchema, allow_none=True)
     metrics = fields.List(fields.Nested(MetricTrendSchema))
     insights = fields.List(fields.Nested(TrendInsightSchema))
 
@@ -188,7 +194,11 @@ PATHS: dict[str, dict[str, Any]] = {
                 _query("start_date", DATES + "; default 30 days before end_date"),
                 _query("end_date", DATES + "; a date includes its day; default now"),
                 _query("aggregation", "hour, day, week or month; default day up to 31 days, week up to 180, month"),
-                _query("comparison_period", "previous (default), previous_year, none, or START/END"),
+                _query(
+                    "comparison_period",
+                    "previous (default), previous_year, none, a length (7d, 2w, 3mo: the window of that length "
+                    "before; growth then compares per-day averages), or START/END",
+                ),
             ],
         )
     },
