@@ -389,6 +389,25 @@ def test_team_and_user_rooms_show_only_their_rows(world, acme, sockets):
     assert [m for m in manager.quiet(1.0) + developer.quiet(0.2) if m["type"] == "metric_ingested"] == []
 
 
+def test_the_contracts_subscribe_payload_works_and_errors_carry_data(world, acme, sockets):
+    """socket.emit('subscribe', {rooms, user_id}) of the contract, as a raw message: data.rooms, data.user_id."""
+    server, seeded, _ = world
+    manager = open_socket(sockets, server, f"?token={token_of(acme['manager'])}")
+    user_id = acme["manager"].user.id
+    manager.send({"type": "subscribe", "data": {"rooms": [f"team:{seeded['team']}", "org"], "user_id": user_id}})
+    refused = manager.next()  # the org room is for admins
+    assert refused["type"] == "error" and refused["data"]["code"] == "FORBIDDEN" and refused["data"]["message"]
+    assert refused["data"] == refused["error"]
+    assert manager.next() == {"type": "subscribed", "rooms": [f"team:{seeded['team']}"]}
+    assert post_agents(server, acme["admin"], [execution(user_id=acme["developer"].user.id)])[0] == 201
+    assert manager.events("metric_ingested", 1)[0]["room"] == f"team:{seeded['team']}"
+    manager.send({"type": "unsubscribe", "data": {"rooms": [f"team:{seeded['team']}"], "user_id": user_id}})
+    assert manager.next() == {"type": "unsubscribed", "rooms": [f"team:{seeded['team']}"]}
+    manager.send({"type": "subscribe", "data": {"user_id": user_id}})
+    bad = manager.next()
+    assert bad["data"]["code"] == "BAD_MESSAGE" and "data.rooms" in bad["data"]["message"]
+
+
 def test_unsubscribe_stops_events_and_bad_messages_get_errors(world, acme, sockets):
     server, _, _ = world
     sock = open_socket(sockets, server, f"?token={token_of(acme['admin'])}")

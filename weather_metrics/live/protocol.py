@@ -25,10 +25,11 @@ def client_for(user: User | None, queue_limit: int, session_id: str | None = Non
 
 
 def _error(code: str, text: str, room: str | None = None) -> str:
+    """An error message; the reason is in `error` and, for clients of the contract's form, in `data` too."""
     error: dict[str, Any] = {"code": code, "message": text}
     if room is not None:
         error["room"] = room
-    return json.dumps({"type": "error", "error": error})
+    return json.dumps({"type": "error", "error": error, "data": error})
 
 
 def room_problem(client: Client, room: str) -> tuple[str, str] | None:
@@ -65,9 +66,13 @@ def room_problem(client: Client, room: str) -> tuple[str, str] | None:
 
 
 def _rooms(message: dict[str, Any]) -> list[str] | str:
+    """The rooms a message names: `rooms`, or the contract's `data.rooms` (its `data.user_id` is not needed)."""
     rooms = message.get("rooms")
+    data = message.get("data")
+    if rooms is None and isinstance(data, dict):
+        rooms = data.get("rooms")
     if not isinstance(rooms, list) or not rooms or not all(isinstance(r, str) for r in rooms):
-        return "rooms must be a non-empty list of room names"
+        return "rooms (or data.rooms) must be a non-empty list of room names"
     if len(rooms) > MAX_ROOMS or any(len(r) > MAX_ROOM_LENGTH for r in rooms):
         return f"at most {MAX_ROOMS} rooms of at most {MAX_ROOM_LENGTH} characters"
     return list(dict.fromkeys(rooms))

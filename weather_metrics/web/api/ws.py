@@ -33,11 +33,12 @@ credentials, 403 an Origin outside `ws_allowed_origins` (clients that send no Or
 not browsers and are let in), 429 when the user already has ws_max_connections_per_user
 (5) sockets open, 503 when the service or this server process has no room for another.
 
-**Client messages.** `{"type": "subscribe", "rooms": [...]}` answers
-`{"type": "subscribed", "rooms": [granted]}`, preceded by one
-`{"type": "error", "error": {"code", "message", "room"}}` per refused room (codes
-FORBIDDEN, NOT_FOUND, UNAUTHORIZED, BAD_ROOM, TOO_MANY_ROOMS).
-`{"type": "unsubscribe", "rooms": [...]}` answers `{"type": "unsubscribed", "rooms": [...]}`;
+**Client messages.** `{"type": "subscribe", "rooms": [...]}`, or the contract's form
+`{"type": "subscribe", "data": {"rooms": [...], "user_id": ...}}` (user_id is not needed: the
+socket's credentials say who it is), answers `{"type": "subscribed", "rooms": [granted]}`,
+preceded by one `{"type": "error", "error": {"code", "message", "room"}, "data": {the same}}`
+per refused room (codes FORBIDDEN, NOT_FOUND, UNAUTHORIZED, BAD_ROOM, TOO_MANY_ROOMS).
+`{"type": "unsubscribe", "rooms": [...]}` (or `data.rooms`) answers `{"type": "unsubscribed", "rooms": [...]}`;
 `{"type": "ping"}` answers `{"type": "pong"}`. Anything else: an error with code BAD_MESSAGE.
 Messages over 64 KiB close the socket (1009); more than 10 messages a second (after a burst
 of 30) or 8 KiB a second (after 256 KiB), 1008.
