@@ -1,8 +1,8 @@
-"""Alert rules, their history, and the evaluator that fires and resolves them.
+"""Alert rules and their history; alerts/evaluator.py fires and resolves them.
 
 Free of HTTP: the /api views pass in the caller and already-validated bodies (the views
 admit admins and managers only). A rule compares one metric over a trailing window with a
-threshold (see alert_metrics). Each evaluation:
+threshold (see alerts/measures.py). Each evaluation:
 
 - condition true, state ok: fire (a firing alert event, a live event and webhook
   deliveries, in one transaction), unless the rule fired less than `cooldown_minutes` ago;

@@ -42,7 +42,7 @@ class Client:
 
     user_id: str | None
     role: str | None
-    scope: Scope | None  # what its user may see (windows.scope_for); None: no token, the public room only
+    scope: Scope | None  # what its user may see (query.scope.scope_for); None: no token, the public room only
     queue_limit: int
     session_id: str | None = None  # the login session it was opened in: its end closes the socket
     id: str = field(default_factory=lambda: str(uuid.uuid4()))

@@ -1,4 +1,4 @@
-"""Query windows and scopes of organization metrics: which hours, which periods, whose data.
+"""Query windows of organization metrics: which hours and which periods (whose data: query/scope.py).
 
 Rollups are kept per UTC hour, so a window starts and ends on an hour and a period (day,
 week from Monday, month) is the set of hours whose start falls in it in the organization's

@@ -1,6 +1,6 @@
 """What each export report holds, read from the database in the requester's scope.
 
-Figures come from weather_metrics.orgmetrics and analytics, so a report shows what
+Figures come from query/org_metrics.py and query/analytics.py, so a report shows what
 /api/metrics and /api/analytics answer for the same filters; data rows are streamed
 from SQL with a cursor and written as they arrive.
 """

@@ -1,7 +1,7 @@
-"""Marshmallow schemas: the documented contract of /v1 requests and responses.
+"""Marshmallow schemas: the documented contract of /v1 requests (web/v1/schemas.py has the answers).
 
 EventBatchSchema states the ingestion rules; /openapi.json is generated from these
-schemas. The hot path checks the same rules with weather_metrics.validation, and a
+schemas. The hot path checks the same rules with ingest/events/validation.py, and a
 property-based test holds the two to the same verdicts and messages.
 """
 

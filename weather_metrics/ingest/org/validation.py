@@ -1,6 +1,6 @@
 """Validation of organization metrics: the hot-path checks of agent executions and productivity metrics.
 
-Plain Python, ~25x faster than marshmallow: `api/ingest_schemas.py` holds the contract, and
+Plain Python, ~25x faster than marshmallow: `web/api/ingest_schemas.py` holds the contract, and
 tests/test_org_validation_equivalence.py holds both to the same verdicts and messages.
 """
 

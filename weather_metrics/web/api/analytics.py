@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
 from weather_metrics.core.errors import QueryError
-from weather_metrics.query import analytics
+from weather_metrics.query import analytics, periods
 from weather_metrics.query.org_metrics import org_zone
 from weather_metrics.query.scope import narrow, scope_for
 from weather_metrics.web.api.blueprint import bp
@@ -49,7 +49,7 @@ def productivity_trends() -> ResponseReturnValue:
     """Totals, growth against a comparison period, series and insights of the caller's visible data."""
     check_params(TREND_PARAMS)
     me = current_user()
-    trend = analytics.trend_windows(
+    trend = periods.trend_windows(
         _arg("start_date"),
         _arg("end_date"),
         _arg("aggregation"),
@@ -68,7 +68,7 @@ def team_comparison() -> ResponseReturnValue:
     """Figures and rankings of teams over a date range (admins: any team; managers: their own)."""
     check_params(COMPARISON_PARAMS)
     me = current_user()
-    window = analytics.comparison_range(
+    window = periods.comparison_range(
         _arg("date_range"),
         _arg("start_date"),
         _arg("end_date"),

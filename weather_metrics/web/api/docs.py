@@ -1,4 +1,4 @@
-"""OpenAPI paths of /api, for weather_metrics.docs."""
+"""OpenAPI paths of /api, for web/docs.py."""
 
 from __future__ import annotations
 

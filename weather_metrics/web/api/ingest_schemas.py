@@ -1,6 +1,6 @@
 """Agent executions and productivity metrics as marshmallow schemas: the documented contract.
 
-The hot path checks the same rules in plain Python (orgvalidation.agent_problems and
+The hot path checks the same rules in plain Python (ingest/org/validation.py: agent_problems and
 productivity_problems), and tests/test_org_validation_equivalence.py holds both to the same
 verdicts and messages. Whether a timestamp is too new or too old depends on the clock, so
 these schemas check only its format.
@@ -48,7 +48,7 @@ class RealBoolean(StrictBoolean):
 
 
 class MetricType(StrictString):
-    """A string matching orgvalidation.METRIC_TYPE; anything else gets the one message."""
+    """A string matching vocabulary.METRIC_TYPE; anything else gets the one message."""
 
     # Raised directly: marshmallow would str.format() the message, and it holds braces.
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
