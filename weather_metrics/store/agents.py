@@ -143,7 +143,7 @@ def agent_row(
 def _agent_rollups() -> list[Any]:
     a = AgentExecution
     new = a.id > SINCE
-    hour = a.hour + 0  # `+ 0`: stay on the rowid range (see ingest._rollup_queries)
+    hour = a.hour + 0  # `+ 0`: stay on the rowid range (see store/events.py _rollup_queries)
     day = a.hour / DAY * DAY
     user = new & a.user_id.is_null(False)
     calls = fn.COUNT(a.id)

@@ -1,7 +1,8 @@
 """Accepting a POST /v1/events body: validate, de-duplicate, queue, and wait for the commit.
 
-`deliver` and `replay` are shared with the organization surfaces (ingest/org/intake.py): every
-ingestion path queues on the same writer with the same durability and backpressure.
+`deliver` (ingest/delivery.py) and `replay` (ingest/idempotency.py) are shared with the
+organization surfaces: every ingestion path queues on the same writer with the same
+durability and backpressure.
 """
 
 from __future__ import annotations

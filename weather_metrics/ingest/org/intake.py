@@ -1,7 +1,8 @@
 """Accepting organization metrics: /mcp/metrics/collect and POST /api/metrics/{agents,productivity}.
 
 The same writer, durability promise and Idempotency-Key rules as /v1/events (see
-intake.py); what differs is who may send what, and whose data it becomes.
+ingest/delivery.py and ingest/idempotency.py); what differs is who may send what, and whose
+data it becomes.
 """
 
 from __future__ import annotations
