@@ -108,6 +108,7 @@ class Relay:
         self._next_heartbeat = 0.0
         self._next_account_check = time.monotonic() + ACCOUNT_CHECK_SECONDS
         self._stop = threading.Event()
+        self.closing = False  # set by drop_all: the process is shutting down
         self._threads: list[threading.Thread] = []
 
     # -- reading events ------------------------------------------------------------------------
@@ -321,8 +322,15 @@ class Relay:
             database.close()
 
     def drop_all(self) -> None:
-        """Close every socket as 'going away' (each socket's own thread sends the close)."""
+        """Close every socket as 'going away' (each socket's own thread sends the close), and any opened later."""
+        self.closing = True  # before the sweep: a socket joining after it sees the flag (see `admit`)
         for client in self.hub.clients():
+            client.drop(CLOSE_SHUTTING_DOWN, "The server is restarting")
+
+    def admit(self, client: Client) -> None:
+        """Add a socket that finished its handshake; one finishing during shutdown is closed at once."""
+        self.hub.add(client)
+        if self.closing:
             client.drop(CLOSE_SHUTTING_DOWN, "The server is restarting")
 
     def close(self, timeout: float = 5.0) -> None:

@@ -93,7 +93,7 @@ def serve(ws: Server, relay: Relay, client: Client, settings: dict[str, Any]) ->
         return  # the client went away during the handshake
     if not database.is_closed():
         database.close()  # a socket lives long: it borrows a connection per message, not for its life
-    relay.hub.add(client)
+    relay.admit(client)
     try:
         ws.send(
             json.dumps(
