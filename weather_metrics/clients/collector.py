@@ -23,6 +23,7 @@ Settings (environment variables):
   WEATHER_METRICS_SPOOL          the spool folder (default ~/.cache/weather-metrics-collector)
   WEATHER_METRICS_BATCH          executions per request (default 50)
   WEATHER_METRICS_FLUSH_SECONDS  send once the oldest execution waited this long (default 60)
+  WEATHER_METRICS_SPOOL_MAX      executions kept while the service cannot be reached (default 5000)
 """
 
 from __future__ import annotations
@@ -43,18 +44,21 @@ from urllib.parse import urlsplit
 
 try:
     import fcntl
-except ImportError:  # not POSIX: no locking, at worst a batch goes twice with one key (the service keeps it once)
+except ImportError:  # not POSIX: the spool is locked with a folder instead (see `locked`)
     fcntl = None  # type: ignore[assignment]
 
-TIME_BUDGET = 1.6  # seconds for everything, well within the 2 s promised to the assistant
-MAX_STDIN = 4 * 1024 * 1024
-MAX_SPOOLED = 5000  # executions waiting; the oldest go first
+TIME_BUDGET = 1.0  # seconds after start-up for everything: well within the 2 s promised, even on a busy machine
+MAX_SPOOLED = 5000  # executions waiting, in the outbox and in unsent batches; the oldest go first
+MAX_BATCH = 1000  # the service's metrics_max_items
+MAX_DURATION_MS = 86_400_000  # the service's limit: a start left open longer (a laptop asleep) is cut there
 MAX_REJECTED = 50  # batches the service refused, kept for a person to look at
 STALE_START = 24 * 3600  # a start without an end after this long is forgotten
 TASK_TOOLS = ("Task", "Agent")  # tools that run a sub-agent named by input.subagent_type
 ENDS = {"PostToolUse": True, "PostToolUseFailure": False}
 FLUSH_EVENTS = {"SubagentStop", "Stop", "SessionEnd"}
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")  # agent and tool names; anything else is sent as "unknown"
+ITEM_PROBLEM = re.compile(r"items\[(\d+)\]\.")
 
 
 def setting(name: str, default: str = "") -> str:
@@ -76,8 +80,14 @@ def write_atomically(folder: Path, target: Path, value: Any) -> None:
 
 
 def text(value: Any, limit: int) -> str:
-    """A name as the service accepts it: a string without control characters, within its length."""
-    return CONTROL.sub("", str(value))[:limit] or "unknown"
+    """A string as the service accepts it: valid text without control characters, within its length."""
+    clean = CONTROL.sub("", str(value)).encode("utf-8", "replace").decode("utf-8")  # lone surrogates too
+    return clean[:limit] or "unknown"
+
+
+def name(value: Any) -> str:
+    """An agent or tool name, never free text: the model writes these, so anything unusual is "unknown"."""
+    return value if isinstance(value, str) and NAME.fullmatch(value) else "unknown"
 
 
 def pairing_key(event: dict[str, Any]) -> str:
@@ -87,16 +97,18 @@ def pairing_key(event: dict[str, Any]) -> str:
 
 def agent_and_command(event: dict[str, Any]) -> tuple[str, str]:
     """Whose execution this is and what it ran: names only, never the tool's input."""
-    tool = text(event.get("tool_name") or "unknown", 2048)
+    tool = name(event.get("tool_name"))
     given = event.get("tool_input")
     tool_input: dict[str, Any] = given if isinstance(given, dict) else {}
-    if tool in TASK_TOOLS and isinstance(tool_input.get("subagent_type"), str):
-        return text(tool_input["subagent_type"], 128), tool
+    if tool in TASK_TOOLS and "subagent_type" in tool_input:
+        return name(tool_input["subagent_type"]), tool
     inside = event.get("agent_type")  # hooks fired inside a sub-agent name it
-    return text(inside if isinstance(inside, str) and inside else setting("AGENT", "claude-code"), 128), tool
+    return name(inside if inside else setting("AGENT", "claude-code")), tool
 
 
 def on_start(folder: Path, event: dict[str, Any], now: float) -> None:
+    if not event.get("tool_use_id"):
+        return  # nothing to pair its end with
     agent, command = agent_and_command(event)
     start = {"started": now, "agent": agent, "command": command}
     write_atomically(folder, folder / "starts" / f"{pairing_key(event)}.json", start)
@@ -108,6 +120,8 @@ def on_end(folder: Path, event: dict[str, Any], now: float, success: bool) -> No
     claimed = start_file.with_suffix(f".{os.getpid()}.claimed")
     start: dict[str, Any] | None = None
     try:
+        if not event.get("tool_use_id"):
+            raise OSError("no tool_use_id")
         os.replace(start_file, claimed)  # one process pairs each start
         start = json.loads(claimed.read_text())
         claimed.unlink()
@@ -118,7 +132,7 @@ def on_end(folder: Path, event: dict[str, Any], now: float, success: bool) -> No
     execution: dict[str, Any] = {
         "agent_name": start["agent"] if start else agent,
         "command": start["command"] if start else command,
-        "execution_time_ms": round(max(0.0, now - started) * 1000, 3),
+        "execution_time_ms": round(min(max(0.0, now - started) * 1000, MAX_DURATION_MS), 3),
         "success": success,
         "timestamp": datetime.fromtimestamp(started, timezone.utc).isoformat().replace("+00:00", "Z"),
     }
@@ -139,24 +153,40 @@ def oldest_first(path: Path) -> list[Path]:
 
 
 def keep_within_bounds(folder: Path, now: float) -> None:
-    """The spool stays small: the oldest executions, refused batches and lost starts go first."""
+    """The spool stays small: the oldest batches and executions, refused batches, lost starts and writes go."""
+    batches = [(path, _batch_size(path)) for path in oldest_first(folder / "batches")]
     waiting = oldest_first(folder / "outbox")
-    for path in waiting[: max(0, len(waiting) - MAX_SPOOLED)]:
+    most = int(setting("SPOOL_MAX", str(MAX_SPOOLED)) or MAX_SPOOLED)
+    excess = sum(size for _, size in batches) + len(waiting) - most
+    for path, size in batches:
+        if excess <= 0:
+            break
+        path.unlink(missing_ok=True)
+        excess -= size
+    for path in waiting[: max(0, excess)]:
         path.unlink(missing_ok=True)
     rejected = oldest_first(folder / "rejected")
     for path in rejected[: max(0, len(rejected) - MAX_REJECTED)]:
         path.unlink(missing_ok=True)
-    for path in (folder / "starts").iterdir():
-        try:
-            if now - path.stat().st_mtime > STALE_START:
-                path.unlink()
-        except OSError:
-            pass
+    for folder_name, age in (("starts", STALE_START), ("tmp", 60)):
+        for path in (folder / folder_name).iterdir():
+            try:
+                if now - path.stat().st_mtime > age:
+                    path.unlink()
+            except OSError:
+                pass
+
+
+def _batch_size(path: Path) -> int:
+    try:
+        return len(json.loads(path.read_text())["items"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def compose(folder: Path, event_name: str) -> None:
     """Move waiting executions into batches when there are enough, they waited long enough, or an agent ended."""
-    size = max(1, int(setting("BATCH", "50") or 50))
+    size = min(MAX_BATCH, max(1, int(setting("BATCH", "50") or 50)))
     flush_after = float(setting("FLUSH_SECONDS", "60") or 60)
     waiting = oldest_first(folder / "outbox")
     if not waiting:
@@ -173,22 +203,28 @@ def compose(folder: Path, event_name: str) -> None:
             except (OSError, ValueError):
                 pass
         # The batch (and its Idempotency-Key) is fixed before its executions leave the outbox.
-        batch = {"key": uuid.uuid4().hex, "items": items}
-        write_atomically(folder, folder / "batches" / f"{time.time_ns()}-{batch['key']}.json", batch)
+        new_batch(folder, items)
         for path in chunk:
             path.unlink(missing_ok=True)
 
 
-def send(folder: Path, deadline: float) -> None:
-    """Post waiting batches, oldest first, until one fails or time runs out; each keeps its own key."""
+def new_batch(folder: Path, items: list[Any]) -> None:
+    """A batch with its own Idempotency-Key, fixed before it is ever sent."""
+    if items:
+        batch = {"key": uuid.uuid4().hex, "items": items}
+        write_atomically(folder, folder / "batches" / f"{time.time_ns()}-{batch['key']}.json", batch)
+
+
+def send(folder: Path, deadline: float) -> bool:
+    """Post waiting batches, oldest first; True when none is left. Stops at the first that cannot go now."""
     url = urlsplit(setting("URL"))
     key = setting("API_KEY")
     if url.scheme not in ("http", "https") or not url.hostname or not key:
-        return
+        return False
     for path in oldest_first(folder / "batches"):
         left = deadline - time.monotonic()
         if left < 0.2:
-            return
+            return False
         batch = json.loads(path.read_text())
         connection_class = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
         connection = connection_class(url.hostname, url.port, timeout=left / 2)
@@ -199,54 +235,102 @@ def send(folder: Path, deadline: float) -> None:
                 json.dumps(batch["items"]),
                 {"Content-Type": "application/json", "X-API-Key": key, "Idempotency-Key": batch["key"]},
             )
-            status = connection.getresponse().status
+            response = connection.getresponse()
+            status, answer = response.status, response.read(65536)
         finally:
             connection.close()
-        if status in (201, 202):
+        if 200 <= status < 300:
             path.unlink(missing_ok=True)
-        elif status in (400, 401, 403, 404, 409, 413, 422):
-            os.replace(path, folder / "rejected" / path.name)  # sending it again would not help
+        elif status in (400, 413):  # nothing of it was stored: put the bad items aside and send the rest
+            split(folder, path, batch["items"], status, answer)
+        elif status == 409:
+            os.replace(path, folder / "rejected" / path.name)  # the key was used for another body: never again
         else:
-            return  # 429, 5xx: the service is busy; later
+            return False  # busy (429, 5xx) or misconfigured (3xx, 401, 403, 404): keep everything, try later
+    return True
+
+
+def split(folder: Path, path: Path, items: list[Any], status: int, answer: bytes) -> None:
+    """A refused batch: items the service named go to rejected/, the rest to new batches (halves for a 413)."""
+    bad: set[int] = set()
+    if status == 400:
+        try:
+            details = json.loads(answer)["error"]["details"]
+            bad = {int(found[1]) for field in details if (found := ITEM_PROBLEM.match(field))}
+        except (ValueError, KeyError, TypeError):
+            bad = set()
+        if not bad:
+            bad = set(range(len(items)))  # the whole body was refused
+    good = [item for n, item in enumerate(items) if n not in bad]
+    if bad:
+        refused = {"items": [items[n] for n in sorted(bad)], "status": status}
+        write_atomically(folder, folder / "rejected" / path.name, refused)
+    if status == 413 and len(items) > 1:
+        middle = len(items) // 2
+        new_batch(folder, items[:middle])
+        new_batch(folder, items[middle:])
+    else:
+        new_batch(folder, good)
+    path.unlink(missing_ok=True)
 
 
 def locked(folder: Path) -> Any:
-    """The spool's lock, taken without waiting (None when another hook holds it, or no locking here)."""
-    handle = open(folder / "lock", "a")  # held until the process ends
-    if fcntl is None:
+    """The spool's lock, taken without waiting; None when another hook holds it. Keep it while composing and sending.
+
+    POSIX: flock, released by the system whatever way the process ends. Elsewhere: a folder
+    that only one process can create, taken over when left behind for a minute.
+    """
+    if fcntl is not None:
+        handle = open(folder / "lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return None
         return handle
+    marker = folder / "lock.d"
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if marker.exists() and time.time() - marker.stat().st_mtime > 60:
+            marker.rmdir()
+        marker.mkdir()
     except OSError:
-        handle.close()
         return None
-    return handle
+    return marker
 
 
 def run(started: float) -> None:
-    raw = sys.stdin.buffer.read(MAX_STDIN)
+    raw = sys.stdin.buffer.read()  # whole: a cut-off event (a large file in tool_input) could not be paired
     event = json.loads(raw) if raw.strip() else {}
     if not isinstance(event, dict):
         return
     folder = spool_folder()
     now = time.time()
-    name = event.get("hook_event_name")
-    if name == "PreToolUse":
+    event_name = event.get("hook_event_name")
+    if event_name == "PreToolUse":
         on_start(folder, event, now)
-    elif name in ENDS:
-        on_end(folder, event, now, ENDS[name])
-    if locked(folder) is None:
+    elif event_name in ENDS:
+        on_end(folder, event, now, ENDS[str(event_name)])
+    lock = locked(folder)
+    if lock is None:
         return  # another hook is composing or sending right now
-    keep_within_bounds(folder, now)
-    compose(folder, str(name))
-    send(folder, started + TIME_BUDGET)
+    try:
+        keep_within_bounds(folder, now)
+        deadline = started + TIME_BUDGET
+        # Batches already made go first; new ones are made only once those are through, so a
+        # service that is down does not leave a pile of small batches behind.
+        if send(folder, deadline):
+            compose(folder, str(event_name))
+            send(folder, deadline)
+    finally:
+        if isinstance(lock, Path):
+            lock.rmdir()
 
 
 def main() -> None:
     started = time.monotonic()
     worker = threading.Thread(target=_quietly, args=(started,), daemon=True)
     worker.start()
-    worker.join(max(0.0, started + TIME_BUDGET + 0.2 - time.monotonic()))
+    worker.join(max(0.0, started + TIME_BUDGET + 0.1 - time.monotonic()))
     os._exit(0)  # whatever is still waiting on the network stays in the spool for the next event
 
 
