@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+from tests.support import make_event
 from weather_metrics.core.ratelimit import TokenBucketLimiter
 
 START = 1_700_000_000.0
@@ -154,3 +155,28 @@ def test_http_limit_answers_429_with_retry_after(make_app):
     assert 1 <= limited.json["retry_after"] <= 60
     assert limited.headers["Retry-After"] == str(limited.json["retry_after"])
     assert client.get("/v1/health").status_code == 200  # health is never limited
+
+
+def test_ingestion_and_reads_have_separate_buckets_of_the_contracts_size(make_app):
+    """A stats read from the address of a weather server must not cost that server a batch."""
+    client = make_app(rate_limit_per_minute=1, rate_limit_burst=1).test_client()
+    assert [client.get("/v1/stats/overview").status_code for _ in range(3)] == [200, 200, 429]
+    batch = {"events": [make_event()]}
+    posts = [client.post("/v1/events", json=batch) for _ in range(3)]
+    assert [p.status_code for p in posts] == [200, 200, 429]
+    assert posts[0].headers["x-ratelimit-limit"] == "2" and posts[0].headers["x-ratelimit-remaining"] == "1"
+    assert client.get("/v1/stats/tools").status_code == 429  # reads stay limited on their own
+
+
+def test_refused_batches_are_logged_with_why_a_few_a_minute_per_address(make_app, caplog):
+    client = make_app().test_client()
+    bad = {"events": [make_event(tool="Not-A-Tool", session_id="value-never-logged")]}
+    with caplog.at_level("INFO", logger="weather_metrics.web.v1.blueprint"):
+        for _ in range(5):
+            assert client.post("/v1/events", json=bad).status_code == 400
+        assert client.post("/v1/events", json=bad, environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 400
+    lines = [r.getMessage() for r in caplog.records if r.name == "weather_metrics.web.v1.blueprint"]
+    assert len(lines) == 4, lines  # three for the first address this minute, one for the other
+    assert all("400 validation_failed" in line and "events[0].tool" in line for line in lines)
+    assert sum("10.0.0.9" in line for line in lines) == 1
+    assert not any("Not-A-Tool" in line or "value-never-logged" in line for line in lines)

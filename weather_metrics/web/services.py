@@ -17,6 +17,7 @@ from weather_metrics.ingest.events.intake import EventIntake
 from weather_metrics.ingest.org.intake import OrgIntake
 from weather_metrics.live.relay import Relay
 from weather_metrics.reports.jobs import ReportRunner
+from weather_metrics.runtime.logs import Sampler
 from weather_metrics.store.writer import EventWriter
 from weather_metrics.webhooks.deliveries import WebhookDeliverer
 
@@ -40,6 +41,8 @@ class ServiceState:
     relay: Relay
     alerts: AlertEvaluator
     started: float = field(default_factory=time.monotonic)
+    # Refused /v1 batches logged: a few a minute per address.
+    refusals: Sampler = field(default_factory=lambda: Sampler(per_minute=3))
 
     def uptime(self) -> float:
         return time.monotonic() - self.started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -29,6 +30,7 @@ HTTP_ERROR_CODES = {
 
 
 RATE_LIMIT_EXEMPT = {"v1.health"}
+INGESTION = {"v1.create_events"}
 
 
 def error_response(exc: Exception) -> tuple[Response, int]:
@@ -47,6 +49,8 @@ def error_response(exc: Exception) -> tuple[Response, int]:
         body["message"] = "Too many requests, please try again later"
     if retry_after is not None:
         body["retry_after"] = retry_after
+    if request.endpoint in INGESTION and status >= 400:
+        log_refusal(status, body)
     response = jsonify(body)
     if isinstance(exc, HTTPException) and not isinstance(exc, ApiError):
         # Keep what the exception says beyond the body, such as Allow on a 405.
@@ -56,12 +60,29 @@ def error_response(exc: Exception) -> tuple[Response, int]:
     return response, status
 
 
+def log_refusal(status: int, body: dict[str, Any]) -> None:
+    """A refused batch at INFO, with why (field paths and messages, never values); a few a minute per address."""
+    address = request.remote_addr or "unknown"
+    skipped = services().refusals.allow(address, time.time())
+    if skipped is None:
+        return
+    details = body.get("details")
+    shown = "; ".join(str(d) for d in details[:5]) if isinstance(details, list) else str(details)
+    more = f" (+{skipped} more refused before this)" if skipped else ""
+    log.info("refused POST /v1/events from %s: %s %s: %s%s", address, status, body["error"], shown[:500], more)
+
+
 @bp.before_request
 def limit_rate() -> None:
-    """60 requests a minute per client IP (plus a burst), across every thread."""
+    """60 requests a minute per client IP (plus a burst), across every thread.
+
+    Ingestion and reads count in separate buckets of that size: an operator's curl of
+    /v1/stats from the same address must not cost a server a batch (such clients never retry).
+    """
     if request.endpoint in RATE_LIMIT_EXEMPT:
         return
-    decision = services().limiter.hit(request.remote_addr or "unknown")
+    bucket = "events" if request.endpoint in INGESTION else "reads"
+    decision = services().limiter.hit(f"{bucket}:{request.remote_addr or 'unknown'}")
     g.rate_limit = decision
     if not decision.allowed:
         raise ApiError(429, "rate_limit_exceeded", "Rate limit exceeded", retry_after=decision.retry_after)
