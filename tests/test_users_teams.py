@@ -252,14 +252,18 @@ def test_an_unknown_user_id_is_404(client, acme):
 
 
 @pytest.mark.parametrize("caller", ["manager", "developer"])
-def test_non_admins_edit_their_own_name_and_email(client, acme, caller):
+def test_non_admins_edit_their_own_name_but_not_their_email(client, acme, other, caller):
+    """A refused email change would tell whether an address has an account in another organization."""
     me = acme[caller]
-    response = client.put(
-        f"/api/users/{me.user.id}", headers=me.headers, json={"name": "Renamed", "email": f"New.{caller}@acme.test"}
-    )
+    response = client.put(f"/api/users/{me.user.id}", headers=me.headers, json={"name": "Renamed"})
     assert response.status_code == 200, response.get_json()
-    fetched = client.get(f"/api/users/{me.user.id}", headers=me.headers).get_json()
-    assert fetched["name"] == "Renamed" and fetched["email"] == f"new.{caller}@acme.test"
+    assert client.get(f"/api/users/{me.user.id}", headers=me.headers).get_json()["name"] == "Renamed"
+    for email in (f"New.{caller}@acme.test", other["admin"].user.email):  # a free address, one taken elsewhere
+        error = assert_api_error(client.put(f"/api/users/{me.user.id}", headers=me.headers, json={"email": email}), 403)
+        assert error["details"] == {"email": "Only admins may change this"}
+    admin = acme["admin"]
+    changed = client.put(f"/api/users/{me.user.id}", headers=admin.headers, json={"email": f"New.{caller}@acme.test"})
+    assert changed.status_code == 200, changed.get_json()
     login(client, f"new.{caller}@acme.test", me.password)
 
 

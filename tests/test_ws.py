@@ -450,6 +450,21 @@ def test_origins_outside_the_allow_list_are_refused_before_the_upgrade(server):
         assert body["error"]["code"] == "FORBIDDEN" and "ws_allowed_origins" in body["error"]["message"]
 
 
+def test_a_ticket_does_not_outlive_the_login_session_it_was_asked_in(world, acme):
+    server, _, _ = world
+    member = acme["developer"]
+    status, _, tokens = http(
+        "POST", server.url + "/api/auth/login", {"email": member.user.email, "password": member.password}
+    )
+    assert status == 200, tokens
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    status, _, issued = http("POST", server.url + "/api/ws/ticket", None, headers=headers)
+    assert status == 201, issued
+    assert http("POST", server.url + "/api/auth/logout", {}, headers=headers)[0] in (200, 204)
+    status, body = handshake(server, f"?ticket={issued['ticket']}")
+    assert status == 401 and body is not None and "session" in body["error"]["message"], (status, body)
+
+
 def test_a_malformed_upgrade_is_a_400_and_keeps_the_ticket(world, acme, sockets):
     server, _, _ = world
     status, _, issued = http("POST", server.url + "/api/ws/ticket", None, headers=acme["developer"].headers)

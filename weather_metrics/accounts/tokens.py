@@ -149,6 +149,15 @@ class TokenService:
             raise TokenError(reason)
         return session.user, claims
 
+    def check_session(self, session_id: str, user_id: str) -> None:
+        """TokenError unless the login session is the user's and still lasts (for credentials other than a token)."""
+        session = AuthSession.get_or_none(AuthSession.id == session_id)
+        if session is None or session.user_id != user_id:
+            raise TokenError("Session has ended")
+        reason = self._unusable(session, int(self._clock()))
+        if reason:
+            raise TokenError(reason)
+
     def logout(self, session_id: str) -> None:
         with write_transaction():
             session = AuthSession.get_or_none(AuthSession.id == session_id)

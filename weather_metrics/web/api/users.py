@@ -20,7 +20,9 @@ from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import account_key, account_limit
 from weather_metrics.web.services import services
 
-ADMIN_ONLY_FIELDS = ("role", "active")
+# Email too: addresses are unique across organizations, so a refused change (409) would tell
+# anyone whether an address has an account elsewhere. Admins, who create accounts, change them.
+ADMIN_ONLY_FIELDS = ("role", "active", "email")
 
 
 @bp.get("/users")
@@ -105,7 +107,7 @@ def _not_a_password_change() -> bool:
 )
 @authenticated()
 def update_user(user_id: str) -> ResponseReturnValue:
-    """Change a profile: admins any user's, everyone else only their own (not their role)."""
+    """Change a profile: admins any user's, everyone else only their own (name and password)."""
     me = current_user()
     user = accounts.find_user(me.organization_id, user_id)
     changes = json_body(UserUpdateSchema())
@@ -137,7 +139,7 @@ def _authorize_changes(me: User, user: User, changes: dict[str, Any]) -> None:
             raise ApiProblem(403, "Only admins may change other users")
         refused = {name: "Only admins may change this" for name in ADMIN_ONLY_FIELDS if name in changes}
         if refused:
-            raise ApiProblem(403, "Only admins may change role or active", refused)
+            raise ApiProblem(403, "Only admins may change role, active or email", refused)
     leaves_admins = changes.get("role", "admin") != "admin" or changes.get("active") is False
     if user.role == "admin" and leaves_admins and _other_active_admins(user) == 0:
         raise ApiProblem(409, "The organization must keep at least one active admin")

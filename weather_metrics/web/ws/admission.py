@@ -77,7 +77,12 @@ def _caller() -> tuple[User, str] | None:
     state = services()
     ticket = request.args.get("ticket")
     if ticket:
-        return redeem_ticket(ticket)
+        user, session_id = redeem_ticket(ticket)
+        try:
+            state.tokens.check_session(session_id, user.id)  # a ticket lives no longer than its login
+        except TokenError as exc:
+            raise ApiProblem(401, f"The login session of this ticket is over: {exc}") from None
+        return user, session_id
     token = request.args.get("token") or request.args.get("access_token") or bearer_token()
     if not token:
         return None
