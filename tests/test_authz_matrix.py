@@ -166,6 +166,12 @@ def _team(world: World) -> str:
         return str(accounts.create_team(_org(world), world.unique("team"), "").id)
 
 
+def _led_team(world: World) -> str:
+    """A fresh Acme team that Acme's manager leads (managers change only teams they lead)."""
+    with world.app.app_context():
+        return str(accounts.create_team(_org(world), world.unique("team"), "", world.acme["manager"].user).id)
+
+
 def nothing(world: World) -> tuple[dict[str, str], None]:
     return {}, None
 
@@ -196,15 +202,15 @@ def new_team(world: World) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def fresh_team(world: World) -> tuple[dict[str, str], None]:
-    return {"team_id": _team(world)}, None
+    return {"team_id": _led_team(world)}, None
 
 
 def fresh_team_new_member(world: World) -> tuple[dict[str, str], dict[str, Any]]:
-    return {"team_id": _team(world)}, {"user_id": world.target.id, "role": "member"}
+    return {"team_id": _led_team(world)}, {"user_id": world.target.id, "role": "member"}
 
 
 def fresh_membership(world: World) -> tuple[dict[str, str], None]:
-    team_id = _team(world)
+    team_id = _led_team(world)
     with world.app.app_context():
         accounts.add_member(accounts.find_team(_org(world), team_id), world.target, "member")
     return {"team_id": team_id, "user_id": world.target.id}, None
@@ -577,3 +583,39 @@ def test_a_logged_out_access_token_stops_working_at_once(app, tmp_path):
     assert client.get("/api/users", headers=headers).status_code == 200
     assert client.post("/api/auth/logout", headers=headers).status_code == 204
     assert_api_error(client.get("/api/users", headers=headers), 401)
+
+
+def test_a_manager_cannot_widen_their_scope_through_team_membership(app, tmp_path):
+    """Joining another team, adding an admin to one, or changing a team they do not lead: each 403, and the
+    admin's data stays out of reach."""
+    world = build_world(app, tmp_path)
+    client = world.app.test_client()
+    manager, admin = world.acme["manager"], world.acme["admin"]
+    theirs = _team(world)  # a team the manager does not lead
+    led = _led_team(world)
+    attempts = [
+        ("POST", f"/api/teams/{theirs}/members", {"user_id": manager.user.id, "role": "member"}),
+        ("POST", f"/api/teams/{theirs}/members", {"user_id": world.target.id, "role": "member"}),
+        ("POST", f"/api/teams/{led}/members", {"user_id": admin.user.id, "role": "member"}),
+        ("POST", f"/api/teams/{led}/members", {"user_id": manager.user.id, "role": "lead"}),
+        ("DELETE", f"/api/teams/{led}/members/{manager.user.id}", None),
+        ("DELETE", f"/api/teams/{theirs}", None),
+    ]
+    for method, path, body in attempts:
+        answer = client.open(path, method=method, json=body, headers=manager.headers)
+        assert answer.status_code == 403, (method, path, body, answer.get_json())
+    assert client.get(f"/api/metrics/agents?user_id={admin.user.id}", headers=manager.headers).status_code == 403
+    posted = client.post(
+        "/api/metrics/productivity",
+        json={"type": "commits", "value": 1, "user_id": admin.user.id, "timestamp": execution_time()},
+        headers=manager.headers,
+    )
+    assert posted.status_code == 403, posted.get_json()
+    created = client.post("/api/teams", json={"name": world.unique("team")}, headers=manager.headers)
+    assert created.status_code == 201 and [(m["user_id"], m["role"]) for m in created.get_json()["members"]] == [
+        (manager.user.id, "lead")
+    ]
+
+
+def execution_time() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -15,7 +15,7 @@ from typing import Any
 from peewee import IntegrityError
 
 from weather_metrics.accounts.passwords import Passwords, generate_password
-from weather_metrics.core.errors import Conflict, NotFound
+from weather_metrics.core.errors import Conflict, NotFound, OutOfScope
 from weather_metrics.store.db import database
 from weather_metrics.store.models import ApiKey, Organization, Team, TeamMember, User
 
@@ -120,12 +120,34 @@ def user_view(user: User) -> dict[str, Any]:
     }
 
 
-def create_team(org_id: str, name: str, description: str) -> Team:
+def create_team(org_id: str, name: str, description: str, lead: User | None = None) -> Team:
+    """A new team; `lead` (a manager creating it) leads it from the start."""
     try:
         with database.atomic():
-            return Team.create(id=_id(), organization=org_id, name=name, description=description, created_at=_now())
+            team = Team.create(id=_id(), organization=org_id, name=name, description=description, created_at=_now())
+            if lead is not None:
+                TeamMember.create(team=team.id, user=lead.id, role="lead", created_at=_now())
+            return team
     except IntegrityError:
         raise Conflict(f"A team named {name!r} already exists") from None
+
+
+def check_team_change(actor: User, team: Team, member: User | None = None) -> None:
+    """Admins change any team. A manager changes only teams they lead, and only their developers, never
+    their own membership: otherwise joining a team (or adding an admin to one) would widen their scope."""
+    if actor.role == "admin":
+        return
+    leads = (
+        TeamMember.select()
+        .where((TeamMember.team == team.id) & (TeamMember.user == actor.id) & (TeamMember.role == "lead"))
+        .exists()
+    )
+    if not leads:
+        raise OutOfScope("Managers change only the teams they lead")
+    if member is not None and member.id == actor.id:
+        raise OutOfScope("Managers cannot change their own membership")
+    if member is not None and member.role != "developer":
+        raise OutOfScope("Managers add and remove developers only")
 
 
 def find_team(org_id: str, team_id: str) -> Team:

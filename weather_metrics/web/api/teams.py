@@ -6,6 +6,7 @@ from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts import organizations as accounts
+from weather_metrics.core.errors import NotFound
 from weather_metrics.query.org_metrics import pagination
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import MemberSchema, TeamCreateSchema, TeamQuerySchema
@@ -36,32 +37,46 @@ def list_teams() -> ResponseReturnValue:
 def create_team() -> ResponseReturnValue:
     """Create a team (names are unique in an organization)."""
     data = json_body(TeamCreateSchema())
-    team = accounts.create_team(current_user().organization_id, data["name"], data["description"])
+    me = current_user()
+    lead = me if me.role == "manager" else None  # a manager leads the teams they create
+    team = accounts.create_team(me.organization_id, data["name"], data["description"], lead)
     return jsonify(accounts.team_view(team, include_members=True)), 201
 
 
 @bp.delete("/teams/<team_id>")
 @authenticated(*MANAGERS)
 def delete_team(team_id: str) -> ResponseReturnValue:
-    """Delete a team and its memberships (the users stay)."""
-    accounts.delete_team(accounts.find_team(current_user().organization_id, team_id))
+    """Delete a team and its memberships (the users stay); managers only teams they lead."""
+    me = current_user()
+    team = accounts.find_team(me.organization_id, team_id)
+    accounts.check_team_change(me, team)
+    accounts.delete_team(team)
     return "", 204
 
 
 @bp.post("/teams/<team_id>/members")
 @authenticated(*MANAGERS)
 def add_member(team_id: str) -> ResponseReturnValue:
-    """Add a user of the organization to a team, as lead or member."""
-    org_id = current_user().organization_id
-    team = accounts.find_team(org_id, team_id)
+    """Add a user of the organization to a team, as lead or member; managers add developers to teams they lead."""
+    me = current_user()
+    team = accounts.find_team(me.organization_id, team_id)
     data = json_body(MemberSchema())
-    member = accounts.add_member(team, accounts.find_user(org_id, data["user_id"]), data["role"])
+    user = accounts.find_user(me.organization_id, data["user_id"])
+    accounts.check_team_change(me, team, user)
+    member = accounts.add_member(team, user, data["role"])
     return jsonify(accounts.membership_view(member)), 201
 
 
 @bp.delete("/teams/<team_id>/members/<user_id>")
 @authenticated(*MANAGERS)
 def remove_member(team_id: str, user_id: str) -> ResponseReturnValue:
-    """Take a user out of a team."""
-    accounts.remove_member(accounts.find_team(current_user().organization_id, team_id), user_id)
+    """Take a user out of a team; managers only developers of teams they lead."""
+    me = current_user()
+    team = accounts.find_team(me.organization_id, team_id)
+    try:
+        user = accounts.find_user(me.organization_id, user_id)
+    except NotFound:
+        user = None  # not a member either: remove_member answers 404 once the caller may change the team
+    accounts.check_team_change(me, team, user)
+    accounts.remove_member(team, user_id)
     return "", 204
