@@ -452,3 +452,65 @@ def test_webhook_allow_private_reads_true_and_false_words(make_app):
     assert load_settings(environ={})["webhook_allow_private"] is False
     with pytest.raises(SettingsError, match="webhook_allow_private"):
         load_settings({"webhook_allow_private": "maybe"}, environ={})
+
+
+@pytest.fixture
+def dripping_receiver() -> Iterator[str]:
+    """A receiver that reads the request, then answers one byte every 0.3 s (a whole answer would take a minute)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            try:
+                conn.recv(65536)
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n" + b"X-Pad: " + b"y" * 200 + b"\r\n\r\n":
+                    if stop.is_set():
+                        return
+                    conn.send(bytes([byte]))
+                    time.sleep(0.3)
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+    stop.set()
+    listener.close()
+
+
+def test_an_attempt_has_a_total_deadline_whatever_the_receiver_drips(make_app, dripping_receiver):
+    app = stopped(make_app(webhook_allow_private=True, webhook_timeout_seconds=1))
+    org = make_org(app, "Acme")
+    register(app, org, dripping_receiver)
+    collect(app, org)
+    deliveries(app, count=1)
+    started = time.monotonic()
+    assert step(app, datetime.now(UTC))
+    assert time.monotonic() - started < 5  # the timeout is 1 s; each byte came within it, for a minute
+    (row,) = deliveries(app)
+    assert row["status"] == "pending" and "timed out" in row["attempt_log"]
+
+
+def test_a_dripping_receiver_of_one_organization_does_not_delay_anothers(make_app, dripping_receiver, receiver):
+    app = make_app(webhook_allow_private=True, webhook_timeout_seconds=30, webhook_workers=2)
+    acme, globex = make_org(app, "Acme"), make_org(app, "Globex")
+    register(app, acme, dripping_receiver)
+    register(app, globex, receiver.url)
+    for _ in range(3):
+        collect(app, acme)  # three of Acme's deliveries due first, each held 30 s by its receiver
+    deliveries(app, count=3)
+    time.sleep(1.0)  # the deliverer threads have taken Acme's first
+    collect(app, globex)
+    receiver.wait_for(1, seconds=5)  # not after Acme's 30-second attempts
+    assert receiver.requests[0]["body"]["organization_id"] == globex.id

@@ -190,9 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1,
         maximum=10_000,
     ),
-    Setting(
-        "webhook_workers", 1, "Webhook deliveries sent at the same time (background threads).", minimum=1, maximum=16
-    ),
+    Setting("webhook_workers", 4, "Webhook deliveries sent at once (one per organization).", minimum=1, maximum=16),
     Setting(
         "ws_allowed_origins",
         "",

@@ -302,8 +302,12 @@ class WebhookDeliverer:
         self._clock = clock
         self._resolver = resolver
         self._rng = rng or random.Random()
-        # A claimed delivery is not due again before this; a crash mid-send retries it after.
+        # A claimed delivery is not due again before this; a crash mid-send retries it after. An
+        # attempt ends within the timeout (a total deadline, see transport), well inside its lease,
+        # so one delivery is never sent twice at once.
         self._lease = int(self._timeout * 2 + 60)
+        self._sending: set[str] = set()  # organizations with an attempt in flight in this process
+        self._sending_lock = threading.Lock()
         self._threads = StepThreads(
             "webhook",
             self._workers,
@@ -315,14 +319,14 @@ class WebhookDeliverer:
         """The oldest due delivery of an enabled webhook, its attempt counted and leased to us."""
         with write_transaction():
             while True:
+                due = (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= at) & Webhook.enabled
+                busy = sorted(self._sending)  # one attempt at a time per organization (see run_once)
+                if busy:
+                    due &= Webhook.organization.not_in(busy)
                 delivery = (
                     WebhookDelivery.select(WebhookDelivery, Webhook)
                     .join(Webhook)
-                    .where(
-                        (WebhookDelivery.status == "pending")
-                        & (WebhookDelivery.next_attempt_at <= at)
-                        & Webhook.enabled
-                    )
+                    .where(due)
                     .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
                     .first()
                 )
@@ -334,6 +338,8 @@ class WebhookDeliverer:
                     .execute()
                 )
                 if claimed:
+                    with self._sending_lock:
+                        self._sending.add(delivery.webhook.organization_id)
                     return WebhookDelivery.get_by_id(delivery.id), delivery.webhook
 
     def _send(self, delivery: WebhookDelivery, hook: Webhook, at: int) -> int:
@@ -362,6 +368,11 @@ class WebhookDeliverer:
         except Exception as exc:  # noqa: BLE001 - e.g. a secret that no longer decrypts: not retryable
             log.exception("webhook delivery %s failed", delivery.id)
             status, error, retryable = None, f"internal error: {type(exc).__name__}", False
+        finally:
+            # A slow receiver of one organization never holds every thread: its next delivery
+            # waits until this attempt ends, while other organizations' go out.
+            with self._sending_lock:
+                self._sending.discard(hook.organization_id)
         attempt = {
             "attempt": delivery.attempts,
             "at": iso(now),

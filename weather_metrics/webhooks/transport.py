@@ -11,6 +11,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -130,6 +131,12 @@ def _send_to(
     address: Address, scheme: str, host: str, port: int, path: str, body: bytes, headers: dict[str, str], timeout: float
 ) -> int:
     connection = PinnedConnection(address, port, timeout, host if scheme == "https" else None)
+    # `timeout` bounds each socket operation; this bounds the whole attempt (connect, send, response),
+    # so a receiver that answers a byte at a time cannot hold a delivery thread.
+    expired = threading.Event()
+    watchdog = threading.Timer(timeout, _cut, args=(connection, expired))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request(
             "POST",
@@ -144,9 +151,27 @@ def _send_to(
         )
         response = connection.getresponse()
         response.read(RESPONSE_READ_LIMIT)
+        if expired.is_set():
+            raise TimeoutError
         return response.status
+    except (OSError, http.client.HTTPException):
+        if expired.is_set():
+            raise TimeoutError from None
+        raise
     finally:
+        watchdog.cancel()
         connection.close()
+
+
+def _cut(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    """The attempt's time is up: shut its socket, so whatever read or write it is in ends now."""
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def post(
