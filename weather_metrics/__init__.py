@@ -36,7 +36,8 @@ from weather_metrics.web.errors import ApiProblem, error_response
 from weather_metrics.web.services import EXTENSION, ServiceState
 from weather_metrics.web.v1.blueprint import error_response as v1_error_response
 from weather_metrics.web.ws import connection
-from weather_metrics.webhooks.deliveries import SecretBox, Subscribers, WebhookDeliverer, collected_recorder
+from weather_metrics.webhooks.deliveries import Subscribers, WebhookDeliverer, collected_recorder
+from weather_metrics.webhooks.signing import SecretBox
 
 
 def _housekeeping(settings: dict[str, Any]) -> bool:

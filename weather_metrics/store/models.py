@@ -191,7 +191,7 @@ class Webhook(BaseModel):
     organization_id: str
     url = TextField()
     events = TextField()  # JSON array of event names
-    secret_encrypted = TextField()  # Fernet token; see webhooks.SecretBox
+    secret_encrypted = TextField()  # Fernet token; see webhooks/signing.py SecretBox
     secret_hint = TextField()  # last 4 characters
     enabled = BooleanField()
     consecutive_failures = IntegerField()  # given-up deliveries in a row

@@ -1,4 +1,4 @@
-"""Webhooks: registration, encrypted secrets, signed payloads, and the deliverer that sends them.
+"""Webhooks: registration, subscribers, and the deliverer that sends them (secrets and signatures: signing.py).
 
 A delivery is a row of webhook_deliveries, written when the event happens, so pending
 deliveries survive a restart. `WebhookDeliverer.run_once` sends the oldest due one;
@@ -8,9 +8,6 @@ deliveries keep failing is disabled.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import logging
 import random
@@ -22,10 +19,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.fernet import Fernet
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from weather_metrics.core.errors import NotFound, ServiceError
 from weather_metrics.core.times import HOUR, iso
 from weather_metrics.runtime.loops import StepThreads
@@ -33,6 +26,7 @@ from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import Webhook, WebhookDelivery
 from weather_metrics.webhooks import transport
+from weather_metrics.webhooks.signing import SecretBox, signed_body
 from weather_metrics.webhooks.transport import DeliveryError, Resolver
 
 log = logging.getLogger(__name__)
@@ -50,39 +44,6 @@ HEADER_SIGNATURE = "X-Webhook-Signature"
 HEADER_TIMESTAMP = "X-Webhook-Timestamp"
 HEADER_DELIVERY = "X-Webhook-Delivery"
 HEADER_EVENT = "X-Webhook-Event"
-
-
-class SecretBox:
-    """Encrypts webhook secrets with a key derived from jwt_secret (HKDF-SHA256)."""
-
-    def __init__(self, jwt_secret: str) -> None:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"weather_metrics webhook secrets v1").derive(
-            jwt_secret.encode()
-        )
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
-
-    def seal(self, secret: str) -> str:
-        return self._fernet.encrypt(secret.encode()).decode()
-
-    def open(self, token: str) -> str:
-        return self._fernet.decrypt(token.encode()).decode()
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """Hex HMAC-SHA256 of `timestamp.body` with the webhook's secret."""
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def signed_body(payload: dict[str, Any], secret: str, timestamp: int) -> tuple[bytes, str]:
-    """The body to send and its signature.
-
-    The signature covers the compact, key-sorted JSON of the payload without "signature";
-    the body sent is those bytes with `,"signature":"<hex>"` added as the last member, so a
-    receiver gets the signed bytes back by cutting that member off.
-    """
-    unsigned = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-    signature = sign(secret, timestamp, unsigned)
-    return unsigned[:-1] + f',"signature":"{signature}"}}'.encode(), signature
 
 
 def validation_problems(body: Any, allow_private: bool, resolver: Resolver = socket.getaddrinfo) -> dict[str, str]:
