@@ -28,7 +28,17 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from tests.support import NGINX, Nginx, Server, http, make_event, seed_org, seeded_database, self_signed_certificate
+from tests.support import (
+    NGINX,
+    Nginx,
+    Server,
+    http,
+    make_event,
+    seed_org,
+    seeded_database,
+    self_signed_certificate,
+    upgrade_request,
+)
 
 ATTACKERS = 100  # of each kind
 SAMPLES = 20
@@ -144,10 +154,7 @@ def _websocket(port: int, source: str) -> socket.socket | None:
     """An anonymous WebSocket from `source`, left open; None when the server refuses it."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     try:
-        sock.sendall(
-            b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
+        sock.sendall(upgrade_request())
         if sock.recv(4096).startswith(b"HTTP/1.1 101"):
             return sock
     except OSError:

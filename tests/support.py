@@ -321,19 +321,22 @@ def seeded_database(path: Path, seed: Callable[[Any], Seeded]) -> Seeded:
 # --- WebSockets by hand: clients that misbehave on purpose ----------------------------------------
 
 
+def upgrade_request(query: str = "") -> bytes:
+    """The bytes of a WebSocket upgrade of /ws, with a fresh key."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
 def raw_upgrade(port: int, query: str = "", receive_buffer: int | None = None) -> socket.socket:
     """A WebSocket opened by hand: it answers nothing unless the test makes it."""
     raw = socket.socket()
     if receive_buffer:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     raw.connect(("127.0.0.1", port))
-    key = base64.b64encode(os.urandom(16)).decode()
-    raw.sendall(
-        (
-            f"GET /ws{query} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        ).encode()
-    )
+    raw.sendall(upgrade_request(query))
     head = b""
     while b"\r\n\r\n" not in head:
         head += raw.recv(1)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Server, http, make_event, raw_upgrade, seed_org, seeded_database
+from tests.support import Server, http, make_event, raw_upgrade, seed_org, seeded_database, upgrade_request
 
 unique = itertools.count()
 
@@ -137,10 +137,7 @@ def test_a_full_disk_is_503_with_retry_after_on_api_and_recovers(small_disk):
             status, _, _ = http("POST", server.url + "/v1/events", {"events": [make_event()]})
             assert status == 503
             with socket.create_connection(("127.0.0.1", server.port), timeout=10) as upgrade:
-                upgrade.sendall(
-                    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-                )
+                upgrade.sendall(upgrade_request())
                 head = upgrade.recv(65536)
             assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After" in head, head
         finally:
@@ -163,10 +160,7 @@ def test_anonymous_websockets_cannot_take_the_room_of_signed_in_users(tmp_path):
         for _ in range(2):
             stack.enter_context(raw_upgrade(server.port))
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as third:
-            third.sendall(
-                b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            )
+            third.sendall(upgrade_request())
             assert third.recv(4096).startswith(b"HTTP/1.1 503 "), "a third anonymous socket was let in"
         token = admin.headers["Authorization"].split()[1]
         stack.enter_context(raw_upgrade(server.port, f"?token={token}"))  # asserts 101

@@ -141,22 +141,21 @@ class TokenService:
     def authenticate(self, token: str) -> tuple[User, dict[str, Any]]:
         """The user an access token speaks for, while its session lasts."""
         claims = self.decode(token, "access")
-        session = AuthSession.get_or_none(AuthSession.id == claims["sid"])
-        if session is None or session.user_id != claims["sub"]:
-            raise TokenError("Token is invalid")
-        reason = self._unusable(session, int(self._clock()))
-        if reason:
-            raise TokenError(reason)
-        return session.user, claims
+        return self._live_session(claims["sid"], claims["sub"], "Token is invalid").user, claims
 
     def check_session(self, session_id: str, user_id: str) -> None:
         """TokenError unless the login session is the user's and still lasts (for credentials other than a token)."""
+        self._live_session(session_id, user_id, "Session has ended")
+
+    def _live_session(self, session_id: str, user_id: str, unknown: str) -> AuthSession:
+        """The user's login session while it lasts; TokenError (`unknown` when there is no such session)."""
         session = AuthSession.get_or_none(AuthSession.id == session_id)
         if session is None or session.user_id != user_id:
-            raise TokenError("Session has ended")
+            raise TokenError(unknown)
         reason = self._unusable(session, int(self._clock()))
         if reason:
             raise TokenError(reason)
+        return session
 
     def logout(self, session_id: str) -> None:
         with write_transaction():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,9 @@ class Client:
         self.wake.set()
 
 
+THREADS, ANONYMOUS = "threads", "anonymous"  # what Hub.reserve counts
+
+
 class Hub:
     """This process's clients by room; rooms are keyed by organization (None: the public room)."""
 
@@ -93,35 +96,26 @@ class Hub:
         self._lock = threading.Lock()
         self._clients: set[Client] = set()
         self._rooms: dict[tuple[str | None, str], set[Client]] = {}
-        self._reserved = 0  # server threads taken by sockets, from admission to the end
-        self._anonymous = 0  # of which sockets without credentials
+        self._reserved: Counter[str] = Counter()  # sockets counted by kind (see reserve)
 
     def __len__(self) -> int:
         return len(self._clients)
 
-    def reserve(self, most: int) -> bool:
-        """Take a server thread for a socket about to open; False when `most` are taken."""
+    def reserve(self, most: int, kind: str = THREADS) -> bool:
+        """Count one more socket of `kind`; False when `most` are counted already.
+
+        THREADS: server threads taken by sockets, from admission to the end; ANONYMOUS: of
+        which sockets without credentials, so they cannot crowd out signed-in users.
+        """
         with self._lock:
-            if self._reserved >= most:
+            if self._reserved[kind] >= most:
                 return False
-            self._reserved += 1
+            self._reserved[kind] += 1
             return True
 
-    def unreserve(self) -> None:
+    def unreserve(self, kind: str = THREADS) -> None:
         with self._lock:
-            self._reserved -= 1
-
-    def reserve_anonymous(self, most: int) -> bool:
-        """Count a socket without credentials; False when `most` are open, so they cannot crowd out users."""
-        with self._lock:
-            if self._anonymous >= most:
-                return False
-            self._anonymous += 1
-            return True
-
-    def unreserve_anonymous(self) -> None:
-        with self._lock:
-            self._anonymous -= 1
+            self._reserved[kind] -= 1
 
     def add(self, client: Client) -> None:
         with self._lock:

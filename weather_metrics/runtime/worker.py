@@ -230,15 +230,19 @@ class PrefetchingWorker(ThreadWorker):
         conn.parser = http.get_parser(self.cfg, conn.sock, address)
         self._await_request(conn, handshaken)
 
-    def _await_request(self, conn: TConn, handshaken: bool = True) -> None:
-        """Read the connection's next request in the event loop; a thread takes it once whole."""
+    def _await_request(self, conn: TConn, handshaken: bool = True, readable: bool = False) -> None:
+        """Read the connection's next request in the event loop; a thread takes it once whole.
+
+        `readable`: the socket is known to hold bytes, so reading starts now, not on the next event.
+        """
         arrival = Arrival(conn, time.monotonic() + self.head_timeout, handshaken=handshaken)
         self.arriving[conn] = arrival
         conn.sock.setblocking(False)
         self.poller.register(conn.sock.raw, selectors.EVENT_READ, partial(self._on_readable, arrival))
         raw = conn.sock.raw
-        if conn.sock.pending or (isinstance(raw, ssl.SSLSocket) and handshaken and raw.pending()):
-            self._on_readable(arrival, raw)  # bytes here already (pipelined, or inside TLS): no event will come
+        # Bytes here already (pipelined, or held inside TLS) raise no event of their own.
+        if readable or conn.sock.pending or (isinstance(raw, ssl.SSLSocket) and handshaken and raw.pending()):
+            self._on_readable(arrival, raw)
 
     def _on_readable(self, arrival: Arrival, _sock: Any) -> None:
         sock = arrival.conn.sock
@@ -334,9 +338,7 @@ class PrefetchingWorker(ThreadWorker):
         """A kept-alive connection's next request begins: read it like a new one."""
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self._await_request(conn)
-        if conn in self.arriving:
-            self._on_readable(self.arriving[conn], client)  # readable now: no need to wait a turn
+        self._await_request(conn, readable=True)
 
     def finish_request(self, conn: TConn, fs: Any) -> None:
         """After a response: the next request is read in the event loop, not by the thread."""

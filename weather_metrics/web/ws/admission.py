@@ -14,6 +14,7 @@ from flask import current_app, g, request
 
 from weather_metrics.accounts.organizations import hash_api_key
 from weather_metrics.accounts.tokens import TokenError
+from weather_metrics.live.hub import ANONYMOUS
 from weather_metrics.live.protocol import client_for
 from weather_metrics.live.relay import STALE_SECONDS, Relay
 from weather_metrics.store.db import database, storage_error, write_transaction
@@ -176,7 +177,7 @@ def admit() -> Any:
         caller = _caller()
         user, session_id = caller if caller is not None else (None, None)
         if user is None:
-            if not state.relay.hub.reserve_anonymous(max(1, socket_threads(settings) // 2)):
+            if not state.relay.hub.reserve(max(1, socket_threads(settings) // 2), ANONYMOUS):
                 raise ApiProblem(
                     503,
                     "Sockets without credentials have all the room they get here; sign in or try again",
@@ -203,7 +204,7 @@ def release(_exc: BaseException | None) -> None:
     if g.pop("ws_thread", False):
         services().relay.hub.unreserve()
     if g.pop("ws_anonymous", False):
-        services().relay.hub.unreserve_anonymous()
+        services().relay.hub.unreserve(ANONYMOUS)
     slot = g.pop("ws_slot", None)
     if slot is not None:
         try:
