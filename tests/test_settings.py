@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -287,3 +289,20 @@ def test_a_queue_smaller_than_the_largest_request_is_refused() -> None:
     with pytest.raises(SettingsError, match="'queue_max_events'"):
         load_settings({"queue_max_events": 500, "metrics_max_items": 1000})
     assert load_settings({"queue_max_events": 1000, "metrics_max_items": 1000})["queue_max_events"] == 1000
+
+
+@pytest.mark.parametrize(
+    "tls",
+    [{"WEATHER_METRICS_TLS_CERTFILE": "/no/such/cert.pem"}, {"WEATHER_METRICS_TLS_KEYFILE": str(Path(__file__))}],
+)
+def test_https_needs_both_readable_files_or_the_server_does_not_start(tls):
+    """One of the pair, or a file that is not there, stops the server before it forks, naming the setting."""
+    env = {**os.environ, "WEATHER_METRICS_CONFIG": os.devnull, "WEATHER_METRICS_JWT_SECRET": "s" * 40, **tls}
+    done = subprocess.run(
+        [sys.executable, "-c", "import weather_metrics.runtime.gunicorn_conf"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert done.returncode != 0 and "setting 'tls_" in done.stderr, done.stderr[-500:]
