@@ -29,3 +29,13 @@ def test_docs_page_lists_endpoints(client):
     assert page.mimetype == "text/html"
     assert "/v1/stats/tool/{tool_name}" in page.text
     assert "analytics_level" in page.text
+
+
+def test_parameters_rule_is_documented(client):
+    parameters = client.get("/openapi.json").json["components"]["schemas"]["Event"]["properties"]["parameters"]
+    assert parameters["maxProperties"] == 20
+    values = {branch["type"]: branch for branch in parameters["additionalProperties"]["oneOf"]}
+    assert values["boolean"]["nullable"] is True
+    assert (values["integer"]["minimum"], values["integer"]["maximum"]) == (-1000, 1000)
+    assert values["string"]["pattern"] == "^[a-z][a-z_]{0,31}$"
+    assert "an integer from -1000 to 1000" in client.get("/docs").text

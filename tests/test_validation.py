@@ -16,8 +16,6 @@ from weather_metrics.ingest.events.validation import (
     batch_problems,
     error_list,
     normalize_country,
-    parameter_problem,
-    parameters_problems,
 )
 
 NOT_STRING = "Must be a string"
@@ -38,13 +36,6 @@ BAD_ERROR_TYPE = "Must be 1-64 letters, digits, '_', '.', ':' or '-'"
 BAD_SESSION_ID = "Must be 1-128 letters, digits, '_' or '-' (a hashed identifier)"
 BATCH_SIZE = "Must contain between 1 and 100 events"
 
-PII_KEY = "Looks like personal data (the key names location, contact or identity data); never send PII"
-PII_COORDINATE = "Looks like personal data (a coordinate); never send PII"
-PII_EMAIL = "Looks like personal data (an email address); never send PII"
-PII_IP = "Looks like personal data (an IP address); never send PII"
-FREE_TEXT = "Must be a generic token (letters, digits, '_', '.', ':' or '-'); free text may hold PII"
-NOT_FLAT = "Must be a flat scalar (string, number, boolean or null)"
-BAD_KEY = "Key must be 1-64 letters, digits or underscores, starting with a letter"
 
 # The contract's own examples, one per analytics level, plus its error event.
 CONTRACT_EVENTS = [
@@ -377,121 +368,3 @@ def test_normalize_country_upper_cases_assigned_codes(code: str, expected: str) 
 @pytest.mark.parametrize("code", ["XX", "UK", "EU", "USA", "U", "", "ZZ"])
 def test_normalize_country_rejects_unassigned_codes(code: str) -> None:
     assert normalize_country(code) is None
-
-
-# --- parameters -----------------------------------------------------------------------
-
-
-def test_contract_parameters_example_is_accepted() -> None:
-    assert parameters_problems({"location_type": "coordinates"}) is None
-
-
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        ("location_type", "coordinates"),
-        ("days", 7),
-        ("days", -3),
-        ("hours", 0),
-        ("units", "metric"),
-        ("format", "json"),
-        ("version", "1.2.3"),
-        ("source", "noaa:v2"),
-        ("include_hourly", True),
-        ("threshold", 1.5),
-        ("tz", None),
-        ("token", "x" * 64),
-        ("k" * 64, "v"),
-        ("locationType", "zip"),
-    ],
-)
-def test_generic_parameters_are_accepted(key: str, value: Any) -> None:
-    assert parameter_problem(key, value) is None
-    assert lines_for(with_field("parameters", {key: value})) == []
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        "latitude",
-        "lat",
-        "lon",
-        "lng",
-        "longitude",
-        "userEmail",
-        "email",
-        "ip_address",
-        "ip",
-        "home_address",
-        "first_name",
-        "lastName",
-        "location_name",
-        "username",
-        "zip_code",
-        "phone",
-        "city",
-        "LATITUDE",
-        "userLatLng",
-    ],
-)
-def test_keys_naming_personal_data_are_rejected(key: str) -> None:
-    assert parameter_problem(key, "x") == PII_KEY
-    assert lines_for(with_field("parameters", {key: "x"})) == [f"events[0].parameters.{key}: {PII_KEY}"]
-
-
-@pytest.mark.parametrize(
-    ("value", "message"),
-    [
-        ("40.7128,-74.0060", PII_COORDINATE),
-        ("40.7128, -74.0060", PII_COORDINATE),
-        ("40.7128", PII_COORDINATE),
-        ("-74.0060", PII_COORDINATE),
-        (40.7128, PII_COORDINATE),
-        (-74.006, PII_COORDINATE),
-        ("a@b.com", PII_EMAIL),
-        ("john.smith@example.org", PII_EMAIL),
-        ("192.168.1.10", PII_IP),
-        ("::1", PII_IP),
-        ("2001:db8::1", PII_IP),
-        ("John Smith", FREE_TEXT),
-        ("123 Main St", FREE_TEXT),
-        ("New York, NY", FREE_TEXT),
-        ({"lat": 1}, NOT_FLAT),
-        ({}, NOT_FLAT),
-        ([40, -74], NOT_FLAT),
-        ("x" * 65, "Must be at most 64 characters"),
-        (float("nan"), NOT_NUMBER),
-    ],
-)
-def test_values_that_may_hold_personal_data_are_rejected(value: Any, message: str) -> None:
-    assert parameter_problem("query", value) == message
-    assert lines_for(with_field("parameters", {"query": value})) == [f"events[0].parameters.query: {message}"]
-
-
-@pytest.mark.parametrize("key", ["1st", "_private", "has-dash", "has space", "", "k" * 65])
-def test_malformed_parameter_keys_are_rejected(key: str) -> None:
-    assert parameter_problem(key, "x") == BAD_KEY
-
-
-def test_at_most_20_parameters() -> None:
-    twenty = {f"p{i}": i for i in range(20)}
-    assert parameters_problems(twenty) is None
-    assert parameters_problems({**twenty, "p20": 20}) == "Must have at most 20 keys"
-    assert lines_for(with_field("parameters", {**twenty, "p20": 20})) == [
-        "events[0].parameters: Must have at most 20 keys"
-    ]
-
-
-def test_each_bad_parameter_is_reported_and_good_ones_are_not() -> None:
-    params = {"location_type": "coordinates", "lat": 1, "q": "a@b.com", "days": 3}
-    assert parameters_problems(params) == {"lat": PII_KEY, "q": PII_EMAIL}
-
-
-@pytest.mark.parametrize("value", [[], "x", 1, True])
-def test_parameters_must_be_an_object(value: Any) -> None:
-    assert parameters_problems(value) == NOT_OBJECT
-    assert lines_for(with_field("parameters", value)) == [f"events[0].parameters: {NOT_OBJECT}"]
-
-
-def test_ip_address_with_port_is_rejected() -> None:
-    assert parameter_problem("upstream", "192.168.1.10:8080") is not None

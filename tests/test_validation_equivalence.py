@@ -21,6 +21,9 @@ anything = st.recursive(
     max_leaves=6,
 )
 
+PARAMETER_KEYS = "location_type days units latitude userEmail ip x 1bad Days gps email_kind".split()
+PARAMETER_TEXTS = ["coordinates", "metric", "40.7128N", "John.Smith", "a@b.co", "New York", "", "x" * 33]
+
 # Plausible and implausible values for each field, so both branches of every check run.
 FIELD_VALUES = {
     "version": st.sampled_from(["1.0.0", "2.10.3-beta.1", "1.0", "v1.0.0", "1.0.0\n", ""]),
@@ -40,10 +43,11 @@ FIELD_VALUES = {
     "sequence_number": st.integers(-1, 2**31),
     "parameters": st.one_of(
         st.dictionaries(
-            st.sampled_from(["location_type", "days", "units", "latitude", "userEmail", "ip", "x", "1bad", "Days"]),
+            st.sampled_from(PARAMETER_KEYS),
             st.one_of(
-                st.sampled_from(["coordinates", "metric", "40.7128,-74.0060", "a@b.co", "10.0.0.1", "New York"]),
-                st.integers(-1000, 1000),
+                st.sampled_from(PARAMETER_TEXTS),
+                st.integers(-1100, 1100),
+                st.sampled_from([7, 7.0, 1, 1.0, True, 2130706433]),
                 st.floats(min_value=-200, max_value=200),
                 st.booleans(),
                 st.none(),

@@ -13,9 +13,10 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from weather_metrics.core.fields import StrictBoolean, StrictInteger, StrictNumber, StrictSchema, StrictString
+from weather_metrics.ingest.events import parameters as p
 from weather_metrics.ingest.events import validation as v
 
-# Messages and patterns come from validation.py so both validators speak alike.
+# Messages and patterns come from validation.py and parameters.py so both validators speak alike.
 _REQUIRED: dict[str, Any] = {"required": v.REQUIRED, "null": v.NOT_NULL}
 
 
@@ -24,10 +25,10 @@ def _whole(pattern: re.Pattern[str]) -> re.Pattern[str]:
 
 
 class Parameters(fields.Dict):
-    """A flat map of short scalar values with no personal data (see validation.parameter_problem)."""
+    """A flat map of categorical values, never personal data (the rule is in ingest/events/parameters.py)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
-        problems = v.parameters_problems(value)
+        problems = p.parameters_problems(value)
         if isinstance(problems, dict):
             raise ValidationError({key: [message] for key, message in problems.items()})
         if problems:
@@ -61,7 +62,7 @@ def _identifier(**kwargs: Any) -> StrictString:
 
 
 class EventSchema(StrictSchema):
-    """One tool call. Never personal data: the service refuses what looks like it."""
+    """One tool call. Never personal data: parameters hold only categorical values."""
 
     version = StrictString(
         required=True,
@@ -121,9 +122,21 @@ class EventSchema(StrictSchema):
     parameters = Parameters(
         allow_none=True,
         metadata={
-            "description": "Flat map of at most 20 generic values; no coordinates, addresses, "
-            "emails, IP addresses or names",
-            "example": {"location_type": "coordinates"},
+            "description": "Categorical breakdown of the call, never personal data. "
+            f"At most {p.MAX_PARAMETERS} keys: lowercase snake_case names (a-z and '_', starting with a letter, "
+            f"1-{p.MAX_KEY_LENGTH} characters), none with a word naming location, contact or identity data "
+            f"unless the last word is {', '.join(p.CATEGORY_WORDS[:-1])} or {p.CATEGORY_WORDS[-1]}. "
+            f"Values: boolean, null, an integer from {p.MIN_INTEGER} to {p.MAX_INTEGER}, or a lowercase word token "
+            f"(a-z and '_', starting with a letter, 1-{p.MAX_TOKEN_LENGTH} characters)",
+            "maxProperties": p.MAX_PARAMETERS,
+            "additionalProperties": {
+                "oneOf": [
+                    {"type": "boolean", "nullable": True},
+                    {"type": "integer", "minimum": p.MIN_INTEGER, "maximum": p.MAX_INTEGER},
+                    {"type": "string", "pattern": f"^{p.WORD_TOKEN.pattern}$"},
+                ],
+            },
+            "example": {"location_type": "coordinates", "days": 7, "include_alerts": True},
         },
     )
 

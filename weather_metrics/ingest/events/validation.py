@@ -3,15 +3,14 @@
 ingest/events/schemas.py's EventBatchSchema is the documented contract; this module checks
 the same rules in plain Python (~25x faster), and tests/test_validation_equivalence.py
 shows with hypothesis that both accept and reject the same batches with the same messages.
+Both call one privacy filter for `parameters` (ingest/events/parameters.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import re
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from weather_metrics.core.countries import ISO_COUNTRY_CODES
@@ -27,6 +26,7 @@ from weather_metrics.core.fields import (  # noqa: F401 - the messages of this v
     UNKNOWN,
 )
 from weather_metrics.core.times import parse_timestamp
+from weather_metrics.ingest.events.parameters import parameters_problems
 
 MAX_FUTURE = timedelta(hours=1)
 
@@ -47,8 +47,6 @@ def window_problems(events: list[dict[str, Any]], now: datetime, retention_days:
 
 
 MAX_EVENTS = 100
-MAX_PARAMETERS = 20
-MAX_PARAMETER_LENGTH = 64
 MAX_RESPONSE_TIME_MS = 3_600_000
 MAX_RETRY_COUNT = 1000
 MAX_SEQUENCE_NUMBER = 2**31 - 1
@@ -73,8 +71,6 @@ SEMVER = re.compile(r"\d{1,9}\.\d{1,9}\.\d{1,9}(?:-[0-9A-Za-z.-]{1,32})?(?:\+[0-
 IDENTIFIER = re.compile(r"[a-z0-9_]{1,64}")
 ERROR_TYPE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-PARAMETER_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
-PARAMETER_TEXT = re.compile(r"[A-Za-z0-9_.:-]*")
 BATCH_SIZE = f"Must contain between 1 and {MAX_EVENTS} events"
 BAD_VERSION = "Must be a semantic version such as 1.2.3"
 BAD_IDENTIFIER = "Must be 1-64 lowercase letters, digits or underscores"
@@ -86,116 +82,7 @@ BAD_RETRY_COUNT = f"Must be between 0 and {MAX_RETRY_COUNT}"
 BAD_SEQUENCE_NUMBER = f"Must be between 0 and {MAX_SEQUENCE_NUMBER}"
 BAD_COUNTRY = "Must be an ISO 3166-1 alpha-2 country code"
 BAD_ERROR_TYPE = "Must be 1-64 letters, digits, '_', '.', ':' or '-'"
-NOT_FLAT_SCALAR = "Must be a flat scalar (string, number, boolean or null)"
 BAD_SESSION_ID = "Must be 1-128 letters, digits, '_' or '-' (a hashed identifier)"
-
-
-# Words that name personal data when they appear in a parameter key.
-PII_KEY_WORDS = frozenset(
-    """lat latitude lon lng longitude coord coords coordinate coordinates geolocation
-    address addr street zip zipcode postcode postal email ip ipv4 ipv6 name names
-    firstname lastname fullname username surname phone mobile city town""".split()
-)
-
-
-# Long words that give a key away even inside a compound such as "useremail".
-PII_KEY_STEMS = (
-    "latitude longitude coordinate geolocation address street zipcode postcode postal email "
-    "phone username firstname lastname fullname surname ipaddr".split()
-)
-
-
-_KEY_WORD_SPLIT = re.compile(r"_|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_COORDINATE_PAIR = re.compile(r"\s*[-+]?\d{1,3}\.\d+\s*[,;:/\s]\s*[-+]?\d{1,3}\.\d+\s*")
-_DECIMAL_TEXT = re.compile(r"[-+]?\d{1,3}\.\d{3,}")
-_IP_LIKE = re.compile(r"[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*")
-
-
-def _looks_like_coordinate(number: float) -> bool:
-    """A latitude or longitude: within ±180 with three or more decimals."""
-    return abs(number) <= 180 and round(number, 2) != number
-
-
-def parameter_problem(key: Any, value: Any) -> str | None:
-    """Why one parameter may not be stored, or None when it is fine."""
-    if isinstance(value, (dict, list)):
-        return NOT_FLAT_SCALAR
-    if not (_cacheable(key) and _cacheable(value)):
-        return _scalar_parameter_problem.__wrapped__(key, value)
-    return _scalar_parameter_problem(key, value)
-
-
-# The cache keeps only what is small: a client sending long keys or values must not grow it.
-MAX_CACHED_LENGTH = 64
-
-
-def _cacheable(value: Any) -> bool:
-    if isinstance(value, str):
-        return len(value) <= MAX_CACHED_LENGTH
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value.bit_length() <= MAX_CACHED_LENGTH
-    return value is None or isinstance(value, (bool, float))
-
-
-# Clients send the same few parameters over and over; the verdict depends on nothing else.
-@lru_cache(maxsize=8192)
-def _scalar_parameter_problem(key: Any, value: Any) -> str | None:
-    if not isinstance(key, str) or not PARAMETER_KEY.fullmatch(key):
-        return "Key must be 1-64 letters, digits or underscores, starting with a letter"
-    words = {w.lower() for w in _KEY_WORD_SPLIT.split(key) if w}
-    lowered = key.lower()
-    if words & PII_KEY_WORDS or any(stem in lowered for stem in PII_KEY_STEMS):
-        return "Looks like personal data (the key names location, contact or identity data); never send PII"
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
-            return NOT_NUMBER
-        if isinstance(value, float) and _looks_like_coordinate(value):
-            return "Looks like personal data (a coordinate); never send PII"
-        return None
-    if not isinstance(value, str):
-        return NOT_FLAT_SCALAR
-    if len(value) > MAX_PARAMETER_LENGTH:
-        return f"Must be at most {MAX_PARAMETER_LENGTH} characters"
-    if _EMAIL.fullmatch(value):
-        return "Looks like personal data (an email address); never send PII"
-    if _COORDINATE_PAIR.fullmatch(value) or _DECIMAL_TEXT.fullmatch(value):
-        return "Looks like personal data (a coordinate); never send PII"
-    if _IP_LIKE.fullmatch(value) and _is_ip_address(value):
-        return "Looks like personal data (an IP address); never send PII"
-    if not PARAMETER_TEXT.fullmatch(value):
-        return "Must be a generic token (letters, digits, '_', '.', ':' or '-'); free text may hold PII"
-    return None
-
-
-def _is_ip_address(value: str) -> bool:
-    """An IPv4 or IPv6 address, with or without a port ("10.0.0.1:8080", "[::1]:443")."""
-    host = value
-    if value.startswith("["):
-        host = value[1:].partition("]")[0]
-    elif value.count(":") == 1:
-        host = value.partition(":")[0]
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
-def parameters_problems(value: Any) -> dict[str, str] | str | None:
-    """Problems of a `parameters` object: a message, a message per key, or None."""
-    if not isinstance(value, dict):
-        return NOT_OBJECT
-    if len(value) > MAX_PARAMETERS:
-        return f"Must have at most {MAX_PARAMETERS} keys"
-    problems = {}
-    for key, item in value.items():
-        problem = parameter_problem(key, item)
-        if problem:
-            problems[str(key)] = problem
-    return problems or None
 
 
 def normalize_country(value: str) -> str | None:
