@@ -306,7 +306,9 @@ CREATE TABLE IF NOT EXISTS report_jobs (
     created_at INTEGER NOT NULL,
     started_at INTEGER,
     finished_at INTEGER,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    -- Renewed every second by the runner building the job; older than the lease: queued again.
+    heartbeat_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS report_jobs_status ON report_jobs (status, created_at);
 CREATE INDEX IF NOT EXISTS report_jobs_organization ON report_jobs (organization_id, user_id);

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,11 +18,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from openpyxl import load_workbook
 
 from tests.support import Member, assert_api_error, seed_org, seeded_database
+from tests.test_org_queries import add_executions, execution
 from weather_metrics.reports import builder as report_builder
+from weather_metrics.reports import formats
 from weather_metrics.reports import jobs as reports
-from weather_metrics.reports.jobs import ReportRunner
+from weather_metrics.reports.runner import LEASE_SECONDS, JobLost, ReportRunner
 from weather_metrics.store.models import ReportJob
 
 Org = dict[str, Member]
@@ -368,7 +372,7 @@ def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme):
 
     second = stopped(make_app())
     status = second.test_client().get(job["status_url"], headers=acme["admin"].headers).get_json()
-    assert (status["status"], status["error"]) == ("failed", "interrupted by a restart twice")
+    assert (status["status"], status["error"]) == ("failed", "its runner stopped 2 times (a restart or a crash)")
     assert step_all(second) == 0
 
 
@@ -422,3 +426,169 @@ def test_a_file_expiry_cannot_delete_does_not_stop_exports(service, acme):
     fresh = queued(client, acme["admin"])
     assert step_all(app) == 1
     assert client.get(fresh["status_url"], headers=acme["admin"].headers).get_json()["status"] == "done"
+
+
+# --- concurrency: other writers, leases, work files, the disk floor --------------------------------
+
+ROWS = 40_000  # about 2 s of XLSX: several heartbeats
+
+
+def wait_for(condition: Any, timeout: float = 60.0, what: str = "the condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
+def test_a_job_built_while_others_commit_finishes_with_every_row(service, acme, caplog):
+    """Before, progress was written on the connection whose cursor held a read snapshot: as others
+    committed, that write failed with "database is locked" and the job stayed running."""
+    app = service(export_workers=1)  # threads running: the keeper records progress
+    org_id = acme["admin"].user.organization_id
+    developer = acme["developer"].user
+    add_executions(app, org_id, *(execution(_hours_ago(1 + n % 200), user=developer) for n in range(ROWS)))
+    stop, commits = threading.Event(), [0]
+
+    def other_writer() -> None:  # as the event writer does, from its own connection
+        with sqlite3.connect(app.extensions["weather_metrics"].settings["database"], timeout=10) as conn:
+            while not stop.is_set():
+                conn.execute("INSERT OR REPLACE INTO sessions (session_id, last_seen) VALUES ('w', ?)", (time.time(),))
+                conn.commit()
+                commits[0] += 1
+                time.sleep(0.005)
+
+    writer = threading.Thread(target=other_writer)
+    writer.start()
+    client, headers = app.test_client(), acme["admin"].headers
+    try:
+        response = export(client, acme["admin"], "xlsx", "agents")
+        assert response.status_code == 202, response.get_json()
+        job = response.get_json()
+        seen: list[int] = []
+
+        def finished() -> bool:
+            status = client.get(job["status_url"], headers=headers).get_json()
+            if status["status"] == "running":
+                seen.append(status["progress"])
+            return status["status"] in ("done", "failed")
+
+        wait_for(finished, what="the export")
+    finally:
+        stop.set()
+        writer.join()
+    status = client.get(job["status_url"], headers=headers).get_json()
+    assert status["status"] == "done", status
+    assert status["rows"] >= ROWS and commits[0] > 20
+    assert any(0 < percent < 100 for percent in seen), seen  # progress was recorded while it ran
+    assert "database is locked" not in caplog.text
+    download = client.get(status["download_url"], headers=headers)
+    assert download.status_code == 200
+    data = load_workbook(io.BytesIO(download.data), read_only=True)["Data"]
+    assert data.max_row == status["rows"] + 1
+
+
+def test_a_job_whose_runner_stopped_beating_is_queued_again_and_the_first_runner_stops(app, client, acme):
+    """Two runners on one database (two processes or hosts): the lease decides who builds."""
+    job = queued(client, acme["admin"], "xlsx", "agents")
+    first, second = runner(app), ReportRunner(app.extensions["weather_metrics"].settings)
+    now = datetime.now(UTC)
+    with app.app_context():
+        claimed = first._claim(now)
+        assert claimed is not None and claimed.attempts == 1
+        assert second.reclaim(now + timedelta(seconds=LEASE_SECONDS - 5)) == 0  # still leased
+        assert first.beat() == 1
+        assert second.reclaim(now + timedelta(seconds=LEASE_SECONDS + 5)) == 1  # no heartbeat since
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.attempts) == ("queued", 1)
+    with app.app_context():
+        assert first.beat() == 0  # the first runner learns the job is no longer its own...
+        with pytest.raises(JobLost):
+            first._progress(claimed)(10)  # ...and its build stops at the next progress step
+        assert second.run_once(now) is True
+        first._build(claimed, now)  # the stopped attempt ends without touching the job or its files
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.attempts) == ("done", 2)
+    assert [path.name for path in first.export_dir.glob(f"{job['id']}*")] == [f"{job['id']}-2.xlsx"]
+    assert client.get(f"/api/reports/{job['id']}/download", headers=acme["admin"].headers).status_code == 200
+
+
+def test_expiry_also_removes_a_job_stuck_running(app, client, acme):
+    job = queued(client, acme["admin"], "xlsx")
+    now = datetime.now(UTC)
+    with app.app_context():
+        claimed = runner(app)._claim(now)
+    assert claimed is not None
+    work = runner(app).work_dir(claimed)
+    work.mkdir(parents=True)
+    (work / "rows").write_text("half")
+    runner(app).partial_path(claimed).write_text("half")
+    with app.app_context():
+        assert runner(app).expire_step(now + timedelta(hours=25)) is True
+    assert job_row(app, job["id"]) is None
+    assert list(runner(app).export_dir.glob(f"{job['id']}*")) == []
+
+
+def test_xlsx_work_files_live_in_the_work_folder_given(tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    seen: list[list[str]] = []
+
+    def rows() -> Any:
+        for n in range(3):
+            if n == 2:  # the first rows were written: the row file exists by now
+                seen.append([path.name for path in work.iterdir()])
+            yield (n, "text")
+
+    sheet = formats.Sheet("Data", ("n", "text"), rows())
+    assert formats.write_xlsx(tmp_path / "out.xlsx", [sheet], None, work) == 3
+    assert seen and seen[0], "XlsxWriter kept its row file elsewhere (such as /tmp)"
+    assert list(work.iterdir()) == []  # removed once the workbook is zipped
+
+
+def test_a_failed_xlsx_export_leaves_nothing_in_the_export_folder(app, client, acme):
+    job = queued(client, acme["admin"], "xlsx", "agents")
+    small = ReportRunner({**app.extensions["weather_metrics"].settings, "export_max_rows": 1})
+    with app.app_context():
+        assert small.run_once(datetime.now(UTC)) is True
+    status = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert status["status"] == "failed" and "more than 1 rows" in status["error"]
+    assert list(small.export_dir.iterdir()) == []  # no partial file, no work folder
+
+
+def test_starting_removes_what_a_stopped_runner_left_but_not_a_live_jobs_files(make_app, service, acme):
+    first = stopped(service())
+    client = first.test_client()
+    stale, live = queued(client, acme["admin"], "xlsx"), queued(client, acme["admin"], "xlsx")
+    set_job(first, stale["id"], status="running", attempts=1, heartbeat_at=1)
+    set_job(first, live["id"], status="running", attempts=1, heartbeat_at=int(time.time()) + 3600)
+    folder = runner(first).export_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{job['id']}-1{suffix}" for job in (stale, live) for suffix in (".partial.xlsx", ".work")]
+    for name in names:
+        (folder / name).mkdir() if name.endswith(".work") else (folder / name).write_text("half")
+    (folder / "notes.txt").write_text("not ours: never removed")
+    first.extensions["weather_metrics"].close()
+
+    second = stopped(make_app())  # a restart on the same database file
+    left = {path.name for path in runner(second).export_dir.iterdir()}
+    assert not left & set(names[:2])  # the stale attempt's files are gone
+    assert left >= {*names[2:], "notes.txt"}  # the live attempt's are kept, and what is not an export's
+    row = job_row(second, stale["id"])
+    assert row is not None and row.status in ("queued", "running", "done") and row.attempts <= 2
+
+
+def test_exports_refuse_to_start_below_the_free_disk_floor(make_app, service, acme):
+    roomy = stopped(service())
+    job = queued(roomy.test_client(), acme["admin"])
+    roomy.extensions["weather_metrics"].close()
+    tight = stopped(make_app(export_min_free_mib=1_048_576))  # 1 TiB free wanted
+    client = tight.test_client()
+    response = export(client, acme["admin"])
+    error = assert_api_error(response, 503)
+    assert "export_min_free_mib" in error["message"] and "MiB free" in error["message"]
+    assert int(response.headers["Retry-After"]) > 0
+    step_all(tight)  # (its threads may have run it already) a job queued earlier fails, writing nothing
+    status = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
+    assert status["status"] == "failed" and "export_min_free_mib" in status["error"]
+    assert list(runner(tight).export_dir.glob(f"{job['id']}*")) == []

@@ -146,3 +146,29 @@ def test_rollup_statements_read_only_the_new_rows(app):
         for sql, params in statements:
             plan = " | ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "SCAN t1" not in plan and "rowid>?" in plan, plan
+
+
+def test_a_version_4_database_gains_the_export_lease_column_and_keeps_its_jobs(tmp_path):
+    path = tmp_path / "v4.db"
+    open_database(str(path))
+    database.close_all()
+    with sqlite3.connect(path) as conn:  # as version 4 left it: report_jobs without heartbeat_at
+        conn.execute("ALTER TABLE report_jobs DROP COLUMN heartbeat_at")
+        conn.execute("UPDATE schema_version SET version = 4")
+        conn.execute("INSERT INTO organizations (id, name, created_at) VALUES ('o', 'O', 1)")
+        conn.execute(
+            "INSERT INTO users (id, organization_id, email, name, role, active, created_at, updated_at)"
+            " VALUES ('u', 'o', 'a@o.test', 'A', 'admin', 1, 1, 1)"
+        )
+        conn.execute(
+            "INSERT INTO report_jobs (id, organization_id, user_id, report_type, format, filters, status,"
+            " progress, rows_written, attempts, created_at, expires_at)"
+            " VALUES ('j', 'o', 'u', 'agents', 'csv', '{}', 'running', 40, 0, 1, 1, 99)"
+        )
+    open_database(str(path))
+    database.close_all()
+    with sqlite3.connect(path) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(report_jobs)")]
+        assert columns[-1] == "heartbeat_at"
+        assert conn.execute("SELECT status, heartbeat_at FROM report_jobs").fetchall() == [("running", None)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]

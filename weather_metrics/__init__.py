@@ -25,7 +25,7 @@ from weather_metrics.ingest.org.intake import OrgIntake
 from weather_metrics.live import events as live
 from weather_metrics.live.hub import Hub
 from weather_metrics.live.relay import Relay
-from weather_metrics.reports.jobs import ReportRunner
+from weather_metrics.reports.runner import ReportRunner
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 from weather_metrics.store.batches import write_batches
 from weather_metrics.store.db import database, open_database
@@ -164,8 +164,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Threads last: an app that failed to build leaves none running.
     writer.start()
     atexit.register(writer.close)
-    # With several server processes, gunicorn's on_starting settles interrupted exports once.
-    state.reports.start(recover=settings["workers"] == 1)
+    state.reports.start()
     atexit.register(state.reports.close)
     webhooks.start()
     atexit.register(webhooks.close)

@@ -173,6 +173,14 @@ SETTINGS: tuple[Setting, ...] = (
         minimum=1000,
         maximum=50_000_000,
     ),
+    Setting(
+        "export_min_free_mib",
+        1024,
+        "Exports refuse to start (503), and a running one fails, while the disk holding export files has"
+        " less free space than this; ingestion needs it more. 0 turns the check off.",
+        minimum=0,
+        maximum=1_048_576,
+    ),
     Setting("export_rate_limit", "10 per hour", "Export requests allowed to one user (the spec's figure)."),
     Setting(
         "webhook_allow_private",

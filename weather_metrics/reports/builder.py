@@ -8,7 +8,7 @@ from SQL with a cursor and written as they arrive.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,11 +139,14 @@ def _capped(rows: Iterator[Row], max_rows: int) -> Iterator[Row]:
         yield row
 
 
-def build_report(job: ReportJob, path: Path, max_rows: int, progress: Callable[[int], None]) -> int:
+def build_report(
+    job: ReportJob, path: Path, max_rows: int, progress: Callable[[int], None], work_dir: Path | None = None
+) -> int:
     """Write the job's report file at `path`; returns its number of data rows.
 
     The window is computed as of the job's creation, so a re-run writes the same report. On any
-    error (ReportTooLarge included) the partial file is removed.
+    error (ReportTooLarge included) the partial file is removed, and the rows' cursor is closed
+    either way: it holds a read transaction, and the caller writes next on the same connection.
     """
     filters = json.loads(job.filters)
     user = User.get_by_id(job.user_id)
@@ -153,12 +156,17 @@ def build_report(job: ReportJob, path: Path, max_rows: int, progress: Callable[[
     scope = _scope(job.report_type, filters, user)
     organization = Organization.get_by_id(user.organization_id).name
     report = BUILDERS[job.report_type](scope, window, filters, organization)
-    report.rows = _capped(iter(report.rows), max_rows)
+    source = report.rows
+    report.rows = _capped(iter(source), max_rows)
     try:
-        return write_report(path, job.format, report, _percent(progress, report.expected_rows))
+        return write_report(path, job.format, report, _percent(progress, report.expected_rows), work_dir)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    finally:
+        for rows in (report.rows, source):
+            if isinstance(rows, Generator):
+                rows.close()
 
 
 def _percent(progress: Callable[[int], None], expected: int | None) -> Callable[[int], None]:
@@ -196,12 +204,16 @@ def _local(timestamp: float, window: Window) -> datetime:
     return datetime.fromtimestamp(timestamp, window.zone)
 
 
-def _stream(sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-    """The rows of a query, fetched a few thousand at a time."""
+def _stream(sql: str, params: list[Any], row: Callable[..., Row]) -> Generator[Row, None, None]:
+    """The rows of a query, fetched a few thousand at a time and made report rows by `row`.
+
+    One generator owns the cursor, so closing it ends the query's read transaction at once.
+    """
     cursor = database.execute_sql(sql, tuple(params))
     try:
         while batch := cursor.fetchmany(FETCH_ROWS):
-            yield from batch
+            for values in batch:
+                yield row(*values)
     finally:
         cursor.close()
 
@@ -226,8 +238,19 @@ def agent_rows(scope: Scope, window: Window, agent_name: str | None, success_onl
         " e.success, e.error_details FROM agent_executions e LEFT JOIN users u ON u.id = e.user_id"
         f" WHERE {' AND '.join(clauses)} ORDER BY e.hour, e.occurred_at, e.id"
     )
-    for occurred, who, agent, command, duration, success, error in _stream(sql, params):
-        yield (_local(occurred, window), who, agent, command, duration, bool(success), error)
+    return _stream(
+        sql,
+        params,
+        lambda occurred, who, agent, command, duration, success, error: (
+            _local(occurred, window),
+            who,
+            agent,
+            command,
+            duration,
+            bool(success),
+            error,
+        ),
+    )
 
 
 def agents_report(scope: Scope, window: Window, filters: dict[str, Any], organization: str) -> Report:
@@ -280,8 +303,9 @@ def productivity_rows(scope: Scope, window: Window, metric_type: str | None) -> 
         " FROM productivity_metrics p LEFT JOIN users u ON u.id = p.user_id LEFT JOIN teams t ON t.id = p.team_id"
         f" WHERE {' AND '.join(clauses)} ORDER BY p.hour, p.occurred_at, p.id"
     )
-    for occurred, kind, value, user, team in _stream(sql, params):
-        yield (_local(occurred, window), kind, value, user, team)
+    return _stream(
+        sql, params, lambda occurred, kind, value, user, team: (_local(occurred, window), kind, value, user, team)
+    )
 
 
 def productivity_report(scope: Scope, window: Window, filters: dict[str, Any], organization: str) -> Report:

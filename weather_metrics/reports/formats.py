@@ -1,4 +1,4 @@
-"""Report files written row by row: CSV (RFC 4180), XLSX (openpyxl write-only) and PDF (fpdf2).
+"""Report files written row by row: CSV (RFC 4180), XLSX (XlsxWriter, constant memory) and PDF (fpdf2).
 
 Data rows arrive as an iterator and are written as they come; only the PDF keeps its first
 `PDF_ROWS` rows (a printed report is not the place for a million rows) and counts the rest.
@@ -8,15 +8,14 @@ Strings that a spreadsheet would run as a formula get a leading apostrophe; numb
 from __future__ import annotations
 
 import csv
-import os
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import xlsxwriter
 from fpdf import FPDF
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 Cell = str | int | float | bool | datetime | None
 Row = Sequence[Cell]
@@ -26,6 +25,15 @@ PROGRESS_EVERY = 5000
 PDF_ROWS = 500
 PDF_CELL_CHARS = 48
 XLSX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows less the header
+XLSX_CELL_CHARS = 32_767  # Excel's longest text in a cell
+XML_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # characters XML 1.0 cannot hold
+XLSX_OPTIONS = {
+    "constant_memory": True,  # rows go to a work file as they are written, not to memory
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+    "strings_to_numbers": False,
+    "default_date_format": "yyyy-mm-dd hh:mm:ss",
+}
 
 
 @dataclass(frozen=True)
@@ -120,73 +128,65 @@ def xlsx_cell(value: Cell) -> Cell:
     if isinstance(value, datetime):
         return value.replace(tzinfo=None)
     if isinstance(value, str):
-        return neutralized(ILLEGAL_CHARACTERS_RE.sub("", value))
+        return neutralized(XML_ILLEGAL.sub("", value))[:XLSX_CELL_CHARS]
     return value
 
 
-def _new_sheet(book: Workbook, name: str, header: Sequence[str], data: bool):  # type: ignore[no-untyped-def]
-    sheet = book.create_sheet(name[:31])
+def write_xlsx(
+    path: Path, sheets: Sequence[Sheet], progress: Progress | None = None, work_dir: Path | None = None
+) -> int:
+    """Write a workbook of the sheets; returns the number of data rows.
+
+    Rows are kept in work files in `work_dir` (the file's folder by default) until the workbook
+    is zipped; on failure they stay there, and the caller removes the folder. A data sheet
+    longer than Excel's limit continues on "<name> 2", "<name> 3"... with the same header.
+    """
+    book = xlsxwriter.Workbook(str(path), {**XLSX_OPTIONS, "tmpdir": str(work_dir or path.parent)})
+    try:
+        done = sum(_write_sheet(book, spec, progress) for spec in sheets)
+    except BaseException:
+        _abandon(book)
+        raise
+    book.close()
+    return done
+
+
+def _abandon(book: xlsxwriter.Workbook) -> None:
+    """Close and delete the row files of a workbook that will not be saved (XlsxWriter has no call for it)."""
+    for sheet in book.worksheets():
+        handle = getattr(sheet, "row_data_fh", None)
+        if handle is not None and not handle.closed:
+            handle.close()
+        if getattr(sheet, "row_data_filename", None):
+            Path(sheet.row_data_filename).unlink(missing_ok=True)
+
+
+def _new_sheet(book: xlsxwriter.Workbook, name: str, header: Sequence[str], data: bool):  # type: ignore[no-untyped-def]
+    sheet = book.add_worksheet(name[:31])
     for index, title in enumerate(header):
-        letter = _column_letter(index)
-        sheet.column_dimensions[letter].width = max(12, min(len(str(title)) + 4, 60))
+        sheet.set_column(index, index, max(12, min(len(str(title)) + 4, 60)))
     if data:
-        sheet.freeze_panes = "A2"
+        sheet.freeze_panes(1, 0)
     if header:
-        sheet.append([xlsx_cell(name) for name in header])
+        sheet.write_row(0, 0, [xlsx_cell(name) for name in header])
     return sheet
 
 
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
-def write_xlsx(path: Path, sheets: Sequence[Sheet], progress: Progress | None = None) -> int:
-    """Write a workbook of the sheets in write-only mode; returns the number of data rows.
-
-    A data sheet longer than Excel's limit continues on "<name> 2", "<name> 3"... with the same header.
-    """
-    book = Workbook(write_only=True)
-    done = 0
-    try:
-        for spec in sheets:
-            done += _write_sheet(book, spec, progress)
-    except BaseException:
-        _discard(book)
-        raise
-    book.save(path)
-    return done
-
-
-def _write_sheet(book: Workbook, spec: Sheet, progress: Progress | None) -> int:
+def _write_sheet(book: xlsxwriter.Workbook, spec: Sheet, progress: Progress | None) -> int:
     sheet = _new_sheet(book, spec.name, spec.header, spec.data)
     rows = _counted(spec.rows, progress) if spec.data else spec.rows
-    done = in_sheet = 0
+    done = 0
+    line = 1 if spec.header else 0
     part = 1
     for row in rows:
-        if spec.data and in_sheet == XLSX_SHEET_ROWS:
+        if spec.data and line > XLSX_SHEET_ROWS:
             part += 1
             sheet = _new_sheet(book, f"{spec.name[:26]} {part}", spec.header, True)
-            in_sheet = 0
-        sheet.append([xlsx_cell(value) for value in row])
-        in_sheet += 1
+            line = 1
+        sheet.write_row(line, 0, [xlsx_cell(value) for value in row])
+        line += 1
         done += spec.data
     return done
-
-
-def _discard(book: Workbook) -> None:
-    """Close the sheets of an abandoned workbook and remove their temporary files."""
-    for sheet in book.worksheets:
-        if not sheet.closed:
-            sheet.close()
-        # openpyxl offers no public way to drop an unsaved write-only sheet's temporary file.
-        writer = sheet._writer  # noqa: SLF001
-        if writer is not None and os.path.exists(writer.out):
-            writer.cleanup()
 
 
 def report_sheets(report: Report) -> list[Sheet]:
@@ -317,12 +317,14 @@ def write_pdf(path: Path, report: Report, progress: Progress | None = None) -> i
     return total
 
 
-def write_report(path: Path, fmt: str, report: Report, progress: Progress | None = None) -> int:
-    """Write the report in csv, xlsx or pdf; returns the number of data rows."""
+def write_report(
+    path: Path, fmt: str, report: Report, progress: Progress | None = None, work_dir: Path | None = None
+) -> int:
+    """Write the report in csv, xlsx or pdf; returns the number of data rows (XLSX work files go to `work_dir`)."""
     if fmt == "csv":
         return write_csv(path, report.header, report.rows, progress)
     if fmt == "xlsx":
-        return write_xlsx(path, report_sheets(report), progress)
+        return write_xlsx(path, report_sheets(report), progress, work_dir)
     if fmt == "pdf":
         return write_pdf(path, report, progress)
     raise ValueError(f"Unknown export format {fmt!r}")

@@ -12,7 +12,6 @@ process with more than one: the /v1 rate limiter and the Prometheus counters, an
 from __future__ import annotations
 
 import signal
-from datetime import UTC, datetime
 from pathlib import Path
 
 from gunicorn.glogging import Logger
@@ -77,17 +76,13 @@ logger_class = RedactingLogger
 
 
 def on_starting(server):  # type: ignore[no-untyped-def]
-    """Before any worker starts: bring the schema up to date and settle interrupted exports.
+    """Before any worker starts: bring the schema up to date once, not in each worker at the same time.
 
-    With several workers this is done once here, not by each worker as it starts (a
-    starting worker would requeue the export another is building).
+    Interrupted exports are settled by each worker's report runner, by their leases.
     """
-    from weather_metrics.reports.jobs import ReportRunner
     from weather_metrics.store.db import database, open_database
 
     open_database(_settings["database"], _settings["synchronous"])
-    with database.connection_context():
-        ReportRunner(_settings).recover(datetime.now(UTC))
     database.close_all()
 
 

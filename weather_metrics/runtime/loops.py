@@ -46,6 +46,10 @@ class StepThreads:
         finally:
             database.close()
 
+    def stop(self) -> None:
+        """Ask the threads to stop after the step each is in, without waiting."""
+        self._stop.set()
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop the threads after the step each is in; idempotent."""
         self._stop.set()

@@ -11,7 +11,7 @@ from playhouse.pool import PooledSqliteDatabase
 from weather_metrics.core.errors import Unavailable
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class StorageFull(Unavailable):
@@ -50,8 +50,8 @@ def sqlite_pragmas(synchronous: str) -> list[tuple[str, object]]:
     ]
 
 
-def open_database(path: str, synchronous: str = "full", max_connections: int = 128) -> None:
-    """Bind the shared handle to a SQLite file and bring its schema up to date."""
+def open_database(path: str, synchronous: str = "full", max_connections: int = 128, read_only: bool = False) -> None:
+    """Bind the shared handle to a SQLite file and bring its schema up to date (or, read-only, only read it)."""
     Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     if not database.deferred:
         database.close_all()  # pooled connections still point at the previous file
@@ -59,11 +59,12 @@ def open_database(path: str, synchronous: str = "full", max_connections: int = 1
         path,
         max_connections=max_connections,
         stale_timeout=300,
-        pragmas=sqlite_pragmas(synchronous),
+        pragmas=sqlite_pragmas(synchronous) + ([("query_only", 1)] if read_only else []),
         check_same_thread=False,
     )
-    with database.connection_context():
-        apply_schema()
+    if not read_only:
+        with database.connection_context():
+            apply_schema()
 
 
 def apply_schema() -> None:
@@ -74,10 +75,12 @@ def apply_schema() -> None:
     current = row[0] if row else None
     if current is not None and current > SCHEMA_VERSION:
         raise RuntimeError(f"database schema version {current} is newer than this release ({SCHEMA_VERSION})")
-    # Versions 2 to 4 added tables, which the script above creates; version 3 also added
-    # a column to an existing table.
+    # Versions 2 to 4 added tables, which the script above creates; versions 3 and 5 also
+    # added a column to an existing table.
     if current is not None and current < 3:
         database.execute_sql("ALTER TABLE organizations ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'")
+    if current is not None and current < 5:
+        database.execute_sql("ALTER TABLE report_jobs ADD COLUMN heartbeat_at INTEGER")
     if current != SCHEMA_VERSION:
         database.execute_sql("DELETE FROM schema_version")
         database.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))

@@ -180,6 +180,7 @@ class ReportJob(BaseModel):
     started_at = IntegerField(null=True)
     finished_at = IntegerField(null=True)
     expires_at = IntegerField()
+    heartbeat_at = IntegerField(null=True)  # renewed by the runner building it (a lease)
 
     class Meta:
         table_name = "report_jobs"

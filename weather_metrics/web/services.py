@@ -16,7 +16,7 @@ from weather_metrics.core.ratelimit import TokenBucketLimiter
 from weather_metrics.ingest.events.intake import EventIntake
 from weather_metrics.ingest.org.intake import OrgIntake
 from weather_metrics.live.relay import Relay
-from weather_metrics.reports.jobs import ReportRunner
+from weather_metrics.reports.runner import ReportRunner
 from weather_metrics.runtime.logs import Sampler
 from weather_metrics.store.writer import EventWriter
 from weather_metrics.webhooks.deliveries import WebhookDeliverer

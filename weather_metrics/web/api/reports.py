@@ -50,6 +50,7 @@ def request_export() -> ResponseReturnValue:
     filters = builder.check_filters(
         body["report_type"], body["filters"], me, now, state.settings["metrics_max_range_days"]
     )
+    state.reports.check_free_space()
     job = reports.create_job(
         me, body["report_type"], body["format"], filters, now, state.settings["export_ttl_hours"] * HOUR
     )

@@ -1,0 +1,479 @@
+"""The runner that builds export files: worker threads, and a keeper thread that holds their leases.
+
+A worker claims the oldest queued job and has a child process (reports/child.py) build its
+file under a temporary name in the export folder, then renames it, so a file under its final
+name is always complete. The child has its own interpreter lock and memory, so a large export
+neither slows request threads nor is slowed by them, and it only reads the database. The
+worker never writes while the child builds: the keeper does, from its own connection,
+once a second for every job this runner holds (`heartbeat_at` and `progress`). A job whose
+heartbeat is older than LEASE_SECONDS lost its runner (a crash, a stopped process, another
+host) and is queued again by whichever runner sees it first; after MAX_ATTEMPTS it fails.
+The keeper also expires old jobs, queued, running or finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from peewee import OperationalError
+
+from weather_metrics.reports import builder
+from weather_metrics.reports.jobs import LowDiskSpace, download_name, failure_reason
+from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.store.db import database, write_transaction
+from weather_metrics.store.models import Organization, ReportJob
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 2  # a job whose runner stopped this many times is given up
+LEASE_SECONDS = 30  # a running job without a heartbeat for this long is queued again
+BEAT_INTERVAL = 1.0  # seconds between the keeper's heartbeats
+RECLAIM_INTERVAL = 5.0  # seconds between the keeper's looks for jobs that lost their runner
+EXPIRY_INTERVAL = 60.0  # seconds between expiry steps
+EXPIRY_BATCH = 100
+SPACE_CHECK_INTERVAL = 1.0  # seconds between free-space checks of a job being built
+FINISH_TRIES = 5  # tries at recording a job's outcome before leaving it to its lease
+IDLE_WAIT = 0.5  # seconds a worker sleeps when no job is queued
+MIB = 1024 * 1024
+# Files of a job: <id>-<attempt>.<ext>, <id>-<attempt>.partial.<ext> and the <id>-<attempt>.work folder.
+JOB_FILE = re.compile(r"(?P<id>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<kind>\.partial|\.work)?(\.[a-z]+)?")
+
+
+class JobLost(Exception):
+    """The job is no longer this runner's: expired, deleted, or queued again after a lost lease."""
+
+
+class Interrupted(Exception):
+    """The runner is closing: the job goes back to the queue."""
+
+
+class BuildFailed(Exception):
+    """The child building the file gave up, with a reason users may read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _epoch(now: datetime) -> int:
+    return int(now.timestamp())
+
+
+class _Held:
+    """The jobs this runner's workers are building, with their progress; shared with the keeper."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, tuple[int, int]] = {}  # id -> (attempt, percent)
+        self._lost: set[str] = set()
+
+    def hold(self, job: ReportJob) -> None:
+        with self._lock:
+            self._jobs[job.id] = (job.attempts, 0)
+            self._lost.discard(job.id)
+
+    def release(self, job: ReportJob) -> None:
+        with self._lock:
+            self._jobs.pop(job.id, None)
+            self._lost.discard(job.id)
+
+    def progress(self, job: ReportJob, percent: int) -> None:
+        """Note the percentage; JobLost when the keeper found the job is no longer ours."""
+        with self._lock:
+            if job.id in self._lost:
+                raise JobLost(f"export job {job.id} is no longer this runner's")
+            self._jobs[job.id] = (job.attempts, max(percent, self._jobs.get(job.id, (0, 0))[1]))
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        with self._lock:
+            return dict(self._jobs)
+
+    def lose(self, job_id: str) -> None:
+        with self._lock:
+            if job_id in self._jobs:
+                self._lost.add(job_id)
+
+
+class ReportRunner:
+    """Builds queued export jobs: `run_once` builds one; `start` runs `export_workers` threads and the keeper."""
+
+    def __init__(self, settings: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
+        self._max_rows = int(settings["export_max_rows"])
+        self._database = str(Path(settings["database"]).expanduser().resolve())
+        self._children: set[subprocess.Popen[bytes]] = set()
+        self._interrupted: set[subprocess.Popen[bytes]] = set()  # children that close() ended
+        self._min_free = int(settings["export_min_free_mib"]) * MIB
+        folder = settings["export_dir"] or Path(settings["database"]).expanduser().resolve().parent / "exports"
+        self.export_dir = Path(folder).expanduser().resolve()
+        self._clock = clock
+        self._held = _Held()
+        self._workers = StepThreads("report", int(settings["export_workers"]), self._work, IDLE_WAIT)
+        self._keeper = StepThreads("report-keeper", 1, self._keep, BEAT_INTERVAL)
+        self._next_reclaim = self._next_expiry = 0.0
+
+    # -- files ---------------------------------------------------------------------------------
+
+    # Names carry the attempt: a runner that re-ran a job never shares a file with an earlier one.
+    def final_path(self, job: ReportJob) -> Path:
+        return self.export_dir / f"{job.id}-{job.attempts}{builder.FORMATS[job.format][1]}"
+
+    def partial_path(self, job: ReportJob) -> Path:
+        return self.export_dir / f"{job.id}-{job.attempts}.partial{builder.FORMATS[job.format][1]}"
+
+    def work_dir(self, job: ReportJob) -> Path:
+        """Where the XLSX writer keeps its row files until the workbook is zipped."""
+        return self.export_dir / f"{job.id}-{job.attempts}.work"
+
+    def _remove_files(self, job: ReportJob, final: bool = True) -> None:
+        """Delete the job's files; a file that cannot be deleted is logged, not raised."""
+        for path in (self.partial_path(job), self.work_dir(job), *([self.final_path(job)] if final else [])):
+            _remove(path)
+
+    def sweep(self, now: datetime) -> int:
+        """Remove partial files and work folders of attempts no runner holds (left by a crash); count removed."""
+        if not self.export_dir.is_dir():
+            return 0
+        live = {
+            (job.id, job.attempts)
+            for job in ReportJob.select(ReportJob.id, ReportJob.attempts).where(self._leased(now))
+        }
+        removed = 0
+        for path in self.export_dir.iterdir():
+            match = JOB_FILE.fullmatch(path.name)
+            if match and match["kind"] and (match["id"], int(match["attempt"])) not in live:
+                removed += _remove(path)
+        return removed
+
+    def free_space_problem(self) -> str | None:
+        """Why no export may start now: the disk holding the export folder is nearly full."""
+        if not self._min_free:
+            return None
+        folder = self.export_dir
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        free = shutil.disk_usage(folder).free
+        if free >= self._min_free:
+            return None
+        return (
+            f"Exports are paused: the disk holding the export folder has {free // MIB} MiB free,"
+            f" less than export_min_free_mib ({self._min_free // MIB} MiB). Retry later"
+        )
+
+    def check_free_space(self) -> None:
+        """LowDiskSpace when the export disk is below its floor."""
+        problem = self.free_space_problem()
+        if problem:
+            raise LowDiskSpace(problem)
+
+    # -- a worker's steps ------------------------------------------------------------------------
+
+    def _claim(self, now: datetime) -> ReportJob | None:
+        """The oldest queued job, now 'running', leased and ours; None when nothing is queued."""
+        with write_transaction():
+            job = (
+                ReportJob.select()
+                .where(ReportJob.status == "queued")
+                .order_by(ReportJob.created_at, ReportJob.id)
+                .first()
+            )
+            if job is None:
+                return None
+            ReportJob.update(
+                status="running",
+                progress=0,
+                attempts=ReportJob.attempts + 1,
+                started_at=_epoch(now),
+                heartbeat_at=int(self._clock()),
+                error=None,
+            ).where(ReportJob.id == job.id).execute()
+            claimed: ReportJob = ReportJob.get_by_id(job.id)
+        self._held.hold(claimed)
+        return claimed
+
+    def _progress(self, job: ReportJob) -> Callable[[int], None]:
+        """The builder's progress callback: notes the percentage, and stops a job that is lost or out of disk."""
+        next_check = [time.monotonic() + SPACE_CHECK_INTERVAL]
+
+        def record(percent: int) -> None:
+            self._held.progress(job, max(0, min(99, int(percent))))  # 100 only once the file is in place
+            if time.monotonic() >= next_check[0]:
+                next_check[0] = time.monotonic() + SPACE_CHECK_INTERVAL
+                self.check_free_space()
+
+        return record
+
+    def _finish(self, job: ReportJob, now: datetime, **fields: Any) -> bool:
+        """Record the outcome of our attempt; False when the job is no longer ours (expired, or re-run).
+
+        A busy database is tried again a few times; after that the error is raised and the
+        job's lease, no longer renewed, settles it.
+        """
+        for attempt in range(FINISH_TRIES):
+            try:
+                with write_transaction():
+                    return bool(
+                        ReportJob.update(finished_at=_epoch(now), **fields)
+                        .where(
+                            (ReportJob.id == job.id)
+                            & (ReportJob.status == "running")
+                            & (ReportJob.attempts == job.attempts)
+                        )
+                        .execute()
+                    )
+            except OperationalError:
+                if attempt == FINISH_TRIES - 1:
+                    raise
+                log.warning("export job %s: recording its outcome failed, trying again", job.id, exc_info=True)
+                time.sleep(0.5 * 2**attempt)
+        return False  # not reached
+
+    def _build(self, job: ReportJob, now: datetime) -> None:
+        """Build a claimed job's file and mark the job done or failed."""
+        content_type, extension = builder.FORMATS[job.format]
+        partial, final, work = self.partial_path(job), self.final_path(job), self.work_dir(job)
+        try:
+            self.check_free_space()
+            work.mkdir(parents=True, exist_ok=True)
+            rows = self._build_in_child(job, partial, work)
+            partial.replace(final)
+            organization = Organization.get_by_id(job.organization_id).name
+        except Interrupted:
+            self._remove_files(job)
+            with write_transaction():
+                ReportJob.update(status="queued", progress=0, started_at=None).where(
+                    (ReportJob.id == job.id) & (ReportJob.status == "running") & (ReportJob.attempts == job.attempts)
+                ).execute()
+            log.info("export job %s queued again: the service is stopping", job.id)
+            return
+        except JobLost:
+            log.info(
+                "export job %s expired or was queued again while being built; attempt %d stops", job.id, job.attempts
+            )
+            self._remove_files(job)
+            return
+        except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason
+            reason = exc.reason if isinstance(exc, BuildFailed) else failure_reason(exc)
+            if reason == "internal error" and not isinstance(exc, BuildFailed):  # the child logs its own
+                log.exception("export job %s failed", job.id)
+            else:
+                log.info("export job %s failed: %s", job.id, reason)
+            self._remove_files(job)
+            self._finish(job, now, status="failed", error=reason)
+            return
+        _remove(work)
+        done = self._finish(
+            job,
+            now,
+            status="done",
+            progress=100,
+            rows_written=rows,
+            file_path=str(final),
+            file_name=download_name(organization, job.report_type, job.created_at, extension),
+            content_type=content_type,
+            size_bytes=final.stat().st_size,
+        )
+        if not done:  # expired, deleted or re-run elsewhere while being built
+            self._remove_files(job)
+
+    def _build_in_child(self, job: ReportJob, partial: Path, work: Path) -> int:
+        """Build the file in a child process, relaying its progress; the number of rows, or BuildFailed."""
+        command = [
+            *(sys.executable, "-m", "weather_metrics.reports.child", "--database", self._database),
+            *("--job", job.id, "--out", str(partial), "--work", str(work), "--max-rows", str(self._max_rows)),
+        ]
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
+        }
+        record = self._progress(job)
+        with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env) as child:
+            self._children.add(child)
+            try:
+                outcome = _follow(child, record)
+            except BaseException:
+                child.kill()
+                raise
+            finally:
+                self._children.discard(child)
+        if child in self._interrupted:
+            self._interrupted.discard(child)
+            raise Interrupted
+        if "rows" in outcome:
+            return int(outcome["rows"])
+        raise BuildFailed(str(outcome.get("error") or "internal error"))
+
+    def run_once(self, now: datetime) -> bool:
+        """Build the oldest queued job; False when none was queued."""
+        job = self._claim(now)
+        if job is None:
+            return False
+        try:
+            self._build(job, now)
+        except Exception:  # noqa: BLE001 - the database failed while recording the outcome
+            log.exception("export job %s: recording its outcome failed; its lease will settle it", job.id)
+        finally:
+            self._held.release(job)
+        return True
+
+    # -- the keeper's steps ----------------------------------------------------------------------
+
+    def beat(self) -> int:
+        """Renew the lease and store the progress of every job this runner holds; count renewed."""
+        held = self._held.snapshot()
+        if not held:
+            return 0
+        at, renewed = int(self._clock()), 0
+        with write_transaction():
+            for job_id, (attempt, percent) in held.items():
+                count = (
+                    ReportJob.update(heartbeat_at=at, progress=percent)
+                    .where((ReportJob.id == job_id) & (ReportJob.status == "running") & (ReportJob.attempts == attempt))
+                    .execute()
+                )
+                if count:
+                    renewed += 1
+                else:
+                    self._held.lose(job_id)
+        return renewed
+
+    def _leased(self, now: datetime) -> Any:
+        return (ReportJob.status == "running") & (ReportJob.heartbeat_at >= _epoch(now) - LEASE_SECONDS)
+
+    def reclaim(self, now: datetime) -> int:
+        """Queue again (or fail, after MAX_ATTEMPTS) running jobs whose lease ran out; count settled."""
+        with write_transaction():
+            stranded = list(
+                ReportJob.select().where(
+                    (ReportJob.status == "running")
+                    & (ReportJob.heartbeat_at.is_null() | (ReportJob.heartbeat_at < _epoch(now) - LEASE_SECONDS))
+                )
+            )
+            for job in stranded:
+                self._remove_files(job)
+                if job.attempts < MAX_ATTEMPTS:
+                    changes: dict[str, Any] = {"status": "queued", "progress": 0, "started_at": None}
+                else:
+                    changes = {
+                        "status": "failed",
+                        "error": f"its runner stopped {job.attempts} times (a restart or a crash)",
+                        "finished_at": _epoch(now),
+                    }
+                ReportJob.update(**changes).where(
+                    (ReportJob.id == job.id) & (ReportJob.attempts == job.attempts) & (ReportJob.status == "running")
+                ).execute()
+        for job in stranded:
+            log.warning("export job %s lost its runner (attempt %d): settled", job.id, job.attempts)
+        return len(stranded)
+
+    def expire_step(self, now: datetime) -> bool:
+        """Delete up to EXPIRY_BATCH jobs past their expiry, in any state, with their files; False when none was."""
+        with write_transaction():
+            jobs = list(ReportJob.select().where(ReportJob.expires_at <= _epoch(now)).limit(EXPIRY_BATCH))
+            if jobs:
+                ReportJob.delete().where(ReportJob.id.in_([job.id for job in jobs])).execute()
+        for job in jobs:
+            self._held.lose(job.id)  # a worker of ours stops at its next progress; others, at their heartbeat
+            self._remove_files(job)
+        return bool(jobs)
+
+    # -- threads ---------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def start(self) -> None:
+        """Settle what a stopped runner left behind, then start the workers and the keeper."""
+        with database.connection_context():
+            self.reclaim(self._now())
+            self.sweep(self._now())
+        self._workers.start()
+        self._keeper.start()
+
+    def _work(self, _number: int) -> bool:
+        return self.run_once(self._now())
+
+    def _keep(self, _number: int) -> bool:
+        """Heartbeats every step; now and then, leases that ran out and expired jobs."""
+        for name, task in (("heartbeat", self.beat), ("reclaim", self._reclaim_due), ("expiry", self._expire_due)):
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - tried again at the next step; the lease allows a few misses
+                log.exception("export %s failed", name)
+        return False
+
+    def _reclaim_due(self) -> None:
+        if time.monotonic() >= self._next_reclaim:
+            self._next_reclaim = time.monotonic() + RECLAIM_INTERVAL
+            self.reclaim(self._now())
+
+    def _expire_due(self) -> None:
+        if time.monotonic() >= self._next_expiry:
+            more = self.expire_step(self._now())
+            self._next_expiry = time.monotonic() + (0 if more else EXPIRY_INTERVAL)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the workers (ending the exports they build: their leases queue them again), then the keeper."""
+        self._workers.stop()
+        for child in list(self._children):
+            self._interrupted.add(child)
+            child.kill()
+        self._workers.close(timeout)
+        self._keeper.close(timeout)
+
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _follow(child: subprocess.Popen[bytes], record: Callable[[int], None]) -> dict[str, Any]:
+    """Read the child's JSON lines until it exits, passing progress on; its last message.
+
+    `record` is also called once a second without news, so a lost job or a full disk stops
+    a child that is still in a long query.
+    """
+    assert child.stdout is not None
+    pipe, buffer, percent = child.stdout.fileno(), b"", 0
+    outcome: dict[str, Any] = {}
+    while True:
+        ready, _, _ = select.select([pipe], [], [], BEAT_INTERVAL)
+        if ready:
+            chunk = os.read(pipe, 65536)
+            if not chunk:
+                break
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                message = json.loads(line)
+                if "progress" in message:
+                    percent = int(message["progress"])
+                else:
+                    outcome = message
+        record(percent)
+    child.wait()
+    return outcome
+
+
+def _remove(path: Path) -> int:
+    """Delete a file or folder; 1 when something was deleted; a failure is logged, not raised."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return 1
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        log.exception("cannot delete export file %s", path)
+        return 0
