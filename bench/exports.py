@@ -153,7 +153,7 @@ def under_ingestion(source: Path, rounds: int, connections: int) -> None:
     print(f"ingestion during the export: {statistics.median(rates):,.0f} events/s (median, {connections} connections)")
     print(
         f"ratio {ratio:.2f} (target at most 3.00: {'met' if ratio <= 3 else 'NOT met'});"
-        f" 'database is locked' in the server log: {locked} (target 0)"
+        f" 'database is locked' in the server log: {len(locked)} (target 0)"
     )
 
 

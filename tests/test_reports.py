@@ -592,3 +592,21 @@ def test_exports_refuse_to_start_below_the_free_disk_floor(make_app, service, ac
     status = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert status["status"] == "failed" and "export_min_free_mib" in status["error"]
     assert list(runner(tight).export_dir.glob(f"{job['id']}*")) == []
+
+
+def test_a_job_being_built_when_the_service_stops_goes_back_to_the_queue(service, acme):
+    app = service(export_workers=1)
+    org_id = acme["admin"].user.organization_id
+    add_executions(app, org_id, *(execution(_hours_ago(1 + n % 200), user=acme["developer"].user) for n in range(ROWS)))
+    client, headers = app.test_client(), acme["admin"].headers
+    job = queued(client, acme["admin"], "xlsx", "agents")
+    wait_for(lambda: client.get(job["status_url"], headers=headers).get_json()["status"] == "running", what="a start")
+    began = time.monotonic()
+    runner(app).close()
+    assert time.monotonic() - began < 10  # the child is stopped, not waited for
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.attempts, row.progress) == ("queued", 0, 0)
+    assert list(runner(app).export_dir.glob(f"{job['id']}*")) == []
+    assert step_all(app) == 1  # and the next runner builds it
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.attempts) == ("done", 1)

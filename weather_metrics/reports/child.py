@@ -1,8 +1,9 @@
-"""One export file built in a process of its own: `python -m weather_metrics.reports.child`.
+"""One export file built in a process of its own: the runner's side (`start_child`, `follow`) and the child's (`main`).
 
-The runner starts it for each job, so a large export neither competes with request threads
-for the interpreter lock nor holds their memory. It only reads the database (query_only),
-and speaks JSON lines on stdout: {"progress": percent}..., then {"rows": n} or {"error": reason}.
+The runner starts `python -m weather_metrics.reports.child` for each job, so a large export
+neither competes with request threads for the interpreter lock nor holds their memory. The
+child only reads the database (query_only) and speaks JSON lines on stdout:
+{"progress": percent}..., then {"rows": n} or {"error": reason}.
 """
 
 from __future__ import annotations
@@ -10,8 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import select
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from weather_metrics.reports.builder import build_report
 from weather_metrics.reports.jobs import failure_reason
@@ -19,6 +25,62 @@ from weather_metrics.store.db import database, open_database
 from weather_metrics.store.models import ReportJob
 
 log = logging.getLogger("weather_metrics.reports.child")
+
+
+class BuildFailed(Exception):
+    """The child building the file gave up, with a reason users may read."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def follow(child: subprocess.Popen[bytes], record: Callable[[int], None], every: float) -> dict[str, Any]:
+    """Read the child's JSON lines until it exits, passing progress on; its last message.
+
+    `record` is also called without news, so a lost job or a full disk stops
+    a child that is still in a long query (`every` seconds without news).
+    """
+    assert child.stdout is not None
+    pipe, buffer, percent = child.stdout.fileno(), b"", 0
+    outcome: dict[str, Any] = {}
+    while True:
+        ready, _, _ = select.select([pipe], [], [], every)
+        if ready:
+            chunk = os.read(pipe, 65536)
+            if not chunk:
+                break
+            *lines, buffer = (buffer + chunk).split(b"\n")
+            for line in lines:
+                message = json.loads(line)
+                if "progress" in message:
+                    percent = int(message["progress"])
+                else:
+                    outcome = message
+        record(percent)
+    child.wait()
+    return outcome
+
+
+def start_child(database: str, job_id: str, out: Path, work: Path, max_rows: int) -> subprocess.Popen[bytes]:
+    """A child process building the job's file at `out`; read it with `follow`."""
+    command = [
+        *(sys.executable, "-m", "weather_metrics.reports.child", "--database", database, "--job", job_id),
+        *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows)),
+    ]
+    path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+
+
+def rows_built(outcome: dict[str, Any]) -> int:
+    """The number of rows the child wrote; BuildFailed with its reason when it failed or died."""
+    if "rows" in outcome:
+        return int(outcome["rows"])
+    raise BuildFailed(str(outcome.get("error") or "internal error"))
 
 
 def say(message: dict[str, object]) -> None:

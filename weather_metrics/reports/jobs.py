@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from weather_metrics.core.errors import NotFound, OutOfScope, QueryError, Unavailable, UnknownTarget
@@ -17,6 +19,7 @@ from weather_metrics.core.times import iso
 from weather_metrics.reports import builder
 from weather_metrics.store.models import ReportJob, User
 
+MIB = 1024 * 1024
 UNSAFE = re.compile(r"[^A-Za-z0-9._]+")
 
 
@@ -99,3 +102,18 @@ def failure_reason(exc: Exception) -> str:
     if isinstance(exc, (builder.ReportTooLarge, OutOfScope, UnknownTarget, LowDiskSpace)):
         return str(exc)
     return "internal error"
+
+
+def free_space_problem(folder: Path, min_free: int) -> str | None:
+    """Why no export may start now: the disk holding `folder` has less than `min_free` bytes free (0: no floor)."""
+    if not min_free:
+        return None
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = shutil.disk_usage(folder).free
+    if free >= min_free:
+        return None
+    return (
+        f"Exports are paused: the disk holding the export folder has {free // MIB} MiB free,"
+        f" less than export_min_free_mib ({min_free // MIB} MiB). Retry later"
+    )

@@ -13,14 +13,10 @@ The keeper also expires old jobs, queued, running or finished.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import select
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +27,8 @@ from typing import Any
 from peewee import OperationalError
 
 from weather_metrics.reports import builder
-from weather_metrics.reports.jobs import LowDiskSpace, download_name, failure_reason
+from weather_metrics.reports.child import BuildFailed, follow, rows_built, start_child
+from weather_metrics.reports.jobs import MIB, LowDiskSpace, download_name, failure_reason, free_space_problem
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import Organization, ReportJob
@@ -47,7 +44,6 @@ EXPIRY_BATCH = 100
 SPACE_CHECK_INTERVAL = 1.0  # seconds between free-space checks of a job being built
 FINISH_TRIES = 5  # tries at recording a job's outcome before leaving it to its lease
 IDLE_WAIT = 0.5  # seconds a worker sleeps when no job is queued
-MIB = 1024 * 1024
 # Files of a job: <id>-<attempt>.<ext>, <id>-<attempt>.partial.<ext> and the <id>-<attempt>.work folder.
 JOB_FILE = re.compile(r"(?P<id>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<kind>\.partial|\.work)?(\.[a-z]+)?")
 
@@ -58,14 +54,6 @@ class JobLost(Exception):
 
 class Interrupted(Exception):
     """The runner is closing: the job goes back to the queue."""
-
-
-class BuildFailed(Exception):
-    """The child building the file gave up, with a reason users may read."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def _epoch(now: datetime) -> int:
@@ -115,6 +103,8 @@ class ReportRunner:
         self._database = str(Path(settings["database"]).expanduser().resolve())
         self._children: set[subprocess.Popen[bytes]] = set()
         self._interrupted: set[subprocess.Popen[bytes]] = set()  # children that close() ended
+        self._stopping = False  # while close() runs, a child that starts is ended at once
+        self._lock = threading.Lock()
         self._min_free = int(settings["export_min_free_mib"]) * MIB
         folder = settings["export_dir"] or Path(settings["database"]).expanduser().resolve().parent / "exports"
         self.export_dir = Path(folder).expanduser().resolve()
@@ -157,24 +147,9 @@ class ReportRunner:
                 removed += _remove(path)
         return removed
 
-    def free_space_problem(self) -> str | None:
-        """Why no export may start now: the disk holding the export folder is nearly full."""
-        if not self._min_free:
-            return None
-        folder = self.export_dir
-        while not folder.exists() and folder != folder.parent:
-            folder = folder.parent
-        free = shutil.disk_usage(folder).free
-        if free >= self._min_free:
-            return None
-        return (
-            f"Exports are paused: the disk holding the export folder has {free // MIB} MiB free,"
-            f" less than export_min_free_mib ({self._min_free // MIB} MiB). Retry later"
-        )
-
     def check_free_space(self) -> None:
-        """LowDiskSpace when the export disk is below its floor."""
-        problem = self.free_space_problem()
+        """LowDiskSpace when the disk holding the export folder is below its floor."""
+        problem = free_space_problem(self.export_dir, self._min_free)
         if problem:
             raise LowDiskSpace(problem)
 
@@ -250,19 +225,16 @@ class ReportRunner:
             rows = self._build_in_child(job, partial, work)
             partial.replace(final)
             organization = Organization.get_by_id(job.organization_id).name
-        except Interrupted:
+        except (Interrupted, JobLost) as exc:
             self._remove_files(job)
-            with write_transaction():
-                ReportJob.update(status="queued", progress=0, started_at=None).where(
-                    (ReportJob.id == job.id) & (ReportJob.status == "running") & (ReportJob.attempts == job.attempts)
-                ).execute()
-            log.info("export job %s queued again: the service is stopping", job.id)
-            return
-        except JobLost:
-            log.info(
-                "export job %s expired or was queued again while being built; attempt %d stops", job.id, job.attempts
-            )
-            self._remove_files(job)
+            log.info("export job %s, attempt %d, stops: %s", job.id, job.attempts, exc.__doc__)
+            if isinstance(exc, Interrupted):  # given back: no failed attempt
+                with write_transaction():
+                    ReportJob.update(status="queued", progress=0, started_at=None, attempts=job.attempts - 1).where(
+                        (ReportJob.id == job.id)
+                        & (ReportJob.status == "running")
+                        & (ReportJob.attempts == job.attempts)
+                    ).execute()
             return
         except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason
             reason = exc.reason if isinstance(exc, BuildFailed) else failure_reason(exc)
@@ -290,30 +262,25 @@ class ReportRunner:
 
     def _build_in_child(self, job: ReportJob, partial: Path, work: Path) -> int:
         """Build the file in a child process, relaying its progress; the number of rows, or BuildFailed."""
-        command = [
-            *(sys.executable, "-m", "weather_metrics.reports.child", "--database", self._database),
-            *("--job", job.id, "--out", str(partial), "--work", str(work), "--max-rows", str(self._max_rows)),
-        ]
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        record = self._progress(job)
-        with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env) as child:
-            self._children.add(child)
+        with start_child(self._database, job.id, partial, work, self._max_rows) as child:
+            with self._lock:
+                self._children.add(child)
+                if self._stopping:
+                    self._interrupted.add(child)
+                    child.kill()
             try:
-                outcome = _follow(child, record)
+                outcome = follow(child, self._progress(job), BEAT_INTERVAL)
             except BaseException:
                 child.kill()
                 raise
             finally:
-                self._children.discard(child)
-        if child in self._interrupted:
-            self._interrupted.discard(child)
+                with self._lock:
+                    self._children.discard(child)
+                    interrupted = child in self._interrupted
+                    self._interrupted.discard(child)
+        if interrupted:
             raise Interrupted
-        if "rows" in outcome:
-            return int(outcome["rows"])
-        raise BuildFailed(str(outcome.get("error") or "internal error"))
+        return rows_built(outcome)
 
     def run_once(self, now: datetime) -> bool:
         """Build the oldest queued job; False when none was queued."""
@@ -425,43 +392,17 @@ class ReportRunner:
             self._next_expiry = time.monotonic() + (0 if more else EXPIRY_INTERVAL)
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the workers (ending the exports they build: their leases queue them again), then the keeper."""
+        """Stop the workers, ending the exports they build (queued again at once), then the keeper."""
         self._workers.stop()
-        for child in list(self._children):
-            self._interrupted.add(child)
-            child.kill()
+        with self._lock:
+            self._stopping = True
+            self._interrupted.update(self._children)
+            for child in self._children:
+                child.kill()
         self._workers.close(timeout)
         self._keeper.close(timeout)
-
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _follow(child: subprocess.Popen[bytes], record: Callable[[int], None]) -> dict[str, Any]:
-    """Read the child's JSON lines until it exits, passing progress on; its last message.
-
-    `record` is also called once a second without news, so a lost job or a full disk stops
-    a child that is still in a long query.
-    """
-    assert child.stdout is not None
-    pipe, buffer, percent = child.stdout.fileno(), b"", 0
-    outcome: dict[str, Any] = {}
-    while True:
-        ready, _, _ = select.select([pipe], [], [], BEAT_INTERVAL)
-        if ready:
-            chunk = os.read(pipe, 65536)
-            if not chunk:
-                break
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                message = json.loads(line)
-                if "progress" in message:
-                    percent = int(message["progress"])
-                else:
-                    outcome = message
-        record(percent)
-    child.wait()
-    return outcome
+        with self._lock:
+            self._stopping = False  # run_once may still be called directly (tests step jobs so)
 
 
 def _remove(path: Path) -> int:
