@@ -27,6 +27,7 @@ from weather_metrics.live.hub import Hub
 from weather_metrics.live.relay import Relay
 from weather_metrics.reports.runner import ReportRunner
 from weather_metrics.settings import SettingsError, load_settings, require_secret
+from weather_metrics.store.backup import backup_folder
 from weather_metrics.store.batches import write_batches
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.pruning import prune_step
@@ -85,7 +86,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    open_database(settings["database"], settings["synchronous"], max_connections=settings["threads"] + 8)
+    open_database(
+        settings["database"],
+        settings["synchronous"],
+        max_connections=settings["threads"] + 8,
+        backup_dir=backup_folder(settings["backup_dir"], settings["database"])
+        if settings["backup_before_upgrade"]
+        else None,
+    )
 
     webhooks = WebhookDeliverer(settings, SecretBox(require_secret(settings)), Subscribers())
     writer = EventWriter(

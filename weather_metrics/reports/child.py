@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rows", type=int, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    os.umask(0o077)  # export files hold users' emails: readable by the service's user only
     open_database(args.database, max_connections=2, read_only=True)
     try:
         with database.connection_context():

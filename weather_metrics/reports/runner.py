@@ -110,7 +110,9 @@ class ReportRunner:
         self.export_dir = Path(folder).expanduser().resolve()
         self._clock = clock
         self._held = _Held()
-        self._workers = StepThreads("report", int(settings["export_workers"]), self._work, IDLE_WAIT)
+        self._workers = StepThreads(
+            "report", int(settings["export_workers"]), lambda _n: self.run_once(self._now()), IDLE_WAIT
+        )
         self._keeper = StepThreads("report-keeper", 1, self._keep, BEAT_INTERVAL)
         self._next_reclaim = self._next_expiry = 0.0
 
@@ -221,7 +223,8 @@ class ReportRunner:
         partial, final, work = self.partial_path(job), self.final_path(job), self.work_dir(job)
         try:
             self.check_free_space()
-            work.mkdir(parents=True, exist_ok=True)
+            self.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            work.mkdir(mode=0o700, exist_ok=True)
             rows = self._build_in_child(job, partial, work)
             partial.replace(final)
             organization = Organization.get_by_id(job.organization_id).name
@@ -368,9 +371,6 @@ class ReportRunner:
             self.sweep(self._now())
         self._workers.start()
         self._keeper.start()
-
-    def _work(self, _number: int) -> bool:
-        return self.run_once(self._now())
 
     def _keep(self, _number: int) -> bool:
         """Heartbeats every step; now and then, leases that ran out and expired jobs."""
