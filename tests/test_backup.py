@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -228,3 +229,28 @@ def test_restore_refuses_a_file_that_is_not_a_sound_backup(tmp_path):
     done = flask(path, "restore", str(junk))
     assert done.returncode != 0 and "not a database of this service" in done.stderr
     assert backups.check(path).schema_version == migrate.SCHEMA_VERSION  # untouched
+
+
+# --- the systemd unit ------------------------------------------------------------------------------
+
+UNIT = ROOT / "docs" / "weather-metrics.service"
+
+
+def test_the_systemd_unit_runs_the_procfile_command():
+    procfile = (ROOT / "Procfile").read_text().split("web:", 1)[1].split()
+    [start] = [line for line in UNIT.read_text().splitlines() if line.startswith("ExecStart=")]
+    command = start.removeprefix("ExecStart=").split()
+    assert command[0] == "/opt/weather_metrics/.venv/bin/" + procfile[0] and command[1:] == procfile[1:]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_systemd_unit_is_valid(tmp_path):
+    """systemd's own check, on a copy that points at this checkout (the unit names /opt paths)."""
+    text = UNIT.read_text().replace("/opt/weather_metrics/.venv/bin", str(Path(sys.executable).parent))
+    text = text.replace("/opt/weather_metrics", str(ROOT)).replace("User=weather-metrics", "User=root")
+    text = text.replace("Group=weather-metrics", "Group=root")
+    unit = tmp_path / "weather-metrics.service"
+    unit.write_text(text)
+    done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    problems = [line for line in (done.stdout + done.stderr).splitlines() if "weather-metrics.service" in line]
+    assert done.returncode == 0 and not problems, done.stdout + done.stderr

@@ -610,3 +610,12 @@ def test_a_job_being_built_when_the_service_stops_goes_back_to_the_queue(service
     assert step_all(app) == 1  # and the next runner builds it
     row = job_row(app, job["id"])
     assert row is not None and (row.status, row.attempts) == ("done", 1)
+
+
+def test_export_files_and_their_folder_are_readable_by_the_service_s_user_only(app, client, acme):
+    job = queued(client, acme["admin"], "xlsx")
+    step_all(app)
+    row = job_row(app, job["id"])
+    assert row is not None and row.status == "done"
+    assert Path(row.file_path).stat().st_mode & 0o077 == 0  # it holds users' emails
+    assert runner(app).export_dir.stat().st_mode & 0o077 == 0
