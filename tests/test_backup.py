@@ -254,3 +254,17 @@ def test_the_systemd_unit_is_valid(tmp_path):
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
     problems = [line for line in (done.stdout + done.stderr).splitlines() if "weather-metrics.service" in line]
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
+
+
+def test_an_early_version_3_database_without_the_export_and_webhook_tables_upgrades(tmp_path):
+    """Version 3 gained report_jobs and the webhook tables after its first databases were made."""
+    fresh, old = tmp_path / "fresh.db", tmp_path / "early.db"
+    open_database(str(fresh))
+    old_database(old, 3)
+    with sqlite3.connect(old) as conn:
+        for table in ("webhook_deliveries", "webhooks", "report_jobs"):
+            conn.execute(f"DROP TABLE {table}")
+    conn.close()
+    open_database(str(old), backup_dir=None)
+    database.close_all()
+    assert shape(old) == shape(fresh)

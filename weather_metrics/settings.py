@@ -166,7 +166,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Folder for report export files; empty means an 'exports' folder beside the database file.",
     ),
-    Setting("export_workers", 2, "Report exports built at the same time (background threads).", minimum=1, maximum=16),
+    Setting("export_workers", 2, "Exports built at once (a child process each).", minimum=1, maximum=16),
     Setting("export_ttl_hours", 24, "Hours an export job and its file are kept.", minimum=1, maximum=720),
     Setting(
         "export_max_rows",

@@ -1,9 +1,10 @@
 """One export file built in a process of its own: the runner's side (`start_child`, `follow`) and the child's (`main`).
 
-The runner starts `python -m weather_metrics.reports.child` for each job, so a large export
-neither competes with request threads for the interpreter lock nor holds their memory. The
-child only reads the database (query_only) and speaks JSON lines on stdout:
-{"progress": percent}..., then {"rows": n} or {"error": reason}.
+The runner starts a Python process running `main` for each job, so a large export neither
+competes with request threads for the interpreter lock nor holds their memory. The child
+only reads the database (query_only), ends with the thread that started it (Linux), and
+speaks JSON lines on stdout: {"progress": percent}..., then {"rows": n} or {"error": reason};
+any other line is logged and skipped.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import argparse
 import json
 import logging
 import os
-import select
+import selectors
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -35,6 +37,10 @@ class BuildFailed(Exception):
         self.reason = reason
 
 
+class ChildDied(Exception):
+    """The child ended without an outcome (killed, out of memory): the attempt is lost, not failed."""
+
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,29 +52,46 @@ def follow(child: subprocess.Popen[bytes], record: Callable[[int], None], every:
     """
     assert child.stdout is not None
     pipe, buffer, percent = child.stdout.fileno(), b"", 0
-    outcome: dict[str, Any] = {}
-    while True:
-        ready, _, _ = select.select([pipe], [], [], every)
-        if ready:
-            chunk = os.read(pipe, 65536)
-            if not chunk:
-                break
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                message = json.loads(line)
-                if "progress" in message:
-                    percent = int(message["progress"])
-                else:
-                    outcome = message
-        record(percent)
-    child.wait()
+    outcome: dict[str, Any] = {"exit": None}
+    with selectors.DefaultSelector() as waiting:  # not select(): descriptors past 1023 are normal here
+        waiting.register(pipe, selectors.EVENT_READ)
+        while True:
+            if waiting.select(every):
+                chunk = os.read(pipe, 65536)
+                if not chunk:
+                    break
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
+                    message = _message(line)
+                    if "progress" in message:
+                        percent = int(message["progress"])
+                    elif message:
+                        outcome = message
+            record(percent)
+    outcome["exit"] = child.wait()
     return outcome
+
+
+def _message(line: bytes) -> dict[str, Any]:
+    """One line of the child as a message; {} (logged) for anything else it printed."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        message = None
+    if isinstance(message, dict) and message.keys() & {"progress", "rows", "error"}:
+        return message
+    if line.strip():
+        log.warning("export child printed a line that is not a message: %.200r", line)
+    return {}
+
+
+MAIN = "import sys; from weather_metrics.reports.child import main; sys.exit(main(sys.argv[1:]))"
 
 
 def start_child(database: str, job_id: str, out: Path, work: Path, max_rows: int) -> subprocess.Popen[bytes]:
     """A child process building the job's file at `out`; read it with `follow`."""
     command = [
-        *(sys.executable, "-m", "weather_metrics.reports.child", "--database", database, "--job", job_id),
+        *(sys.executable, "-c", MAIN, "--database", database, "--job", job_id),
         *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows)),
     ]
     path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
@@ -77,10 +100,25 @@ def start_child(database: str, job_id: str, out: Path, work: Path, max_rows: int
 
 
 def rows_built(outcome: dict[str, Any]) -> int:
-    """The number of rows the child wrote; BuildFailed with its reason when it failed or died."""
+    """The number of rows the child wrote; BuildFailed with its reason, or ChildDied without one."""
     if "rows" in outcome:
         return int(outcome["rows"])
-    raise BuildFailed(str(outcome.get("error") or "internal error"))
+    if "error" in outcome:
+        raise BuildFailed(str(outcome["error"]))
+    code = outcome.get("exit")
+    how = f"signal {signal.Signals(-code).name}" if isinstance(code, int) and code < 0 else f"exit status {code}"
+    raise ChildDied(f"the process building it ended by {how}")
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to kill this process when the thread that started it ends (a killed server leaves no child)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the child ends at its next progress message instead
 
 
 def say(message: dict[str, object]) -> None:
@@ -97,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rows", type=int, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    _end_with_parent()
     os.umask(0o077)  # export files hold users' emails: readable by the service's user only
     open_database(args.database, max_connections=2, read_only=True)
     try:
@@ -113,7 +152,3 @@ def main(argv: list[str] | None = None) -> int:
         database.close_all()
     say({"rows": rows})
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,7 +27,8 @@ from typing import Any
 from peewee import OperationalError
 
 from weather_metrics.reports import builder
-from weather_metrics.reports.child import BuildFailed, follow, rows_built, start_child
+from weather_metrics.reports.child import BuildFailed, ChildDied, follow, rows_built, start_child
+from weather_metrics.reports.held import HeldJobs, JobLost
 from weather_metrics.reports.jobs import MIB, LowDiskSpace, download_name, failure_reason, free_space_problem
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.store.db import database, write_transaction
@@ -48,51 +49,12 @@ IDLE_WAIT = 0.5  # seconds a worker sleeps when no job is queued
 JOB_FILE = re.compile(r"(?P<id>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<kind>\.partial|\.work)?(\.[a-z]+)?")
 
 
-class JobLost(Exception):
-    """The job is no longer this runner's: expired, deleted, or queued again after a lost lease."""
-
-
 class Interrupted(Exception):
     """The runner is closing: the job goes back to the queue."""
 
 
 def _epoch(now: datetime) -> int:
     return int(now.timestamp())
-
-
-class _Held:
-    """The jobs this runner's workers are building, with their progress; shared with the keeper."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[int, int]] = {}  # id -> (attempt, percent)
-        self._lost: set[str] = set()
-
-    def hold(self, job: ReportJob) -> None:
-        with self._lock:
-            self._jobs[job.id] = (job.attempts, 0)
-            self._lost.discard(job.id)
-
-    def release(self, job: ReportJob) -> None:
-        with self._lock:
-            self._jobs.pop(job.id, None)
-            self._lost.discard(job.id)
-
-    def progress(self, job: ReportJob, percent: int) -> None:
-        """Note the percentage; JobLost when the keeper found the job is no longer ours."""
-        with self._lock:
-            if job.id in self._lost:
-                raise JobLost(f"export job {job.id} is no longer this runner's")
-            self._jobs[job.id] = (job.attempts, max(percent, self._jobs.get(job.id, (0, 0))[1]))
-
-    def snapshot(self) -> dict[str, tuple[int, int]]:
-        with self._lock:
-            return dict(self._jobs)
-
-    def lose(self, job_id: str) -> None:
-        with self._lock:
-            if job_id in self._jobs:
-                self._lost.add(job_id)
 
 
 class ReportRunner:
@@ -109,7 +71,7 @@ class ReportRunner:
         folder = settings["export_dir"] or Path(settings["database"]).expanduser().resolve().parent / "exports"
         self.export_dir = Path(folder).expanduser().resolve()
         self._clock = clock
-        self._held = _Held()
+        self._held = HeldJobs()
         self._workers = StepThreads(
             "report", int(settings["export_workers"]), lambda _n: self.run_once(self._now()), IDLE_WAIT
         )
@@ -138,16 +100,16 @@ class ReportRunner:
         """Remove partial files and work folders of attempts no runner holds (left by a crash); count removed."""
         if not self.export_dir.is_dir():
             return 0
-        live = {
-            (job.id, job.attempts)
-            for job in ReportJob.select(ReportJob.id, ReportJob.attempts).where(self._leased(now))
-        }
-        removed = 0
-        for path in self.export_dir.iterdir():
-            match = JOB_FILE.fullmatch(path.name)
-            if match and match["kind"] and (match["id"], int(match["attempt"])) not in live:
-                removed += _remove(path)
-        return removed
+        # The folder first, then the leases: a file is created only after its job is claimed, so an
+        # attempt claimed in between is among the leases and its files are not in the list.
+        listed = [(path, JOB_FILE.fullmatch(path.name)) for path in self.export_dir.iterdir()]
+        live = {(job.id, job.attempts) for job in ReportJob.select().where(self._leased(now))}
+        stale = [
+            path
+            for path, match in listed
+            if match and match["kind"] and (match["id"], int(match["attempt"])) not in live
+        ]
+        return sum(_remove(path) for path in stale)
 
     def check_free_space(self) -> None:
         """LowDiskSpace when the disk holding the export folder is below its floor."""
@@ -228,16 +190,9 @@ class ReportRunner:
             rows = self._build_in_child(job, partial, work)
             partial.replace(final)
             organization = Organization.get_by_id(job.organization_id).name
-        except (Interrupted, JobLost) as exc:
+        except (Interrupted, JobLost, ChildDied) as exc:
             self._remove_files(job)
-            log.info("export job %s, attempt %d, stops: %s", job.id, job.attempts, exc.__doc__)
-            if isinstance(exc, Interrupted):  # given back: no failed attempt
-                with write_transaction():
-                    ReportJob.update(status="queued", progress=0, started_at=None, attempts=job.attempts - 1).where(
-                        (ReportJob.id == job.id)
-                        & (ReportJob.status == "running")
-                        & (ReportJob.attempts == job.attempts)
-                    ).execute()
+            self._stopped(job, exc, now)
             return
         except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason
             reason = exc.reason if isinstance(exc, BuildFailed) else failure_reason(exc)
@@ -262,6 +217,22 @@ class ReportRunner:
         )
         if not done:  # expired, deleted or re-run elsewhere while being built
             self._remove_files(job)
+
+    def _stopped(self, job: ReportJob, exc: Exception, now: datetime) -> None:
+        """Settle an attempt that ended without an outcome: a stop gives it back, a dead child spends it."""
+        why = exc.args[0] if exc.args else exc.__doc__
+        log.log(logging.WARNING if isinstance(exc, ChildDied) else logging.INFO, "export job %s stops: %s", job.id, why)
+        if isinstance(exc, JobLost):
+            return
+        if isinstance(exc, ChildDied) and job.attempts >= MAX_ATTEMPTS:
+            self._finish(job, now, status="failed", error=f"{why} ({job.attempts} attempts)")
+            return
+        with write_transaction():
+            ReportJob.update(
+                status="queued", progress=0, started_at=None, attempts=job.attempts - isinstance(exc, Interrupted)
+            ).where(
+                (ReportJob.id == job.id) & (ReportJob.status == "running") & (ReportJob.attempts == job.attempts)
+            ).execute()
 
     def _build_in_child(self, job: ReportJob, partial: Path, work: Path) -> int:
         """Build the file in a child process, relaying its progress; the number of rows, or BuildFailed."""

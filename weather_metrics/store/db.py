@@ -69,7 +69,7 @@ def open_database(
     file = Path(path).expanduser().resolve()
     file.parent.mkdir(parents=True, exist_ok=True)
     if not database.deferred:
-        database.close_all()  # pooled connections still point at the previous file
+        _release_pool()
     if not read_only:
         for own in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
             if own == file or own.exists():
@@ -91,6 +91,21 @@ def open_database(
                 copy = backup(file, backup_dir / f"{file.stem}-v{current}-before-upgrade-{stamp}.db")
                 log.warning("schema upgrade from version %d: a copy of the database is at %s", current, copy.path)
             upgrade(conn)
+
+
+def _release_pool() -> None:
+    """Drop the pool's connections before binding it to another file (or the same one again).
+
+    Idle connections are closed. Those in use belong to the threads of an app built earlier in
+    this process (tests build several): closing one while its thread runs a statement crashes
+    the interpreter, so they are forgotten instead, left to their threads, and closed when those
+    threads end. The pool never hands them out again, so no new connection reaches the old file.
+    """
+    database.close()
+    with database._pool_lock:  # noqa: SLF001 - the pool has no call to forget a connection
+        database.close_idle()
+        database._in_use.clear()  # noqa: SLF001
+        database._pool_available.notify_all()  # noqa: SLF001
 
 
 def ping() -> bool:

@@ -88,3 +88,67 @@ CREATE TABLE IF NOT EXISTS ws_tickets (
     session_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+
+-- Early databases of version 3 were made before report_jobs and the webhook tables were
+-- added to it: they are created here, as version 3 defines them, where they are missing.
+CREATE TABLE IF NOT EXISTS report_jobs (
+    id TEXT NOT NULL PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id),
+    user_id TEXT NOT NULL REFERENCES users (id),
+    report_type TEXT NOT NULL,
+    format TEXT NOT NULL,
+    filters TEXT NOT NULL,
+    status TEXT NOT NULL,
+    progress INTEGER NOT NULL,
+    rows_written INTEGER NOT NULL,
+    attempts INTEGER NOT NULL,
+    error TEXT,
+    file_path TEXT,
+    file_name TEXT,
+    content_type TEXT,
+    size_bytes INTEGER,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    expires_at INTEGER NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS report_jobs_status ON report_jobs (status, created_at);
+
+CREATE INDEX IF NOT EXISTS report_jobs_organization ON report_jobs (organization_id, user_id);
+
+-- Webhooks of an organization (POST /mcp/hooks/register). The secret is kept encrypted
+-- (Fernet, key derived from jwt_secret): deliveries are signed with it.
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT NOT NULL PRIMARY KEY,
+    organization_id TEXT NOT NULL REFERENCES organizations (id),
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,
+    secret_encrypted TEXT NOT NULL,
+    secret_hint TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    consecutive_failures INTEGER NOT NULL,
+    disabled_reason TEXT,
+    created_at INTEGER NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS webhooks_organization ON webhooks (organization_id);
+
+-- One event to send to one webhook, with the log of its attempts (a JSON array).
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    id TEXT NOT NULL PRIMARY KEY,
+    webhook_id TEXT NOT NULL REFERENCES webhooks (id),
+    event TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    attempt_log TEXT NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL,
+    finished_at INTEGER
+);
+
+CREATE INDEX IF NOT EXISTS webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+
+CREATE INDEX IF NOT EXISTS webhook_deliveries_webhook ON webhook_deliveries (webhook_id, created_at);
