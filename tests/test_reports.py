@@ -22,7 +22,7 @@ import pytest
 from flask import Flask
 from openpyxl import load_workbook
 
-from tests.support import Member, assert_api_error, seed_org, seeded_database
+from tests.support import Member, assert_api_error, scraped, seed_org, seeded_database
 from tests.test_org_queries import add_executions, execution
 from weather_metrics.reports import builder as report_builder
 from weather_metrics.reports import formats
@@ -197,6 +197,19 @@ def test_a_job_runs_to_done_with_progress_rows_and_a_download_url(app, client, a
     assert step_all(app) == 0  # nothing left
 
 
+EXPORTS = "weather_metrics_exports_total"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "pdf"])
+def test_a_finished_export_is_counted_on_metrics_by_format(app, client, acme, fmt):
+    done, failed = ({"format": fmt, "outcome": outcome} for outcome in ("done", "failed"))
+    before = scraped(client, EXPORTS, done), scraped(client, EXPORTS, failed)
+    queued(client, acme["admin"], fmt)
+    assert scraped(client, EXPORTS, done) == before[0]  # queued is not finished
+    assert step_all(app) == 1
+    assert (scraped(client, EXPORTS, done), scraped(client, EXPORTS, failed)) == (before[0] + 1, before[1])
+
+
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "pdf"])
 def test_the_download_has_its_content_type_and_file_name(app, client, acme, fmt):
     job = queued(client, acme["manager"], fmt)
@@ -320,8 +333,10 @@ def test_an_expired_job_is_404_and_expiry_deletes_its_file_and_row(app, client, 
 def test_too_many_rows_fail_the_job_with_a_readable_reason(app, client, acme):
     job = queued(client, acme["admin"])
     small = ReportRunner({**app.extensions["weather_metrics"].settings, "export_max_rows": 1})
+    before = scraped(client, EXPORTS, {"format": "csv", "outcome": "failed"})
     with app.app_context():
         assert small.run_once(datetime.now(UTC)) is True
+    assert scraped(client, EXPORTS, {"format": "csv", "outcome": "failed"}) == before + 1
     failed = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert failed["status"] == "failed" and failed["error"] and failed["error"] != "internal error"
     assert "1" in failed["error"], failed["error"]  # names the limit
@@ -371,12 +386,15 @@ def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme):
     first = stopped(service())
     job = queued(first.test_client(), acme["admin"])
     set_job(first, job["id"], status="running", attempts=2, started_at=1)
+    failed = {"format": "csv", "outcome": "failed"}
+    before = scraped(first.test_client(), EXPORTS, failed)
     first.extensions["weather_metrics"].close()
 
     second = stopped(make_app())
     status = second.test_client().get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert (status["status"], status["error"]) == ("failed", "its runner stopped 2 times (a restart or a crash)")
     assert step_all(second) == 0
+    assert scraped(second.test_client(), EXPORTS, failed) == before + 1
 
 
 def test_the_runner_threads_build_jobs_on_their_own(service, acme):

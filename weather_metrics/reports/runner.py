@@ -31,6 +31,7 @@ from weather_metrics.reports.child import BuildFailed, ChildDied, follow, rows_b
 from weather_metrics.reports.held import HeldJobs, JobLost
 from weather_metrics.reports.jobs import MIB, LowDiskSpace, download_name, failure_reason, free_space_problem
 from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.runtime.prometheus import exports_total
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import Organization, ReportJob
 
@@ -160,18 +161,14 @@ class ReportRunner:
         A busy database is tried again a few times; after that the error is raised and the
         job's lease, no longer renewed, settles it.
         """
+        ours = (ReportJob.id == job.id) & (ReportJob.status == "running") & (ReportJob.attempts == job.attempts)
         for attempt in range(FINISH_TRIES):
             try:
                 with write_transaction():
-                    return bool(
-                        ReportJob.update(finished_at=_epoch(now), **fields)
-                        .where(
-                            (ReportJob.id == job.id)
-                            & (ReportJob.status == "running")
-                            & (ReportJob.attempts == job.attempts)
-                        )
-                        .execute()
-                    )
+                    recorded = bool(ReportJob.update(finished_at=_epoch(now), **fields).where(ours).execute())
+                if recorded:
+                    exports_total.labels(job.format, fields["status"]).inc()
+                return recorded
             except OperationalError:
                 if attempt == FINISH_TRIES - 1:
                     raise
@@ -295,6 +292,7 @@ class ReportRunner:
 
     def reclaim(self, now: datetime) -> int:
         """Queue again (or fail, after MAX_ATTEMPTS) running jobs whose lease ran out; count settled."""
+        given_up: list[str] = []  # the formats of the jobs failed here, counted once committed
         with write_transaction():
             stranded = list(
                 ReportJob.select().where(
@@ -307,16 +305,16 @@ class ReportRunner:
                 if job.attempts < MAX_ATTEMPTS:
                     changes: dict[str, Any] = {"status": "queued", "progress": 0, "started_at": None}
                 else:
-                    changes = {
-                        "status": "failed",
-                        "error": f"its runner stopped {job.attempts} times (a restart or a crash)",
-                        "finished_at": _epoch(now),
-                    }
+                    error = f"its runner stopped {job.attempts} times (a restart or a crash)"
+                    changes = {"status": "failed", "error": error, "finished_at": _epoch(now)}
+                    given_up.append(job.format)
                 ReportJob.update(**changes).where(
                     (ReportJob.id == job.id) & (ReportJob.attempts == job.attempts) & (ReportJob.status == "running")
                 ).execute()
         for job in stranded:
             log.warning("export job %s lost its runner (attempt %d): settled", job.id, job.attempts)
+        for export_format in given_up:
+            exports_total.labels(export_format, "failed").inc()
         return len(stranded)
 
     def expire_step(self, now: datetime) -> bool:

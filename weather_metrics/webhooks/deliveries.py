@@ -22,6 +22,7 @@ from typing import Any
 from weather_metrics.core.errors import NotFound, ServiceError
 from weather_metrics.core.times import HOUR, iso
 from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.runtime.prometheus import webhook_deliveries_total, webhooks_disabled_total
 from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import Webhook, WebhookDelivery
@@ -354,24 +355,34 @@ class WebhookDeliverer:
             changes["next_attempt_at"] = at + round(backoff(delivery.attempts, self._rng))
         else:
             changes.update(status="failed", finished_at=at)
+        disabled: int | None = None
         with write_transaction():
             WebhookDelivery.update(**changes).where(WebhookDelivery.id == delivery.id).execute()
             if changes.get("status") == "delivered":
                 Webhook.update(consecutive_failures=0).where(Webhook.id == hook.id).execute()
             elif changes.get("status") == "failed":
-                self._count_failure(hook, attempt["error"], at)
+                disabled = self._count_failure(hook, attempt["error"], at)
+        webhook_deliveries_total.labels(changes.get("status", "retried")).inc()
+        if disabled is not None:  # and its pending deliveries failed with it
+            webhooks_disabled_total.inc()
+            webhook_deliveries_total.labels("failed").inc(disabled)
 
-    def _count_failure(self, hook: Webhook, error: str, at: int) -> None:
+    def _count_failure(self, hook: Webhook, error: str, at: int) -> int | None:
+        """Count a failed delivery and, past the limit, disable the webhook: then, how many pending ones it failed."""
         Webhook.update(consecutive_failures=Webhook.consecutive_failures + 1).where(Webhook.id == hook.id).execute()
         failures = Webhook.get_by_id(hook.id).consecutive_failures
-        if failures >= self._disable_after:
-            reason = f"disabled after {failures} consecutive failed deliveries; last error: {error}"
-            Webhook.update(enabled=False, disabled_reason=reason).where(Webhook.id == hook.id).execute()
-            WebhookDelivery.update(status="failed", finished_at=at, last_error="webhook disabled").where(
-                (WebhookDelivery.webhook == hook.id) & (WebhookDelivery.status == "pending")
-            ).execute()
-            self.subscribers.invalidate(hook.organization_id)
-            log.warning("webhook %s %s", hook.id, reason)
+        if failures < self._disable_after:
+            return None
+        reason = f"disabled after {failures} consecutive failed deliveries; last error: {error}"
+        Webhook.update(enabled=False, disabled_reason=reason).where(Webhook.id == hook.id).execute()
+        dropped = (
+            WebhookDelivery.update(status="failed", finished_at=at, last_error="webhook disabled")
+            .where((WebhookDelivery.webhook == hook.id) & (WebhookDelivery.status == "pending"))
+            .execute()
+        )
+        self.subscribers.invalidate(hook.organization_id)
+        log.warning("webhook %s %s", hook.id, reason)
+        return int(dropped)
 
     # -- threads -------------------------------------------------------------------------------
 
