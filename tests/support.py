@@ -26,6 +26,10 @@ from typing import Any, TypeVar
 ROOT = Path(__file__).resolve().parent.parent
 TEST_JWT_SECRET = "test-only-signing-secret-" + "k" * 48
 
+# For tests of data at fixed past dates: the service's housekeeping, which runs as an app
+# starts, must not prune it (by default raw rows go after 90 days, rollups after 400).
+KEEP_HISTORY = {"retention_days": 3650, "rollup_retention_days": 36500}
+
 
 def current_hour(hours_ago: int = 0) -> str:
     """An ISO timestamp of the start of the current hour, minus `hours_ago`."""

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import Member, assert_api_error, current_hour
+from tests.support import KEEP_HISTORY, Member, assert_api_error, current_hour
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.query.analytics import find_anomalies
 from weather_metrics.store.agents import AGENTS, agent_row
@@ -49,8 +49,8 @@ def add_executions(app: Flask, org_id: str, user_id: str | None, *runs: tuple[st
 
 @pytest.fixture
 def app(service):  # type: ignore[no-untyped-def]
-    """A copy of the shared seeded database (conftest's seeded_db)."""
-    return service()
+    """A copy of the shared seeded database (conftest's seeded_db), keeping data of past dates."""
+    return service(**KEEP_HISTORY)
 
 
 def trends(client: Any, member: Member, **params: str) -> dict[str, Any]:

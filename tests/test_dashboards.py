@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import assert_api_error, seed_org
+from tests.support import KEEP_HISTORY, assert_api_error, seed_org
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.store.agents import AGENTS, agent_row
 from weather_metrics.store.batches import PendingBatch, write_batches
@@ -18,8 +18,8 @@ from weather_metrics.store.productivity import PRODUCTIVITY, productivity_row
 
 @pytest.fixture
 def app(service):  # type: ignore[no-untyped-def]
-    """A copy of the shared seeded database (conftest's seeded_db)."""
-    return service()
+    """A copy of the shared seeded database (conftest's seeded_db), keeping data of past dates."""
+    return service(**KEEP_HISTORY)
 
 
 @pytest.fixture

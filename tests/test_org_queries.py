@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Member, assert_api_error, seed_org
+from tests.support import KEEP_HISTORY, Member, assert_api_error, seed_org
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.core.times import zone
 from weather_metrics.query import org_metrics as orgmetrics
@@ -72,8 +72,8 @@ def calls(series: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 @pytest.fixture
 def app(service):  # type: ignore[no-untyped-def]
-    """A copy of the shared seeded database (conftest's seeded_db)."""
-    return service()
+    """A copy of the shared seeded database (conftest's seeded_db), keeping data of past dates."""
+    return service(**KEEP_HISTORY)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from tests.support import Member
+from tests.support import KEEP_HISTORY, Member
 from tests.test_org_queries import add_executions, add_productivity, execution, metric
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.core.errors import OutOfScope, QueryError, UnknownTarget
@@ -28,8 +28,8 @@ INJECTIONS = ["=1+1", "+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"]
 
 @pytest.fixture
 def app(service):  # type: ignore[no-untyped-def]
-    """A copy of the shared seeded database (conftest's seeded_db)."""
-    return service()
+    """A copy of the shared seeded database (conftest's seeded_db), keeping data of past dates."""
+    return service(**KEEP_HISTORY)
 
 
 @pytest.fixture
