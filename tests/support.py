@@ -227,6 +227,49 @@ class Nginx:
             self.process.wait(10)
 
 
+# --- Debian's Chromium, driven by selenium: pages as a browser draws them ------------------------------
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def chromium(width: int = 1280, height: int = 1600) -> Any:
+    """Headless Chromium keeping its console and network logs; skips when missing (fails under STRICT)."""
+    import pytest
+
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing.append("selenium (the dev dependency group)")
+    if missing:
+        if os.environ.get("WEATHER_METRICS_TEST_STRICT"):
+            pytest.fail(f"browser tests need {', '.join(missing)}; .ci/run installs chromium and chromium-driver")
+        pytest.skip(f"{', '.join(missing)} missing: apt-get install chromium chromium-driver (.ci/run does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+
+
+def console_problems(driver: Any) -> list[str]:
+    """Console errors and warnings since the last call (CSP violations among them)."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+
+
+def requested_urls(driver: Any) -> list[str]:
+    """Every URL the browser asked for since the last call, including ones a policy then blocked."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
 @dataclass
 class Member:
     """A seeded user: the model row, their password, and the headers of a fresh login."""

@@ -1,8 +1,7 @@
-"""OpenAPI 3 document at /openapi.json, generated from the schemas, and a readable page at /docs."""
+"""OpenAPI 3 document at /openapi.json, generated from the schemas; web/docs_page.py draws it at /docs."""
 
 from __future__ import annotations
 
-import html
 import re
 from typing import Any
 
@@ -12,6 +11,7 @@ from flask import Flask, Response, jsonify
 
 from weather_metrics.ingest.events import schemas
 from weather_metrics.query.stats import DEFAULT_PERIOD, PERIODS
+from weather_metrics.web import docs_page
 from weather_metrics.web.api.docs import API_COMPONENTS, API_ERROR_SCHEMA, API_PATHS
 from weather_metrics.web.v1 import schemas as answers
 
@@ -143,43 +143,12 @@ def flask_path(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
-def _page(spec: dict[str, Any]) -> str:
-    rows = []
-    for path, operations in spec["paths"].items():
-        for method, op in operations.items():
-            if method == "parameters":
-                continue
-            codes = ", ".join(op.get("responses", {}))
-            rows.append(
-                f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                f"<td>{html.escape(op.get('summary', ''))}</td><td>{codes}</td></tr>"
-            )
-    fields = spec["components"]["schemas"]["Event"]["properties"]
-    event_rows = "".join(
-        f"<tr><td><code>{name}</code></td><td>{html.escape(str(f.get('type', 'object')))}</td>"
-        f"<td>{html.escape(str(f.get('description', '')))}</td></tr>"
-        for name, f in fields.items()
-    )
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>weather_metrics API</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td{padding:.2em .6em;"
-        "border-bottom:1px solid #ddd;vertical-align:top}</style></head><body>"
-        "<h1>weather_metrics API</h1><p>Machine-readable: <a href='/openapi.json'>/openapi.json</a> (OpenAPI 3).</p>"
-        f"<h2>Endpoints</h2><table>{''.join(rows)}</table>"
-        f"<h2>Event fields</h2><table>{event_rows}</table></body></html>"
-    )
-
-
 def init_app(app: Flask) -> None:
     spec = build_spec()
-    page = _page(spec)
 
     @app.get("/openapi.json")
     def openapi() -> Response:
         """The OpenAPI document."""
         return jsonify(spec)
 
-    @app.get("/docs")
-    def docs_page() -> Response:
-        """A readable page of the API."""
-        return Response(page, mimetype="text/html")
+    app.register_blueprint(docs_page.bp)
