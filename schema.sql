@@ -157,7 +157,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_session ON refresh_tokens (session_id);
 
--- Organization API keys for /mcp: only a SHA-256 of the secret is kept.
+-- Organization API keys: only a SHA-256 of the secret is kept.
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT NOT NULL PRIMARY KEY,
     organization_id TEXT NOT NULL REFERENCES organizations (id),
@@ -167,7 +167,9 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_by TEXT REFERENCES users (id),
     created_at INTEGER NOT NULL,
     last_used_at INTEGER,
-    revoked_at INTEGER
+    revoked_at INTEGER,
+    -- `ingest` (/mcp) or `read` (the organization-wide GETs of /api/metrics and /api/analytics); schema version 6.
+    scope TEXT NOT NULL DEFAULT 'ingest'
 );
 CREATE INDEX IF NOT EXISTS api_keys_organization ON api_keys (organization_id);
 

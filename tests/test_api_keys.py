@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -45,6 +47,18 @@ def test_the_secret_is_shown_once_with_its_prefix(client, acme):
     assert created["created_by"] == acme["admin"].user.id
     second = create_key(client, acme["admin"], "Deploy bot")
     assert second["secret"] != secret and second["id"] != created["id"]
+
+
+def test_a_key_is_for_ingestion_unless_made_for_reading_and_lists_show_its_scope(client, acme):
+    fleet = create_key(client, acme["admin"], "fleet")
+    grafana = client.post("/api/keys", headers=acme["admin"].headers, json={"name": "grafana", "scope": "read"})
+    assert grafana.status_code == 201, grafana.get_json()
+    assert (fleet["scope"], grafana.get_json()["scope"]) == ("ingest", "read")
+    listed = list_keys(client, acme["admin"])
+    assert {key["name"]: key["scope"] for key in listed.values()} == {"fleet": "ingest", "grafana": "read"}
+    created_at = datetime.fromisoformat(fleet["created_at"])
+    assert created_at.tzinfo is not None and abs(created_at.timestamp() - time.time()) < 60
+    assert fleet["last_used_at"] is None
 
 
 def test_the_database_holds_only_the_sha256_of_the_secret(client, acme, tmp_path):
@@ -132,7 +146,17 @@ def test_authenticate_api_key_finds_the_key_until_it_is_revoked(app, client, acm
 
 
 @pytest.mark.parametrize(
-    "body", [{}, {"name": ""}, {"name": "k", "organization_id": "x"}, {"name": "k", "secret": "x"}]
+    "body",
+    [
+        {},
+        {"name": ""},
+        {"name": "k", "organization_id": "x"},
+        {"name": "k", "secret": "x"},
+        {"name": "k", "scope": "write"},
+        {"name": "k", "scope": ""},
+        {"name": "k", "scope": ["read"]},
+        {"name": "k", "scope": None},
+    ],
 )
 def test_a_bad_create_body_is_400_and_creates_nothing(client, acme, body):
     assert_api_error(client.post("/api/keys", headers=acme["admin"].headers, json=body), 400)

@@ -3,6 +3,10 @@
 The table ROUTES declares, for each route, the status each identity gets. Path ids come
 from Acme's data, so the outsider (admin of another organization) asks for ids that are
 not theirs and must get 404. A route added to /api without a row here fails the tests.
+
+API keys are callers too, sent as X-API-Key: Acme's read key and ingest key, and a read key
+of the other organization. A read key reads the organization-wide metrics and analytics;
+on every other route, as an ingest key everywhere on /api, a key is no credential: 401.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from weather_metrics.web.api.alert_schemas import RuleCreateSchema
 from weather_metrics.web.api.dashboard_schemas import DashboardCreateSchema
 
 SIGNED_IN = ("admin", "manager", "developer", "outsider")
+KEYS = ("read_key", "ingest_key", "outsider_key")
 ANONYMOUS = ("no_token", "expired", "alg_none", "wrong_key", "refresh_as_access")
-IDENTITIES = SIGNED_IN + ANONYMOUS
+IDENTITIES = SIGNED_IN + KEYS + ANONYMOUS
 
 
 @dataclass
@@ -46,6 +51,7 @@ class World:
     acme: dict[str, Member]
     other: dict[str, Member]
     target: Any  # an Acme developer that none of the callers is
+    key_secrets: dict[str, str]  # identity in KEYS: the secret of its API key
     counter: list[int] = field(default_factory=lambda: [0])
     acme_marks: list[str] = field(default_factory=list)  # agent names, metric types... only Acme's data holds
 
@@ -66,6 +72,8 @@ class World:
     def headers_for(self, identity: str) -> dict[str, str]:
         if identity == "no_token":
             return {}
+        if identity in KEYS:
+            return {"X-API-Key": self.key_secrets[identity]}
         if identity in ("admin", "manager", "developer"):
             token = self.session(self.acme[identity].user)["access_token"]
         elif identity == "outsider":
@@ -103,8 +111,16 @@ def build_world(app: Flask, tmp_path: Path) -> World:
             "developer",
             app.extensions["weather_metrics"].passwords,
         )
-    secret = TEST_JWT_SECRET
-    world = World(app, secret, acme, other, target)
+    key_secrets = {}
+    with app.app_context():
+        for identity, members, scope in (
+            ("read_key", acme, accounts.READ),
+            ("ingest_key", acme, accounts.INGEST),
+            ("outsider_key", other, accounts.READ),
+        ):
+            admin = members["admin"].user
+            _key, key_secrets[identity] = accounts.create_api_key(admin.organization_id, identity, admin.id, scope)
+    world = World(app, TEST_JWT_SECRET, acme, other, target, key_secrets)
     seed_acme_data(world)
     return world
 
@@ -350,76 +366,96 @@ class Row:
     manager: int
     developer: int
     outsider: int
+    read_key: int
+    ingest_key: int
+    outsider_key: int
     prepare: Prepare = nothing
     anonymous: int = 401  # no token, expired token and each forged token
     query: tuple[str, ...] = ()  # prepared values sent as the query string rather than in the path
+
+    @classmethod
+    def everyone(cls, status: int, prepare: Prepare) -> Row:
+        """A route whose body is the credential (login, refresh): every caller gets `status`."""
+        return cls(*[status] * (len(SIGNED_IN) + len(KEYS)), prepare, anonymous=status)
 
     def expected(self, identity: str) -> int:
         return self.anonymous if identity in ANONYMOUS else int(getattr(self, identity))
 
 
 # fmt: off
+# Columns: admin manager developer outsider, then the keys: Acme's read key, Acme's ingest key, the outsider's read key.
 ROUTES: dict[tuple[str, str], Row] = {
-    #                                                   admin manager developer outsider
-    ("POST", "/api/auth/login"):                         Row(200, 200, 200, 200, login_body, anonymous=200),
-    ("POST", "/api/auth/refresh"):                       Row(200, 200, 200, 200, refresh_body, anonymous=200),
-    ("POST", "/api/auth/logout"):                        Row(204, 204, 204, 204),
-    ("GET", "/api/users"):                               Row(200, 200, 200, 200),
-    ("POST", "/api/users"):                              Row(201, 403, 403, 201, new_user),
-    ("GET", "/api/users/<user_id>"):                     Row(200, 200, 403, 404, target_user),
-    ("PUT", "/api/users/<user_id>"):                     Row(200, 403, 403, 404, rename_target),
-    ("GET", "/api/teams"):                               Row(200, 200, 200, 200),
-    ("POST", "/api/teams"):                              Row(201, 201, 403, 201, new_team),
-    ("DELETE", "/api/teams/<team_id>"):                  Row(204, 204, 403, 404, fresh_team),
-    ("POST", "/api/teams/<team_id>/members"):            Row(201, 201, 403, 404, fresh_team_new_member),
-    ("DELETE", "/api/teams/<team_id>/members/<user_id>"): Row(204, 204, 403, 404, fresh_membership),
-    ("GET", "/api/keys"):                                Row(200, 403, 403, 200),
-    ("POST", "/api/keys"):                               Row(201, 403, 403, 201, new_key),
-    ("DELETE", "/api/keys/<key_id>"):                    Row(204, 403, 403, 404, fresh_key),
-    ("GET", "/api/metrics/agents"):                      Row(200, 200, 200, 200),
-    ("POST", "/api/metrics/agents"):                     Row(201, 201, 201, 201, own_execution),
-    ("GET", "/api/metrics/productivity"):                Row(200, 200, 200, 200),
-    ("POST", "/api/metrics/productivity"):               Row(201, 201, 201, 201, own_productivity),
-    ("GET", "/api/organization"):                        Row(200, 200, 200, 200),
-    ("PUT", "/api/organization"):                        Row(200, 403, 403, 200, rename_org),
-    ("GET", "/api/dashboards"):                          Row(200, 200, 200, 200),
-    ("POST", "/api/dashboards"):                         Row(201, 201, 201, 201, new_dashboard),
-    ("GET", "/api/dashboards/<dashboard_id>"):           Row(200, 200, 200, 404, fresh_dashboard),
-    ("PUT", "/api/dashboards/<dashboard_id>"):           Row(200, 403, 403, 404, rename_fresh_dashboard),
-    ("DELETE", "/api/dashboards/<dashboard_id>"):        Row(204, 403, 403, 404, fresh_dashboard),
-    ("GET", "/api/dashboards/<dashboard_id>/data"):      Row(200, 200, 200, 404, fresh_dashboard),
-    ("GET", "/api/analytics/productivity-trends"):       Row(200, 200, 200, 200),
+    #                                                   admin manager developer outsider read ingest outsider's read
+    ("POST", "/api/auth/login"):                         Row.everyone(200, login_body),
+    ("POST", "/api/auth/refresh"):                       Row.everyone(200, refresh_body),
+    ("POST", "/api/auth/logout"):                        Row(204, 204, 204, 204, 401, 401, 401),
+    ("GET", "/api/users"):                               Row(200, 200, 200, 200, 401, 401, 401),
+    ("POST", "/api/users"):                              Row(201, 403, 403, 201, 401, 401, 401, new_user),
+    ("GET", "/api/users/<user_id>"):                     Row(200, 200, 403, 404, 401, 401, 401, target_user),
+    ("PUT", "/api/users/<user_id>"):                     Row(200, 403, 403, 404, 401, 401, 401, rename_target),
+    ("GET", "/api/teams"):                               Row(200, 200, 200, 200, 401, 401, 401),
+    ("POST", "/api/teams"):                              Row(201, 201, 403, 201, 401, 401, 401, new_team),
+    ("DELETE", "/api/teams/<team_id>"):                  Row(204, 204, 403, 404, 401, 401, 401, fresh_team),
+    ("POST", "/api/teams/<team_id>/members"):            Row(201, 201, 403, 404, 401, 401, 401, fresh_team_new_member),
+    ("DELETE", "/api/teams/<team_id>/members/<user_id>"): Row(204, 204, 403, 404, 401, 401, 401, fresh_membership),
+    ("GET", "/api/keys"):                                Row(200, 403, 403, 200, 401, 401, 401),
+    ("POST", "/api/keys"):                               Row(201, 403, 403, 201, 401, 401, 401, new_key),
+    ("DELETE", "/api/keys/<key_id>"):                    Row(204, 403, 403, 404, 401, 401, 401, fresh_key),
+    ("GET", "/api/metrics/agents"):                      Row(200, 200, 200, 200, 200, 401, 200),
+    ("POST", "/api/metrics/agents"):                     Row(201, 201, 201, 201, 401, 401, 401, own_execution),
+    ("GET", "/api/metrics/productivity"):                Row(200, 200, 200, 200, 200, 401, 200),
+    ("POST", "/api/metrics/productivity"):               Row(201, 201, 201, 201, 401, 401, 401, own_productivity),
+    ("GET", "/api/organization"):                        Row(200, 200, 200, 200, 401, 401, 401),
+    ("PUT", "/api/organization"):                        Row(200, 403, 403, 200, 401, 401, 401, rename_org),
+    ("GET", "/api/dashboards"):                          Row(200, 200, 200, 200, 401, 401, 401),
+    ("POST", "/api/dashboards"):                         Row(201, 201, 201, 201, 401, 401, 401, new_dashboard),
+    ("GET", "/api/dashboards/<dashboard_id>"):           Row(200, 200, 200, 404, 401, 401, 401, fresh_dashboard),
+    ("PUT", "/api/dashboards/<dashboard_id>"):           Row(200, 403, 403, 404, 401, 401, 401, rename_fresh_dashboard),
+    ("DELETE", "/api/dashboards/<dashboard_id>"):        Row(204, 403, 403, 404, 401, 401, 401, fresh_dashboard),
+    ("GET", "/api/dashboards/<dashboard_id>/data"):      Row(200, 200, 200, 404, 401, 401, 401, fresh_dashboard),
+    ("GET", "/api/analytics/productivity-trends"):       Row(200, 200, 200, 200, 200, 401, 200),
     # A manager without a team compares no teams: 200 with an empty list ("default: your teams").
-    ("GET", "/api/analytics/team-comparison"):           Row(200, 200, 403, 200),
-    ("POST", "/api/reports/export"):                     Row(202, 202, 202, 202, own_export),
+    ("GET", "/api/analytics/team-comparison"):           Row(200, 200, 403, 200, 200, 401, 200),
+    ("POST", "/api/reports/export"):                     Row(202, 202, 202, 202, 401, 401, 401, own_export),
     # Jobs are their requester's; the organization's admins may see them too, others get 404.
-    ("GET", "/api/reports/<job_id>"):                    Row(200, 404, 404, 404, admin_job),
-    ("GET", "/api/reports/<job_id>/download"):           Row(200, 404, 404, 404, done_admin_job),
+    ("GET", "/api/reports/<job_id>"):                    Row(200, 404, 404, 404, 401, 401, 401, admin_job),
+    ("GET", "/api/reports/<job_id>/download"):           Row(200, 404, 404, 404, 401, 401, 401, done_admin_job),
     # Alert rules: admins and managers; a manager's are those of their teams, others are not found.
-    ("POST", "/api/ws/ticket"):                          Row(201, 201, 201, 201),
-    ("GET", "/api/alerts/rules"):                        Row(200, 200, 403, 200),
-    ("POST", "/api/alerts/rules"):                       Row(201, 403, 403, 201, new_org_rule),
-    ("GET", "/api/alerts/rules/<rule_id>"):              Row(200, 404, 403, 404, fresh_rule),
-    ("PUT", "/api/alerts/rules/<rule_id>"):              Row(200, 404, 403, 404, rename_fresh_rule),
-    ("DELETE", "/api/alerts/rules/<rule_id>"):           Row(204, 404, 403, 404, fresh_rule),
-    ("GET", "/api/alerts"):                              Row(200, 200, 403, 200),
+    ("POST", "/api/ws/ticket"):                          Row(201, 201, 201, 201, 401, 401, 401),
+    ("GET", "/api/alerts/rules"):                        Row(200, 200, 403, 200, 401, 401, 401),
+    ("POST", "/api/alerts/rules"):                       Row(201, 403, 403, 201, 401, 401, 401, new_org_rule),
+    ("GET", "/api/alerts/rules/<rule_id>"):              Row(200, 404, 403, 404, 401, 401, 401, fresh_rule),
+    ("PUT", "/api/alerts/rules/<rule_id>"):              Row(200, 404, 403, 404, 401, 401, 401, rename_fresh_rule),
+    ("DELETE", "/api/alerts/rules/<rule_id>"):           Row(204, 404, 403, 404, 401, 401, 401, fresh_rule),
+    ("GET", "/api/alerts"):                              Row(200, 200, 403, 200, 401, 401, 401),
 }
 
 # Further cells of a route already in ROUTES: the same request with a query or body that names
 # someone else's data (the Acme target developer, or an Acme team none of the callers is in).
 EXTRA_CELLS: dict[tuple[str, str, str], Row] = {
-    #                                                         admin manager developer outsider
-    ("GET", "/api/metrics/agents", "user_id=target"):         Row(200, 403, 403, 404, target_user, query=("user_id",)),
-    ("GET", "/api/metrics/productivity", "user_id=target"):   Row(200, 403, 403, 404, target_user, query=("user_id",)),
-    ("POST", "/api/metrics/agents", "for target"):            Row(201, 403, 403, 400, execution_for_target),
-    ("POST", "/api/metrics/productivity", "for target"):      Row(201, 403, 403, 400, productivity_for_target),
-    ("POST", "/api/dashboards", "org scope"):                 Row(201, 403, 403, 201, new_org_dashboard),
-    ("GET", "/api/analytics/team-comparison", "team_ids"):    Row(200, 403, 403, 404, acme_teams, query=("team_ids",)),
-    ("GET", "/api/analytics/productivity-trends", "team_id"): Row(200, 403, 403, 404, acme_team, query=("team_id",)),
-    ("POST", "/api/alerts/rules", "team outside yours"):      Row(201, 403, 403, 404, new_team_rule),
-    ("GET", "/api/alerts/rules/<rule_id>", "your team's"):    Row(200, 200, 403, 404, managed_team_rule),
-    ("PUT", "/api/alerts/rules/<rule_id>", "your team's"):    Row(200, 200, 403, 404, rename_managed_team_rule),
-    ("DELETE", "/api/alerts/rules/<rule_id>", "your team's"): Row(204, 204, 403, 404, managed_team_rule),
+    #       admin manager developer outsider read ingest outsider's read
+    ("GET", "/api/metrics/agents", "user_id=target"):
+        Row(200, 403, 403, 404, 200, 401, 404, target_user, query=("user_id",)),
+    ("GET", "/api/metrics/productivity", "user_id=target"):
+        Row(200, 403, 403, 404, 200, 401, 404, target_user, query=("user_id",)),
+    ("POST", "/api/metrics/agents", "for target"):
+        Row(201, 403, 403, 400, 401, 401, 401, execution_for_target),
+    ("POST", "/api/metrics/productivity", "for target"):
+        Row(201, 403, 403, 400, 401, 401, 401, productivity_for_target),
+    ("POST", "/api/dashboards", "org scope"):
+        Row(201, 403, 403, 201, 401, 401, 401, new_org_dashboard),
+    ("GET", "/api/analytics/team-comparison", "team_ids"):
+        Row(200, 403, 403, 404, 200, 401, 404, acme_teams, query=("team_ids",)),
+    ("GET", "/api/analytics/productivity-trends", "team_id"):
+        Row(200, 403, 403, 404, 200, 401, 404, acme_team, query=("team_id",)),
+    ("POST", "/api/alerts/rules", "team outside yours"):
+        Row(201, 403, 403, 404, 401, 401, 401, new_team_rule),
+    ("GET", "/api/alerts/rules/<rule_id>", "your team's"):
+        Row(200, 200, 403, 404, 401, 401, 401, managed_team_rule),
+    ("PUT", "/api/alerts/rules/<rule_id>", "your team's"):
+        Row(200, 200, 403, 404, 401, 401, 401, rename_managed_team_rule),
+    ("DELETE", "/api/alerts/rules/<rule_id>", "your team's"):
+        Row(204, 204, 403, 404, 401, 401, 401, managed_team_rule),
 }
 # fmt: on
 
@@ -471,7 +507,7 @@ def run_cell(world: World, identity: str, method: str, rule: str, row: Row) -> s
             assert_api_error(response, want)
         except AssertionError as exc:
             return f"{where}: error body: {exc}"
-    elif identity == "outsider" and row.anonymous == 401:  # a route that acts for the token's user
+    elif identity in ("outsider", "outsider_key") and row.anonymous == 401:  # a route that acts for its caller
         text = response.get_data(as_text=True)
         leaked = [s for s in acme_fingerprints(world) if s in text]
         if leaked:
@@ -516,16 +552,18 @@ def test_extra_cells(app, tmp_path, identity):
     assert not problems, "\n".join(problems)
 
 
-def test_acme_data_is_there_for_the_fingerprints_to_catch(app, tmp_path):
-    """Control for the outsider's leak check: Acme's own admin does see each marked string."""
+@pytest.mark.parametrize("identity", ["admin", "read_key"])
+def test_acme_data_is_there_for_the_fingerprints_to_catch(app, tmp_path, identity):
+    """Control for the outsiders' leak check: Acme's own admin, and Acme's read key, see each marked string."""
     world = build_world(app, tmp_path)
-    client, headers = app.test_client(), world.headers_for("admin")
+    client, headers = app.test_client(), world.headers_for(identity)
     agent, kind, board = world.acme_marks
     seen = {
         agent: client.get("/api/metrics/agents", headers=headers),
         kind: client.get("/api/metrics/productivity", headers=headers),
-        board: client.get("/api/dashboards", headers=headers),
     }
+    if identity == "admin":  # a read key reads metrics and analytics only
+        seen[board] = client.get("/api/dashboards", headers=headers)
     for mark, response in seen.items():
         assert response.status_code == 200
         assert mark in response.get_data(as_text=True), mark

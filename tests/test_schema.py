@@ -6,10 +6,13 @@ import sqlite3
 
 import pytest
 
+from tests.support import ROOT
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.events import Event, Session
 from weather_metrics.store.migrate import SCHEMA_VERSION
 from weather_metrics.store.models import ALL_MODELS
+
+HISTORY = ROOT / "tests" / "schema_history"
 
 
 def table_info(path, table: str) -> list[tuple]:
@@ -149,13 +152,18 @@ def test_rollup_statements_read_only_the_new_rows(app):
             assert "SCAN t1" not in plan and "rowid>?" in plan, plan
 
 
+def release_database(path, version: int) -> None:
+    """A database as release `version` created it (tests/schema_history)."""
+    with sqlite3.connect(path) as conn:
+        conn.executescript((HISTORY / f"v{version}.sql").read_text())
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    conn.close()
+
+
 def test_a_version_4_database_gains_the_export_lease_column_and_keeps_its_jobs(tmp_path):
     path = tmp_path / "v4.db"
-    open_database(str(path))
-    database.close_all()
+    release_database(path, 4)
     with sqlite3.connect(path) as conn:  # as version 4 left it: report_jobs without heartbeat_at
-        conn.execute("ALTER TABLE report_jobs DROP COLUMN heartbeat_at")
-        conn.execute("UPDATE schema_version SET version = 4")
         conn.execute("INSERT INTO organizations (id, name, created_at) VALUES ('o', 'O', 1)")
         conn.execute(
             "INSERT INTO users (id, organization_id, email, name, role, active, created_at, updated_at)"
@@ -173,3 +181,29 @@ def test_a_version_4_database_gains_the_export_lease_column_and_keeps_its_jobs(t
         assert columns[-1] == "heartbeat_at"
         assert conn.execute("SELECT status, heartbeat_at FROM report_jobs").fetchall() == [("running", None)]
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_a_version_5_database_gives_its_keys_the_ingest_scope_and_they_keep_working(tmp_path):
+    """Keys made before scopes existed only ingested: after the upgrade they are ingest keys, still live."""
+    from weather_metrics.accounts import organizations as accounts
+
+    path = tmp_path / "v5.db"
+    release_database(path, 5)
+    secret = accounts.API_KEY_PREFIX + "made-by-release-5"
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO organizations (id, name, created_at) VALUES ('o', 'O', 1)")
+        conn.execute(
+            "INSERT INTO api_keys (id, organization_id, name, prefix, secret_hash, created_at)"
+            " VALUES ('k', 'o', 'fleet', ?, ?, 1)",
+            (secret[:11], accounts.hash_api_key(secret)),
+        )
+    conn.close()
+    open_database(str(path))
+    with database.connection_context():
+        key = accounts.authenticate_api_key(secret)
+        assert key is not None and (key.id, key.scope) == ("k", accounts.INGEST)
+        assert accounts.api_key_view(accounts.list_api_keys("o")[0])["scope"] == "ingest"
+    database.close_all()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    conn.close()

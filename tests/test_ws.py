@@ -563,6 +563,21 @@ def test_credentials_are_checked_and_a_ticket_works_once(world, acme, sockets):
     assert http("POST", server.url + "/api/ws/ticket", None)[0] == 401
 
 
+def test_an_api_key_of_either_scope_opens_nothing_of_the_organization(world, acme, sockets):
+    """A key is no /ws credential: as a token it is refused, as X-API-Key the socket is an anonymous one."""
+    server, _, _ = world
+    for scope in ("read", "ingest"):
+        status, _, key = http("POST", server.url + "/api/keys", {"name": scope, "scope": scope}, acme["admin"].headers)
+        assert status == 201, key
+        for query, headers in ((f"?token={key['secret']}", {}), ("", {"Authorization": f"Bearer {key['secret']}"})):
+            status, body = handshake(server, query, **headers)
+            assert status == 401 and body is not None and body["error"]["code"] == "UNAUTHORIZED", (scope, body)
+        by_header = open_socket(sockets, server, **{"X-API-Key": key["secret"]})
+        assert by_header.welcome["data"]["user_id"] is None, by_header.welcome
+        granted, errors = by_header.subscribe("org", "alerts", "public")
+        assert granted == ["public"] and [e["code"] for e in errors] == ["UNAUTHORIZED", "UNAUTHORIZED"]
+
+
 def test_at_most_five_sockets_per_user(world, acme, sockets):
     server, _, _ = world
     token = token_of(acme["developer"])

@@ -16,12 +16,17 @@ from peewee import IntegrityError
 
 from weather_metrics.accounts.passwords import Passwords, generate_password
 from weather_metrics.core.errors import Conflict, NotFound, OutOfScope
+from weather_metrics.core.times import iso
 from weather_metrics.store.db import database
 from weather_metrics.store.models import ApiKey, Organization, Team, TeamMember, User
 
 ROLES = ("admin", "manager", "developer")
 TEAM_ROLES = ("lead", "member")
 API_KEY_PREFIX = "wm_"
+# What a key may do: `ingest` sends metrics and manages webhooks on /mcp; `read` reads the
+# organization-wide metrics and analytics of /api. A key has exactly one scope.
+INGEST, READ = "ingest", "read"
+KEY_SCOPES = (INGEST, READ)
 
 
 def _now() -> int:
@@ -115,8 +120,8 @@ def user_view(user: User) -> dict[str, Any]:
         "role": user.role,
         "active": user.active,
         "teams": [{"id": m.team.id, "name": m.team.name, "role": m.role} for m in teams],
-        "created_at": user.created_at,
-        "updated_at": user.updated_at,
+        "created_at": iso(user.created_at),
+        "updated_at": iso(user.updated_at),
     }
 
 
@@ -170,7 +175,7 @@ def team_view(team: Team, include_members: bool, show_emails: bool = True) -> di
         "name": team.name,
         "description": team.description,
         "member_count": count,
-        "created_at": team.created_at,
+        "created_at": iso(team.created_at),
     }
     if include_members:
         members = TeamMember.select(TeamMember, User).join(User).where(TeamMember.team == team.id).order_by(User.email)
@@ -185,7 +190,7 @@ def membership_view(member: TeamMember, show_email: bool = True) -> dict[str, An
         "email": member.user.email,
         "name": member.user.name,
         "role": member.role,
-        "created_at": member.created_at,
+        "created_at": iso(member.created_at),
     }
     if not show_email:
         del view["email"]  # developers see who is on a team, not how to reach them
@@ -217,8 +222,10 @@ def hash_api_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_api_key(org_id: str, name: str, created_by: str) -> tuple[ApiKey, str]:
-    """A new key and its secret, which is never stored and cannot be shown again."""
+def create_api_key(org_id: str, name: str, created_by: str, scope: str = INGEST) -> tuple[ApiKey, str]:
+    """A new key of that scope and its secret, which is never stored and cannot be shown again."""
+    if scope not in KEY_SCOPES:
+        raise ValueError(f"Unknown API key scope {scope!r}")
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.create(
         id=_id(),
@@ -228,6 +235,7 @@ def create_api_key(org_id: str, name: str, created_by: str) -> tuple[ApiKey, str
         secret_hash=hash_api_key(secret),
         created_by=created_by,
         created_at=_now(),
+        scope=scope,
     )
     return key, secret
 
@@ -244,17 +252,17 @@ def revoke_api_key(org_id: str, key_id: str) -> None:
 
 
 def authenticate_api_key(secret: str) -> ApiKey | None:
-    """The live key with this secret, or None."""
+    """The live key with this secret, whatever its scope (each surface checks the scope it takes), or None."""
     if not secret.startswith(API_KEY_PREFIX):
         return None
     # Every /mcp request asks: one plain statement, not a peewee query built each time.
     row = database.execute_sql(
-        "SELECT id, organization_id, name, prefix FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL",
+        "SELECT id, organization_id, name, prefix, scope FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL",
         (hash_api_key(secret),),
     ).fetchone()
     if row is None:
         return None
-    return ApiKey(id=row[0], organization=row[1], name=row[2], prefix=row[3])
+    return ApiKey(id=row[0], organization=row[1], name=row[2], prefix=row[3], scope=row[4])
 
 
 def api_key_view(key: ApiKey) -> dict[str, Any]:
@@ -262,8 +270,9 @@ def api_key_view(key: ApiKey) -> dict[str, Any]:
         "id": key.id,
         "name": key.name,
         "prefix": key.prefix,
+        "scope": key.scope,
         "created_by": key.created_by_id,
-        "created_at": key.created_at,
-        "last_used_at": key.last_used_at,
+        "created_at": iso(key.created_at),
+        "last_used_at": None if key.last_used_at is None else iso(key.last_used_at),
         "revoked": key.revoked_at is not None,
     }

@@ -26,10 +26,15 @@ def team_member_ids(team_ids: frozenset[str] | set[str]) -> frozenset[str]:
     return frozenset(row.user_id for row in rows)
 
 
+def organization_scope(org_id: str) -> Scope:
+    """Everyone's data in the organization: an admin's scope, and a read API key's."""
+    return Scope(org_id, None, None)
+
+
 def scope_for(user: User) -> Scope:
     """Admins see the organization; managers their teams' members and themselves; developers themselves."""
     if user.role == "admin":
-        return Scope(user.organization_id, None, None)
+        return organization_scope(user.organization_id)
     if user.role == "manager":
         teams = frozenset(m.team_id for m in TeamMember.select(TeamMember.team_id).where(TeamMember.user == user.id))
         return Scope(user.organization_id, team_member_ids(teams) | {user.id}, teams)

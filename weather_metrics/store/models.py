@@ -132,6 +132,7 @@ class ApiKey(BaseModel):
     created_at = IntegerField()
     last_used_at = IntegerField(null=True)
     revoked_at = IntegerField(null=True)
+    scope = TextField(default="ingest")  # "ingest" or "read"
 
     class Meta:
         table_name = "api_keys"

@@ -12,9 +12,10 @@ from marshmallow import Schema, fields
 from weather_metrics.core.errors import QueryError
 from weather_metrics.query import analytics, periods
 from weather_metrics.query.org_metrics import org_zone
-from weather_metrics.query.scope import narrow, scope_for
+from weather_metrics.query.scope import narrow
 from weather_metrics.web.api.blueprint import bp
-from weather_metrics.web.auth import authenticated, current_user
+from weather_metrics.web.api.openapi import BEARER_OR_READ_KEY
+from weather_metrics.web.auth import authenticated, caller_scope
 from weather_metrics.web.services import services
 
 TREND_PARAMS = ("team_id", "start_date", "end_date", "aggregation", "comparison_period")
@@ -44,40 +45,39 @@ def _list(name: str) -> list[str]:
 
 
 @bp.get("/analytics/productivity-trends")
-@authenticated()
+@authenticated(read_key=True)
 def productivity_trends() -> ResponseReturnValue:
     """Totals, growth against a comparison period, series and insights of the caller's visible data."""
     check_params(TREND_PARAMS)
-    me = current_user()
+    scope = caller_scope()
     trend = periods.trend_windows(
         _arg("start_date"),
         _arg("end_date"),
         _arg("aggregation"),
         _arg("comparison_period"),
-        org_zone(me.organization_id),
+        org_zone(scope.organization_id),
         datetime.now(UTC),
         _max_days(),
     )
-    scope = narrow(scope_for(me), team_id=_arg("team_id"))
+    scope = narrow(scope, team_id=_arg("team_id"))
     return jsonify(analytics.productivity_trends(scope, trend.window, trend.comparison, trend.label, trend.per_day))
 
 
 @bp.get("/analytics/team-comparison")
-@authenticated("admin", "manager")
+@authenticated("admin", "manager", read_key=True)
 def team_comparison() -> ResponseReturnValue:
-    """Figures and rankings of teams over a date range (admins: any team; managers: their own)."""
+    """Figures and rankings of teams over a date range (admins and read keys: any team; managers: their own)."""
     check_params(COMPARISON_PARAMS)
-    me = current_user()
+    scope = caller_scope()
     window = periods.comparison_range(
         _arg("date_range"),
         _arg("start_date"),
         _arg("end_date"),
-        org_zone(me.organization_id),
+        org_zone(scope.organization_id),
         datetime.now(UTC),
         _max_days(),
     )
     metric_types = analytics.metric_type_list(_list("metric_types"))
-    scope = scope_for(me)
     teams = analytics.teams_to_compare(scope, _list("team_ids"))
     return jsonify(analytics.team_comparison(scope, teams, metric_types, window))
 
@@ -171,14 +171,14 @@ def _get(summary: str, schema: str, ok: str, parameters: list[dict[str, Any]]) -
     error = {"application/json": {"schema": "ApiError"}}
     codes = {
         "400": "Bad parameter: details names it",
-        "401": "Missing, invalid or expired token",
+        "401": "Missing, invalid or expired token, or an API key that is not of the read scope",
         "403": "Role not allowed, or a team outside your scope",
         "404": "Team not in your organization",
         "429": "Rate limit exceeded",
     }
     responses: dict[str, Any] = {"200": {"description": ok, "content": {"application/json": {"schema": schema}}}}
     responses.update({code: {"description": text, "content": error} for code, text in codes.items()})
-    return {"summary": summary, "parameters": parameters, "responses": responses, "security": [{"bearerAuth": []}]}
+    return {"summary": summary, "parameters": parameters, "responses": responses, "security": BEARER_OR_READ_KEY}
 
 
 DATES = "ISO 8601 date (whole days in the organization's time zone) or date-time"
@@ -204,7 +204,7 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/analytics/team-comparison": {
         "get": _get(
-            "Compare teams on productivity and agent metrics, with rankings (admin, manager)",
+            "Compare teams on productivity and agent metrics, with rankings (admin, manager, read key)",
             "TeamComparison",
             "Team figures and rankings",
             [

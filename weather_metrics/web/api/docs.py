@@ -74,7 +74,7 @@ API_PATHS: dict[str, dict[str, Any]] = {
     },
     "/api/keys": {
         "get": _op("API keys of the organization, prefix only (admin)", "200 Keys"),
-        "post": _op("Create an API key; the secret is shown once (admin)", "201 Key", "ApiKeyCreate"),
+        "post": _op("Create an API key, ingest or read; the secret is shown once (admin)", "201 Key", "ApiKeyCreate"),
     },
     "/api/organization": {
         "get": _op("The caller's organization, with the time zone of its periods", "200 Organization"),

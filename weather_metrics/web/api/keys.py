@@ -1,4 +1,4 @@
-"""/api/keys: the organization's API keys for the /mcp surface (admins only)."""
+"""/api/keys: the organization's API keys, for /mcp (ingest) or for reading metrics (read); admins only."""
 
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ def list_keys() -> ResponseReturnValue:
 @bp.post("/keys")
 @authenticated("admin")
 def create_key() -> ResponseReturnValue:
-    """Create a key; its secret is in this answer only."""
+    """Create a key of scope ingest (default) or read; its secret is in this answer only."""
     data = json_body(ApiKeyCreateSchema())
     me = current_user()
-    key, secret = accounts.create_api_key(me.organization_id, data["name"], me.id)
+    key, secret = accounts.create_api_key(me.organization_id, data["name"], me.id, data["scope"])
     return jsonify({**accounts.api_key_view(key), "secret": secret}), 201
 
 

@@ -14,11 +14,12 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from weather_metrics.core.vocabulary import AGGREGATIONS, BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
 from weather_metrics.query import org_metrics
-from weather_metrics.query.scope import Scope, narrow, scope_for
+from weather_metrics.query.scope import Scope, narrow
 from weather_metrics.query.windows import Window, parse_window
 from weather_metrics.web.api.blueprint import bp
+from weather_metrics.web.api.openapi import BEARER_OR_READ_KEY
 from weather_metrics.web.api.schemas import MAX_PAGE, StrictSchema
-from weather_metrics.web.auth import authenticated, current_user
+from weather_metrics.web.auth import authenticated, caller_scope
 from weather_metrics.web.bodies import load
 from weather_metrics.web.services import services
 
@@ -57,20 +58,20 @@ class ProductivityQuerySchema(MetricsQuerySchema):
 
 def _scope_and_window(query: dict[str, Any]) -> tuple[Scope, Window]:
     """The caller's scope narrowed to the asked user or team (403/404), and the query's window (400)."""
-    me = current_user()
+    scope = caller_scope()
     window = parse_window(
         query.get("start_date"),
         query.get("end_date"),
         query["aggregation"],
-        org_metrics.org_zone(me.organization_id),
+        org_metrics.org_zone(scope.organization_id),
         datetime.now(UTC),
         services().settings["metrics_max_range_days"],
     )
-    return narrow(scope_for(me), query.get("user_id"), query.get("team_id")), window
+    return narrow(scope, query.get("user_id"), query.get("team_id")), window
 
 
 @bp.get("/metrics/agents")
-@authenticated()
+@authenticated(read_key=True)
 def read_agents() -> ResponseReturnValue:
     """Agent usage and durations in your scope: totals, per agent, and a series of periods."""
     query = load(AgentQuerySchema(), request.args.to_dict())
@@ -88,7 +89,7 @@ def read_agents() -> ResponseReturnValue:
 
 
 @bp.get("/metrics/productivity")
-@authenticated()
+@authenticated(read_key=True)
 def read_productivity() -> ResponseReturnValue:
     """Productivity metrics in your scope: totals per type and a series of periods."""
     query = load(ProductivityQuerySchema(), request.args.to_dict())
@@ -172,7 +173,7 @@ class ProductivityMetricsSchema(Schema):
 ERROR = {"application/json": {"schema": "ApiError"}}
 ERRORS = {
     "400": "Bad query parameter: details names it",
-    "401": "Missing, invalid or expired token",
+    "401": "Missing, invalid or expired token, or an API key that is not of the read scope",
     "403": "The user or team is outside your scope",
     "404": "No such user or team in your organization",
     "429": "Rate limit exceeded",
@@ -186,16 +187,22 @@ def _get(summary: str, answer: str, query: type[Schema]) -> dict[str, Any]:
         "summary": summary,
         "parameters": [{"in": "query", "schema": query}],
         "responses": responses,
-        "security": [{"bearerAuth": []}],
+        "security": BEARER_OR_READ_KEY,
     }
 
 
 PATHS: dict[str, dict[str, Any]] = {
     "/api/metrics/agents": {
-        "get": _get("Agent usage and durations in your scope", "AgentMetrics", AgentQuerySchema),
+        "get": _get(
+            "Agent usage and durations in your scope (read key: the organization)", "AgentMetrics", AgentQuerySchema
+        ),
     },
     "/api/metrics/productivity": {
-        "get": _get("Productivity metrics in your scope", "ProductivityMetrics", ProductivityQuerySchema),
+        "get": _get(
+            "Productivity metrics in your scope (read key: the organization)",
+            "ProductivityMetrics",
+            ProductivityQuerySchema,
+        ),
     },
 }
 

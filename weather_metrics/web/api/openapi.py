@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+# The organization-wide reads also take an API key of the read scope in X-API-Key.
+BEARER_OR_READ_KEY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKey": []}]
 ERROR = {"application/json": {"schema": "ApiError"}}
 
 

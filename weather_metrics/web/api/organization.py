@@ -7,6 +7,7 @@ from typing import Any
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
+from weather_metrics.core.times import iso
 from weather_metrics.store.models import Organization
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import OrganizationUpdateSchema
@@ -15,7 +16,7 @@ from weather_metrics.web.bodies import json_body
 
 
 def organization_view(org: Organization) -> dict[str, Any]:
-    return {"id": org.id, "name": org.name, "time_zone": org.time_zone, "created_at": org.created_at}
+    return {"id": org.id, "name": org.name, "time_zone": org.time_zone, "created_at": iso(org.created_at)}
 
 
 @bp.get("/organization")

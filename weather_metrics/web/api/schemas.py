@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from weather_metrics.accounts.organizations import ROLES, TEAM_ROLES
+from weather_metrics.accounts.organizations import INGEST, KEY_SCOPES, ROLES, TEAM_ROLES
 from weather_metrics.accounts.passwords import MAX_LENGTH, MIN_LENGTH
 
 EMAIL = fields.Email(validate=validate.Length(max=254))
@@ -80,6 +80,11 @@ class MemberSchema(StrictSchema):
 
 class ApiKeyCreateSchema(StrictSchema):
     name = fields.String(required=True, validate=NAME)
+    scope = fields.String(
+        load_default=INGEST,
+        validate=validate.OneOf(KEY_SCOPES),
+        metadata={"description": "ingest (default): /mcp; read: the GETs of /api/metrics and /api/analytics"},
+    )
 
 
 def _known_zone(name: str) -> None:

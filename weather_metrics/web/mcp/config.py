@@ -21,17 +21,19 @@ from weather_metrics.core.vocabulary import (
 from weather_metrics.store.models import Organization
 from weather_metrics.web.auth import bearer_token
 from weather_metrics.web.errors import ApiProblem
-from weather_metrics.web.mcp.blueprint import api_key, bp
+from weather_metrics.web.mcp.blueprint import api_key, bp, live_key, refuse_key
 from weather_metrics.web.services import services
 
 REQUIRED_FIELDS = ("agent_name", "command", "execution_time_ms", "success", "timestamp")
 
 
 def _caller_organization() -> str:
-    """The organization of the API key, or of the signed-in user; 401 without either."""
+    """The organization of the ingest key, or of the signed-in user; 401 without either (or with a read key)."""
     key = api_key()
     if key is not None:
         return key.organization_id
+    if live_key() is not None:  # a read key: /mcp judges the key it is sent, as with an ingest key
+        raise refuse_key()
     token = bearer_token()
     if token:
         try:
