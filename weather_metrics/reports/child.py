@@ -1,9 +1,10 @@
 """One export file built in a process of its own: the runner's side (`start_child`, `follow`) and the child's (`main`).
 
-The runner starts `python -m weather_metrics.reports.child` for each job, so a large export
-neither competes with request threads for the interpreter lock nor holds their memory. The
-child only reads the database (query_only) and speaks JSON lines on stdout:
-{"progress": percent}..., then {"rows": n} or {"error": reason}.
+The runner starts a Python process running `main` for each job, so a large export neither
+competes with request threads for the interpreter lock nor holds their memory. The child
+only reads the database (query_only) and speaks JSON lines on stdout:
+{"progress": percent}..., then {"rows": n} or {"error": reason}. Its log lines go to the
+server's stderr, in the server's log_format.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 from weather_metrics.reports.builder import build_report
 from weather_metrics.reports.jobs import failure_reason
+from weather_metrics.runtime.logs import configure_logging
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.models import ReportJob
 
@@ -36,6 +38,9 @@ class BuildFailed(Exception):
 
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# Not `-m weather_metrics.reports.child`: the package imports this module first, so runpy would run
+# a second copy of it as __main__ and say so on stderr, a line outside the log format.
+CHILD_MAIN = "import sys; from weather_metrics.reports.child import main; sys.exit(main(sys.argv[1:]))"
 
 
 def follow(child: subprocess.Popen[bytes], record: Callable[[int], None], every: float) -> dict[str, Any]:
@@ -65,11 +70,13 @@ def follow(child: subprocess.Popen[bytes], record: Callable[[int], None], every:
     return outcome
 
 
-def start_child(database: str, job_id: str, out: Path, work: Path, max_rows: int) -> subprocess.Popen[bytes]:
+def start_child(
+    database: str, job_id: str, out: Path, work: Path, max_rows: int, log_format: str = "text"
+) -> subprocess.Popen[bytes]:
     """A child process building the job's file at `out`; read it with `follow`."""
     command = [
-        *(sys.executable, "-m", "weather_metrics.reports.child", "--database", database, "--job", job_id),
-        *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows)),
+        *(sys.executable, "-c", CHILD_MAIN, "--database", database, "--job", job_id),
+        *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows), "--log-format", log_format),
     ]
     path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
@@ -95,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the file to write")
     parser.add_argument("--work", type=Path, required=True, help="a folder for work files")
     parser.add_argument("--max-rows", type=int, required=True)
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="as the server's log_format")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format, "warning", "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     open_database(args.database, max_connections=2, read_only=True)
     try:
         with database.connection_context():

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -26,9 +25,8 @@ from typing import Any
 
 from peewee import OperationalError
 
-from weather_metrics.reports import builder
+from weather_metrics.reports import builder, jobs
 from weather_metrics.reports.child import BuildFailed, follow, rows_built, start_child
-from weather_metrics.reports.jobs import MIB, LowDiskSpace, download_name, failure_reason, free_space_problem
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import Organization, ReportJob
@@ -36,6 +34,7 @@ from weather_metrics.store.models import Organization, ReportJob
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job whose runner stopped this many times is given up
+RUNNER_STOPPED = "its runner stopped {} times (a restart or a crash)"  # why such a job failed
 LEASE_SECONDS = 30  # a running job without a heartbeat for this long is queued again
 BEAT_INTERVAL = 1.0  # seconds between the keeper's heartbeats
 RECLAIM_INTERVAL = 5.0  # seconds between the keeper's looks for jobs that lost their runner
@@ -100,12 +99,13 @@ class ReportRunner:
 
     def __init__(self, settings: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
         self._max_rows = int(settings["export_max_rows"])
+        self._log_format = str(settings["log_format"])  # the child's lines, like the server's
         self._database = str(Path(settings["database"]).expanduser().resolve())
         self._children: set[subprocess.Popen[bytes]] = set()
         self._interrupted: set[subprocess.Popen[bytes]] = set()  # children that close() ended
         self._stopping = False  # while close() runs, a child that starts is ended at once
         self._lock = threading.Lock()
-        self._min_free = int(settings["export_min_free_mib"]) * MIB
+        self._min_free = int(settings["export_min_free_mib"]) * jobs.MIB
         folder = settings["export_dir"] or Path(settings["database"]).expanduser().resolve().parent / "exports"
         self.export_dir = Path(folder).expanduser().resolve()
         self._clock = clock
@@ -130,7 +130,7 @@ class ReportRunner:
     def _remove_files(self, job: ReportJob, final: bool = True) -> None:
         """Delete the job's files; a file that cannot be deleted is logged, not raised."""
         for path in (self.partial_path(job), self.work_dir(job), *([self.final_path(job)] if final else [])):
-            _remove(path)
+            jobs.remove_export_file(path)
 
     def sweep(self, now: datetime) -> int:
         """Remove partial files and work folders of attempts no runner holds (left by a crash); count removed."""
@@ -144,14 +144,14 @@ class ReportRunner:
         for path in self.export_dir.iterdir():
             match = JOB_FILE.fullmatch(path.name)
             if match and match["kind"] and (match["id"], int(match["attempt"])) not in live:
-                removed += _remove(path)
+                removed += jobs.remove_export_file(path)
         return removed
 
     def check_free_space(self) -> None:
         """LowDiskSpace when the disk holding the export folder is below its floor."""
-        problem = free_space_problem(self.export_dir, self._min_free)
+        problem = jobs.free_space_problem(self.export_dir, self._min_free)
         if problem:
-            raise LowDiskSpace(problem)
+            raise jobs.LowDiskSpace(problem)
 
     # -- a worker's steps ------------------------------------------------------------------------
 
@@ -237,15 +237,12 @@ class ReportRunner:
                     ).execute()
             return
         except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason
-            reason = exc.reason if isinstance(exc, BuildFailed) else failure_reason(exc)
-            if reason == "internal error" and not isinstance(exc, BuildFailed):  # the child logs its own
-                log.exception("export job %s failed", job.id)
-            else:
-                log.info("export job %s failed: %s", job.id, reason)
+            reason = exc.reason if isinstance(exc, BuildFailed) else jobs.failure_reason(exc)
+            _log_failed(job, reason, internal=reason == "internal error" and not isinstance(exc, BuildFailed))
             self._remove_files(job)
             self._finish(job, now, status="failed", error=reason)
             return
-        _remove(work)
+        jobs.remove_export_file(work)
         done = self._finish(
             job,
             now,
@@ -253,7 +250,7 @@ class ReportRunner:
             progress=100,
             rows_written=rows,
             file_path=str(final),
-            file_name=download_name(organization, job.report_type, job.created_at, extension),
+            file_name=jobs.download_name(organization, job.report_type, job.created_at, extension),
             content_type=content_type,
             size_bytes=final.stat().st_size,
         )
@@ -262,7 +259,7 @@ class ReportRunner:
 
     def _build_in_child(self, job: ReportJob, partial: Path, work: Path) -> int:
         """Build the file in a child process, relaying its progress; the number of rows, or BuildFailed."""
-        with start_child(self._database, job.id, partial, work, self._max_rows) as child:
+        with start_child(self._database, job.id, partial, work, self._max_rows, self._log_format) as child:
             with self._lock:
                 self._children.add(child)
                 if self._stopping:
@@ -335,26 +332,29 @@ class ReportRunner:
                 else:
                     changes = {
                         "status": "failed",
-                        "error": f"its runner stopped {job.attempts} times (a restart or a crash)",
+                        "error": RUNNER_STOPPED.format(job.attempts),
                         "finished_at": _epoch(now),
                     }
                 ReportJob.update(**changes).where(
                     (ReportJob.id == job.id) & (ReportJob.attempts == job.attempts) & (ReportJob.status == "running")
                 ).execute()
         for job in stranded:
-            log.warning("export job %s lost its runner (attempt %d): settled", job.id, job.attempts)
+            if job.attempts < MAX_ATTEMPTS:
+                log.warning("export job %s lost its runner (attempt %d): queued again", job.id, job.attempts)
+            else:
+                _log_failed(job, RUNNER_STOPPED.format(job.attempts))
         return len(stranded)
 
     def expire_step(self, now: datetime) -> bool:
         """Delete up to EXPIRY_BATCH jobs past their expiry, in any state, with their files; False when none was."""
         with write_transaction():
-            jobs = list(ReportJob.select().where(ReportJob.expires_at <= _epoch(now)).limit(EXPIRY_BATCH))
-            if jobs:
-                ReportJob.delete().where(ReportJob.id.in_([job.id for job in jobs])).execute()
-        for job in jobs:
+            expired = list(ReportJob.select().where(ReportJob.expires_at <= _epoch(now)).limit(EXPIRY_BATCH))
+            if expired:
+                ReportJob.delete().where(ReportJob.id.in_([job.id for job in expired])).execute()
+        for job in expired:
             self._held.lose(job.id)  # a worker of ours stops at its next progress; others, at their heartbeat
             self._remove_files(job)
-        return bool(jobs)
+        return bool(expired)
 
     # -- threads ---------------------------------------------------------------------------------
 
@@ -405,16 +405,10 @@ class ReportRunner:
             self._stopping = False  # run_once may still be called directly (tests step jobs so)
 
 
-def _remove(path: Path) -> int:
-    """Delete a file or folder; 1 when something was deleted; a failure is logged, not raised."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-        return 1
-    except FileNotFoundError:
-        return 0
-    except OSError:
-        log.exception("cannot delete export file %s", path)
-        return 0
+def _log_failed(job: ReportJob, reason: str, internal: bool = False) -> None:
+    """A failed export at WARNING; at ERROR, with the traceback, when it failed unexpectedly in this process."""
+    fields = {"event": "export_failed", "job_id": job.id, "organization_id": job.organization_id, "reason": reason}
+    level = logging.ERROR if internal else logging.WARNING
+    log.log(
+        level, "export job %s failed (attempt %d): %s", job.id, job.attempts, reason, exc_info=internal, extra=fields
+    )

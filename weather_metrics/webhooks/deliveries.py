@@ -354,16 +354,21 @@ class WebhookDeliverer:
             changes["next_attempt_at"] = at + round(backoff(delivery.attempts, self._rng))
         else:
             changes.update(status="failed", finished_at=at)
+        disabled = None
         with write_transaction():
             WebhookDelivery.update(**changes).where(WebhookDelivery.id == delivery.id).execute()
             if changes.get("status") == "delivered":
                 Webhook.update(consecutive_failures=0).where(Webhook.id == hook.id).execute()
             elif changes.get("status") == "failed":
-                self._count_failure(hook, attempt["error"], at)
+                disabled = self._count_failure(hook, attempt["error"], at)
+        if attempt["error"] is not None:
+            retry_in = changes["next_attempt_at"] - at if "next_attempt_at" in changes else None
+            _log_failed_attempt(delivery, hook, attempt, retry_in, disabled)
 
-    def _count_failure(self, hook: Webhook, error: str, at: int) -> None:
+    def _count_failure(self, hook: Webhook, error: str, at: int) -> int | None:
+        """Count a given-up delivery; when that disables the webhook, the failures in a row, else None."""
         Webhook.update(consecutive_failures=Webhook.consecutive_failures + 1).where(Webhook.id == hook.id).execute()
-        failures = Webhook.get_by_id(hook.id).consecutive_failures
+        failures: int = Webhook.get_by_id(hook.id).consecutive_failures
         if failures >= self._disable_after:
             reason = f"disabled after {failures} consecutive failed deliveries; last error: {error}"
             Webhook.update(enabled=False, disabled_reason=reason).where(Webhook.id == hook.id).execute()
@@ -371,7 +376,8 @@ class WebhookDeliverer:
                 (WebhookDelivery.webhook == hook.id) & (WebhookDelivery.status == "pending")
             ).execute()
             self.subscribers.invalidate(hook.organization_id)
-            log.warning("webhook %s %s", hook.id, reason)
+            return failures
+        return None
 
     # -- threads -------------------------------------------------------------------------------
 
@@ -381,3 +387,22 @@ class WebhookDeliverer:
     def close(self, timeout: float = 30.0) -> None:
         """Stop the threads after the delivery each is sending; idempotent."""
         self._threads.close(timeout)
+
+
+def _log_failed_attempt(
+    delivery: WebhookDelivery, hook: Webhook, attempt: dict[str, Any], retry_in: int | None, disabled: int | None
+) -> None:
+    """A failed attempt at WARNING: its ids, the receiver's status or the error, and what follows.
+
+    Never the URL: it may hold a token of the receiver's.
+    """
+    outcome = "given up" if retry_in is None else f"retrying in {retry_in}s"
+    if disabled:
+        outcome += f"; the webhook is disabled after {disabled} consecutive failed deliveries"
+    fields: dict[str, Any] = {"event": "webhook_delivery_failed", "webhook_id": hook.id, "delivery_id": delivery.id}
+    fields.update((key, attempt[key]) for key in ("attempt", "status_code", "error"))
+    fields.update(
+        organization_id=hook.organization_id, will_retry=retry_in is not None, webhook_disabled=bool(disabled)
+    )
+    message = "webhook %s delivery %s attempt %d failed: %s; %s"
+    log.warning(message, hook.id, delivery.id, attempt["attempt"], attempt["error"], outcome, extra=fields)
