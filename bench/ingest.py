@@ -30,7 +30,11 @@ DISTINCT_REQUESTS = 256
 INSTALLS = 5_000
 TARGET_RATIO = 0.9
 TARGET_P99_MS = 200.0
-WRITER_SERIES = ("writer_batch_events_sum", "writer_batch_events_count", "writer_commit_seconds_sum")
+WRITER_SERIES = (
+    "weather_metrics_writer_batch_rows_sum",
+    "weather_metrics_writer_batch_rows_count",
+    "weather_metrics_writer_commit_seconds_sum",
+)
 Batch = list[dict[str, Any]]
 
 
@@ -194,10 +198,10 @@ def report_server(result: LoadResult, plan: LoadPlan, ack: str) -> float:
 def writer_figures(result: LoadResult) -> float:
     """Print the writer's group size and busy time over the window; returns the mean group size."""
     delta = {k: result.end.writer.get(k, 0.0) - result.start.writer.get(k, 0.0) for k in WRITER_SERIES}
-    commits = delta["writer_batch_events_count"]
-    group = delta["writer_batch_events_sum"] / commits if commits else float(BATCH)
-    busy = delta["writer_commit_seconds_sum"] / result.seconds
-    mean_ms = delta["writer_commit_seconds_sum"] / commits * 1000 if commits else float("nan")
+    commits = delta["weather_metrics_writer_batch_rows_count"]
+    group = delta["weather_metrics_writer_batch_rows_sum"] / commits if commits else float(BATCH)
+    busy = delta["weather_metrics_writer_commit_seconds_sum"] / result.seconds
+    mean_ms = delta["weather_metrics_writer_commit_seconds_sum"] / commits * 1000 if commits else float("nan")
     print(
         f"writer            {commits:,.0f} commits, mean group {group:,.0f} events, mean commit {mean_ms:.1f} ms, "
         f"busy {busy:.0%} of the window"

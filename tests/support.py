@@ -295,6 +295,28 @@ def assert_api_error(response: Any, status: int) -> dict[str, Any]:
     return error  # type: ignore[no-any-return]
 
 
+def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
+    """One sample of a Prometheus text page, as Prometheus reads it; None when the series is not there."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == (labels or {}):
+                return float(found.value)
+    return None
+
+
+def scraped(client: Any, name: str, labels: dict[str, str] | None = None, expect: float | None = None) -> float:
+    """One sample of the app's /metrics (0 when absent). With `expect`, waits up to 10 s for that value:
+    the writer counts what it committed just after it acknowledges it."""
+    deadline = time.monotonic() + 10
+    while True:
+        value = sample(client.get("/metrics").get_data(as_text=True), name, labels) or 0.0
+        if expect is None or value == expect or time.monotonic() > deadline:
+            return value
+        time.sleep(0.02)
+
+
 Seeded = TypeVar("Seeded")
 
 

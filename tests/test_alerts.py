@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import Member, assert_api_error, seed_org
+from tests.support import Member, assert_api_error, scraped, seed_org
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.alerts import rules as alerts
 from weather_metrics.alerts.evaluator import FIRE, AlertEvaluator
@@ -315,6 +315,29 @@ def test_cooldown_holds_back_a_second_firing_until_it_has_passed(quiet, acme):
     assert (rule.state, rule.last_fired_at) == ("firing", AT + 600)
     assert [e.state for e in events_of(quiet, rule_id)] == ["resolved", "firing"]
     assert len(live_rows(quiet)) == 2
+
+
+def test_metrics_count_every_evaluation_and_the_alerts_fired_by_severity(quiet, acme):
+    client = quiet.test_client()
+
+    def counted() -> dict[str, float]:
+        fired = {s: scraped(client, "weather_metrics_alerts_fired_total", {"severity": s}) for s in alerts.SEVERITIES}
+        return {"evaluations": scraped(client, "weather_metrics_alert_evaluations_total"), **fired}
+
+    make_rule(quiet, acme["admin"], metric="call_volume", threshold=0, window_minutes=1, severity="low")
+    make_rule(quiet, acme["admin"], metric="call_volume", threshold=5, window_minutes=1, severity="critical")
+    executions(quiet, org_of(acme), [(AT - 10, None, "a", "c", 1, True)])
+    ev, before = evaluator(), counted()
+    assert step_all(quiet, ev, AT) == 2  # the low one fires, the critical one holds
+    assert step_all(quiet, ev, AT + INTERVAL) == 2  # an empty window: resolved, nothing fires
+    after = counted()
+    assert {name: after[name] - before[name] for name in before} == {
+        "evaluations": 4,
+        "low": 1,
+        "medium": 0,
+        "high": 0,
+        "critical": 0,
+    }
 
 
 def test_comparisons_are_strict_or_inclusive(quiet, acme):

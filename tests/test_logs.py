@@ -24,7 +24,7 @@ import pytest
 from flask import Flask
 
 from tests.support import ROOT, Server, http, make_event, raw_upgrade, seed_org, seeded_database
-from weather_metrics.reports.child import CHILD_MAIN
+from weather_metrics.reports.child import MAIN as CHILD_MAIN
 from weather_metrics.reports.child import log as child_log
 from weather_metrics.runtime.logs import current_request_id, log_handler, redact_query
 from weather_metrics.web.observability import REQUEST_ID

@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
-from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org, seeded_database
+from tests.support import TEST_JWT_SECRET, Member, assert_api_error, scraped, seed_org, seeded_database
 from weather_metrics.store.db import database
 
 COLLECT = "/mcp/metrics/collect"
@@ -394,6 +394,18 @@ def test_an_idempotency_key_over_255_characters_is_400(app, client, acme):
     error = assert_api_error(collect(client, execution(), acme.key_headers(), key="k" * 256), 400)
     assert "Idempotency-Key" in error["details"]
     assert counts(app) == NOTHING
+
+
+def test_metrics_count_collected_rows_as_the_mcp_surface_and_a_replay_not_again(client, acme):
+    series = "weather_metrics_organization_rows_received_total"
+    mcp, api = ({"kind": "agent_executions", "surface": surface} for surface in ("mcp", "api"))
+    before = {"mcp": scraped(client, series, mcp), "api": scraped(client, series, api)}
+    batch = [execution(), execution(), execution()]
+    created(collect(client, batch, acme.key_headers(0), key="counted-1"), accepted=3)
+    created(collect(client, batch, acme.key_headers(1), key="counted-1"), accepted=3)  # a replay
+    created(collect(client, execution(), acme.key_headers(0)), accepted=1)
+    assert scraped(client, series, mcp, expect=before["mcp"] + 4) == before["mcp"] + 4
+    assert scraped(client, series, api) == before["api"]
 
 
 def test_a_503_tells_the_mcp_server_to_retry_after_retry_after_seconds(service, acme):

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
-from tests.support import Member, Server, assert_api_error, http
+from tests.support import Member, Server, assert_api_error, http, scraped
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.store.db import database
 
@@ -507,6 +507,33 @@ def test_an_idempotency_key_over_255_characters_is_400(app, client, acme, path):
     assert "Idempotency-Key" in error["details"]
     assert counts(app) == dict.fromkeys(TABLES, 0)
     created(post(client, path, valid_item(path), acme["developer"], key="k" * 255), accepted=1)
+
+
+# --- /metrics ---------------------------------------------------------------------------------------
+
+ROWS_RECEIVED = "weather_metrics_organization_rows_received_total"
+
+
+def test_metrics_count_committed_rows_by_kind_but_not_replays_or_refused_batches(client, acme):
+    series = {
+        "agents": {"kind": "agent_executions", "surface": "api"},
+        "productivity": {"kind": "productivity_metrics", "surface": "api"},
+        "collect": {"kind": "agent_executions", "surface": "mcp"},
+    }
+    before = {name: scraped(client, ROWS_RECEIVED, labels) for name, labels in series.items()}
+    batch = [execution(), execution()]
+    created(post(client, AGENTS, batch, acme["developer"], key="counted-1"), accepted=2)
+    created(post(client, AGENTS, batch, acme["developer"], key="counted-1"), accepted=2)  # a replay
+    assert_api_error(post(client, AGENTS, [execution(), execution(success="yes")], acme["developer"]), 400)
+    created(post(client, PRODUCTIVITY, metric(), acme["developer"]), accepted=1)
+    # The writer counts each commit in turn: once the productivity row is counted, the executions are.
+    scraped(client, ROWS_RECEIVED, series["productivity"], expect=before["productivity"] + 1)
+    after = {name: scraped(client, ROWS_RECEIVED, labels) for name, labels in series.items()}
+    assert after == {
+        "agents": before["agents"] + 2,
+        "productivity": before["productivity"] + 1,
+        "collect": before["collect"],
+    }
 
 
 # --- rate limits -----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -21,11 +23,12 @@ import pytest
 from flask import Flask
 from openpyxl import load_workbook
 
-from tests.support import Member, assert_api_error, seed_org, seeded_database
+from tests.support import Member, assert_api_error, scraped, seed_org, seeded_database
 from tests.test_org_queries import add_executions, execution
 from weather_metrics.reports import builder as report_builder
 from weather_metrics.reports import formats
 from weather_metrics.reports import jobs as reports
+from weather_metrics.reports import runner as runner_module
 from weather_metrics.reports.runner import LEASE_SECONDS, JobLost, ReportRunner
 from weather_metrics.store.models import ReportJob
 
@@ -195,6 +198,19 @@ def test_a_job_runs_to_done_with_progress_rows_and_a_download_url(app, client, a
     assert step_all(app) == 0  # nothing left
 
 
+EXPORTS = "weather_metrics_exports_total"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "pdf"])
+def test_a_finished_export_is_counted_on_metrics_by_format(app, client, acme, fmt):
+    done, failed = ({"format": fmt, "outcome": outcome} for outcome in ("done", "failed"))
+    before = scraped(client, EXPORTS, done), scraped(client, EXPORTS, failed)
+    queued(client, acme["admin"], fmt)
+    assert scraped(client, EXPORTS, done) == before[0]  # queued is not finished
+    assert step_all(app) == 1
+    assert (scraped(client, EXPORTS, done), scraped(client, EXPORTS, failed)) == (before[0] + 1, before[1])
+
+
 @pytest.mark.parametrize("fmt", ["csv", "xlsx", "pdf"])
 def test_the_download_has_its_content_type_and_file_name(app, client, acme, fmt):
     job = queued(client, acme["manager"], fmt)
@@ -318,8 +334,10 @@ def test_an_expired_job_is_404_and_expiry_deletes_its_file_and_row(app, client, 
 def test_too_many_rows_fail_the_job_with_a_readable_reason(app, client, acme):
     job = queued(client, acme["admin"])
     small = ReportRunner({**app.extensions["weather_metrics"].settings, "export_max_rows": 1})
+    before = scraped(client, EXPORTS, {"format": "csv", "outcome": "failed"})
     with app.app_context():
         assert small.run_once(datetime.now(UTC)) is True
+    assert scraped(client, EXPORTS, {"format": "csv", "outcome": "failed"}) == before + 1
     failed = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert failed["status"] == "failed" and failed["error"] and failed["error"] != "internal error"
     assert "1" in failed["error"], failed["error"]  # names the limit
@@ -336,7 +354,7 @@ def test_a_failed_export_is_logged_at_warning_with_its_job_and_reason(app, clien
     with caplog.at_level(logging.INFO, logger="weather_metrics.reports.runner"), app.app_context():
         assert small.run_once(datetime.now(UTC)) is True
     reason = client.get(job["status_url"], headers=acme["admin"].headers).get_json()["error"]
-    (record,) = [r for r in caplog.records if r.name == "weather_metrics.reports.runner"]
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
     assert (record.levelno, record.event, record.job_id, record.reason) == (
         logging.WARNING,
         "export_failed",
@@ -357,7 +375,7 @@ def test_an_unexpected_error_fails_the_job_and_never_leaves_it_running(app, clie
     failed = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert (failed["status"], failed["error"]) == ("failed", "internal error")
     assert failed["finished_at"] is not None
-    (record,) = [r for r in caplog.records if r.name == "weather_metrics.reports.runner"]
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
     assert (record.levelno, record.job_id, record.reason) == (logging.ERROR, job["id"], "internal error")
     assert record.exc_info is not None  # the traceback, for a failure nobody foresaw
 
@@ -389,6 +407,8 @@ def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme, 
     first = stopped(service())
     job = queued(first.test_client(), acme["admin"])
     set_job(first, job["id"], status="running", attempts=2, started_at=1)
+    failed = {"format": "csv", "outcome": "failed"}
+    before = scraped(first.test_client(), EXPORTS, failed)
     first.extensions["weather_metrics"].close()
 
     second = stopped(make_app())
@@ -397,6 +417,7 @@ def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme, 
     assert step_all(second) == 0
     failures = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
     assert [(r.levelno, r.job_id, r.reason) for r in failures] == [(logging.WARNING, job["id"], status["error"])]
+    assert scraped(second.test_client(), EXPORTS, failed) == before + 1
 
 
 def test_the_runner_threads_build_jobs_on_their_own(service, acme):
@@ -601,20 +622,48 @@ def test_starting_removes_what_a_stopped_runner_left_but_not_a_live_jobs_files(m
     assert row is not None and row.status in ("queued", "running", "done") and row.attempts <= 2
 
 
-def test_exports_refuse_to_start_below_the_free_disk_floor(make_app, service, acme):
-    roomy = stopped(service())
-    job = queued(roomy.test_client(), acme["admin"])
-    roomy.extensions["weather_metrics"].close()
-    tight = stopped(make_app(export_min_free_mib=1_048_576))  # 1 TiB free wanted
-    client = tight.test_client()
-    response = export(client, acme["admin"])
-    error = assert_api_error(response, 503)
-    assert "export_min_free_mib" in error["message"] and "MiB free" in error["message"]
-    assert int(response.headers["Retry-After"]) > 0
-    step_all(tight)  # (its threads may have run it already) a job queued earlier fails, writing nothing
+def nearly_full(monkeypatch: pytest.MonkeyPatch, after_calls: int = 0) -> None:
+    """The export disk reports 10 MiB free, after `after_calls` checks that see it as it is."""
+    real, calls = shutil.disk_usage, [0]
+
+    def usage(path: Any) -> Any:
+        calls[0] += 1
+        found = real(path)
+        return found if calls[0] <= after_calls else found._replace(free=10 * 1024 * 1024)
+
+    monkeypatch.setattr(reports.shutil, "disk_usage", usage)
+
+
+def test_exports_refuse_to_start_below_the_free_disk_floor_and_spend_no_quota(service, acme, monkeypatch):
+    app = stopped(service(export_min_free_mib=1024, export_rate_limit="3 per hour"))
+    client = app.test_client()
+    job = queued(client, acme["admin"])
+    nearly_full(monkeypatch)
+    for _ in range(5):  # more than the user's exports: a refusal spends none
+        response = export(client, acme["admin"])
+        error = assert_api_error(response, 503)
+        assert "10 MiB free" in error["message"] and "export_min_free_mib (1024 MiB)" in error["message"]
+        assert int(response.headers["Retry-After"]) > 0
+    assert step_all(app) == 1  # a job queued earlier fails saying why, and writes nothing
     status = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert status["status"] == "failed" and "export_min_free_mib" in status["error"]
-    assert list(runner(tight).export_dir.glob(f"{job['id']}*")) == []
+    assert list(runner(app).export_dir.glob(f"{job['id']}*")) == []
+    monkeypatch.undo()
+    assert export(client, acme["admin"]).status_code == 202  # space again: the user's quota is intact
+
+
+def test_a_job_fails_when_the_disk_runs_low_while_it_is_built(service, acme, monkeypatch):
+    app = stopped(service(export_workers=1))
+    developer = acme["developer"].user
+    add_executions(
+        app, developer.organization_id, *(execution(_hours_ago(1 + n % 200), user=developer) for n in range(ROWS))
+    )
+    job = queued(app.test_client(), acme["admin"], "xlsx", "agents")
+    nearly_full(monkeypatch, after_calls=2)  # the claim's check passes; a check during the build does not
+    assert step_all(app) == 1
+    row = job_row(app, job["id"])
+    assert row is not None and row.status == "failed" and "export_min_free_mib" in (row.error or "")
+    assert list(runner(app).export_dir.iterdir()) == []
 
 
 def test_a_job_being_built_when_the_service_stops_goes_back_to_the_queue(service, acme):
@@ -633,3 +682,103 @@ def test_a_job_being_built_when_the_service_stops_goes_back_to_the_queue(service
     assert step_all(app) == 1  # and the next runner builds it
     row = job_row(app, job["id"])
     assert row is not None and (row.status, row.attempts) == ("done", 1)
+
+
+def test_export_files_and_their_folder_are_readable_by_the_service_s_user_only(app, client, acme):
+    job = queued(client, acme["admin"], "xlsx")
+    step_all(app)
+    row = job_row(app, job["id"])
+    assert row is not None and row.status == "done"
+    assert Path(row.file_path).stat().st_mode & 0o077 == 0  # it holds users' emails
+    assert runner(app).export_dir.stat().st_mode & 0o077 == 0
+
+
+# --- the child process ------------------------------------------------------------------------------
+
+
+def test_an_export_is_built_when_the_server_holds_more_than_1023_descriptors(app, client, acme, capfd):
+    """A server with many client connections gives the child's pipe a descriptor past select()'s limit."""
+    job = queued(client, acme["admin"], "csv", "agents")
+    held = []
+    while not held or held[-1] < 1100:
+        held.append(os.dup(0))
+    try:
+        assert step_all(app) == 1
+    finally:
+        for fd in held:
+            os.close(fd)
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.error) == ("done", None)
+    assert "RuntimeWarning" not in capfd.readouterr().err  # the child's stderr is the server's
+
+
+def test_a_stray_line_on_the_child_s_output_is_skipped(app, client, acme, tmp_path, monkeypatch, caplog):
+    (tmp_path / "sitecustomize.py").write_text("print('hello from sitecustomize')\nprint('[1, 2]')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    job = queued(client, acme["admin"], "csv", "agents")
+    assert step_all(app) == 1
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.error) == ("done", None)
+    assert "hello from sitecustomize" in caplog.text  # logged, not taken for an outcome
+
+
+def test_a_child_killed_from_outside_spends_an_attempt_then_fails_saying_so(service, acme, monkeypatch, caplog):
+    """The out-of-memory killer, or a signal to the child alone: retried once, then failed with the signal."""
+    app = stopped(service())
+    developer = acme["developer"].user
+    add_executions(
+        app, developer.organization_id, *(execution(_hours_ago(1 + n % 200), user=developer) for n in range(ROWS))
+    )
+    job = queued(app.test_client(), acme["admin"], "xlsx", "agents")
+    start = runner_module.start_child
+
+    def killed_soon(*args: Any) -> Any:
+        child = start(*args)
+        threading.Timer(0.5, child.kill).start()
+        return child
+
+    monkeypatch.setattr(runner_module, "start_child", killed_soon)
+    with app.app_context():
+        assert runner(app).run_once(datetime.now(UTC)) is True
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.attempts) == ("queued", 1)  # queued again, the attempt spent
+    assert step_all(app) == 1
+    row = job_row(app, job["id"])
+    assert row is not None and row.status == "failed" and "SIGKILL" in (row.error or "") and "2 attempts" in row.error
+    assert "signal SIGKILL" in caplog.text and list(runner(app).export_dir.iterdir()) == []
+    failures = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
+    assert [(r.levelno, r.job_id, r.reason) for r in failures] == [(logging.WARNING, job["id"], row.error)]
+
+
+def test_the_start_sweep_keeps_the_files_of_an_attempt_claimed_while_it_runs(app, client, acme, monkeypatch):
+    """Process B starts while process A claims a job and creates its work folder."""
+    job = queued(client, acme["admin"], "xlsx", "agents")
+    a, b = runner(app), ReportRunner(app.extensions["weather_metrics"].settings)
+    a.export_dir.mkdir(parents=True, exist_ok=True)
+    go, outcome = threading.Event(), {}
+    start = runner_module.start_child
+
+    def held_back(*args: Any) -> Any:  # A's worker is about to start its child
+        go.wait(10)
+        return start(*args)
+
+    monkeypatch.setattr(runner_module, "start_child", held_back)
+
+    class Watched(type(b.export_dir)):  # type: ignore[misc]
+        def iterdir(self) -> Any:  # the sweep lists the folder: A claims and creates its work folder now
+            def build() -> None:
+                with app.app_context():
+                    a.run_once(datetime.now(UTC))
+
+            outcome["thread"] = threading.Thread(target=build)
+            outcome["thread"].start()
+            wait_for(lambda: any(p.name.endswith(".work") for p in super(Watched, self).iterdir()), 10, "A's folder")
+            return super().iterdir()
+
+    b.export_dir = Watched(b.export_dir)
+    with app.app_context():
+        removed = b.sweep(datetime.now(UTC))
+    go.set()
+    outcome["thread"].join(60)
+    row = job_row(app, job["id"])
+    assert removed == 0 and row is not None and (row.status, row.error) == ("done", None)

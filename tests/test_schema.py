@@ -6,8 +6,9 @@ import sqlite3
 
 import pytest
 
-from weather_metrics.store.db import SCHEMA_VERSION, database, open_database
+from weather_metrics.store.db import database, open_database
 from weather_metrics.store.events import Event, Session
+from weather_metrics.store.migrate import SCHEMA_VERSION
 from weather_metrics.store.models import ALL_MODELS
 
 

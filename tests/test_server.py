@@ -93,7 +93,7 @@ def test_posted_events_come_back_in_stats(tmp_path):
         assert 'events_received_total{analytics_level="standard",tool="get_weather_summary"} 11.0' in metrics
         assert 'http_requests_total{method="POST",route="/v1/events",status_code="200"} 1.0' in metrics
         assert "http_request_duration_seconds_bucket" in metrics
-        assert "event_queue_depth" in metrics
+        assert "weather_metrics_writer_queue_rows" in metrics
 
 
 def test_sigkill_loses_no_acknowledged_event_and_stores_none_twice(tmp_path):

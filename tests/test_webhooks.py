@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import assert_api_error, seed_org
+from tests.support import assert_api_error, scraped, seed_org
 from weather_metrics.store.db import database
 from weather_metrics.webhooks import deliveries as webhooks
 from weather_metrics.webhooks.transport import DeliveryError, checked_addresses, post
@@ -181,6 +181,21 @@ def step(app: Flask, now: datetime) -> bool:
         return app.extensions["weather_metrics"].webhooks.run_once(now)  # type: ignore[no-any-return]
 
 
+DELIVERIES = "weather_metrics_webhook_deliveries_total"
+OUTCOMES = ("delivered", "retried", "failed")
+
+
+def outcomes(app: Flask) -> dict[str, float]:
+    """weather_metrics_webhook_deliveries_total by outcome, and webhooks disabled, from /metrics."""
+    client = app.test_client()
+    counted = {outcome: scraped(client, DELIVERIES, {"outcome": outcome}) for outcome in OUTCOMES}
+    return {**counted, "disabled": scraped(client, "weather_metrics_webhooks_disabled_total")}
+
+
+def moved(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {name: after[name] - before[name] for name in before if after[name] != before[name]}
+
+
 @pytest.fixture
 def private_app(make_app: Callable[..., Flask]) -> Flask:
     return stopped(make_app(webhook_allow_private=True, webhook_max_attempts=4, webhook_disable_after_failures=3))
@@ -290,8 +305,9 @@ def test_a_collected_batch_is_delivered_signed_to_each_subscribed_webhook(privat
     batch_id = collect(private_app, org, count=3)
     rows = deliveries(private_app, count=2)
     assert sorted(row["webhook_id"] for row in rows) == sorted([first, second])
-    now = datetime.now(UTC)
+    now, before = datetime.now(UTC), outcomes(private_app)
     assert step(private_app, now) and step(private_app, now) and not step(private_app, now)
+    assert moved(before, outcomes(private_app)) == {"delivered": 2}
     assert len(receiver.requests) == 2
     for got in receiver.requests:
         body, headers = got["body"], got["headers"]
@@ -316,7 +332,7 @@ def test_a_failing_receiver_gets_retries_at_growing_intervals_then_the_delivery_
     hook_id = register(private_app, org, receiver.url)
     collect(private_app, org)
     deliveries(private_app, count=1)
-    now = datetime.now(UTC)
+    now, before = datetime.now(UTC), outcomes(private_app)
     gaps = []
     for attempt in range(1, 5):
         assert step(private_app, now)
@@ -331,6 +347,7 @@ def test_a_failing_receiver_gets_retries_at_growing_intervals_then_the_delivery_
         base = 30 * 2 ** (attempt - 1)
         assert 0.8 * base - 1 <= gap <= 1.2 * base + 1, gaps
     assert row["status"] == "failed" and len(receiver.requests) == 4
+    assert moved(before, outcomes(private_app)) == {"retried": 3, "failed": 1}
     assert not step(private_app, now + timedelta(hours=2))  # given up: never sent again
     log = private_app.test_client().get(f"/mcp/hooks/{hook_id}/deliveries", headers=org.headers).get_json()
     assert [entry["attempt"] for entry in log["deliveries"][0]["log"]] == [1, 2, 3, 4]
@@ -384,9 +401,27 @@ def test_each_failed_attempt_is_logged_with_its_ids_and_what_follows_never_the_u
     messages = [r.getMessage() for r in records]
     assert messages[0].startswith(f"webhook {hook_id} delivery {first} attempt 1 failed: receiver answered 500;")
     assert "retrying in" in messages[0] and messages[1].endswith("; given up")
-    assert messages[3].endswith("given up; the webhook is disabled after 3 consecutive failed deliveries")
+    assert messages[3].endswith(
+        "given up; webhook disabled (webhook_disable_after_failures), 0 pending deliveries failed with it"
+    )
     everything = caplog.text + "".join(str(vars(r)) for r in records)
     assert "receiver-token-in-the-url" not in everything and SECRET not in everything
+
+
+def test_disabling_a_webhook_fails_its_pending_deliveries_and_metrics_count_them(private_app, receiver):
+    receiver.statuses = [410]
+    org = make_org(private_app, "Acme")
+    register(private_app, org, receiver.url)
+    for _ in range(5):
+        collect(private_app, org)
+    deliveries(private_app, count=5)
+    before = outcomes(private_app)
+    now = datetime.now(UTC)
+    while step(private_app, now):
+        pass
+    assert len(receiver.requests) == 3  # the third failure disabled it; two were never sent
+    assert [row["status"] for row in deliveries(private_app)] == ["failed"] * 5
+    assert moved(before, outcomes(private_app)) == {"failed": 5, "disabled": 1}
 
 
 def test_a_redirect_is_not_followed(private_app, receiver):

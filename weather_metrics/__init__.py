@@ -18,6 +18,7 @@ from weather_metrics.accounts.passwords import Passwords
 from weather_metrics.accounts.sso import OidcVerifier
 from weather_metrics.accounts.tokens import TokenService
 from weather_metrics.alerts.evaluator import AlertEvaluator
+from weather_metrics.alerts.rules import SEVERITIES
 from weather_metrics.core.ratelimit import TokenBucketLimiter
 from weather_metrics.core.times import HOUR
 from weather_metrics.ingest.events.intake import EventIntake
@@ -25,9 +26,12 @@ from weather_metrics.ingest.org.intake import OrgIntake
 from weather_metrics.live import events as live
 from weather_metrics.live.hub import Hub
 from weather_metrics.live.relay import Relay
+from weather_metrics.reports.builder import FORMATS
 from weather_metrics.reports.runner import ReportRunner
+from weather_metrics.runtime import prometheus
 from weather_metrics.runtime.logs import configure_logging
 from weather_metrics.settings import SettingsError, load_settings, require_secret
+from weather_metrics.store.backup import backup_folder
 from weather_metrics.store.batches import write_batches
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.pruning import prune_step
@@ -86,7 +90,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    open_database(settings["database"], settings["synchronous"], max_connections=settings["threads"] + 8)
+    open_database(
+        settings["database"],
+        settings["synchronous"],
+        max_connections=settings["threads"] + 8,
+        backup_dir=backup_folder(settings["backup_dir"], settings["database"])
+        if settings["backup_before_upgrade"]
+        else None,
+    )
 
     webhooks = WebhookDeliverer(settings, SecretBox(require_secret(settings)), Subscribers())
     writer = EventWriter(
@@ -133,8 +144,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         alerts=AlertEvaluator(settings, webhooks.subscribers),
     )
     app.extensions[EXTENSION] = state
-    observability.queue_depth.set_function(lambda: writer.depth)
-    observability.websocket_connections.set_function(lambda: len(state.relay.hub))
+    prometheus.writer_queue_rows.set_function(lambda: writer.depth)
+    prometheus.websocket_connections.set_function(lambda: len(state.relay.hub))
+    prometheus.start_at_zero(FORMATS, SEVERITIES)
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]

@@ -34,6 +34,8 @@ class Setting:
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("database", "weather_metrics.db", "Path of the SQLite database file."),
+    Setting("backup_dir", "", "Folder for database backups; empty means a 'backups' folder beside the database."),
+    Setting("backup_before_upgrade", True, "Copy the database to backup_dir before migrating an older schema."),
     Setting("host", "127.0.0.1", "Address the server listens on."),
     Setting("port", 3000, "Port the server listens on (the PORT variable also sets it).", minimum=1, maximum=65535),
     Setting("threads", 64, "Request threads of each server process.", minimum=1, maximum=1024),
@@ -165,7 +167,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Folder for report export files; empty means an 'exports' folder beside the database file.",
     ),
-    Setting("export_workers", 2, "Report exports built at the same time (background threads).", minimum=1, maximum=16),
+    Setting("export_workers", 2, "Exports built at once (a child process each).", minimum=1, maximum=16),
     Setting("export_ttl_hours", 24, "Hours an export job and its file are kept.", minimum=1, maximum=720),
     Setting(
         "export_max_rows",

@@ -15,6 +15,7 @@ from weather_metrics.alerts.rules import COMPARISONS, _close_open_alert
 from weather_metrics.core.times import iso
 from weather_metrics.live import events as live
 from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.runtime.prometheus import alert_evaluations_total, alerts_fired_total
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import AlertEvent, AlertRule
 from weather_metrics.webhooks.deliveries import Subscribers, enqueue
@@ -92,13 +93,15 @@ class AlertEvaluator:
         decision = decide(rule, value, at)
         users = affected_users(target, at, rule.threshold) if decision == FIRE else []
         hook_ids = self.subscribers.of(rule.organization_id, "alert.triggered") if decision == FIRE else []
-        self._record(rule, at, value, decision, users, hook_ids)
+        if self._record(rule, at, value, decision, users, hook_ids) and decision == FIRE:
+            alerts_fired_total.labels(rule.severity).inc()
+        alert_evaluations_total.inc()
         return True
 
     def _record(
         self, rule: AlertRule, at: int, value: float | None, decision: str, users: list[str], hook_ids: list[str]
-    ) -> None:
-        """Store the evaluation, unless the rule was changed, deleted or claimed again meanwhile."""
+    ) -> bool:
+        """Store the evaluation; False when the rule was changed, deleted or claimed again meanwhile."""
         changes: dict[str, Any] = {"last_value": value}
         if decision == FIRE:
             changes.update(state="firing", last_fired_at=at)
@@ -112,7 +115,7 @@ class AlertEvaluator:
         )
         with write_transaction():
             if not AlertRule.update(**changes).where(unchanged).execute():
-                return  # a change scheduled its own evaluation; a later claim reads afresh
+                return False  # a change scheduled its own evaluation; a later claim reads afresh
             if decision == FIRE:
                 assert value is not None  # only a value can hold
                 alert_id = _fire(rule, at, value, users, hook_ids)
@@ -120,6 +123,7 @@ class AlertEvaluator:
                 _close_open_alert(rule.id, at, value)
         if decision == FIRE:  # once committed
             _log_fired(rule, alert_id, value)
+        return True
 
     def start(self) -> None:
         self._threads.start()

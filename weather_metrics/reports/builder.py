@@ -146,7 +146,7 @@ def build_report(
 
     The window is computed as of the job's creation, so a re-run writes the same report. On any
     error (ReportTooLarge included) the partial file is removed, and the rows' cursor is closed
-    either way: it holds a read transaction, and the caller writes next on the same connection.
+    either way: it holds a read transaction, which would keep the WAL from being checkpointed.
     """
     filters = json.loads(job.filters)
     user = User.get_by_id(job.user_id)

@@ -2,9 +2,10 @@
 
 The runner starts a Python process running `main` for each job, so a large export neither
 competes with request threads for the interpreter lock nor holds their memory. The child
-only reads the database (query_only) and speaks JSON lines on stdout:
-{"progress": percent}..., then {"rows": n} or {"error": reason}. Its log lines go to the
-server's stderr, in the server's log_format.
+only reads the database (query_only), ends with the thread that started it (Linux), and
+speaks JSON lines on stdout: {"progress": percent}..., then {"rows": n} or {"error": reason};
+any other line is logged and skipped. Its log lines go to the server's stderr, in the
+server's log_format.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import argparse
 import json
 import logging
 import os
-import select
+import selectors
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -37,10 +39,11 @@ class BuildFailed(Exception):
         self.reason = reason
 
 
+class ChildDied(Exception):
+    """The child ended without an outcome (killed, out of memory): the attempt is lost, not failed."""
+
+
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-# Not `-m weather_metrics.reports.child`: the package imports this module first, so runpy would run
-# a second copy of it as __main__ and say so on stderr, a line outside the log format.
-CHILD_MAIN = "import sys; from weather_metrics.reports.child import main; sys.exit(main(sys.argv[1:]))"
 
 
 def follow(child: subprocess.Popen[bytes], record: Callable[[int], None], every: float) -> dict[str, Any]:
@@ -51,23 +54,40 @@ def follow(child: subprocess.Popen[bytes], record: Callable[[int], None], every:
     """
     assert child.stdout is not None
     pipe, buffer, percent = child.stdout.fileno(), b"", 0
-    outcome: dict[str, Any] = {}
-    while True:
-        ready, _, _ = select.select([pipe], [], [], every)
-        if ready:
-            chunk = os.read(pipe, 65536)
-            if not chunk:
-                break
-            *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                message = json.loads(line)
-                if "progress" in message:
-                    percent = int(message["progress"])
-                else:
-                    outcome = message
-        record(percent)
-    child.wait()
+    outcome: dict[str, Any] = {"exit": None}
+    with selectors.DefaultSelector() as waiting:  # not select(): descriptors past 1023 are normal here
+        waiting.register(pipe, selectors.EVENT_READ)
+        while True:
+            if waiting.select(every):
+                chunk = os.read(pipe, 65536)
+                if not chunk:
+                    break
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                for line in lines:
+                    message = _message(line)
+                    if "progress" in message:
+                        percent = int(message["progress"])
+                    elif message:
+                        outcome = message
+            record(percent)
+    outcome["exit"] = child.wait()
     return outcome
+
+
+def _message(line: bytes) -> dict[str, Any]:
+    """One line of the child as a message; {} (logged) for anything else it printed."""
+    try:
+        message = json.loads(line)
+    except ValueError:
+        message = None
+    if isinstance(message, dict) and message.keys() & {"progress", "rows", "error"}:
+        return message
+    if line.strip():
+        log.warning("export child printed a line that is not a message: %.200r", line)
+    return {}
+
+
+MAIN = "import sys; from weather_metrics.reports.child import main; sys.exit(main(sys.argv[1:]))"
 
 
 def start_child(
@@ -75,7 +95,7 @@ def start_child(
 ) -> subprocess.Popen[bytes]:
     """A child process building the job's file at `out`; read it with `follow`."""
     command = [
-        *(sys.executable, "-c", CHILD_MAIN, "--database", database, "--job", job_id),
+        *(sys.executable, "-c", MAIN, "--database", database, "--job", job_id),
         *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows), "--log-format", log_format),
     ]
     path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
@@ -84,10 +104,25 @@ def start_child(
 
 
 def rows_built(outcome: dict[str, Any]) -> int:
-    """The number of rows the child wrote; BuildFailed with its reason when it failed or died."""
+    """The number of rows the child wrote; BuildFailed with its reason, or ChildDied without one."""
     if "rows" in outcome:
         return int(outcome["rows"])
-    raise BuildFailed(str(outcome.get("error") or "internal error"))
+    if "error" in outcome:
+        raise BuildFailed(str(outcome["error"]))
+    code = outcome.get("exit")
+    how = f"signal {signal.Signals(-code).name}" if isinstance(code, int) and code < 0 else f"exit status {code}"
+    raise ChildDied(f"the process building it ended by {how}")
+
+
+def _end_with_parent() -> None:
+    """Ask Linux to kill this process when the thread that started it ends (a killed server leaves no child)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the child ends at its next progress message instead
 
 
 def say(message: dict[str, object]) -> None:
@@ -105,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="as the server's log_format")
     args = parser.parse_args(argv)
     configure_logging(args.log_format, "warning", "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    _end_with_parent()
+    os.umask(0o077)  # export files hold users' emails: readable by the service's user only
     open_database(args.database, max_connections=2, read_only=True)
     try:
         with database.connection_context():
@@ -120,7 +157,3 @@ def main(argv: list[str] | None = None) -> int:
         database.close_all()
     say({"rows": rows})
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

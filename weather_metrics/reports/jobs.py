@@ -7,7 +7,6 @@ done (with a file) or failed (with a reason). Jobs and files expire after a TTL.
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shutil
 import uuid
@@ -19,8 +18,6 @@ from weather_metrics.core.errors import NotFound, OutOfScope, QueryError, Unavai
 from weather_metrics.core.times import iso
 from weather_metrics.reports import builder
 from weather_metrics.store.models import ReportJob, User
-
-log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 UNSAFE = re.compile(r"[^A-Za-z0-9._]+")
@@ -120,18 +117,3 @@ def free_space_problem(folder: Path, min_free: int) -> str | None:
         f"Exports are paused: the disk holding the export folder has {free // MIB} MiB free,"
         f" less than export_min_free_mib ({min_free // MIB} MiB). Retry later"
     )
-
-
-def remove_export_file(path: Path) -> int:
-    """Delete a file or folder; 1 when something was deleted; a failure is logged, not raised."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-        return 1
-    except FileNotFoundError:
-        return 0
-    except OSError:
-        log.exception("cannot delete export file %s", path)
-        return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -25,9 +26,12 @@ from typing import Any
 
 from peewee import OperationalError
 
-from weather_metrics.reports import builder, jobs
-from weather_metrics.reports.child import BuildFailed, follow, rows_built, start_child
+from weather_metrics.reports import builder
+from weather_metrics.reports.child import BuildFailed, ChildDied, follow, rows_built, start_child
+from weather_metrics.reports.held import HeldJobs, JobLost
+from weather_metrics.reports.jobs import MIB, LowDiskSpace, download_name, failure_reason, free_space_problem
 from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.runtime.prometheus import exports_total
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import Organization, ReportJob
 
@@ -47,51 +51,12 @@ IDLE_WAIT = 0.5  # seconds a worker sleeps when no job is queued
 JOB_FILE = re.compile(r"(?P<id>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<kind>\.partial|\.work)?(\.[a-z]+)?")
 
 
-class JobLost(Exception):
-    """The job is no longer this runner's: expired, deleted, or queued again after a lost lease."""
-
-
 class Interrupted(Exception):
     """The runner is closing: the job goes back to the queue."""
 
 
 def _epoch(now: datetime) -> int:
     return int(now.timestamp())
-
-
-class _Held:
-    """The jobs this runner's workers are building, with their progress; shared with the keeper."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[str, tuple[int, int]] = {}  # id -> (attempt, percent)
-        self._lost: set[str] = set()
-
-    def hold(self, job: ReportJob) -> None:
-        with self._lock:
-            self._jobs[job.id] = (job.attempts, 0)
-            self._lost.discard(job.id)
-
-    def release(self, job: ReportJob) -> None:
-        with self._lock:
-            self._jobs.pop(job.id, None)
-            self._lost.discard(job.id)
-
-    def progress(self, job: ReportJob, percent: int) -> None:
-        """Note the percentage; JobLost when the keeper found the job is no longer ours."""
-        with self._lock:
-            if job.id in self._lost:
-                raise JobLost(f"export job {job.id} is no longer this runner's")
-            self._jobs[job.id] = (job.attempts, max(percent, self._jobs.get(job.id, (0, 0))[1]))
-
-    def snapshot(self) -> dict[str, tuple[int, int]]:
-        with self._lock:
-            return dict(self._jobs)
-
-    def lose(self, job_id: str) -> None:
-        with self._lock:
-            if job_id in self._jobs:
-                self._lost.add(job_id)
 
 
 class ReportRunner:
@@ -105,12 +70,14 @@ class ReportRunner:
         self._interrupted: set[subprocess.Popen[bytes]] = set()  # children that close() ended
         self._stopping = False  # while close() runs, a child that starts is ended at once
         self._lock = threading.Lock()
-        self._min_free = int(settings["export_min_free_mib"]) * jobs.MIB
+        self._min_free = int(settings["export_min_free_mib"]) * MIB
         folder = settings["export_dir"] or Path(settings["database"]).expanduser().resolve().parent / "exports"
         self.export_dir = Path(folder).expanduser().resolve()
         self._clock = clock
-        self._held = _Held()
-        self._workers = StepThreads("report", int(settings["export_workers"]), self._work, IDLE_WAIT)
+        self._held = HeldJobs()
+        self._workers = StepThreads(
+            "report", int(settings["export_workers"]), lambda _n: self.run_once(self._now()), IDLE_WAIT
+        )
         self._keeper = StepThreads("report-keeper", 1, self._keep, BEAT_INTERVAL)
         self._next_reclaim = self._next_expiry = 0.0
 
@@ -130,28 +97,28 @@ class ReportRunner:
     def _remove_files(self, job: ReportJob, final: bool = True) -> None:
         """Delete the job's files; a file that cannot be deleted is logged, not raised."""
         for path in (self.partial_path(job), self.work_dir(job), *([self.final_path(job)] if final else [])):
-            jobs.remove_export_file(path)
+            _remove(path)
 
     def sweep(self, now: datetime) -> int:
         """Remove partial files and work folders of attempts no runner holds (left by a crash); count removed."""
         if not self.export_dir.is_dir():
             return 0
-        live = {
-            (job.id, job.attempts)
-            for job in ReportJob.select(ReportJob.id, ReportJob.attempts).where(self._leased(now))
-        }
-        removed = 0
-        for path in self.export_dir.iterdir():
-            match = JOB_FILE.fullmatch(path.name)
-            if match and match["kind"] and (match["id"], int(match["attempt"])) not in live:
-                removed += jobs.remove_export_file(path)
-        return removed
+        # The folder first, then the leases: a file is created only after its job is claimed, so an
+        # attempt claimed in between is among the leases and its files are not in the list.
+        listed = [(path, JOB_FILE.fullmatch(path.name)) for path in self.export_dir.iterdir()]
+        live = {(job.id, job.attempts) for job in ReportJob.select().where(self._leased(now))}
+        stale = [
+            path
+            for path, match in listed
+            if match and match["kind"] and (match["id"], int(match["attempt"])) not in live
+        ]
+        return sum(_remove(path) for path in stale)
 
     def check_free_space(self) -> None:
         """LowDiskSpace when the disk holding the export folder is below its floor."""
-        problem = jobs.free_space_problem(self.export_dir, self._min_free)
+        problem = free_space_problem(self.export_dir, self._min_free)
         if problem:
-            raise jobs.LowDiskSpace(problem)
+            raise LowDiskSpace(problem)
 
     # -- a worker's steps ------------------------------------------------------------------------
 
@@ -196,18 +163,14 @@ class ReportRunner:
         A busy database is tried again a few times; after that the error is raised and the
         job's lease, no longer renewed, settles it.
         """
+        ours = (ReportJob.id == job.id) & (ReportJob.status == "running") & (ReportJob.attempts == job.attempts)
         for attempt in range(FINISH_TRIES):
             try:
                 with write_transaction():
-                    return bool(
-                        ReportJob.update(finished_at=_epoch(now), **fields)
-                        .where(
-                            (ReportJob.id == job.id)
-                            & (ReportJob.status == "running")
-                            & (ReportJob.attempts == job.attempts)
-                        )
-                        .execute()
-                    )
+                    recorded = bool(ReportJob.update(finished_at=_epoch(now), **fields).where(ours).execute())
+                if recorded:
+                    exports_total.labels(job.format, fields["status"]).inc()
+                return recorded
             except OperationalError:
                 if attempt == FINISH_TRIES - 1:
                     raise
@@ -221,28 +184,22 @@ class ReportRunner:
         partial, final, work = self.partial_path(job), self.final_path(job), self.work_dir(job)
         try:
             self.check_free_space()
-            work.mkdir(parents=True, exist_ok=True)
+            self.export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            work.mkdir(mode=0o700, exist_ok=True)
             rows = self._build_in_child(job, partial, work)
             partial.replace(final)
             organization = Organization.get_by_id(job.organization_id).name
-        except (Interrupted, JobLost) as exc:
+        except (Interrupted, JobLost, ChildDied) as exc:
             self._remove_files(job)
-            log.info("export job %s, attempt %d, stops: %s", job.id, job.attempts, exc.__doc__)
-            if isinstance(exc, Interrupted):  # given back: no failed attempt
-                with write_transaction():
-                    ReportJob.update(status="queued", progress=0, started_at=None, attempts=job.attempts - 1).where(
-                        (ReportJob.id == job.id)
-                        & (ReportJob.status == "running")
-                        & (ReportJob.attempts == job.attempts)
-                    ).execute()
+            self._stopped(job, exc, now)
             return
         except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason
-            reason = exc.reason if isinstance(exc, BuildFailed) else jobs.failure_reason(exc)
+            reason = exc.reason if isinstance(exc, BuildFailed) else failure_reason(exc)
             _log_failed(job, reason, internal=reason == "internal error" and not isinstance(exc, BuildFailed))
             self._remove_files(job)
             self._finish(job, now, status="failed", error=reason)
             return
-        jobs.remove_export_file(work)
+        _remove(work)
         done = self._finish(
             job,
             now,
@@ -250,12 +207,30 @@ class ReportRunner:
             progress=100,
             rows_written=rows,
             file_path=str(final),
-            file_name=jobs.download_name(organization, job.report_type, job.created_at, extension),
+            file_name=download_name(organization, job.report_type, job.created_at, extension),
             content_type=content_type,
             size_bytes=final.stat().st_size,
         )
         if not done:  # expired, deleted or re-run elsewhere while being built
             self._remove_files(job)
+
+    def _stopped(self, job: ReportJob, exc: Exception, now: datetime) -> None:
+        """Settle an attempt that ended without an outcome: a stop gives it back, a dead child spends it."""
+        why = exc.args[0] if exc.args else exc.__doc__
+        if isinstance(exc, ChildDied) and job.attempts >= MAX_ATTEMPTS:
+            reason = f"{why} ({job.attempts} attempts)"
+            _log_failed(job, reason)
+            self._finish(job, now, status="failed", error=reason)
+            return
+        log.log(logging.WARNING if isinstance(exc, ChildDied) else logging.INFO, "export job %s stops: %s", job.id, why)
+        if isinstance(exc, JobLost):
+            return
+        with write_transaction():
+            ReportJob.update(
+                status="queued", progress=0, started_at=None, attempts=job.attempts - isinstance(exc, Interrupted)
+            ).where(
+                (ReportJob.id == job.id) & (ReportJob.status == "running") & (ReportJob.attempts == job.attempts)
+            ).execute()
 
     def _build_in_child(self, job: ReportJob, partial: Path, work: Path) -> int:
         """Build the file in a child process, relaying its progress; the number of rows, or BuildFailed."""
@@ -318,6 +293,7 @@ class ReportRunner:
 
     def reclaim(self, now: datetime) -> int:
         """Queue again (or fail, after MAX_ATTEMPTS) running jobs whose lease ran out; count settled."""
+        given_up: list[str] = []  # the formats of the jobs failed here, counted once committed
         with write_transaction():
             stranded = list(
                 ReportJob.select().where(
@@ -330,11 +306,9 @@ class ReportRunner:
                 if job.attempts < MAX_ATTEMPTS:
                     changes: dict[str, Any] = {"status": "queued", "progress": 0, "started_at": None}
                 else:
-                    changes = {
-                        "status": "failed",
-                        "error": RUNNER_STOPPED.format(job.attempts),
-                        "finished_at": _epoch(now),
-                    }
+                    error = RUNNER_STOPPED.format(job.attempts)
+                    changes = {"status": "failed", "error": error, "finished_at": _epoch(now)}
+                    given_up.append(job.format)
                 ReportJob.update(**changes).where(
                     (ReportJob.id == job.id) & (ReportJob.attempts == job.attempts) & (ReportJob.status == "running")
                 ).execute()
@@ -343,18 +317,20 @@ class ReportRunner:
                 log.warning("export job %s lost its runner (attempt %d): queued again", job.id, job.attempts)
             else:
                 _log_failed(job, RUNNER_STOPPED.format(job.attempts))
+        for export_format in given_up:
+            exports_total.labels(export_format, "failed").inc()
         return len(stranded)
 
     def expire_step(self, now: datetime) -> bool:
         """Delete up to EXPIRY_BATCH jobs past their expiry, in any state, with their files; False when none was."""
         with write_transaction():
-            expired = list(ReportJob.select().where(ReportJob.expires_at <= _epoch(now)).limit(EXPIRY_BATCH))
-            if expired:
-                ReportJob.delete().where(ReportJob.id.in_([job.id for job in expired])).execute()
-        for job in expired:
+            jobs = list(ReportJob.select().where(ReportJob.expires_at <= _epoch(now)).limit(EXPIRY_BATCH))
+            if jobs:
+                ReportJob.delete().where(ReportJob.id.in_([job.id for job in jobs])).execute()
+        for job in jobs:
             self._held.lose(job.id)  # a worker of ours stops at its next progress; others, at their heartbeat
             self._remove_files(job)
-        return bool(expired)
+        return bool(jobs)
 
     # -- threads ---------------------------------------------------------------------------------
 
@@ -368,9 +344,6 @@ class ReportRunner:
             self.sweep(self._now())
         self._workers.start()
         self._keeper.start()
-
-    def _work(self, _number: int) -> bool:
-        return self.run_once(self._now())
 
     def _keep(self, _number: int) -> bool:
         """Heartbeats every step; now and then, leases that ran out and expired jobs."""
@@ -403,6 +376,21 @@ class ReportRunner:
         self._keeper.close(timeout)
         with self._lock:
             self._stopping = False  # run_once may still be called directly (tests step jobs so)
+
+
+def _remove(path: Path) -> int:
+    """Delete a file or folder; 1 when something was deleted; a failure is logged, not raised."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        return 1
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        log.exception("cannot delete export file %s", path)
+        return 0
 
 
 def _log_failed(job: ReportJob, reason: str, internal: bool = False) -> None:

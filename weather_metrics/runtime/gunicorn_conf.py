@@ -122,9 +122,13 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
     Interrupted exports are settled by each worker's report runner, by their leases.
     """
+    from weather_metrics.store.backup import backup_folder
     from weather_metrics.store.db import database, open_database
 
-    open_database(_settings["database"], _settings["synchronous"])
+    backups = (
+        backup_folder(_settings["backup_dir"], _settings["database"]) if _settings["backup_before_upgrade"] else None
+    )
+    open_database(_settings["database"], _settings["synchronous"], backup_dir=backups)
     database.close_all()
 
 

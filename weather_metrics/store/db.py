@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 from peewee import Model, OperationalError
 from playhouse.pool import PooledSqliteDatabase
 
 from weather_metrics.core.errors import Unavailable
+from weather_metrics.store.backup import backup, hold_service_lock, private_file
+from weather_metrics.store.migrate import SCHEMA_VERSION, schema_version, upgrade
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schema.sql"
-SCHEMA_VERSION = 5
+log = logging.getLogger(__name__)
 
 
 class StorageFull(Unavailable):
@@ -50,11 +53,28 @@ def sqlite_pragmas(synchronous: str) -> list[tuple[str, object]]:
     ]
 
 
-def open_database(path: str, synchronous: str = "full", max_connections: int = 128, read_only: bool = False) -> None:
-    """Bind the shared handle to a SQLite file and bring its schema up to date (or, read-only, only read it)."""
-    Path(path).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+def open_database(
+    path: str,
+    synchronous: str = "full",
+    max_connections: int = 128,
+    read_only: bool = False,
+    backup_dir: Path | None = None,
+) -> None:
+    """Bind the shared handle to a SQLite file and bring its schema up to date (or, read-only, only read it).
+
+    The file (and so its WAL, which SQLite creates alike) is readable by its owner only. Before
+    migrating an older schema, a copy goes to `backup_dir` (None: no copy). This process holds
+    the database's service lock from now on, so a restore refuses to replace it underneath.
+    """
+    file = Path(path).expanduser().resolve()
+    file.parent.mkdir(parents=True, exist_ok=True)
     if not database.deferred:
-        database.close_all()  # pooled connections still point at the previous file
+        _release_pool()
+    if not read_only:
+        for own in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
+            if own == file or own.exists():
+                private_file(own)
+        hold_service_lock(file)
     database.init(
         path,
         max_connections=max_connections,
@@ -64,26 +84,28 @@ def open_database(path: str, synchronous: str = "full", max_connections: int = 1
     )
     if not read_only:
         with database.connection_context():
-            apply_schema()
+            conn = database.connection()
+            current = schema_version(conn)
+            if backup_dir is not None and current is not None and current < SCHEMA_VERSION:
+                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+                copy = backup(file, backup_dir / f"{file.stem}-v{current}-before-upgrade-{stamp}.db")
+                log.warning("schema upgrade from version %d: a copy of the database is at %s", current, copy.path)
+            upgrade(conn)
 
 
-def apply_schema() -> None:
-    """Create the schema from schema.sql, or migrate an older one."""
-    conn = database.connection()
-    conn.executescript(SCHEMA_PATH.read_text())
-    row = database.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()
-    current = row[0] if row else None
-    if current is not None and current > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema version {current} is newer than this release ({SCHEMA_VERSION})")
-    # Versions 2 to 4 added tables, which the script above creates; versions 3 and 5 also
-    # added a column to an existing table.
-    if current is not None and current < 3:
-        database.execute_sql("ALTER TABLE organizations ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'")
-    if current is not None and current < 5:
-        database.execute_sql("ALTER TABLE report_jobs ADD COLUMN heartbeat_at INTEGER")
-    if current != SCHEMA_VERSION:
-        database.execute_sql("DELETE FROM schema_version")
-        database.execute_sql("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+def _release_pool() -> None:
+    """Drop the pool's connections before binding it to another file (or the same one again).
+
+    Idle connections are closed. Those in use belong to the threads of an app built earlier in
+    this process (tests build several): closing one while its thread runs a statement crashes
+    the interpreter, so they are forgotten instead, left to their threads, and closed when those
+    threads end. The pool never hands them out again, so no new connection reaches the old file.
+    """
+    database.close()
+    with database._pool_lock:  # noqa: SLF001 - the pool has no call to forget a connection
+        database.close_idle()
+        database._in_use.clear()  # noqa: SLF001
+        database._pool_available.notify_all()  # noqa: SLF001
 
 
 def ping() -> bool:

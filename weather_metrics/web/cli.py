@@ -1,12 +1,18 @@
-"""Command-line tasks: `flask --app app create-org NAME --admin EMAIL`."""
+"""Command-line tasks: `flask --app app create-org NAME --admin EMAIL`, `backup [FILE]`, `restore FILE`."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import with_appcontext
 
 from weather_metrics.accounts import organizations as accounts
+from weather_metrics.store import backup as backups
+from weather_metrics.store import db
+from weather_metrics.store.migrate import SCHEMA_VERSION
 from weather_metrics.web.services import services
 
 
@@ -32,5 +38,50 @@ def create_org(name: str, admin_email: str, admin_name: str) -> None:
     click.echo("Log in with POST /api/auth/login; this password is shown only now. Change it with PUT /api/users/<id>.")
 
 
+@click.command("backup")
+@with_appcontext
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def backup(file: Path | None) -> None:
+    """Copy the database, consistent as of one moment, while the service runs (default: into backup_dir)."""
+    state = services()
+    state.close()  # this command's own app: its threads are not needed
+    database = Path(state.settings["database"]).expanduser().resolve()
+    if file is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        file = (
+            backups.backup_folder(state.settings["backup_dir"], state.settings["database"])
+            / f"{database.stem}-{stamp}.db"
+        )
+    try:
+        snapshot = backups.backup(database, file)
+    except (ValueError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"backup        {snapshot.path}")
+    click.echo(f"schema        version {snapshot.schema_version}, integrity checked")
+    click.echo(f"size          {snapshot.size_bytes} bytes, {snapshot.events} events")
+    click.echo("Keep config.toml with it: its jwt_secret also decrypts the webhook secrets in the database.")
+
+
+@click.command("restore")
+@with_appcontext
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def restore(file: Path) -> None:
+    """Replace the database with a backup; refused while a service uses the database."""
+    state = services()
+    state.close()  # this command's own app lets go of the database first
+    db.database.close_all()
+    database = Path(state.settings["database"]).expanduser().resolve()
+    backups.release_service_lock(database)
+    try:
+        kept = backups.restore(file, database, SCHEMA_VERSION)
+    except (ValueError, OSError, backups.DatabaseInUse) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored      {database} from {file}")
+    if kept is not None:
+        click.echo(f"replaced      {kept} (kept; delete it once the restore is checked)")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_org)
+    app.cli.add_command(backup)
+    app.cli.add_command(restore)

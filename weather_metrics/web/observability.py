@@ -1,4 +1,4 @@
-"""Prometheus metrics: the contract's three, plus the writer's queue and commits.
+"""Serving /metrics, counting and timing requests, and request ids (the series: runtime/prometheus.py).
 
 The Procfile runs one server process (see weather_metrics/runtime/gunicorn_conf.py), so the
 process-wide registry counts the whole service.
@@ -13,10 +13,19 @@ from collections import Counter as Tally
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
-from prometheus_client import Counter, Gauge, Histogram
 from prometheus_flask_exporter import PrometheusMetrics
 
 from weather_metrics.runtime.logs import current_request_id
+from weather_metrics.runtime.prometheus import (
+    events_received_total,
+    http_request_duration_seconds,
+    http_requests_total,
+    organization_rows_received_total,
+    writer_batch_rows,
+    writer_commit_seconds,
+)
+from weather_metrics.store.agents import AGENTS
+from weather_metrics.store.productivity import PRODUCTIVITY
 
 if TYPE_CHECKING:
     from weather_metrics.store.batches import PendingBatch
@@ -31,41 +40,6 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 
 
 exporter = PrometheusMetrics.for_app_factory(export_defaults=False, path="/metrics")
-
-
-http_requests_total = Counter(
-    "http_requests_total", "Total number of HTTP requests", ["method", "route", "status_code"]
-)
-
-
-http_request_duration_seconds = Histogram(
-    "http_request_duration_seconds", "Duration of HTTP requests in seconds", ["method", "route", "status_code"]
-)
-
-
-events_received_total = Counter(
-    "events_received_total", "Total number of analytics events received", ["analytics_level", "tool"]
-)
-
-
-queue_depth = Gauge("event_queue_depth", "Events accepted and not yet committed")
-
-
-websocket_connections = Gauge("websocket_connections", "Open WebSocket connections of this process")
-
-
-writer_batch_events = Histogram(
-    "writer_batch_events",
-    "Events committed per writer transaction",
-    buckets=(1, 10, 100, 250, 500, 1000, 2500, 5000, 10000, 25000),
-)
-
-
-writer_commit_seconds = Histogram(
-    "writer_commit_seconds",
-    "Time the writer takes to write and commit one transaction",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
-)
 
 
 class ToolLabels:
@@ -86,14 +60,21 @@ class ToolLabels:
 
 def commit_recorder(tool_labels: ToolLabels):  # type: ignore[no-untyped-def]
     """A writer on_commit hook that records what was stored."""
+    for kind, surface in ((AGENTS, "mcp"), (AGENTS, "api"), (PRODUCTIVITY, "api")):
+        organization_rows_received_total.labels(kind.table, surface)  # at 0 until counted
 
     def record(batches: list[PendingBatch], stored: int, seconds: float) -> None:
         writer_commit_seconds.observe(seconds)
-        writer_batch_events.observe(stored)
+        writer_batch_rows.observe(stored)
         tally: Tally[tuple[str, str]] = Tally()
         for batch in batches:
-            if batch.stored and batch.kind is None:  # /v1 events; organization rows have no tool label
+            if not batch.stored:
+                continue  # a replay or a refused batch
+            if batch.kind is None:  # /v1 events; organization rows have no tool label
                 tally.update((row[5], row[3]) for row in batch.rows)
+            else:  # only /mcp/metrics/collect sends with an API key
+                surface = "mcp" if batch.api_key_id else "api"
+                organization_rows_received_total.labels(batch.kind.table, surface).inc(batch.stored)
         for (level, tool), count in tally.items():
             events_received_total.labels(level, tool_labels(tool)).inc(count)
 

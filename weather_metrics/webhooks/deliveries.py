@@ -22,6 +22,7 @@ from typing import Any
 from weather_metrics.core.errors import NotFound, ServiceError
 from weather_metrics.core.times import HOUR, iso
 from weather_metrics.runtime.loops import StepThreads
+from weather_metrics.runtime.prometheus import webhook_deliveries_total, webhooks_disabled_total
 from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import Webhook, WebhookDelivery
@@ -354,30 +355,36 @@ class WebhookDeliverer:
             changes["next_attempt_at"] = at + round(backoff(delivery.attempts, self._rng))
         else:
             changes.update(status="failed", finished_at=at)
-        disabled = None
+        disabled: int | None = None
         with write_transaction():
             WebhookDelivery.update(**changes).where(WebhookDelivery.id == delivery.id).execute()
             if changes.get("status") == "delivered":
                 Webhook.update(consecutive_failures=0).where(Webhook.id == hook.id).execute()
             elif changes.get("status") == "failed":
                 disabled = self._count_failure(hook, attempt["error"], at)
+        webhook_deliveries_total.labels(changes.get("status", "retried")).inc()
+        if disabled is not None:  # and its pending deliveries failed with it
+            webhooks_disabled_total.inc()
+            webhook_deliveries_total.labels("failed").inc(disabled)
         if attempt["error"] is not None:
             retry_in = changes["next_attempt_at"] - at if "next_attempt_at" in changes else None
             _log_failed_attempt(delivery, hook, attempt, retry_in, disabled)
 
     def _count_failure(self, hook: Webhook, error: str, at: int) -> int | None:
-        """Count a given-up delivery; when that disables the webhook, the failures in a row, else None."""
+        """Count a failed delivery and, past the limit, disable the webhook: then, how many pending ones it failed."""
         Webhook.update(consecutive_failures=Webhook.consecutive_failures + 1).where(Webhook.id == hook.id).execute()
-        failures: int = Webhook.get_by_id(hook.id).consecutive_failures
-        if failures >= self._disable_after:
-            reason = f"disabled after {failures} consecutive failed deliveries; last error: {error}"
-            Webhook.update(enabled=False, disabled_reason=reason).where(Webhook.id == hook.id).execute()
-            WebhookDelivery.update(status="failed", finished_at=at, last_error="webhook disabled").where(
-                (WebhookDelivery.webhook == hook.id) & (WebhookDelivery.status == "pending")
-            ).execute()
-            self.subscribers.invalidate(hook.organization_id)
-            return failures
-        return None
+        failures = Webhook.get_by_id(hook.id).consecutive_failures
+        if failures < self._disable_after:
+            return None
+        reason = f"disabled after {failures} consecutive failed deliveries; last error: {error}"
+        Webhook.update(enabled=False, disabled_reason=reason).where(Webhook.id == hook.id).execute()
+        dropped = (
+            WebhookDelivery.update(status="failed", finished_at=at, last_error="webhook disabled")
+            .where((WebhookDelivery.webhook == hook.id) & (WebhookDelivery.status == "pending"))
+            .execute()
+        )
+        self.subscribers.invalidate(hook.organization_id)
+        return int(dropped)
 
     # -- threads -------------------------------------------------------------------------------
 
@@ -397,12 +404,12 @@ def _log_failed_attempt(
     Never the URL: it may hold a token of the receiver's.
     """
     outcome = "given up" if retry_in is None else f"retrying in {retry_in}s"
-    if disabled:
-        outcome += f"; the webhook is disabled after {disabled} consecutive failed deliveries"
+    if disabled is not None:
+        outcome += f"; webhook disabled (webhook_disable_after_failures), {disabled} pending deliveries failed with it"
     fields: dict[str, Any] = {"event": "webhook_delivery_failed", "webhook_id": hook.id, "delivery_id": delivery.id}
     fields.update((key, attempt[key]) for key in ("attempt", "status_code", "error"))
     fields.update(
-        organization_id=hook.organization_id, will_retry=retry_in is not None, webhook_disabled=bool(disabled)
+        organization_id=hook.organization_id, will_retry=retry_in is not None, webhook_disabled=disabled is not None
     )
     message = "webhook %s delivery %s attempt %d failed: %s; %s"
     log.warning(message, hook.id, delivery.id, attempt["attempt"], attempt["error"], outcome, extra=fields)

@@ -36,7 +36,12 @@ class ExportRequestSchema(StrictSchema):
 
 
 # Exports have their own per-user limit (setting export_rate_limit), instead of the /api one.
-export_limit = limiter.limit(lambda: services().settings["export_rate_limit"], key_func=caller_key)
+# A 503 (exports paused while the disk is low) did nothing: it spends none of the user's exports.
+export_limit = limiter.limit(
+    lambda: services().settings["export_rate_limit"],
+    key_func=caller_key,
+    deduct_when=lambda response: response.status_code != 503,
+)
 
 
 @bp.post("/reports/export")

@@ -1,0 +1,121 @@
+"""The service's Prometheus series, defined once: web/ serves them, and each part counts its own work.
+
+The public contract's three series keep their names; every other series of the project is
+named weather_metrics_*. docs/operating.md ("Metrics") lists them all. Label values come
+from short fixed lists (formats, outcomes, kinds), never from ids or what a client sent.
+"""
+
+from __future__ import annotations
+
+import platform
+import sqlite3
+import tomllib
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# A `_created` series beside every counter and histogram doubles what each scrape stores and
+# answers nothing an operator asks. Process-wide, so it holds in the gunicorn worker and in tests.
+disable_created_metrics()
+
+
+def service_version() -> str:
+    """The version in pyproject.toml of the checkout the service runs from, else of the installed package."""
+    try:
+        with (Path(__file__).resolve().parents[2] / "pyproject.toml").open("rb") as file:
+            return str(tomllib.load(file)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        pass
+    try:
+        return metadata.version("weather-metrics")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# The public analytics API's GET /metrics: names, help and labels as its contract gives them.
+http_requests_total = Counter(
+    "http_requests_total", "Total number of HTTP requests", ["method", "route", "status_code"]
+)
+
+http_request_duration_seconds = Histogram(
+    "http_request_duration_seconds", "Duration of HTTP requests in seconds", ["method", "route", "status_code"]
+)
+
+events_received_total = Counter(
+    "events_received_total", "Total number of analytics events received", ["analytics_level", "tool"]
+)
+
+
+build_info = Gauge(
+    "weather_metrics_build_info",
+    "Always 1: the version of the service, its Python and its database",
+    ["version", "python_version", "database", "sqlite_version"],
+)
+build_info.labels(service_version(), platform.python_version(), "sqlite", sqlite3.sqlite_version).set(1)
+
+
+# The write path (store/writer.py); the factory points the gauges at this process's writer and hub.
+writer_queue_rows = Gauge(
+    "weather_metrics_writer_queue_rows", "Rows accepted (events and organization metrics) and not yet committed"
+)
+
+writer_batch_rows = Histogram(
+    "weather_metrics_writer_batch_rows",
+    "Rows committed per writer transaction",
+    buckets=(1, 10, 100, 250, 500, 1000, 2500, 5000, 10000, 25000),
+)
+
+writer_commit_seconds = Histogram(
+    "weather_metrics_writer_commit_seconds",
+    "Time the writer takes to write and commit one transaction",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+websocket_connections = Gauge("weather_metrics_websocket_connections", "Open WebSocket connections of this process")
+
+
+# Organization metrics (ingest/org/intake.py), counted when committed: replays are not counted again.
+organization_rows_received_total = Counter(
+    "weather_metrics_organization_rows_received_total",
+    "Organization metric rows committed, by table and by surface (mcp: API keys, api: signed-in users)",
+    ["kind", "surface"],
+)
+
+
+# Export jobs (reports/runner.py), counted when the job's outcome is recorded.
+exports_total = Counter(
+    "weather_metrics_exports_total",
+    "Export jobs finished, by file format and outcome (done, failed)",
+    ["format", "outcome"],
+)
+
+
+# Webhooks (webhooks/deliveries.py).
+webhook_deliveries_total = Counter(
+    "weather_metrics_webhook_deliveries_total",
+    "Webhook deliveries by outcome: delivered, retried (an attempt failed, another follows) or failed (given up)",
+    ["outcome"],
+)
+
+webhooks_disabled_total = Counter(
+    "weather_metrics_webhooks_disabled_total", "Webhooks disabled after too many consecutive failed deliveries"
+)
+
+
+# Alert rules (alerts/evaluator.py).
+alert_evaluations_total = Counter("weather_metrics_alert_evaluations_total", "Alert rule evaluations")
+
+alerts_fired_total = Counter("weather_metrics_alerts_fired_total", "Alerts fired, by rule severity", ["severity"])
+
+
+def start_at_zero(formats: Iterable[str], severities: Iterable[str]) -> None:
+    """Every series of the labelled counters, at 0 from the start: rate() and increase() then see the first count."""
+    for export_format in formats:
+        for outcome in ("done", "failed"):
+            exports_total.labels(export_format, outcome)
+    for outcome in ("delivered", "retried", "failed"):
+        webhook_deliveries_total.labels(outcome)
+    for severity in severities:
+        alerts_fired_total.labels(severity)
