@@ -7,6 +7,7 @@ app's own background loops are stopped: what a test steps is all that happens.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 import uuid
@@ -248,6 +249,24 @@ def test_fires_once_stays_firing_without_duplicates_and_resolves(quiet, acme):
     (event,) = events_of(quiet, rule_id)
     assert (event.state, event.resolved_at, event.resolved_value) == ("resolved", AT + 2 * INTERVAL, 20.0)
     assert len(live_rows(quiet)) == 1 and len(delivery_rows(quiet)) == 1  # a resolution is not announced
+
+
+def test_a_fired_alert_is_logged_once_with_its_rule_organization_value_and_threshold(quiet, acme, caplog):
+    org = org_of(acme)
+    rule_id = make_rule(quiet, acme["admin"])
+    executions(quiet, org, [(AT - 60, None, "a", "c", 10, False)] * 3 + [(AT - 30, None, "a", "c", 10, True)])
+    ev = evaluator()
+    with caplog.at_level(logging.INFO, logger="weather_metrics.alerts.evaluator"):
+        assert step(quiet, ev, AT)
+        assert step(quiet, ev, AT + INTERVAL)  # still firing: not fired again
+    (record,) = [r for r in caplog.records if r.name == "weather_metrics.alerts.evaluator"]
+    (event,) = events_of(quiet, rule_id)
+    assert record.levelno == logging.WARNING and record.event == "alert_fired"
+    assert (record.alert_id, record.rule_id, record.organization_id) == (event.id, rule_id, org)
+    assert (record.metric, record.value, record.comparison, record.threshold) == ("error_rate", 75.0, "gt", 50.0)
+    assert (
+        record.getMessage() == f"alert {event.id} fired: rule {rule_id} of organization {org}: error_rate 75.0 gt 50.0"
+    )
 
 
 def test_a_window_without_executions_has_no_value_and_resolves_a_firing_alert(quiet, acme):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import shutil
 import sqlite3
@@ -347,7 +348,24 @@ def test_too_many_rows_fail_the_job_with_a_readable_reason(app, client, acme):
     assert failed["error"] in error["message"] and error["details"] == {"status": "failed"}
 
 
-def test_an_unexpected_error_fails_the_job_and_never_leaves_it_running(app, client, acme, tmp_path):
+def test_a_failed_export_is_logged_at_warning_with_its_job_and_reason(app, client, acme, caplog):
+    job = queued(client, acme["admin"])
+    small = ReportRunner({**app.extensions["weather_metrics"].settings, "export_max_rows": 1})
+    with caplog.at_level(logging.INFO, logger="weather_metrics.reports.runner"), app.app_context():
+        assert small.run_once(datetime.now(UTC)) is True
+    reason = client.get(job["status_url"], headers=acme["admin"].headers).get_json()["error"]
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
+    assert (record.levelno, record.event, record.job_id, record.reason) == (
+        logging.WARNING,
+        "export_failed",
+        job["id"],
+        reason,
+    )
+    assert record.organization_id == acme["admin"].user.organization_id and not record.exc_info
+    assert record.getMessage() == f"export job {job['id']} failed (attempt 1): {reason}"
+
+
+def test_an_unexpected_error_fails_the_job_and_never_leaves_it_running(app, client, acme, tmp_path, caplog):
     job = queued(client, acme["admin"])
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the export folder should be")
@@ -357,6 +375,9 @@ def test_an_unexpected_error_fails_the_job_and_never_leaves_it_running(app, clie
     failed = client.get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert (failed["status"], failed["error"]) == ("failed", "internal error")
     assert failed["finished_at"] is not None
+    (record,) = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
+    assert (record.levelno, record.job_id, record.reason) == (logging.ERROR, job["id"], "internal error")
+    assert record.exc_info is not None  # the traceback, for a failure nobody foresaw
 
 
 # --- restarts ----------------------------------------------------------------------------------
@@ -382,7 +403,7 @@ def test_a_job_running_at_a_crash_is_queued_again_and_completes(make_app, servic
     assert response.status_code == 200
 
 
-def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme):
+def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme, caplog):
     first = stopped(service())
     job = queued(first.test_client(), acme["admin"])
     set_job(first, job["id"], status="running", attempts=2, started_at=1)
@@ -394,6 +415,8 @@ def test_a_job_interrupted_twice_fails_with_the_reason(make_app, service, acme):
     status = second.test_client().get(job["status_url"], headers=acme["admin"].headers).get_json()
     assert (status["status"], status["error"]) == ("failed", "its runner stopped 2 times (a restart or a crash)")
     assert step_all(second) == 0
+    failures = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
+    assert [(r.levelno, r.job_id, r.reason) for r in failures] == [(logging.WARNING, job["id"], status["error"])]
     assert scraped(second.test_client(), EXPORTS, failed) == before + 1
 
 
@@ -723,6 +746,8 @@ def test_a_child_killed_from_outside_spends_an_attempt_then_fails_saying_so(serv
     row = job_row(app, job["id"])
     assert row is not None and row.status == "failed" and "SIGKILL" in (row.error or "") and "2 attempts" in row.error
     assert "signal SIGKILL" in caplog.text and list(runner(app).export_dir.iterdir()) == []
+    failures = [r for r in caplog.records if getattr(r, "event", None) == "export_failed"]
+    assert [(r.levelno, r.job_id, r.reason) for r in failures] == [(logging.WARNING, job["id"], row.error)]
 
 
 def test_the_start_sweep_keeps_the_files_of_an_attempt_claimed_while_it_runs(app, client, acme, monkeypatch):

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import logging
 import socket
 import threading
 import time
@@ -371,6 +372,40 @@ def test_a_webhook_is_disabled_after_repeated_failed_deliveries(private_app, rec
     collect(private_app, org)
     time.sleep(0.3)
     assert len(deliveries(private_app)) == 3  # a disabled webhook gets no new deliveries
+
+
+def test_each_failed_attempt_is_logged_with_its_ids_and_what_follows_never_the_url_or_secret(
+    private_app, receiver, caplog
+):
+    receiver.statuses = [500, 410]  # the first attempt is retried; 410 is given up at once
+    org = make_org(private_app, "Acme")
+    hook_id = register(private_app, org, receiver.url + "?key=receiver-token-in-the-url")
+    for _ in range(3):
+        collect(private_app, org)
+    first, second, third = (row["id"] for row in deliveries(private_app, count=3))
+    now = datetime.now(UTC)
+    with caplog.at_level(logging.WARNING, logger=webhooks.__name__):
+        while step(private_app, now):
+            pass
+        assert step(private_app, now + timedelta(hours=1))  # the first delivery's second attempt
+    records = [r for r in caplog.records if r.name == webhooks.__name__]
+    assert [r.levelno for r in records] == [logging.WARNING] * 4
+    assert [(r.delivery_id, r.attempt, r.status_code, r.will_retry) for r in records] == [
+        (first, 1, 500, True),
+        (second, 1, 410, False),
+        (third, 1, 410, False),
+        (first, 2, 410, False),
+    ]
+    assert {r.webhook_id for r in records} == {hook_id} and {r.organization_id for r in records} == {org.id}
+    assert [r.webhook_disabled for r in records] == [False, False, False, True]
+    messages = [r.getMessage() for r in records]
+    assert messages[0].startswith(f"webhook {hook_id} delivery {first} attempt 1 failed: receiver answered 500;")
+    assert "retrying in" in messages[0] and messages[1].endswith("; given up")
+    assert messages[3].endswith(
+        "given up; webhook disabled (webhook_disable_after_failures), 0 pending deliveries failed with it"
+    )
+    everything = caplog.text + "".join(str(vars(r)) for r in records)
+    assert "receiver-token-in-the-url" not in everything and SECRET not in everything
 
 
 def test_disabling_a_webhook_fails_its_pending_deliveries_and_metrics_count_them(private_app, receiver):

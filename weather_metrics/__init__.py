@@ -29,6 +29,7 @@ from weather_metrics.live.relay import Relay
 from weather_metrics.reports.builder import FORMATS
 from weather_metrics.reports.runner import ReportRunner
 from weather_metrics.runtime import prometheus
+from weather_metrics.runtime.logs import configure_logging
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 from weather_metrics.store.backup import backup_folder
 from weather_metrics.store.batches import write_batches
@@ -85,7 +86,7 @@ def _dashboard_data(viewer: Any, dashboard_id: str, now: datetime, max_days: int
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, writer thread, blueprints, metrics."""
     settings = load_settings(config)
-    logging.basicConfig(level=settings["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings["log_format"], settings["log_level"])
 
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]

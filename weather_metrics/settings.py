@@ -112,6 +112,7 @@ SETTINGS: tuple[Setting, ...] = (
         maximum=100_000,
     ),
     Setting("log_level", "info", "Log level of the server.", choices=("debug", "info", "warning", "error")),
+    Setting("log_format", "text", "Log lines: text, or one JSON object each.", choices=("text", "json")),
     Setting(
         "jwt_secret",
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from weather_metrics.runtime.prometheus import alert_evaluations_total, alerts_f
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import AlertEvent, AlertRule
 from weather_metrics.webhooks.deliveries import Subscribers, enqueue
+
+log = logging.getLogger(__name__)
 
 IDLE_WAIT = 1.0  # seconds the evaluator thread sleeps when no rule is due
 
@@ -115,9 +118,11 @@ class AlertEvaluator:
                 return False  # a change scheduled its own evaluation; a later claim reads afresh
             if decision == FIRE:
                 assert value is not None  # only a value can hold
-                _fire(rule, at, value, users, hook_ids)
+                alert_id = _fire(rule, at, value, users, hook_ids)
             elif decision == RESOLVE:
                 _close_open_alert(rule.id, at, value)
+        if decision == FIRE:  # once committed
+            _log_fired(rule, alert_id, value)
         return True
 
     def start(self) -> None:
@@ -128,8 +133,8 @@ class AlertEvaluator:
         self._threads.close(timeout)
 
 
-def _fire(rule: AlertRule, at: int, value: float, users: list[str], hook_ids: list[str]) -> None:
-    """The alert event, its live event and webhook deliveries; call inside write_transaction()."""
+def _fire(rule: AlertRule, at: int, value: float, users: list[str], hook_ids: list[str]) -> str:
+    """The alert event, its live event and webhook deliveries; call inside write_transaction(). The alert's id."""
     team_id = rule.scope_value if rule.scope_type == "team" else None
     event = AlertEvent.create(
         id=str(uuid.uuid4()),
@@ -176,3 +181,24 @@ def _fire(rule: AlertRule, at: int, value: float, users: list[str], hook_ids: li
             "timestamp": stamp,
         }
         enqueue(hook_ids, "alert.triggered", payload, at)
+    return str(event.id)
+
+
+def _log_fired(rule: AlertRule, alert_id: str, value: float | None) -> None:
+    """A fired alert at WARNING: rule, organization, and the measured value against the threshold."""
+    fields = {
+        "event": "alert_fired",
+        "alert_id": alert_id,
+        "rule_id": rule.id,
+        "organization_id": rule.organization_id,
+        "metric": rule.metric,
+        "severity": rule.severity,
+        "value": value,
+        "comparison": rule.comparison,
+        "threshold": rule.threshold,
+    }
+    log.warning(
+        "alert %s fired: rule %s of organization %s: %s %s %s %s",
+        *(alert_id, rule.id, rule.organization_id, rule.metric, value, rule.comparison, rule.threshold),
+        extra=fields,
+    )

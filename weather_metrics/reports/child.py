@@ -4,7 +4,8 @@ The runner starts a Python process running `main` for each job, so a large expor
 competes with request threads for the interpreter lock nor holds their memory. The child
 only reads the database (query_only), ends with the thread that started it (Linux), and
 speaks JSON lines on stdout: {"progress": percent}..., then {"rows": n} or {"error": reason};
-any other line is logged and skipped.
+any other line is logged and skipped. Its log lines go to the server's stderr, in the
+server's log_format.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from weather_metrics.reports.builder import build_report
 from weather_metrics.reports.jobs import failure_reason
+from weather_metrics.runtime.logs import configure_logging
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.models import ReportJob
 
@@ -88,11 +90,13 @@ def _message(line: bytes) -> dict[str, Any]:
 MAIN = "import sys; from weather_metrics.reports.child import main; sys.exit(main(sys.argv[1:]))"
 
 
-def start_child(database: str, job_id: str, out: Path, work: Path, max_rows: int) -> subprocess.Popen[bytes]:
+def start_child(
+    database: str, job_id: str, out: Path, work: Path, max_rows: int, log_format: str = "text"
+) -> subprocess.Popen[bytes]:
     """A child process building the job's file at `out`; read it with `follow`."""
     command = [
         *(sys.executable, "-c", MAIN, "--database", database, "--job", job_id),
-        *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows)),
+        *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows), "--log-format", log_format),
     ]
     path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
@@ -133,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the file to write")
     parser.add_argument("--work", type=Path, required=True, help="a folder for work files")
     parser.add_argument("--max-rows", type=int, required=True)
+    parser.add_argument("--log-format", choices=("text", "json"), default="text", help="as the server's log_format")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
+    configure_logging(args.log_format, "warning", "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     _end_with_parent()
     os.umask(0o077)  # export files hold users' emails: readable by the service's user only
     open_database(args.database, max_connections=2, read_only=True)

@@ -38,6 +38,7 @@ from weather_metrics.store.models import Organization, ReportJob
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2  # a job whose runner stopped this many times is given up
+RUNNER_STOPPED = "its runner stopped {} times (a restart or a crash)"  # why such a job failed
 LEASE_SECONDS = 30  # a running job without a heartbeat for this long is queued again
 BEAT_INTERVAL = 1.0  # seconds between the keeper's heartbeats
 RECLAIM_INTERVAL = 5.0  # seconds between the keeper's looks for jobs that lost their runner
@@ -63,6 +64,7 @@ class ReportRunner:
 
     def __init__(self, settings: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
         self._max_rows = int(settings["export_max_rows"])
+        self._log_format = str(settings["log_format"])  # the child's lines, like the server's
         self._database = str(Path(settings["database"]).expanduser().resolve())
         self._children: set[subprocess.Popen[bytes]] = set()
         self._interrupted: set[subprocess.Popen[bytes]] = set()  # children that close() ended
@@ -193,10 +195,7 @@ class ReportRunner:
             return
         except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason
             reason = exc.reason if isinstance(exc, BuildFailed) else failure_reason(exc)
-            if reason == "internal error" and not isinstance(exc, BuildFailed):  # the child logs its own
-                log.exception("export job %s failed", job.id)
-            else:
-                log.info("export job %s failed: %s", job.id, reason)
+            _log_failed(job, reason, internal=reason == "internal error" and not isinstance(exc, BuildFailed))
             self._remove_files(job)
             self._finish(job, now, status="failed", error=reason)
             return
@@ -218,11 +217,13 @@ class ReportRunner:
     def _stopped(self, job: ReportJob, exc: Exception, now: datetime) -> None:
         """Settle an attempt that ended without an outcome: a stop gives it back, a dead child spends it."""
         why = exc.args[0] if exc.args else exc.__doc__
+        if isinstance(exc, ChildDied) and job.attempts >= MAX_ATTEMPTS:
+            reason = f"{why} ({job.attempts} attempts)"
+            _log_failed(job, reason)
+            self._finish(job, now, status="failed", error=reason)
+            return
         log.log(logging.WARNING if isinstance(exc, ChildDied) else logging.INFO, "export job %s stops: %s", job.id, why)
         if isinstance(exc, JobLost):
-            return
-        if isinstance(exc, ChildDied) and job.attempts >= MAX_ATTEMPTS:
-            self._finish(job, now, status="failed", error=f"{why} ({job.attempts} attempts)")
             return
         with write_transaction():
             ReportJob.update(
@@ -233,7 +234,7 @@ class ReportRunner:
 
     def _build_in_child(self, job: ReportJob, partial: Path, work: Path) -> int:
         """Build the file in a child process, relaying its progress; the number of rows, or BuildFailed."""
-        with start_child(self._database, job.id, partial, work, self._max_rows) as child:
+        with start_child(self._database, job.id, partial, work, self._max_rows, self._log_format) as child:
             with self._lock:
                 self._children.add(child)
                 if self._stopping:
@@ -305,14 +306,17 @@ class ReportRunner:
                 if job.attempts < MAX_ATTEMPTS:
                     changes: dict[str, Any] = {"status": "queued", "progress": 0, "started_at": None}
                 else:
-                    error = f"its runner stopped {job.attempts} times (a restart or a crash)"
+                    error = RUNNER_STOPPED.format(job.attempts)
                     changes = {"status": "failed", "error": error, "finished_at": _epoch(now)}
                     given_up.append(job.format)
                 ReportJob.update(**changes).where(
                     (ReportJob.id == job.id) & (ReportJob.attempts == job.attempts) & (ReportJob.status == "running")
                 ).execute()
         for job in stranded:
-            log.warning("export job %s lost its runner (attempt %d): settled", job.id, job.attempts)
+            if job.attempts < MAX_ATTEMPTS:
+                log.warning("export job %s lost its runner (attempt %d): queued again", job.id, job.attempts)
+            else:
+                _log_failed(job, RUNNER_STOPPED.format(job.attempts))
         for export_format in given_up:
             exports_total.labels(export_format, "failed").inc()
         return len(stranded)
@@ -387,3 +391,12 @@ def _remove(path: Path) -> int:
     except OSError:
         log.exception("cannot delete export file %s", path)
         return 0
+
+
+def _log_failed(job: ReportJob, reason: str, internal: bool = False) -> None:
+    """A failed export at WARNING; at ERROR, with the traceback, when it failed unexpectedly in this process."""
+    fields = {"event": "export_failed", "job_id": job.id, "organization_id": job.organization_id, "reason": reason}
+    level = logging.ERROR if internal else logging.WARNING
+    log.log(
+        level, "export job %s failed (attempt %d): %s", job.id, job.attempts, reason, exc_info=internal, extra=fields
+    )

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import Any
 
 from gunicorn.glogging import Logger
 
-from weather_metrics.runtime.logs import redact_query
+from weather_metrics.runtime.logs import RequestIdFilter, configure_logging, formatter, redact_query
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 
 _settings = load_settings()
+
+# The master's own application lines (the schema update in on_starting) in the same format.
+configure_logging(_settings["log_format"], _settings["log_level"])
 
 
 require_secret(_settings)  # fail before forking, with the message naming the setting
@@ -52,14 +56,28 @@ control_socket_disable = True
 
 accesslog = "-"
 
-# gunicorn's default, and the worker's pid: with several workers, which process answered.
-access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(p)s'
+# gunicorn's default, the worker's pid (with several workers, which process answered), and the
+# request id the answer carries in X-Request-ID (set by the application on every answer it makes).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(p)s rid=%({x-request-id}o)s'
 
 loglevel = _settings["log_level"]
 
 
 class RedactingLogger(Logger):
-    """The access log without credentials: /ws?token=... and Authorization headers are redacted."""
+    """gunicorn's lines in the `log_format` setting; the access log without credentials.
+
+    /ws?token=... and Authorization headers are redacted. In JSON an access line carries its
+    parts as fields (access_fields) rather than access_log_format's layout.
+    """
+
+    def setup(self, cfg):  # type: ignore[no-untyped-def]
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter(_settings["log_format"], self.error_fmt, self.datefmt))
+            handler.addFilter(RequestIdFilter())
+        if _settings["log_format"] == "json":
+            for handler in self.access_log.handlers:
+                handler.setFormatter(formatter("json", self.access_fmt))
 
     def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         atoms = super().atoms(resp, req, environ, request_time)
@@ -70,6 +88,30 @@ class RedactingLogger(Logger):
         if "{authorization}i" in atoms:
             atoms["{authorization}i"] = "[redacted]"
         return atoms
+
+    def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        if _settings["log_format"] != "json" or not self.access_log_enabled:
+            super().access(resp, req, environ, request_time)
+            return
+        fields = access_fields(self.atoms(resp, req, environ, request_time), request_time.total_seconds())
+        self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
+
+
+def access_fields(atoms: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The fields of a JSON access line, from gunicorn's (redacted) atoms."""
+    method, _, rest = atoms["r"].partition(" ")
+    status = str(atoms["s"])
+    return {
+        "method": method,
+        "path": rest.rpartition(" ")[0] or rest,
+        "protocol": atoms.get("H"),
+        "status": int(status) if status.isdigit() else status,
+        "bytes": atoms.get("B"),
+        "duration_ms": round(seconds * 1000, 1),
+        "remote_addr": atoms.get("h"),
+        "user_agent": atoms.get("{user-agent}i"),
+        "request_id": atoms.get("{x-request-id}o"),
+    }
 
 
 logger_class = RedactingLogger

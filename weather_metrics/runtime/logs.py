@@ -1,12 +1,29 @@
-"""What logs may show: request lines with the values of credential parameters redacted, and sampled lines."""
+"""How the server logs: text or JSON lines, the request id on each, credentials redacted, sampled lines.
+
+gunicorn's own lines and the access log are set up by the logger class in gunicorn_conf.py;
+the application's loggers by `configure_logging`. Both use the formatters here.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import sys
 import threading
 from collections import OrderedDict
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode
 
 SECRET_PARAMETERS = frozenset({"token", "access_token", "ticket"})
+APP_TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# The id of the request this thread is handling; the web layer sets it for each request.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+# What every LogRecord has; anything else on a record came from `extra=` and is a field of its JSON line.
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
 
 
 def redact_query(query: str) -> str:
@@ -45,3 +62,77 @@ class Sampler:
             while len(self._seen) > self.max_keys:
                 self._seen.popitem(last=False)
             return skipped
+
+
+class RequestIdFilter(logging.Filter):
+    """Gives each record the id of the request being handled when it was logged (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = current_request_id.get()
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """A text line as `fmt` makes it, with ` rid=<request id>` after the message when logged in a request."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        request_id = getattr(record, "request_id", None)
+        return f"{line} rid={request_id}" if request_id else line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, pid, request_id, the record's extra fields, exc."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")[:-6] + "Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+            "request_id": getattr(record, "request_id", None),
+        }
+        line.update((k, v) for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES and k not in line)
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exc"] = record.exc_text
+        if record.stack_info:
+            line["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(line, default=str)
+
+
+def formatter(log_format: str, text_format: str, datefmt: str | None = None) -> logging.Formatter:
+    """The formatter of `log_format` ('text' or 'json'); text lines are laid out by `text_format`."""
+    if log_format == "json":
+        return JsonFormatter()
+    return TextFormatter(text_format, datefmt)
+
+
+def log_handler(log_format: str, stream: TextIO | None = None, text_format: str = APP_TEXT_FORMAT) -> logging.Handler:
+    """A handler writing `log_format` lines to `stream` (stderr), each with its request id."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter(log_format, text_format))
+    handler.addFilter(RequestIdFilter())
+    return handler
+
+
+def configure_logging(log_format: str, level: str, text_format: str = APP_TEXT_FORMAT) -> None:
+    """Send the application's log lines to stderr in `log_format`, at `level` and above.
+
+    Like logging.basicConfig, it leaves alone a process whose logging someone else set up
+    (a test runner); called again, it replaces its own handler.
+    """
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if getattr(h, "weather_metrics", False)]
+    if len(ours) < len(root.handlers):
+        return
+    for handler in ours:
+        root.removeHandler(handler)
+    handler = log_handler(log_format, text_format=text_format)
+    handler.weather_metrics = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    logging.captureWarnings(True)  # warnings become log lines, in the same format

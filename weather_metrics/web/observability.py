@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, g, request
 from prometheus_flask_exporter import PrometheusMetrics
 
+from weather_metrics.runtime.logs import current_request_id
 from weather_metrics.runtime.prometheus import (
     events_received_total,
     http_request_duration_seconds,
@@ -81,7 +82,7 @@ def commit_recorder(tool_labels: ToolLabels):  # type: ignore[no-untyped-def]
 
 
 def init_app(app: Flask) -> None:
-    """Count and time every request, and serve /metrics."""
+    """Count and time every request, give each an id (X-Request-ID, and on its log lines), and serve /metrics."""
     exporter.init_app(app)
 
     @app.before_request
@@ -89,6 +90,11 @@ def init_app(app: Flask) -> None:
         g.request_started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        current_request_id.set(g.request_id)  # on every line logged while handling the request
+
+    @app.teardown_request
+    def forget_request_id(_exc: BaseException | None) -> None:
+        current_request_id.set(None)  # the thread's next lines belong to no request, or to another
 
     @app.after_request
     def record_request(response: Response) -> Response:

@@ -366,6 +366,9 @@ class WebhookDeliverer:
         if disabled is not None:  # and its pending deliveries failed with it
             webhooks_disabled_total.inc()
             webhook_deliveries_total.labels("failed").inc(disabled)
+        if attempt["error"] is not None:
+            retry_in = changes["next_attempt_at"] - at if "next_attempt_at" in changes else None
+            _log_failed_attempt(delivery, hook, attempt, retry_in, disabled)
 
     def _count_failure(self, hook: Webhook, error: str, at: int) -> int | None:
         """Count a failed delivery and, past the limit, disable the webhook: then, how many pending ones it failed."""
@@ -381,7 +384,6 @@ class WebhookDeliverer:
             .execute()
         )
         self.subscribers.invalidate(hook.organization_id)
-        log.warning("webhook %s %s", hook.id, reason)
         return int(dropped)
 
     # -- threads -------------------------------------------------------------------------------
@@ -392,3 +394,22 @@ class WebhookDeliverer:
     def close(self, timeout: float = 30.0) -> None:
         """Stop the threads after the delivery each is sending; idempotent."""
         self._threads.close(timeout)
+
+
+def _log_failed_attempt(
+    delivery: WebhookDelivery, hook: Webhook, attempt: dict[str, Any], retry_in: int | None, disabled: int | None
+) -> None:
+    """A failed attempt at WARNING: its ids, the receiver's status or the error, and what follows.
+
+    Never the URL: it may hold a token of the receiver's.
+    """
+    outcome = "given up" if retry_in is None else f"retrying in {retry_in}s"
+    if disabled is not None:
+        outcome += f"; webhook disabled (webhook_disable_after_failures), {disabled} pending deliveries failed with it"
+    fields: dict[str, Any] = {"event": "webhook_delivery_failed", "webhook_id": hook.id, "delivery_id": delivery.id}
+    fields.update((key, attempt[key]) for key in ("attempt", "status_code", "error"))
+    fields.update(
+        organization_id=hook.organization_id, will_retry=retry_in is not None, webhook_disabled=disabled is not None
+    )
+    message = "webhook %s delivery %s attempt %d failed: %s; %s"
+    log.warning(message, hook.id, delivery.id, attempt["attempt"], attempt["error"], outcome, extra=fields)
