@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -351,3 +352,19 @@ def test_text_access_lines_end_with_the_request_id(tmp_path: Path):
         assert re.search(pattern, text, re.MULTILINE), (pattern, text)
     refusal = next(line for line in text.splitlines() if "refused POST /v1/events" in line)
     assert refusal.endswith(f" rid={s.answers[2][3]}")
+
+
+def test_gunicorn_s_own_lines_about_a_bad_request_redact_its_credentials(tmp_path: Path):
+    """A malformed request line is quoted whole in gunicorn's error line; its token must not be."""
+    marker = "sekretmarkertoken"
+    with Server(tmp_path / "metrics.db") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(f"GET /ws?token={marker}&ticket={marker}\r\nHost: x\r\n\r\n".encode())
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+        wait_for_log = time.monotonic() + 10
+        while "Invalid" not in server.log.read_text() and time.monotonic() < wait_for_log:
+            time.sleep(0.05)
+    text = server.log.read_text()
+    assert "/ws?token=[redacted]" in text  # the line is there, without its secret
+    assert marker not in text

@@ -17,7 +17,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from weather_metrics.runtime.logs import RequestIdFilter, configure_logging, formatter, redact_query
+from weather_metrics.runtime.logs import RedactingFilter, RequestIdFilter, configure_logging, formatter, redact_query
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 
 _settings = load_settings()
@@ -75,6 +75,7 @@ class RedactingLogger(Logger):
         for handler in self.error_log.handlers:
             handler.setFormatter(formatter(_settings["log_format"], self.error_fmt, self.datefmt))
             handler.addFilter(RequestIdFilter())
+            handler.addFilter(RedactingFilter())
         if _settings["log_format"] == "json":
             for handler in self.access_log.handlers:
                 handler.setFormatter(formatter("json", self.access_fmt))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 from collections import OrderedDict
@@ -34,6 +35,27 @@ def redact_query(query: str) -> str:
     if not any(name in SECRET_PARAMETERS for name, _ in pairs):
         return query
     return urlencode([(k, "[redacted]" if k in SECRET_PARAMETERS else v) for k, v in pairs], safe="[]/:,")
+
+
+_SECRET_IN_TEXT = re.compile(
+    r"([?&;](?:" + "|".join(sorted(SECRET_PARAMETERS)) + r")=)[^&;\s'\"]*", re.IGNORECASE
+)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts credential query parameters in any line's text.
+
+    gunicorn quotes a malformed request line, or the URI of a request that failed, in its own
+    error lines ("Invalid HTTP request line: 'GET /ws?token=...'"); the access log is redacted
+    field by field, these by their text.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_IN_TEXT.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
 
 
 class Sampler:
@@ -116,6 +138,7 @@ def log_handler(log_format: str, stream: TextIO | None = None, text_format: str 
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(log_format, text_format))
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(RedactingFilter())
     return handler
 
 
