@@ -260,6 +260,61 @@ def console_problems(driver: Any) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
 
 
+# --- Debian's poppler-utils: PDFs as a reader sees them -------------------------------------------
+
+
+@dataclass(frozen=True)
+class PdfWord:
+    """A word of a PDF page as pdftotext places it, in points from the page's top left."""
+
+    page: int
+    text: str
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+
+def poppler() -> None:
+    """Skips when pdftoppm or pdftotext is missing (fails under STRICT)."""
+    import pytest
+
+    missing = [tool for tool in ("pdftoppm", "pdftotext") if shutil.which(tool) is None]
+    if missing:
+        if os.environ.get("WEATHER_METRICS_TEST_STRICT"):
+            pytest.fail(f"PDF rendering tests need {', '.join(missing)}; .ci/run installs poppler-utils")
+        pytest.skip(f"{', '.join(missing)} missing: apt-get install poppler-utils (.ci/run does)")
+
+
+def pdf_words(path: Path) -> list[PdfWord]:
+    """Every word of the PDF with its page (from 1) and box, read by pdftotext."""
+    import xml.etree.ElementTree as ElementTree
+
+    poppler()
+    xhtml = subprocess.run(["pdftotext", "-bbox", str(path), "-"], capture_output=True, check=True, text=True).stdout
+    namespace = {"x": "http://www.w3.org/1999/xhtml"}
+    words = []
+    for number, page in enumerate(ElementTree.fromstring(xhtml).iterfind(".//x:page", namespace), start=1):
+        for word in page.iterfind("x:word", namespace):
+            box = [float(word.attrib[key]) for key in ("xMin", "yMin", "xMax", "yMax")]
+            words.append(PdfWord(number, word.text or "", *box))
+    return words
+
+
+def pdf_page_image(path: Path, page: int, dpi: int = 72) -> Any:
+    """One page drawn by pdftoppm, as a Pillow RGB image (at 72 dpi a pixel is a point)."""
+    from PIL import Image
+
+    poppler()
+    prefix = path.with_name(f"{path.stem}-page{page}")
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", str(dpi), "-f", str(page), "-l", str(page), "-singlefile", str(path), str(prefix)],
+        check=True,
+    )
+    with Image.open(prefix.with_suffix(".png")) as image:
+        return image.convert("RGB")
+
+
 def requested_urls(driver: Any) -> list[str]:
     """Every URL the browser asked for since the last call, including ones a policy then blocked."""
     urls = []

@@ -1,4 +1,4 @@
-"""weather_metrics.report_builder and report_formats: export files parsed back and compared with the API."""
+"""weather_metrics.reports.builder and formats: export files parsed back and compared with the API."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ from tests.support import KEEP_HISTORY, Member
 from tests.test_org_queries import add_executions, add_productivity, execution, metric
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.core.errors import OutOfScope, QueryError, UnknownTarget
-from weather_metrics.reports.builder import ReportTooLarge, build_report, check_filters
+from weather_metrics.reports.builder import AGENT_FIGURES, ReportTooLarge, build_report
+from weather_metrics.reports.contents import COUNT, NUMBER, RATE
+from weather_metrics.reports.figures import figure_text
+from weather_metrics.reports.filters import check_filters
 from weather_metrics.store.models import ReportJob
 
 CREATED = int(datetime(2026, 3, 10, tzinfo=UTC).timestamp())
@@ -135,19 +138,22 @@ def test_xlsx_types_header_and_frozen_pane(app, acme, march, tmp_path):
 
 
 def test_pdf_figures_equal_the_api(app, client, acme, march, tmp_path):
+    """The PDF prints the API's figures, each in its unit (reports/figures.py)."""
     path = tmp_path / "agents.pdf"
     assert build(app, acme["admin"], "agents", "pdf", path, **MARCH) == 11
     text = pdf_text(path)
     body = api(client, acme["admin"], "/api/metrics/agents", **MARCH)
     assert "Agent usage report" in text and "Organization: Acme" in text
-    assert "Period: 2026-03-02 to 2026-03-04 (UTC;" in text
-    assert body["window"]["start"] in text and body["window"]["end"] in text
-    assert "start_date: 2026-03-02" in text and "Calls per day" in text
-    for key, value in body["totals"].items():
-        assert f"{key.replace('_', ' ')}: {value}" in text, key
+    assert "Period: 2026-03-02 to 2026-03-04 (UTC)" in text and "Calls per day" in text
+    for column in AGENT_FIGURES:
+        assert f"{column.heading}\n{figure_text(body['totals'][column.name], column.unit)}" in text, column.name
     assert body["totals"]["calls"] == 11
     for agent in body["agents"]:
-        assert " ".join(str(agent[k]) for k in ("agent_name", "calls", "successes")) in text.replace("\n", " ")
+        figures = [
+            figure_text(agent[k], unit) for k, unit in (("calls", COUNT), ("successes", COUNT), ("success_rate", RATE))
+        ]
+        assert " ".join([agent["agent_name"], *figures[:2]]) in text.replace("\n", " ")
+        assert figures[2].endswith(" %") and figures[2] in text
 
 
 def test_pdf_keeps_the_first_rows_and_says_so(app, acme, org_id, tmp_path):
@@ -176,7 +182,9 @@ def test_productivity_report_matches_the_api(app, client, acme, org_id, tmp_path
     text = pdf_text(path).replace("\n", " ")
     body = api(client, acme["admin"], "/api/metrics/productivity", **MARCH)
     for total in body["totals"]:
-        assert " ".join(str(total[k]) for k in ("metric_type", "samples", "sum", "avg", "min", "max")) in text
+        figures = (figure_text(total[k], NUMBER) for k in ("sum", "avg", "min", "max"))
+        assert " ".join([total["metric_type"], str(total["samples"]), *figures]) in text
+    assert "commits 2 7 3.50 3 4" in text and "deployments 1 1.50 1.50 1.50 1.50" in text
     csv_path = tmp_path / "productivity.csv"
     build(app, acme["developer"], "productivity", "csv", csv_path, **MARCH)
     rows = read_csv(csv_path)[1:]
@@ -225,7 +233,7 @@ def test_teams_report_ranks_teams(app, acme, org_id, tmp_path):
     rows = list(load_workbook(path)["Data"].iter_rows(values_only=True))
     assert rows[0] == ("team", "team_id", "members", "commits", "commits rank")
     assert rows[1:] == [("Platform", platform.id, 0, 5, 1), ("Mobile", mobile.id, 0, 2, 2)]
-    assert "commits per team" in pdf_text(_pdf(app, acme, tmp_path, filters))
+    assert "Commits by team" in pdf_text(_pdf(app, acme, tmp_path, filters))
 
 
 def _pdf(app, acme, tmp_path: Path, filters: dict[str, Any]) -> Path:
@@ -253,7 +261,7 @@ NOW = datetime(2026, 3, 10, tzinfo=UTC)
 )
 def test_check_filters_rejects_bad_filters(app, acme, report_type, filters, key):
     with app.app_context(), pytest.raises(QueryError) as caught:
-        check_filters(report_type, filters, acme["admin"].user, NOW, 400)
+        check_filters(report_type, filters, acme["admin"].user, NOW, 400, fmt="pdf")
     assert key in caught.value.details
 
 
@@ -262,12 +270,14 @@ def test_check_filters_scope(app, acme, globex):
     with app.app_context():
         foreign = accounts.create_team(other["admin"].user.organization_id, "Foreign", "")
         with pytest.raises(UnknownTarget):
-            check_filters("productivity", {"team_id": foreign.id}, acme["admin"].user, NOW, 400)
+            check_filters("productivity", {"team_id": foreign.id}, acme["admin"].user, NOW, 400, fmt="pdf")
         with pytest.raises(UnknownTarget):
-            check_filters("teams", {"team_ids": [foreign.id]}, acme["admin"].user, NOW, 400)
+            check_filters("teams", {"team_ids": [foreign.id]}, acme["admin"].user, NOW, 400, fmt="pdf")
         with pytest.raises(OutOfScope):
-            check_filters("agents", {"user_id": acme["admin"].user.id}, acme["developer"].user, NOW, 400)
+            check_filters("agents", {"user_id": acme["admin"].user.id}, acme["developer"].user, NOW, 400, fmt="pdf")
         with pytest.raises(OutOfScope):
-            check_filters("teams", {}, acme["developer"].user, NOW, 400)
-        normalized = check_filters("agents", {"start_date": " 2026-03-02 "}, acme["developer"].user, NOW, 400)
+            check_filters("teams", {}, acme["developer"].user, NOW, 400, fmt="pdf")
+        normalized = check_filters(
+            "agents", {"start_date": " 2026-03-02 "}, acme["developer"].user, NOW, 400, fmt="pdf"
+        )
     assert normalized == {"start_date": "2026-03-02", "aggregation": "day", "success_only": False}

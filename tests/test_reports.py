@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from openpyxl import load_workbook
+from pypdf import PdfReader
 
 from tests.support import Member, assert_api_error, scraped, seed_org, seeded_database
 from tests.test_org_queries import add_executions, execution
@@ -175,6 +176,24 @@ def test_bad_filters_are_refused_at_once_with_details(app, client, acme, globex)
     assert_api_error(export(client, acme["developer"], user_id=acme["manager"].user.id), 403)
     with app.app_context():
         assert ReportJob.select().count() == 0  # no job for any of them
+
+
+def test_a_pdf_can_leave_out_its_data_rows_and_a_csv_cannot(app, client, acme):
+    error = assert_api_error(export(client, acme["admin"], "csv", include_rows=False), 400)
+    assert "filters.include_rows" in error["details"], error
+    assert (
+        "filters.include_rows"
+        in assert_api_error(export(client, acme["admin"], "pdf", include_rows="no"), 400)["details"]
+    )
+    response = export(client, acme["admin"], "pdf", include_rows=False)
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["filters"]["include_rows"] is False
+    step_all(app)
+    done = client.get(response.get_json()["status_url"], headers=acme["admin"].headers).get_json()
+    assert done["status"] == "done" and done["rows"] == 0, done
+    pdf = client.get(done["download_url"], headers=acme["admin"].headers).get_data()
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Summary" in text and "data rows: no" in text and "Data rows" not in text
 
 
 def test_an_empty_body_and_a_non_object_are_400(client, acme):

@@ -13,122 +13,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from weather_metrics.core.errors import OutOfScope, QueryError, ServiceError
-from weather_metrics.core.times import iso
-from weather_metrics.core.vocabulary import AGGREGATIONS, BAD_METRIC_TYPE, MAX_AGENT_NAME, METRIC_TYPE
+from weather_metrics.core.errors import ServiceError
 from weather_metrics.query import analytics, org_metrics
-from weather_metrics.query.scope import Scope, narrow, scope_for
-from weather_metrics.query.windows import Window, parse_window
-from weather_metrics.reports.formats import Cell, Chart, Report, Row, Table, write_report
+from weather_metrics.query.scope import Scope
+from weather_metrics.query.windows import Window
+from weather_metrics.reports.contents import COUNT, MS, NUMBER, RATE, Cell, Chart, Column, Figure, Report, Row, Table
+from weather_metrics.reports.filters import filter_lines, report_scope, report_window
+from weather_metrics.reports.formats import write_report
 from weather_metrics.store.db import database
-from weather_metrics.store.models import Organization, ReportJob, User
+from weather_metrics.store.models import Organization, ReportJob, Team, User
 
-REPORT_TYPES = ("productivity", "agents", "teams")
 FORMATS = {
     "csv": ("text/csv; charset=utf-8", ".csv"),
     "xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", ".xlsx"),
     "pdf": ("application/pdf", ".pdf"),
 }
-
-
-COMMON_FILTERS = {"start_date": str, "end_date": str, "aggregation": str, "user_id": str, "team_id": str}
-FILTERS: dict[str, dict[str, type]] = {
-    "agents": {**COMMON_FILTERS, "agent_name": str, "success_only": bool},
-    "productivity": {**COMMON_FILTERS, "metric_type": str},
-    "teams": {"start_date": str, "end_date": str, "team_ids": list, "metric_types": list},
-}
-
-
-TYPE_NAMES = {str: "a string", bool: "a boolean", list: "a list of strings"}
 REBUILD_MAX_DAYS = 3650  # filters were checked against the setting when the job was made
 FETCH_ROWS = 2000
-BAD_FILTERS = "Invalid filters"
+CHARTS = 4  # productivity and teams reports: charts of at most this many metric types
+AXIS_TITLES = {"hour": "hour", "day": "day", "week": "week starting", "month": "month"}
+LABEL_EVERY = {
+    "hour": (1, 2, 3, 6, 12, 24, 48, 168, 336, 720, 1440, 2160),
+    "day": (1, 2, 7, 14, 28, 56, 91, 182, 364),
+    "week": (1, 2, 4, 13, 26, 52, 104),
+    "month": (1, 2, 3, 6, 12, 24),
+}
 
 
 class ReportTooLarge(ServiceError, ValueError):
     """The export would hold more data rows than allowed."""
-
-
-def _bad(key: str, message: str) -> QueryError:
-    return QueryError(BAD_FILTERS, {f"filters.{key}": message})
-
-
-def _typed(report_type: str, filters: dict[str, Any]) -> dict[str, Any]:
-    """The filters with blanks dropped and strings stripped; QueryError for unknown keys or wrong types."""
-    allowed = FILTERS[report_type]
-    unknown = sorted(set(filters) - set(allowed))
-    if unknown:
-        raise QueryError(
-            BAD_FILTERS, {f"filters.{key}": f"Unknown filter for {report_type} reports" for key in unknown}
-        )
-    out: dict[str, Any] = {}
-    for key, value in filters.items():
-        kind = allowed[key]
-        if value is None or value == "" or value == []:
-            continue
-        if kind is list:
-            if not isinstance(value, list) or not all(isinstance(item, str) and item.strip() for item in value):
-                raise _bad(key, "Must be a list of non-empty strings")
-            value = list(dict.fromkeys(item.strip() for item in value))
-        elif not isinstance(value, kind) or (isinstance(value, str) and len(value) > 256):
-            raise _bad(key, f"Must be {TYPE_NAMES[kind]}" + (" of at most 256 characters" if kind is str else ""))
-        out[key] = value.strip() if isinstance(value, str) else value
-    return out
-
-
-def _checked_values(filters: dict[str, Any]) -> None:
-    """QueryError for a bad aggregation, metric type or agent name."""
-    if "aggregation" in filters and filters["aggregation"] not in AGGREGATIONS:
-        raise _bad("aggregation", f"Must be one of: {', '.join(AGGREGATIONS)}")
-    if "metric_type" in filters and not METRIC_TYPE.fullmatch(filters["metric_type"]):
-        raise _bad("metric_type", BAD_METRIC_TYPE)
-    if len(filters.get("agent_name", "")) > MAX_AGENT_NAME:
-        raise _bad("agent_name", f"At most {MAX_AGENT_NAME} characters")
-
-
-def _prefixed(error: QueryError) -> QueryError:
-    return QueryError(error.args[0], {f"filters.{key}": message for key, message in error.details.items()})
-
-
-def check_filters(
-    report_type: str, filters: dict[str, Any], user: User, now: datetime, max_days: int
-) -> dict[str, Any]:
-    """The normalized filters of a report request; QueryError, UnknownTarget or OutOfScope when they are bad."""
-    if report_type not in REPORT_TYPES:
-        raise QueryError(BAD_FILTERS, {"report_type": f"Must be one of: {', '.join(REPORT_TYPES)}"})
-    if not isinstance(filters, dict):
-        raise QueryError(BAD_FILTERS, {"filters": "Must be an object"})
-    out = _typed(report_type, filters)
-    _checked_values(out)
-    try:
-        _window(out, org_metrics.org_zone(user.organization_id), now, max_days)
-        if report_type == "teams":
-            analytics.metric_type_list(out.get("metric_types", []))
-    except QueryError as error:
-        raise _prefixed(error) from None
-    _scope(report_type, out, user)
-    if report_type == "agents":
-        out.setdefault("success_only", False)
-    if report_type != "teams":
-        out.setdefault("aggregation", "day")
-    return out
-
-
-def _window(filters: dict[str, Any], tz: Any, now: datetime, max_days: int) -> Window:
-    return parse_window(
-        filters.get("start_date"), filters.get("end_date"), filters.get("aggregation"), tz, now, max_days
-    )
-
-
-def _scope(report_type: str, filters: dict[str, Any], user: User) -> Scope:
-    """The user's scope narrowed by the filters (teams reports: admins and managers only)."""
-    scope = scope_for(user)
-    if report_type == "teams":
-        if user.role not in ("admin", "manager"):
-            raise OutOfScope("Teams reports are for admins and managers")
-        analytics.teams_to_compare(scope, filters.get("team_ids", []))
-        return scope
-    return narrow(scope, filters.get("user_id"), filters.get("team_id"))
 
 
 def _capped(rows: Iterator[Row], max_rows: int) -> Iterator[Row]:
@@ -152,12 +65,15 @@ def build_report(
     user = User.get_by_id(job.user_id)
     now = datetime.fromtimestamp(job.created_at, UTC)
     tz = org_metrics.org_zone(user.organization_id)
-    window = _window(filters, tz, now, REBUILD_MAX_DAYS)
-    scope = _scope(job.report_type, filters, user)
+    window = report_window(filters, tz, now, REBUILD_MAX_DAYS)
+    scope = report_scope(job.report_type, filters, user)
     organization = Organization.get_by_id(user.organization_id).name
     report = BUILDERS[job.report_type](scope, window, filters, organization)
     source = report.rows
-    report.rows = _capped(iter(source), max_rows)
+    if filters.get("include_rows", True):
+        report.rows = _capped(iter(source or ()), max_rows)
+    else:
+        report.rows, report.expected_rows = None, None
     try:
         return write_report(path, job.format, report, _percent(progress, report.expected_rows), work_dir)
     except BaseException:
@@ -186,18 +102,36 @@ def period_text(window: Window) -> str:
         text = f"{start.date()} to {(end - timedelta(days=1)).date()}"
     else:
         text = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
-    return f"{text} ({window.zone}; UTC {iso(window.start)} to {iso(window.end)})"
+    return f"{text} ({window.zone})"
 
 
-def _filter_lines(filters: dict[str, Any]) -> list[tuple[str, str]]:
-    return [
-        (key, ", ".join(value) if isinstance(value, list) else str(value).lower() if isinstance(value, bool) else value)
-        for key, value in sorted(filters.items())
-    ]
+def _described(filters: dict[str, Any]) -> list[tuple[str, str]]:
+    """The filters in words, with the emails and team names of the ids they hold."""
+    users = [filters["user_id"]] if "user_id" in filters else []
+    teams = [filters["team_id"]] if "team_id" in filters else filters.get("team_ids", [])
+    names = {user.id: user.email for user in User.select(User.id, User.email).where(User.id.in_(users))}
+    names.update({team.id: team.name for team in Team.select(Team.id, Team.name).where(Team.id.in_(teams))})
+    return filter_lines(filters, names)
 
 
-def _label(key: str) -> str:
-    return key.replace("_", " ")
+def period_labels(window: Window, periods: list[str]) -> list[str]:
+    """Chart labels of periods: "4 Nov", "4 Nov 13:00", "Nov 2026"; with the year when the window spans two."""
+    starts = [datetime.fromisoformat(period).astimezone(window.zone) for period in periods]
+    years = len({start.year for start in starts}) > 1
+    if window.aggregation == "month":
+        return [f"{start:%b %Y}" for start in starts]
+    day = [f"{start.day} {start:%b}" + (f" {start.year}" if years else "") for start in starts]
+    if window.aggregation == "hour":
+        return [f"{text} {start:%H:%M}" for text, start in zip(day, starts, strict=True)]
+    return day
+
+
+def _over_time(window: Window, series: list[dict[str, Any]], title: str, measure: str, unit: str) -> Chart:
+    """A chart of one metric per period of the window."""
+    labels = period_labels(window, [entry["period"] for entry in series])
+    values = [entry["value"] for entry in series]
+    aggregation = window.aggregation
+    return Chart(title, labels, values, unit, measure, AXIS_TITLES[aggregation], label_every=LABEL_EVERY[aggregation])
 
 
 def _local(timestamp: float, window: Window) -> datetime:
@@ -218,8 +152,29 @@ def _stream(sql: str, params: list[Any], row: Callable[..., Row]) -> Generator[R
         cursor.close()
 
 
-AGENT_COLUMNS = ("user", "agent_name", "command", "duration_ms", "success", "error_details")
-AGENT_BREAKDOWN = ("agent_name", *org_metrics.AGENT_METRICS)
+def _time_column(window: Window) -> Column:
+    return Column(f"occurred_at ({window.zone})", title=f"time ({window.zone})")
+
+
+AGENT_COLUMNS = (
+    Column("user"),
+    Column("agent_name", title="agent"),
+    Column("command"),
+    Column("duration_ms", MS, "duration"),
+    Column("success"),
+    Column("error_details", title="error"),
+)
+AGENT_FIGURES = (
+    Column("calls", COUNT),
+    Column("successes", COUNT),
+    Column("failures", COUNT),
+    Column("success_rate", RATE),
+    Column("avg_duration_ms", MS, "avg duration"),
+    Column("p50_duration_ms", MS, "p50 duration"),
+    Column("p95_duration_ms", MS, "p95 duration"),
+    Column("p99_duration_ms", MS, "p99 duration"),
+)
+AGENT_BREAKDOWN = (Column("agent_name", title="agent"), *AGENT_FIGURES)
 
 
 def agent_rows(scope: Scope, window: Window, agent_name: str | None, success_only: bool) -> Iterator[Row]:
@@ -259,28 +214,33 @@ def agents_report(scope: Scope, window: Window, filters: dict[str, Any], organiz
     figures = org_metrics.agent_metrics(
         scope, window, agent_name=agent_name, success_only=success_only, limit=max(len(window.periods()), 1)
     )
-    breakdown = [tuple(entry[key] for key in AGENT_BREAKDOWN) for entry in figures["agents"]]
-    series = figures["series"]
+    breakdown = [tuple(entry[column.name] for column in AGENT_BREAKDOWN) for entry in figures["agents"]]
+    calls = [{"period": entry["period"], "value": entry["calls"]} for entry in figures["series"]]
     return Report(
         title="Agent usage report",
         organization=organization,
         period=period_text(window),
-        filters=_filter_lines(filters),
-        summary=[(_label(key), figures["totals"][key]) for key in org_metrics.AGENT_METRICS],
-        breakdown=Table(AGENT_BREAKDOWN, breakdown),
-        chart=Chart(
-            f"Calls per {window.aggregation}",
-            [entry["period"][:16] for entry in series],
-            [entry["calls"] for entry in series],
-            "calls",
-        ),
-        header=(f"occurred_at ({window.zone})", *AGENT_COLUMNS),
+        filters=_described(filters),
+        summary=[Figure(c.heading, figures["totals"][c.name], c.unit) for c in AGENT_FIGURES],
+        breakdown=Table("By agent", AGENT_BREAKDOWN, breakdown),
+        charts=[_over_time(window, calls, f"Calls per {window.aggregation}", "calls", COUNT)],
+        columns=(_time_column(window), *AGENT_COLUMNS),
         rows=agent_rows(scope, window, agent_name, success_only),
         expected_rows=figures["totals"]["calls"],
     )
 
 
-PRODUCTIVITY_BREAKDOWN = ("metric_type", "samples", "sum", "avg", "min", "max")
+PRODUCTIVITY_BREAKDOWN = (
+    Column("metric_type", title="metric type"),
+    Column("samples", COUNT),
+    *(Column(name, NUMBER) for name in ("sum", "avg", "min", "max")),
+)
+PRODUCTIVITY_COLUMNS = (
+    Column("metric_type", title="metric type"),
+    Column("value", NUMBER),
+    Column("user"),
+    Column("team"),
+)
 
 
 def productivity_rows(scope: Scope, window: Window, metric_type: str | None) -> Iterator[Row]:
@@ -308,31 +268,53 @@ def productivity_rows(scope: Scope, window: Window, metric_type: str | None) -> 
     )
 
 
+def _words(metric_type: str) -> str:
+    """A metric type in words; "_ms" goes, as the figures say their unit."""
+    return metric_type.removesuffix("_ms").replace("_", " ")
+
+
+def _heading(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def productivity_report(scope: Scope, window: Window, filters: dict[str, Any], organization: str) -> Report:
-    """Totals per metric type and the sum of values per period; one data row per metric."""
+    """Totals per metric type and a chart of each of the most sampled types' sums per period; a row per metric."""
     metric_type = filters.get("metric_type")
     figures = org_metrics.productivity_metrics(
         scope, window, metric_type=metric_type, limit=max(len(window.periods()), 1)
     )
     totals = figures["totals"]
-    series = figures["series"]
+    charted = sorted(totals, key=lambda total: (-total["samples"], total["metric_type"]))[:CHARTS]
+    charts = []
+    for kind in sorted(total["metric_type"] for total in charted):
+        sums = [{"period": e["period"], "value": e["metrics"].get(kind, {}).get("sum", 0)} for e in figures["series"]]
+        charts.append(
+            _over_time(window, sums, f"{_heading(_words(kind))} per {window.aggregation}", _words(kind), NUMBER)
+        )
+    notes = []
+    if len(totals) > CHARTS:
+        notes.append(f"Charts show the {CHARTS} metric types with the most samples; the table lists all {len(totals)}.")
     return Report(
         title="Productivity report",
         organization=organization,
         period=period_text(window),
-        filters=_filter_lines(filters),
-        summary=[("metric types", len(totals)), ("samples", sum(total["samples"] for total in totals))],
-        breakdown=Table(PRODUCTIVITY_BREAKDOWN, [tuple(t[key] for key in PRODUCTIVITY_BREAKDOWN) for t in totals]),
-        chart=Chart(
-            f"Sum of values per {window.aggregation}",
-            [entry["period"][:16] for entry in series],
-            [round(sum(m["sum"] for m in entry["metrics"].values()), 4) for entry in series],
-            "sum of values",
+        filters=_described(filters),
+        summary=[
+            Figure("metric types", len(totals), COUNT),
+            Figure("samples", sum(t["samples"] for t in totals), COUNT),
+        ],
+        breakdown=Table(
+            "By metric type", PRODUCTIVITY_BREAKDOWN, [tuple(t[c.name] for c in PRODUCTIVITY_BREAKDOWN) for t in totals]
         ),
-        header=(f"occurred_at ({window.zone})", "metric_type", "value", "user", "team"),
+        charts=charts,
+        columns=(_time_column(window), *PRODUCTIVITY_COLUMNS),
         rows=productivity_rows(scope, window, metric_type),
+        notes=notes,
         expected_rows=sum(total["samples"] for total in totals),
     )
+
+
+TEAM_UNITS = {analytics.AGENT_EXECUTIONS: COUNT, "agent_success_rate": RATE, "agent_avg_duration_ms": MS}
 
 
 def teams_report(scope: Scope, window: Window, filters: dict[str, Any], organization: str) -> Report:
@@ -347,22 +329,36 @@ def teams_report(scope: Scope, window: Window, filters: dict[str, Any], organiza
         for kind in kinds:
             figures += [team["metrics"][kind], team["ranks"][kind]]
         rows.append((team["name"], team["team_id"], team["member_count"], *figures))
-    header = ("team", "team_id", "members", *(f"{kind}{suffix}" for kind in kinds for suffix in ("", " rank")))
-    first = kinds[0] if kinds else None
-    chart = None
-    if first is not None:
-        values = [float(team["metrics"][first] or 0) for team in comparison["teams"]]
-        chart = Chart(f"{first} per team", [team["name"] for team in comparison["teams"]], values, first)
+    columns = [Column("team"), Column("team_id", printed=False), Column("members", COUNT)]
+    for kind in kinds:
+        columns += [Column(kind, TEAM_UNITS.get(kind, NUMBER), _words(kind)), Column(f"{kind} rank", COUNT, "rank")]
+    names = [team["name"] for team in comparison["teams"]]
+    charts = [
+        Chart(
+            f"{_heading(_words(kind))} by team",
+            names,
+            [team["metrics"][kind] for team in comparison["teams"]],
+            TEAM_UNITS.get(kind, NUMBER),
+            _words(kind),
+            "team",
+            categories=True,
+        )
+        for kind in kinds[:CHARTS]
+    ]
+    notes = [f"Charts show the first {CHARTS} of the {len(kinds)} metric types."] if len(kinds) > CHARTS else []
     return Report(
         title="Team comparison report",
         organization=organization,
         period=period_text(window),
-        filters=_filter_lines(filters),
-        summary=[("teams", len(rows)), ("metric types", ", ".join(kinds))],
+        filters=_described(filters),
+        summary=[Figure("teams", len(rows), COUNT), Figure("metric types", len(kinds), COUNT)],
         breakdown=None,
-        chart=chart,
-        header=header,
+        charts=charts if teams else [],
+        columns=columns,
         rows=rows,
+        notes=notes,
+        rows_title="Teams",
+        rows_first=True,
     )
 
 

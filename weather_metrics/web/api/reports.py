@@ -13,6 +13,7 @@ from marshmallow import fields, validate
 
 from weather_metrics.core.times import HOUR
 from weather_metrics.reports import builder
+from weather_metrics.reports import filters as report_filters
 from weather_metrics.reports import jobs as reports
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import StrictSchema
@@ -27,11 +28,14 @@ CHUNK_BYTES = 256 * 1024
 
 class ExportRequestSchema(StrictSchema):
     format = fields.String(required=True, validate=validate.OneOf(tuple(builder.FORMATS)))
-    report_type = fields.String(required=True, validate=validate.OneOf(builder.REPORT_TYPES))
+    report_type = fields.String(required=True, validate=validate.OneOf(report_filters.REPORT_TYPES))
     filters = fields.Dict(
         keys=fields.String(),
         load_default=dict,
-        metadata={"description": "The filters the metrics endpoints accept (user_id, team_id, start_date, ...)"},
+        metadata={
+            "description": "The filters the metrics endpoints accept (user_id, team_id, start_date, ...), and"
+            " include_rows (default true): false leaves the data rows out of a pdf or xlsx report"
+        },
     )
 
 
@@ -52,8 +56,8 @@ def request_export() -> ResponseReturnValue:
     state = services()
     body = json_body(ExportRequestSchema())
     me, now = current_user(), datetime.now(UTC)
-    filters = builder.check_filters(
-        body["report_type"], body["filters"], me, now, state.settings["metrics_max_range_days"]
+    filters = report_filters.check_filters(
+        body["report_type"], body["filters"], me, now, state.settings["metrics_max_range_days"], fmt=body["format"]
     )
     state.reports.check_free_space()
     job = reports.create_job(
