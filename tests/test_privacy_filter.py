@@ -1,6 +1,6 @@
 """The privacy filter on `parameters`: categorical values only, the same verdict from both validators and over HTTP.
 
-The rule is stated here on its own (README, "Privacy."), so these tests check the code against
+The rule is stated here on its own (docs/telemetry.md, "The privacy rule"), so these tests check the code against
 the documented rule rather than against itself.
 """
 

@@ -225,6 +225,12 @@ def test_example_config_loads_to_the_defaults(tmp_path: Path) -> None:
     assert load_settings({}, {"WEATHER_METRICS_CONFIG": str(EXAMPLE)}) == DEFAULTS
 
 
+def test_the_configuration_page_puts_every_setting_in_a_group() -> None:
+    """docs/configuration.md sorts the settings by purpose: a new setting needs a place there too."""
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert [name for name in DEFAULTS if f"`{name}`" not in page] == []
+
+
 # --- start-up -------------------------------------------------------------------------
 
 

@@ -66,7 +66,7 @@ class Receiver:
 
 
 def verified(raw: bytes, headers: Any, secret: str) -> bool:
-    """The README's check: HMAC over `timestamp.body-without-signature`, constant-time, at most 5 minutes old."""
+    """docs/mcp.md's check: HMAC over `timestamp.body-without-signature`, constant-time, at most 5 minutes old."""
     timestamp = headers["X-Webhook-Timestamp"]
     if abs(time.time() - int(timestamp)) > 300:
         return False

@@ -48,7 +48,7 @@ SETTINGS: tuple[Setting, ...] = (
         "workers",
         1,
         "Server processes. One suits most installations; with more, set rate_limit_storage so that "
-        "rate limits count across them (README, 'Several worker processes').",
+        "rate limits count across them (docs/configuration.md, 'Several worker processes').",
         minimum=1,
         maximum=64,
     ),

@@ -22,7 +22,7 @@ from weather_metrics.store.db import database
 log = logging.getLogger(__name__)
 
 
-# Event types of the socket protocol (README, "Real-time updates").
+# Event types of the socket protocol (docs/live-updates.md).
 METRIC_INGESTED = "metric_ingested"
 ALERT_TRIGGERED = "alert_triggered"
 DASHBOARD_UPDATE = "dashboard_update"

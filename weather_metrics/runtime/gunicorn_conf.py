@@ -5,7 +5,7 @@ whole service's events in shared transactions (group commit). More processes sha
 database file: each has its own writer (they take turns at SQLite's write lock), and
 WebSocket events reach every process through the `live_events` table. What stays per
 process with more than one: the /v1 rate limiter and the Prometheus counters, and the
-/api and /mcp rate limits unless `rate_limit_storage` points at Redis (README,
+/api and /mcp rate limits unless `rate_limit_storage` points at Redis (docs/configuration.md,
 "Several worker processes").
 """
 
