@@ -37,9 +37,7 @@ def redact_query(query: str) -> str:
     return urlencode([(k, "[redacted]" if k in SECRET_PARAMETERS else v) for k, v in pairs], safe="[]/:,")
 
 
-_SECRET_IN_TEXT = re.compile(
-    r"([?&;](?:" + "|".join(sorted(SECRET_PARAMETERS)) + r")=)[^&;\s'\"]*", re.IGNORECASE
-)
+_SECRET_IN_TEXT = re.compile(r"([?&;](?:" + "|".join(sorted(SECRET_PARAMETERS)) + r")=)[^&;\s'\"]*", re.IGNORECASE)
 
 
 class RedactingFilter(logging.Filter):
