@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import ipaddress
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -225,6 +227,19 @@ class Nginx:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
+
+
+def assert_vendored(folder: Path, package: str, licences: set[str]) -> None:
+    """A folder of files from an npm package: each byte for byte what its README's table says, and the
+    README names every file, the package and version (the folder's name ends in the version), and the licence."""
+    readme = (folder / "README.md").read_text()
+    assert f"`{package}@{folder.name.rsplit('-', 1)[1]}`" in readme
+    listed = dict(re.findall(r"^\| `([^`]+)` \| `([0-9a-f]{64})` \|$", readme, re.MULTILINE))
+    files = {path.name for path in folder.iterdir()} - {"README.md"}
+    assert set(listed) == files
+    assert licences <= files
+    for name, digest in listed.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest, name
 
 
 # --- Debian's Chromium, driven by selenium: pages as a browser draws them ------------------------------

@@ -51,6 +51,28 @@ def test_retry_after_is_the_wait_for_one_token():
     assert not limiter.hit("k").allowed
 
 
+def test_a_request_may_cost_several_tokens():
+    """A page that runs the queries of four /v1/stats requests takes four tokens, and waits for four."""
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(6, 3, clock=clock)  # 9 at once, a token every 10 s
+    assert [limiter.hit("k", cost=4).allowed for _ in range(3)] == [True, True, False]
+    denied = limiter.hit("k", cost=4)
+    assert (denied.remaining, denied.retry_after) == (1, 30)
+    assert limiter.hit("k").allowed  # the one token left still serves a cheap request
+    clock.advance(39)
+    assert not limiter.hit("k", cost=4).allowed
+    clock.advance(1)
+    assert limiter.hit("k", cost=4).allowed
+
+
+def test_a_cost_above_the_bucket_takes_a_full_bucket():
+    clock = FakeClock()
+    limiter = TokenBucketLimiter(1, 0, clock=clock)
+    assert limiter.hit("k", cost=4).allowed
+    denied = limiter.hit("k", cost=4)
+    assert (denied.allowed, denied.retry_after) == (False, 60)
+
+
 def test_retry_after_is_at_least_one_second():
     clock = FakeClock()
     limiter = TokenBucketLimiter(6000, 0, clock=clock)  # a token every 10 ms

@@ -289,6 +289,40 @@ def test_daily_data_of_the_seeded_events(seeded, events, period):
         ]
 
 
+@pytest.mark.parametrize("period", PERIOD_DAYS)
+def test_every_tool_together_per_day_is_the_sum_of_the_tools_series(seeded, events, period):
+    """stats.daily (the / page's chart) adds up what /v1/stats/tool/<name> answers for each tool."""
+    chosen = in_period(events, period)
+    summed: Counter[str] = Counter()
+    for name in by(chosen, lambda e: e["tool"]):
+        detail = seeded.get(f"/v1/stats/tool/{name}?period={period}").json
+        summed.update({d["date"]: d["calls"] for d in detail["daily_data"]})
+    with seeded.application.app_context():
+        body = stats.daily(period, datetime.now(UTC))
+    daily = by(chosen, lambda e: moment(e).strftime("%Y-%m-%d"))
+    assert body["daily_data"] == [
+        {"date": date, **{k: v for k, v in tool_entry("", daily[date]).items() if k != "name"}}
+        for date in sorted(daily)
+    ]
+    assert {d["date"]: d["calls"] for d in body["daily_data"]} == dict(summed)
+
+
+@pytest.mark.parametrize("period", PERIOD_DAYS)
+def test_versions_and_countries_of_every_tool_sum_the_tools_shares(seeded, events, period):
+    """stats.versions_and_countries (the / page's tables) adds up each tool's versions and countries."""
+    chosen = in_period(events, period)
+    with seeded.application.app_context():
+        body = stats.versions_and_countries(period, datetime.now(UTC))
+    assert_ranked(body["versions"], shares(chosen, "version", "version", len(chosen)), "version", "calls")
+    assert_ranked(body["countries"], shares(chosen, "country", "country", len(chosen)), "country", "calls")
+    details = [seeded.get(f"/v1/stats/tool/{name}?period={period}").json for name in by(chosen, lambda e: e["tool"])]
+    for label, key in (("versions", "version"), ("countries", "country")):
+        summed: Counter[str] = Counter()
+        for detail in details:
+            summed.update({row[key]: row["calls"] for row in detail[label]})
+        assert {row[key]: row["calls"] for row in body[label]} == dict(summed)
+
+
 def test_tool_detail_country_share_counts_calls_without_a_country(seeded, events):
     body = seeded.get("/v1/stats/tool/get_forecast?period=90d").json
     assert sum(c["calls"] for c in body["countries"]) < body["summary"]["calls"]

@@ -36,7 +36,7 @@ from weather_metrics.store.batches import write_batches
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.pruning import prune_step
 from weather_metrics.store.writer import EventWriter
-from weather_metrics.web import api, cli, docs, limits, mcp, observability, v1, ws
+from weather_metrics.web import api, cli, docs, limits, mcp, observability, pages, v1, ws
 from weather_metrics.web.errors import ApiProblem, error_response
 from weather_metrics.web.services import EXTENSION, ServiceState
 from weather_metrics.web.v1.blueprint import error_response as v1_error_response
@@ -88,7 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
     configure_logging(settings["log_format"], settings["log_level"])
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # each blueprint serves its own files: pages at /static
     app.json.sort_keys = False  # type: ignore[attr-defined]
     open_database(
         settings["database"],
@@ -156,14 +156,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     connection.init_app(app)
     for surface in (v1, api, mcp, ws):
         app.register_blueprint(surface.bp)
+    if settings["public_pages"]:
+        app.register_blueprint(pages.bp)
 
     @app.errorhandler(HTTPException)
     def unmatched(exc: HTTPException) -> Any:
-        """Unknown URLs and methods, in the error format of the surface asked for."""
+        """Unknown URLs and methods, in the error format of the surface asked for (a page for a browser)."""
         if isinstance(exc, WebsocketMismatch) and request.path == "/ws":
             exc = ApiProblem(400, "/ws speaks WebSocket: send a GET with Upgrade: websocket")
         if request.path.startswith(("/api/", "/mcp/", "/ws")):
             return error_response(exc)
+        if pages.wants_page():
+            return pages.error_page(exc)
         return v1_error_response(exc)
 
     cli.init_app(app)

@@ -96,6 +96,7 @@ SETTINGS: tuple[Setting, ...] = (
         "rate_limit_per_minute", 60, "Requests per minute allowed to one client IP on /v1.", minimum=1, maximum=10**9
     ),
     Setting("rate_limit_burst", 10, "Extra requests a quiet client may send at once.", minimum=0, maximum=10**9),
+    Setting("public_pages", True, "Serve the statistics pages / and /tools/<name> to anyone; false: they answer 404."),
     Setting(
         "trusted_proxies",
         0,

@@ -44,21 +44,22 @@ class TokenBucketLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def hit(self, key: str) -> Decision:
-        """Take one token for `key` if there is one."""
+    def hit(self, key: str, cost: int = 1) -> Decision:
+        """Take `cost` tokens for `key` if it has them (a cost above a full bucket counts as a full bucket)."""
+        cost = max(1, min(cost, self.capacity))
         now = self._clock()
         with self._lock:
             tokens, updated = self._buckets.get(key, (float(self.capacity), now))
             tokens = min(self.capacity, tokens + (now - updated) * self.rate)
-            allowed = tokens >= 1
+            allowed = tokens >= cost
             if allowed:
-                tokens -= 1
+                tokens -= cost
             self._buckets[key] = (tokens, now)
             self._buckets.move_to_end(key)
             if len(self._buckets) > self._max_clients:
                 self._evict(now)
         reset_at = now + (self.capacity - tokens) / self.rate
-        retry_after = 0 if allowed else max(1, math.ceil((1 - tokens) / self.rate))
+        retry_after = 0 if allowed else max(1, math.ceil((cost - tokens) / self.rate))
         return Decision(allowed, self.capacity, int(tokens), math.ceil(reset_at), retry_after)
 
     def _evict(self, now: float) -> None:

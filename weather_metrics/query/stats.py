@@ -150,10 +150,16 @@ def overview(period: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _shares(model: Any, column: Any, tool: str, span: tuple[int, int], whole: int, label: str) -> list[dict[str, Any]]:
+def _shares(
+    model: Any, column: Any, tool: str | None, span: tuple[int, int], whole: int, label: str
+) -> list[dict[str, Any]]:
+    """Calls per value of `column` (of one tool, or of all), with each one's share of `whole`."""
+    where = model.day.between(*span)
+    if tool is not None:
+        where &= model.tool == tool
     rows = (
         model.select(column.alias("key"), fn.SUM(model.calls).alias("calls"))
-        .where((model.day.between(*span)) & (model.tool == tool))
+        .where(where)
         .group_by(column)
         .order_by(fn.SUM(model.calls).desc(), column)
         .dicts()
@@ -161,17 +167,28 @@ def _shares(model: Any, column: Any, tool: str, span: tuple[int, int], whole: in
     return [{label: r["key"], "calls": r["calls"], "percentage": _rate(r["calls"], whole)} for r in rows]
 
 
+def _daily_rows(span: tuple[int, int], tool: str | None) -> list[dict[str, Any]]:
+    day = ToolHourly.hour / DAY * DAY  # integer division; peewee's `%` means LIKE
+    where = ToolHourly.hour.between(*span)
+    if tool is not None:
+        where &= ToolHourly.tool == tool
+    return _fetch(ToolHourly.select(day.alias("day"), *_tool_sums()).where(where).group_by(day).order_by(day).dicts())
+
+
+def _daily_entries(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "date": datetime.fromtimestamp(r["day"], UTC).strftime("%Y-%m-%d"),
+            **{k: v for k, v in _tool_entry(name, r).items() if k != "name"},
+        }
+        for r in rows
+    ]
+
+
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, daily series, versions and countries of one tool; UnknownTool without data."""
     span = _bounds(period, now)
-    day = ToolHourly.hour / DAY * DAY  # integer division; peewee's `%` means LIKE
-    daily = _fetch(
-        ToolHourly.select(day.alias("day"), *_tool_sums())
-        .where((ToolHourly.hour.between(*span)) & (ToolHourly.tool == name))
-        .group_by(day)
-        .order_by(day)
-        .dicts()
-    )
+    daily = _daily_rows(span, name)
     if not daily:
         raise UnknownTool(name)
     totals = _totals(daily)
@@ -179,15 +196,25 @@ def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
         "tool": name,
         "period": period,
         "summary": _tool_entry(name, totals),
-        "daily_data": [
-            {
-                "date": datetime.fromtimestamp(r["day"], UTC).strftime("%Y-%m-%d"),
-                **{k: v for k, v in _tool_entry(name, r).items() if k != "name"},
-            }
-            for r in daily
-        ],
+        "daily_data": _daily_entries(name, daily),
         "versions": _shares(VersionDaily, VersionDaily.version, name, span, totals["calls"], "version"),
         "countries": _shares(CountryDaily, CountryDaily.country, name, span, totals["calls"], "country"),
+    }
+
+
+def daily(period: str, now: datetime) -> dict[str, Any]:
+    """Every tool's calls together, per UTC date with calls: tool_detail's daily_data summed over the tools."""
+    return {"period": period, "daily_data": _daily_entries("", _daily_rows(_bounds(period, now), None))}
+
+
+def versions_and_countries(period: str, now: datetime) -> dict[str, Any]:
+    """Calls per version and per country over every tool (tool_detail's, summed), with shares of all calls."""
+    span = _bounds(period, now)
+    whole = _totals(_tool_rows(span))["calls"]
+    return {
+        "period": period,
+        "versions": _shares(VersionDaily, VersionDaily.version, None, span, whole, "version"),
+        "countries": _shares(CountryDaily, CountryDaily.country, None, span, whole, "country"),
     }
 
 

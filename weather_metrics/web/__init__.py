@@ -1,1 +1,1 @@
-"""Everything Flask: each surface's error body, auth, limits, bodies, docs; the surfaces /v1, /api, /mcp, /ws."""
+"""Everything Flask: each surface's error body, auth, limits, bodies, docs; /v1, /api, /mcp, /ws and the pages."""

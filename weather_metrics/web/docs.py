@@ -36,6 +36,18 @@ def _stats(summary: str, schema: str, extra: dict[str, Any] | None = None) -> di
     return {"get": {"summary": summary, "parameters": [PERIOD], "responses": responses}}
 
 
+def _page(summary: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An HTML page of /v1/stats figures: its errors are pages too, and it counts against the /v1 read limit."""
+    html = {"text/html": {"schema": {"type": "string"}}}
+    responses = {
+        "200": {"description": "HTML", "content": html},
+        "400": {"description": "Bad period (an HTML page)", "content": html},
+        "429": {"description": "Rate limit exceeded (an HTML page)", "content": html},
+        **(extra or {}),
+    }
+    return {"get": {"summary": summary, "parameters": [PERIOD], "responses": responses}}
+
+
 PATHS: dict[str, dict[str, Any]] = {
     "/v1/events": {
         "post": {
@@ -97,6 +109,11 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
     "/docs": {"get": {"summary": "This document as a page", "responses": {"200": {"description": "HTML"}}}},
+    "/": _page("Statistics of every tool as a page (setting public_pages)"),
+    "/tools/{tool_name}": {
+        **_page("One tool's statistics as a page (setting public_pages)", {"404": {"description": "Unknown tool"}}),
+        "parameters": [{"name": "tool_name", "in": "path", "required": True, "schema": {"type": "string"}}],
+    },
 }
 
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, url_for
+from flask import Blueprint, render_template, url_for
+
+from weather_metrics.web.pages.policy import protect
 
 SWAGGER_UI = "vendor/swagger-ui-dist-5.35.0"  # where it came from: its README.md
-
-# Swagger UI needs nothing beyond this: its script and stylesheet are files of ours, its icons
-# are data: URIs in that stylesheet, and it fetches /openapi.json (and "Try it out" requests) here.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "font-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
 
 bp = Blueprint(
     "docs",
@@ -28,9 +23,6 @@ def page() -> str:
     return render_template("docs.html", spec_url=url_for("openapi"), swagger_ui=SWAGGER_UI)
 
 
-@bp.after_request
-def strict_policy(response: Response) -> Response:
-    """The page and its files run only scripts and styles of this origin, and are never sniffed."""
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+# Swagger UI needs nothing beyond the pages' policy: its script and stylesheet are files of ours, its
+# icons are data: URIs in that stylesheet, and it fetches /openapi.json (and "Try it out" requests) here.
+protect(bp)

@@ -72,6 +72,11 @@ def log_refusal(status: int, body: dict[str, Any]) -> None:
     log.info("refused POST /v1/events from %s: %s %s: %s%s", address, status, body["error"], shown[:500], more)
 
 
+def client_bucket(bucket: str) -> str:
+    """The limiter key of this client's `bucket`: "events" (POST /v1/events) or "reads" (/v1 reads, pages)."""
+    return f"{bucket}:{request.remote_addr or 'unknown'}"
+
+
 @bp.before_request
 def limit_rate() -> None:
     """60 requests a minute per client IP (plus a burst), across every thread.
@@ -81,8 +86,7 @@ def limit_rate() -> None:
     """
     if request.endpoint in RATE_LIMIT_EXEMPT:
         return
-    bucket = "events" if request.endpoint in INGESTION else "reads"
-    decision = services().limiter.hit(f"{bucket}:{request.remote_addr or 'unknown'}")
+    decision = services().limiter.hit(client_bucket("events" if request.endpoint in INGESTION else "reads"))
     g.rate_limit = decision
     if not decision.allowed:
         raise ApiError(429, "rate_limit_exceeded", "Rate limit exceeded", retry_after=decision.retry_after)

@@ -1,0 +1,114 @@
+"""The pages blueprint: its rate limit (the /v1 read bucket), its HTML error pages, number formats."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, g, render_template, request
+from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
+
+from weather_metrics.web.pages.policy import page_headers, protect
+from weather_metrics.web.services import services
+from weather_metrics.web.v1.blueprint import add_rate_limit_headers, client_bucket
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint(
+    "pages",
+    __name__,
+    static_folder="static",
+    static_url_path="/static",
+    template_folder="templates",
+)
+protect(bp)
+bp.after_request(add_rate_limit_headers)
+
+# First path segments whose errors stay JSON whatever the client accepts (the API surfaces).
+API_ROOTS = frozenset({"v1", "api", "mcp", "ws", "metrics", "openapi.json"})
+
+TITLES = {
+    400: "Bad request",
+    404: "Page not found",
+    405: "Method not allowed",
+    429: "Too many requests",
+    500: "Something went wrong",
+}
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def reads(cost: int) -> Callable[[View], View]:
+    """The page takes `cost` tokens from its client's /v1 read bucket: one per /v1/stats query it runs.
+
+    Pages and /v1 reads share that bucket, so a client loads the database no harder through the
+    pages than through the API.
+    """
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            decision = services().limiter.hit(client_bucket("reads"), cost)
+            g.rate_limit = decision
+            if not decision.allowed:
+                raise TooManyRequests(
+                    "This address asked for more pages than the rate limit allows; wait a little.",
+                    retry_after=decision.retry_after,
+                )
+            return view(*args, **kwargs)
+
+        return limited  # type: ignore[return-value]
+
+    return decorate
+
+
+def error_page(exc: Exception) -> tuple[Response, int]:
+    """An HTML page for any error of a page: its status, what happened, and where to go."""
+    if not isinstance(exc, HTTPException):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        exc = InternalServerError("The page could not be built. The error is in the service's log.")
+    status = exc.code or 500
+    body = render_template(
+        "pages/error.html", status=status, title=TITLES.get(status, exc.name), message=exc.description or ""
+    )
+    response = page_headers(Response(body, status=status, mimetype="text/html"))
+    response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() != "content-type")
+    return response, status
+
+
+def wants_page() -> bool:
+    """An unmatched URL (or method) outside the API, asked for by a browser: an HTML error page, not JSON."""
+    if not services().settings["public_pages"] or request.blueprint is not None:
+        return False
+    if request.path.split("/")[1] in API_ROOTS:
+        return False
+    accepts = request.accept_mimetypes
+    return bool(accepts.quality("text/html") > accepts.quality("application/json"))
+
+
+bp.register_error_handler(Exception, error_page)
+
+
+@bp.app_template_filter("thousands")
+def thousands(value: int | None) -> str:
+    return "–" if value is None else f"{value:,}"
+
+
+@bp.app_template_filter("percent")
+def percent(value: float | None) -> str:
+    """A share or rate (0-1) as a percentage with one decimal; the API's 4 decimals keep that exact."""
+    return "–" if value is None else f"{value * 100:.1f} %"
+
+
+@bp.app_template_filter("milliseconds")
+def milliseconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f} ms"
+
+
+@bp.app_template_filter("breakable")
+def breakable(name: str) -> Markup:
+    """A snake_case name that may wrap after each underscore (a long tool name on a narrow screen)."""
+    return Markup("_<wbr>").join(escape(part) for part in name.split("_"))
