@@ -170,9 +170,11 @@ class IngestAnswerSchema(Schema):
         validate=validate.OneOf(("accepted", "pending")),
         metadata={"description": "pending (202): being committed; resend with the same Idempotency-Key to learn more"},
     )
-    batch_id = fields.String(required=True)
+    batch_id = fields.String(
+        required=True, metadata={"description": "The batch's id, also in its metrics.collected webhook event"}
+    )
     accepted = fields.Integer(required=True, metadata={"description": "Items stored"})
-    received_at = fields.DateTime(required=True)
+    received_at = fields.DateTime(required=True, metadata={"description": "When the service received the batch"})
 
 
 IDEMPOTENCY_KEY = {
