@@ -51,6 +51,10 @@ timeout = 60
 
 keepalive = 5
 
+# gunicorn's most, and what nginx's default buffers pass (8k). Its default, 4094 bytes, refuses (414, as
+# HTML) some queries /openapi.json allows: a 128-character agent_name in non-ASCII letters alone is 1.5 KB.
+limit_request_line = 8190
+
 # Runtime worker changes would break the one-writer-per-process design above.
 control_socket_disable = True
 

@@ -1,135 +1,113 @@
-"""OpenAPI 3 document at /openapi.json, generated from the schemas; web/docs_page.py draws it at /docs."""
+"""OpenAPI 3 document at /openapi.json, gathered from each surface's modules; web/docs_page.py draws it at /docs.
+
+Every route module (and the schema modules beside it) lists its operations in PATHS and the
+schemas they name in COMPONENTS; this module puts them together under TAGS.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Response, jsonify
 
-from weather_metrics.ingest.events import schemas
-from weather_metrics.query.stats import DEFAULT_PERIOD, PERIODS
-from weather_metrics.web import docs_page
-from weather_metrics.web.api.docs import API_COMPONENTS, API_ERROR_SCHEMA, API_PATHS
-from weather_metrics.web.v1 import schemas as answers
+from weather_metrics.web import api, docs_page, mcp
+from weather_metrics.web.api import account_schemas, ingest_schemas
+from weather_metrics.web.api import schemas as api_schemas
+from weather_metrics.web.openapi import API_ERROR, API_ERROR_SCHEMA, PUBLIC, json_content
+from weather_metrics.web.v1 import schemas as v1
 
-PERIOD = {
-    "name": "period",
-    "in": "query",
-    "required": False,
-    "schema": {"type": "string", "enum": list(PERIODS), "default": DEFAULT_PERIOD},
-    "description": "Days back from today (UTC), plus today",
+# The groups of /docs, in the order it shows them.
+TAGS = [
+    {"name": "Telemetry (/v1)", "description": "Anonymous tool-call events from weather MCP servers"},
+    {"name": "Stats (/v1)", "description": "Public aggregates of those events over 7, 30 or 90 days"},
+    {"name": "Auth", "description": "Log in (password or SSO), refresh and end sessions: JWT bearer tokens"},
+    {"name": "Users", "description": "People of your organization and their roles"},
+    {"name": "Teams", "description": "Teams, and who is in them as lead or member"},
+    {"name": "API keys", "description": "Keys MCP servers send metrics with (admins)"},
+    {"name": "Organization", "description": "Your organization's name and time zone"},
+    {"name": "Metrics", "description": "Agent executions and productivity metrics: send them, read them in your scope"},
+    {"name": "Analytics", "description": "Productivity trends and team comparisons"},
+    {"name": "Dashboards", "description": "Saved dashboards, personal or shared, and their widgets' data"},
+    {"name": "Reports", "description": "Report exports (CSV, XLSX, PDF) built in the background"},
+    {"name": "Alerts", "description": "Alert rules and the history of their alerts (admins, managers)"},
+    {"name": "MCP", "description": "For MCP servers, with an organization API key: collection and its settings"},
+    {"name": "Webhooks", "description": "Webhooks of an organization and their delivery logs (API key)"},
+    {"name": "Live updates", "description": "A WebSocket of live metric, dashboard and alert events"},
+    {"name": "Service", "description": "Health, status, Prometheus metrics and this document"},
+    {"name": "Pages", "description": "The /v1 statistics as HTML pages (setting public_pages)"},
+]
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "An access token from POST /api/auth/login",
+    },
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An organization API key"},
+    "apiKeyBearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "API key",
+        "description": "The same API key as Authorization: Bearer wm_...",
+    },
 }
 
 
-RATE_LIMITED = {"429": {"description": "Rate limit exceeded", "content": {"application/json": {"schema": "Error"}}}}
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _stats(summary: str, schema: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    responses = {"200": _json(schema, summary), "400": _json("Error", "Bad period"), **RATE_LIMITED, **(extra or {})}
-    return {"get": {"summary": summary, "parameters": [PERIOD], "responses": responses}}
-
-
-def _page(summary: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An HTML page of /v1/stats figures: its errors are pages too, and it counts against the /v1 read limit."""
-    html = {"text/html": {"schema": {"type": "string"}}}
-    responses = {
-        "200": {"description": "HTML", "content": html},
-        "400": {"description": "Bad period (an HTML page)", "content": html},
-        "429": {"description": "Rate limit exceeded (an HTML page)", "content": html},
-        **(extra or {}),
+def _service(summary: str, ok: str, content: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "tags": ["Service"],
+            "security": PUBLIC,
+            "responses": {"200": {"description": ok, "content": content}},
+        }
     }
-    return {"get": {"summary": summary, "parameters": [PERIOD], "responses": responses}}
 
 
 PATHS: dict[str, dict[str, Any]] = {
-    "/v1/events": {
-        "post": {
-            "summary": "Submit a batch of 1-100 tool-call events (body at most 100 KB)",
-            "parameters": [
-                {
-                    "name": "Idempotency-Key",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "A retry with the same key within 24 h gets the first answer "
-                    "and is not counted twice",
-                }
-            ],
-            "requestBody": {"required": True, "content": {"application/json": {"schema": "EventBatch"}}},
-            "responses": {
-                "200": _json("Accepted", "Events accepted (committed, with the default ack = commit)"),
-                "400": _json("Error", "Validation failed: details lists every problem"),
-                "413": _json("Error", "Body larger than 100 KB"),
-                **RATE_LIMITED,
-                "503": _json("Error", "Queue full or commit too slow; see retry_after and Retry-After"),
-            },
-        }
-    },
-    "/v1/stats/overview": _stats("Summary across all tools", "Overview"),
-    "/v1/stats/tools": _stats("Statistics of every tool", "Tools"),
-    "/v1/stats/tool/{tool_name}": {
-        **_stats(
-            "Daily series, versions and countries of one tool",
-            "ToolDetail",
-            {"404": _json("Error", "Unknown tool, or no data in the period")},
-        ),
-        "parameters": [{"name": "tool_name", "in": "path", "required": True, "schema": {"type": "string"}}],
-    },
-    "/v1/stats/errors": _stats("Error types, counts and last seen", "Errors"),
-    "/v1/stats/performance": _stats("Response-time percentiles, cache and services", "Performance"),
-    "/v1/health": {
-        "get": {
-            "summary": "Health check (not rate limited)",
-            "responses": {"200": _json("Health", "Healthy"), "503": _json("Health", "Unhealthy")},
-        }
-    },
-    "/v1/status": {
-        "get": {
-            "summary": "Database, queue depth and memory",
-            "responses": {"200": _json("Status", "Status"), **RATE_LIMITED},
-        }
-    },
-    "/metrics": {
-        "get": {
-            "summary": "Prometheus metrics (not rate limited)",
-            "responses": {
-                "200": {
-                    "description": "Prometheus text format",
-                    "content": {"text/plain": {"schema": {"type": "string"}}},
-                }
-            },
-        }
-    },
-    "/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3"}}}},
-    "/docs": {"get": {"summary": "This document as a page", "responses": {"200": {"description": "HTML"}}}},
-    "/": _page("Statistics of every tool as a page (setting public_pages)"),
-    "/tools/{tool_name}": {
-        **_page("One tool's statistics as a page (setting public_pages)", {"404": {"description": "Unknown tool"}}),
-        "parameters": [{"name": "tool_name", "in": "path", "required": True, "schema": {"type": "string"}}],
-    },
+    "/metrics": _service(
+        "Prometheus metrics (not rate limited)",
+        "Prometheus text format",
+        {"text/plain": {"schema": {"type": "string"}}},
+    ),
+    "/openapi.json": _service("This document", "OpenAPI 3", json_content({"type": "object"})),
+    "/docs": _service("This document as a page", "HTML", {"text/html": {"schema": {"type": "string"}}}),
 }
 
 
-COMPONENTS = {
-    "Event": schemas.EventSchema,  # before EventBatch, which nests it
-    "EventBatch": schemas.EventBatchSchema,
-    "Accepted": answers.AcceptedSchema,
-    "Error": answers.ErrorSchema,
-    "Overview": answers.OverviewSchema,
-    "Tools": answers.ToolsSchema,
-    "ToolDetail": answers.ToolDetailSchema,
-    "Errors": answers.ErrorsSchema,
-    "Performance": answers.PerformanceSchema,
-    "Health": answers.HealthSchema,
-    "Status": answers.StatusSchema,
+def _page(summary: str, errors: dict[str, str]) -> dict[str, Any]:
+    """An HTML page of /v1/stats figures: its errors are pages too, and it counts against the /v1 read limit."""
+    html = {"text/html": {"schema": {"type": "string"}}}
+    responses = {code: {"description": why, "content": html} for code, why in {"200": "HTML", **errors}.items()}
+    return {
+        "summary": summary,
+        "tags": ["Pages"],
+        "security": PUBLIC,
+        "parameters": [v1.PERIOD],
+        "responses": responses,
+    }
+
+
+PAGE_ERRORS = {"400": "Bad period (a page)", "429": "Rate limit exceeded (a page)"}
+PATHS["/"] = {"get": _page("Statistics of every tool as a page", PAGE_ERRORS)}
+PATHS["/tools/{tool_name}"] = {
+    "get": _page("One tool's statistics as a page", {**PAGE_ERRORS, "404": "Unknown tool (a page)"}),
+    "parameters": [{"name": "tool_name", "in": "path", "required": True, "schema": {"type": "string"}}],
 }
+
+
+def sources() -> Iterable[ModuleType]:
+    """The modules that list paths or components, surface by surface."""
+    yield v1
+    yield from (api_schemas, account_schemas, ingest_schemas)
+    yield from api.ROUTE_MODULES
+    yield from mcp.ROUTE_MODULES
 
 
 def build_spec() -> dict[str, Any]:
@@ -139,14 +117,26 @@ def build_spec() -> dict[str, Any]:
         version="1.0.0",
         openapi_version="3.0.3",
         plugins=[MarshmallowPlugin()],
-        info={"description": "Anonymous tool-call analytics for weather MCP servers."},
+        info={
+            "description": "Tool-call analytics for weather MCP servers (/v1), and organization metrics of "
+            "AI agents and developer productivity (/api, /mcp, /ws)."
+        },
+        tags=TAGS,
     )
-    for name, schema in {**COMPONENTS, **API_COMPONENTS}.items():
-        spec.components.schema(name, schema=schema)
-    spec.components.schema("ApiError", API_ERROR_SCHEMA)
-    spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
-    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header", "name": "X-API-Key"})
-    for path, operations in {**PATHS, **API_PATHS}.items():
+    paths: dict[str, dict[str, Any]] = {}
+    components: dict[str, Any] = {API_ERROR: API_ERROR_SCHEMA}
+    for module in sources():
+        components.update(getattr(module, "COMPONENTS", {}))
+        for path, operations in getattr(module, "PATHS", {}).items():
+            paths.setdefault(path, {}).update(operations)
+    for name, schema in components.items():
+        if isinstance(schema, dict):
+            spec.components.schema(name, schema)
+        else:
+            spec.components.schema(name, schema=schema)
+    for name, scheme in SECURITY_SCHEMES.items():
+        spec.components.security_scheme(name, scheme)
+    for path, operations in {**paths, **PATHS}.items():
         spec.path(
             path=path,
             operations={k: v for k, v in operations.items() if k != "parameters"},

@@ -24,6 +24,11 @@ def _whole(pattern: re.Pattern[str]) -> re.Pattern[str]:
     return re.compile(f"(?:{pattern.pattern})\\Z")
 
 
+def _documented(pattern: re.Pattern[str]) -> str:
+    """The same rule for /openapi.json, whose patterns are ECMA-262: no \\Z there, and $ ends the string."""
+    return f"^(?:{pattern.pattern})$"
+
+
 class Parameters(fields.Dict):
     """A flat map of categorical values, never personal data (the rule is in ingest/events/parameters.py)."""
 
@@ -57,8 +62,12 @@ def _country(value: str) -> None:
         raise ValidationError(v.BAD_COUNTRY)
 
 
-def _identifier(**kwargs: Any) -> StrictString:
-    return StrictString(validate=validate.Regexp(_whole(v.IDENTIFIER), error=v.BAD_IDENTIFIER), **kwargs)
+def _identifier(metadata: dict[str, Any], **kwargs: Any) -> StrictString:
+    return StrictString(
+        validate=validate.Regexp(_whole(v.IDENTIFIER), error=v.BAD_IDENTIFIER),
+        metadata={**metadata, "pattern": _documented(v.IDENTIFIER)},
+        **kwargs,
+    )
 
 
 class EventSchema(StrictSchema):
@@ -68,7 +77,7 @@ class EventSchema(StrictSchema):
         required=True,
         error_messages=_REQUIRED,
         validate=validate.Regexp(_whole(v.SEMVER), error=v.BAD_VERSION),
-        metadata={"description": "MCP server version (semver)", "example": "1.0.0"},
+        metadata={"description": "MCP server version (semver)", "example": "1.0.0", "pattern": _documented(v.SEMVER)},
     )
     tool = _identifier(
         required=True,
@@ -109,12 +118,15 @@ class EventSchema(StrictSchema):
     error_type = StrictString(
         allow_none=True,
         validate=validate.Regexp(_whole(v.ERROR_TYPE), error=v.BAD_ERROR_TYPE),
-        metadata={"example": "NetworkError"},
+        metadata={"example": "NetworkError", "pattern": _documented(v.ERROR_TYPE)},
     )
     session_id = StrictString(
         allow_none=True,
         validate=validate.Regexp(_whole(v.SESSION_ID), error=v.BAD_SESSION_ID),
-        metadata={"description": "Hashed session identifier; counts toward active_installs"},
+        metadata={
+            "description": "Hashed session identifier; counts toward active_installs",
+            "pattern": _documented(v.SESSION_ID),
+        },
     )
     sequence_number = StrictInteger(
         allow_none=True, validate=validate.Range(0, v.MAX_SEQUENCE_NUMBER, error=v.BAD_SEQUENCE_NUMBER)

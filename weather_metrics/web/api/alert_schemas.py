@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from weather_metrics.alerts.rules import (
     COMPARISONS,
@@ -119,3 +119,60 @@ class AlertQuerySchema(api_schemas.StrictSchema):
     severity = fields.String(validate=validate.OneOf(SEVERITIES))
     page = fields.Integer(load_default=1, validate=validate.Range(1, MAX_PAGE))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 100))
+
+
+# Answers, for /openapi.json: what weather_metrics.alerts.rules' views return.
+class ScopeViewSchema(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(SCOPE_TYPES))
+    id = fields.String(metadata={"description": "The team's id (type team)"})
+    name = fields.String(metadata={"description": "The agent_name (type agent) or command (type tool)"})
+
+
+class RuleSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    metric = fields.String(required=True, validate=validate.OneOf(METRICS))
+    metric_type = fields.String(required=True, allow_none=True)
+    scope = fields.Nested(ScopeViewSchema, required=True)
+    comparison = fields.String(required=True, validate=validate.OneOf(tuple(COMPARISONS)))
+    threshold = fields.Float(required=True)
+    window_minutes = fields.Integer(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    cooldown_minutes = fields.Integer(required=True)
+    enabled = fields.Boolean(required=True)
+    state = fields.String(required=True, validate=validate.OneOf(("ok", "firing")))
+    last_value = fields.Float(required=True, allow_none=True, metadata={"description": "At the last evaluation"})
+    last_fired_at = fields.DateTime(required=True, allow_none=True)
+    next_evaluation_at = fields.DateTime(required=True, allow_none=True, metadata={"description": "null if disabled"})
+    created_by = fields.String(required=True, allow_none=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class RulesSchema(Schema):
+    rules = fields.List(fields.Nested(RuleSchema), required=True)
+
+
+class AlertSchema(Schema):
+    """One firing of a rule; it outlives the rule."""
+
+    id = fields.String(required=True)
+    rule_id = fields.String(required=True)
+    rule_name = fields.String(required=True)
+    severity = fields.String(required=True, validate=validate.OneOf(SEVERITIES))
+    metric = fields.String(required=True, validate=validate.OneOf(METRICS))
+    scope = fields.Nested(ScopeViewSchema, required=True)
+    state = fields.String(required=True, validate=validate.OneOf(EVENT_STATES))
+    metric_value = fields.Float(required=True)
+    threshold = fields.Float(required=True)
+    affected_users = fields.List(fields.String(), required=True)
+    fired_at = fields.DateTime(required=True)
+    resolved_at = fields.DateTime(required=True, allow_none=True)
+    resolved_value = fields.Float(
+        required=True, allow_none=True, metadata={"description": "null when resolved by a change of the rule"}
+    )
+
+
+class AlertsSchema(Schema):
+    alerts = fields.List(fields.Nested(AlertSchema), required=True)
+    pagination = fields.Nested(api_schemas.PageSchema, required=True)

@@ -14,11 +14,21 @@ from flask.typing import ResponseReturnValue
 
 from weather_metrics.alerts import rules as alerts
 from weather_metrics.query.org_metrics import pagination
-from weather_metrics.web.api.alert_schemas import AlertQuerySchema, RuleCreateSchema, RuleScopeSchema, RuleUpdateSchema
+from weather_metrics.web.api.alert_schemas import (
+    AlertQuerySchema,
+    AlertSchema,
+    AlertsSchema,
+    RuleCreateSchema,
+    RuleSchema,
+    RuleScopeSchema,
+    RulesSchema,
+    RuleUpdateSchema,
+    ScopeViewSchema,
+)
 from weather_metrics.web.api.blueprint import bp
-from weather_metrics.web.api.openapi import operation
 from weather_metrics.web.auth import authenticated, current_user
 from weather_metrics.web.bodies import json_body, load
+from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id, without
 
 ROLES = ("admin", "manager")
 
@@ -79,57 +89,71 @@ def list_alerts() -> ResponseReturnValue:
     )
 
 
-# OpenAPI, merged into /openapi.json by weather_metrics.api.docs.
+# OpenAPI, merged into /openapi.json by web/docs.py.
+TAG = "Alerts"
 _ERRORS = {
-    "400": "Validation failed",
-    "401": "Missing, invalid or expired token",
+    "400": "Validation failed: details names fields by path, such as scope.id",
     "403": "Developers; managers for a scope other than one of their teams",
     "404": "Not found, or not visible to you",
-    "429": "Rate limit exceeded",
+    **UNAUTHORIZED,
+    **RATE_LIMITED,
 }
+_NO_BODY = without(_ERRORS, "400")
 
 
-def _op(summary: str, ok: str, body: str | None = None, **extra: Any) -> dict[str, Any]:
-    return operation(summary, ok, _ERRORS, body, **extra)
-
-
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "schema": schema}
+def _op(summary: str, ok: str, answer: str | None, errors: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return operation(summary, TAG, ok, answer, errors, **extra)
 
 
 PATHS: dict[str, dict[str, Any]] = {
     "/api/alerts/rules": {
-        "get": _op("Alert rules (admin: all; manager: those of your teams)", "200 Rules"),
-        "post": _op("Create an alert rule (manager: scoped to one of your teams)", "201 Rule", "AlertRuleCreate"),
+        "get": _op(
+            "Alert rules (admin: all; manager: those of your teams)",
+            "200 The rules, by name",
+            "AlertRules",
+            without(_ERRORS, "400", "404"),
+        ),
+        "post": _op(
+            "Create an alert rule, due for evaluation at once (manager: scoped to one of your teams)",
+            "201 The new rule",
+            "AlertRule",
+            {**_ERRORS, **TOO_LARGE},
+            body="AlertRuleCreate",
+        ),
     },
     "/api/alerts/rules/{rule_id}": {
-        "get": _op("One alert rule with its state, last value and next evaluation", "200 Rule"),
+        "get": _op(
+            "One alert rule with its state, last value and next evaluation", "200 The rule", "AlertRule", _NO_BODY
+        ),
         "put": _op(
             "Change some of a rule's fields; a changed condition or disabling resolves its open alert",
-            "200 Rule",
-            "AlertRuleUpdate",
+            "200 The changed rule",
+            "AlertRule",
+            {**_ERRORS, **TOO_LARGE},
+            body="AlertRuleUpdate",
         ),
-        "delete": _op("Delete an alert rule; its alerts stay in the history", "204 Deleted"),
-        "parameters": [{"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "delete": _op("Delete an alert rule; its alerts stay in the history", "204 Deleted", None, _NO_BODY),
+        "parameters": [path_id("rule_id", "alert rule")],
     },
     "/api/alerts": {
         "get": _op(
             "Alert history, newest first (manager: alerts of your teams' rules)",
-            "200 Alerts",
-            parameters=[
-                _query("state", {"type": "string", "enum": list(alerts.EVENT_STATES)}),
-                _query("rule_id", {"type": "string"}),
-                _query("severity", {"type": "string", "enum": list(alerts.SEVERITIES)}),
-                _query("page", {"type": "integer", "minimum": 1, "default": 1}),
-                _query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}),
-            ],
+            "200 A page of alerts",
+            "Alerts",
+            without(_ERRORS, "404"),
+            parameters=[{"in": "query", "schema": AlertQuerySchema}],
         ),
     },
 }
 
 
-COMPONENTS: dict[str, Any] = {  # nested schemas first, so the bodies refer to them by name
+COMPONENTS: dict[str, Any] = {  # nested schemas first, so the others refer to them by name
     "AlertRuleScope": RuleScopeSchema,
     "AlertRuleCreate": RuleCreateSchema,
     "AlertRuleUpdate": RuleUpdateSchema,
+    "AlertScope": ScopeViewSchema,
+    "AlertRule": RuleSchema,
+    "AlertRules": RulesSchema,
+    "Alert": AlertSchema,
+    "Alerts": AlertsSchema,
 }

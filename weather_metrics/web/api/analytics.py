@@ -10,12 +10,13 @@ from flask.typing import ResponseReturnValue
 from marshmallow import Schema, fields
 
 from weather_metrics.core.errors import QueryError
+from weather_metrics.core.vocabulary import AGGREGATIONS
 from weather_metrics.query import analytics, periods
 from weather_metrics.query.org_metrics import org_zone
 from weather_metrics.query.scope import narrow
 from weather_metrics.web.api.blueprint import bp
-from weather_metrics.web.api.openapi import BEARER_OR_READ_KEY
 from weather_metrics.web.auth import authenticated, caller_scope
+from weather_metrics.web.openapi import BEARER_OR_READ_KEY, RATE_LIMITED, operation, query
 from weather_metrics.web.services import services
 
 TREND_PARAMS = ("team_id", "start_date", "end_date", "aggregation", "comparison_period")
@@ -162,23 +163,27 @@ class TeamComparisonSchema(Schema):
 
 
 def _query(name: str, description: str, array: bool = False) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if array else {"type": "string"}
-    param = {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
-    return {**param, "style": "form", "explode": False} if array else param
+    if not array:
+        return query(name, {"type": "string"}, description)
+    return {
+        **query(name, {"type": "array", "items": {"type": "string"}}, description),
+        "style": "form",
+        "explode": False,
+    }
+
+
+TAG = "Analytics"
+ERRORS = {
+    "400": "Bad parameter: details names it",
+    "403": "Role not allowed, or a team outside your scope",
+    "404": "Team not in your organization",
+    "401": "Missing, invalid or expired token, or an API key that is not of the read scope",
+    **RATE_LIMITED,
+}
 
 
 def _get(summary: str, schema: str, ok: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    error = {"application/json": {"schema": "ApiError"}}
-    codes = {
-        "400": "Bad parameter: details names it",
-        "401": "Missing, invalid or expired token, or an API key that is not of the read scope",
-        "403": "Role not allowed, or a team outside your scope",
-        "404": "Team not in your organization",
-        "429": "Rate limit exceeded",
-    }
-    responses: dict[str, Any] = {"200": {"description": ok, "content": {"application/json": {"schema": schema}}}}
-    responses.update({code: {"description": text, "content": error} for code, text in codes.items()})
-    return {"summary": summary, "parameters": parameters, "responses": responses, "security": BEARER_OR_READ_KEY}
+    return operation(summary, TAG, ok, schema, ERRORS, parameters=parameters, security=BEARER_OR_READ_KEY)
 
 
 DATES = "ISO 8601 date (whole days in the organization's time zone) or date-time"
@@ -188,12 +193,16 @@ PATHS: dict[str, dict[str, Any]] = {
             "Productivity trends: totals, growth against a comparison period, series and insights (any role; "
             "data limited to what the caller may see)",
             "ProductivityTrends",
-            "Trends",
+            "200 Trends",
             [
                 _query("team_id", "Only this team: rows tagged with it or sent by its members"),
                 _query("start_date", DATES + "; default 30 days before end_date"),
                 _query("end_date", DATES + "; a date includes its day; default now"),
-                _query("aggregation", "hour, day, week or month; default day up to 31 days, week up to 180, month"),
+                query(
+                    "aggregation",
+                    {"type": "string", "enum": list(AGGREGATIONS)},
+                    "Default: day up to 31 days, week up to 180, else month",
+                ),
                 _query(
                     "comparison_period",
                     "previous (default), previous_year, none, a length (7d, 2w, 3mo: the window of that length "
@@ -206,7 +215,7 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _get(
             "Compare teams on productivity and agent metrics, with rankings (admin, manager, read key)",
             "TeamComparison",
-            "Team figures and rankings",
+            "200 Team figures and rankings",
             [
                 _query("team_ids", "Team ids, comma-separated or repeated; at most 20; default your teams", True),
                 _query(

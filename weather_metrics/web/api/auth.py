@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import g, jsonify
 from flask.typing import ResponseReturnValue
 
@@ -15,6 +17,7 @@ from weather_metrics.web.auth import authenticated, client_ip
 from weather_metrics.web.bodies import json_body, peek_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import account_key, account_limit, limiter
+from weather_metrics.web.openapi import PUBLIC, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation
 from weather_metrics.web.services import services
 
 BAD_LOGIN = "Email or password is incorrect"
@@ -79,3 +82,47 @@ def logout() -> ResponseReturnValue:
     """End the session: its access and refresh tokens stop working at once."""
     services().tokens.logout(g.claims["sid"])
     return "", 204
+
+
+# OpenAPI, merged into /openapi.json by web/docs.py.
+TAG = "Auth"
+BUSY = {"503": "Too many password checks at once; retry after Retry-After"}
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/auth/login": {
+        "post": operation(
+            "Log in with email and password, or an SSO ID token",
+            TAG,
+            "200 Tokens, and who you are",
+            "Session",
+            {
+                "400": "Validation failed, or SSO is not configured",
+                "401": "Wrong email or password, inactive user, or an SSO token that is not accepted",
+                **TOO_LARGE,
+                **RATE_LIMITED,
+                **BUSY,
+            },
+            body="Login",
+            security=PUBLIC,
+        )
+    },
+    "/api/auth/refresh": {
+        "post": operation(
+            "New tokens for a refresh token; the old refresh token stops working",
+            TAG,
+            "200 New tokens",
+            "Tokens",
+            {"400": "Validation failed", "401": "Invalid, used or expired refresh token", **TOO_LARGE, **RATE_LIMITED},
+            body="Refresh",
+            security=PUBLIC,
+        )
+    },
+    "/api/auth/logout": {
+        "post": operation(
+            "End the session: its access and refresh tokens stop working at once",
+            TAG,
+            "204 Logged out",
+            None,
+            {**UNAUTHORIZED, **RATE_LIMITED},
+        )
+    },
+}

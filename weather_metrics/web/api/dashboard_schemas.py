@@ -140,3 +140,70 @@ class DashboardQuerySchema(Schema):
 
     scope = fields.String(validate=validate.OneOf(SCOPES))
     default_only = fields.Boolean(load_default=False, truthy={"true", "1"}, falsy={"false", "0"})
+
+
+# Answers, for /openapi.json: what weather_metrics.dashboards' views return.
+class DashboardSchema(Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    description = fields.String(required=True)
+    scope = fields.String(required=True, validate=validate.OneOf(SCOPES))
+    team_id = fields.String(required=True, allow_none=True, metadata={"description": "Set iff scope is team"})
+    owner_id = fields.String(required=True)
+    layout = fields.List(fields.Nested(DashboardWidgetSchema), required=True)
+    filters = fields.Nested(DashboardFiltersSchema, required=True)
+    is_default = fields.Boolean(required=True)
+    created_at = fields.DateTime(required=True)
+    updated_at = fields.DateTime(required=True)
+
+
+class DashboardsSchema(Schema):
+    dashboards = fields.List(fields.Nested(DashboardSchema), required=True)
+
+
+class WidgetPointSchema(Schema):
+    period = fields.String(required=True, metadata={"description": "Local start of the period, with its UTC offset"})
+    value = fields.Float(required=True, allow_none=True)
+
+
+class AgentValueSchema(Schema):
+    agent_name = fields.String(required=True)
+    value = fields.Float(required=True, allow_none=True)
+
+
+class WidgetTotalsSchema(Schema):
+    samples = fields.Integer(required=True)
+    sum = fields.Float(required=True)
+    avg = fields.Float(required=True, allow_none=True)
+    min = fields.Float(required=True, allow_none=True)
+    max = fields.Float(required=True, allow_none=True)
+
+
+class WidgetFiguresSchema(Schema):
+    """An agents.* metric has value, series_metric and agents; a productivity.* metric has totals."""
+
+    window = fields.Dict(required=True, metadata={"description": "As in GET /api/metrics/agents"})
+    series = fields.List(fields.Nested(WidgetPointSchema), required=True, metadata={"description": "Every period"})
+    value = fields.Float(allow_none=True, metadata={"description": "The metric over the whole window"})
+    series_metric = fields.String(metadata={"description": "What the series counts (calls, for percentiles)"})
+    agents = fields.List(fields.Nested(AgentValueSchema))
+    totals = fields.Nested(WidgetTotalsSchema)
+
+
+class WidgetErrorSchema(Schema):
+    status = fields.Integer(required=True, metadata={"enum": [400, 403, 404]})
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class WidgetDataSchema(Schema):
+    id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(WIDGET_TYPES))
+    metric = fields.String(required=True)
+    data = fields.Nested(WidgetFiguresSchema, metadata={"description": "Unless error"})
+    error = fields.Nested(WidgetErrorSchema, metadata={"description": "Why this widget has no data for you"})
+
+
+class DashboardDataSchema(Schema):
+    dashboard = fields.Nested(DashboardSchema, required=True)
+    widgets = fields.List(fields.Nested(WidgetDataSchema), required=True)

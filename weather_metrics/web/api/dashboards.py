@@ -12,15 +12,18 @@ from weather_metrics import dashboards
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.dashboard_schemas import (
     DashboardCreateSchema,
+    DashboardDataSchema,
     DashboardFiltersSchema,
     DashboardQuerySchema,
+    DashboardSchema,
+    DashboardsSchema,
     DashboardUpdateSchema,
     DashboardWidgetSchema,
     WidgetPositionSchema,
 )
-from weather_metrics.web.api.openapi import operation
 from weather_metrics.web.auth import authenticated, current_user
 from weather_metrics.web.bodies import json_body, load
+from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id, without
 from weather_metrics.web.services import services
 
 
@@ -72,48 +75,64 @@ def dashboard_data(dashboard_id: str) -> ResponseReturnValue:
     return jsonify(dashboards.dashboard_data(current_user(), dashboard_id, datetime.now(UTC), max_days))
 
 
-# OpenAPI, merged into /openapi.json by weather_metrics.api.docs.
+# OpenAPI, merged into /openapi.json by web/docs.py.
+TAG = "Dashboards"
 _ERRORS = {
-    "400": "Validation failed",
-    "401": "Missing, invalid or expired token",
+    "400": "Validation failed: details names fields by path, such as layout.2.metric",
     "403": "Not allowed for this dashboard scope",
     "404": "Not found, or not visible to you",
-    "429": "Rate limit exceeded",
+    **UNAUTHORIZED,
+    **RATE_LIMITED,
 }
+_READ_ERRORS = without(_ERRORS, "400", "403")
 
 
-def _op(summary: str, ok: str, body: str | None = None, **extra: Any) -> dict[str, Any]:
-    return operation(summary, ok, _ERRORS, body, **extra)
+def _op(summary: str, ok: str, answer: str | None, errors: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return operation(summary, TAG, ok, answer, errors, **extra)
 
 
-_DASHBOARD_ID = {"name": "dashboard_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_DASHBOARD_ID = path_id("dashboard_id", "dashboard")
 PATHS: dict[str, dict[str, Any]] = {
     "/api/dashboards": {
         "get": _op(
             "Dashboards you can see: yours, your teams' (admins: all teams') and the organization's",
-            "200 Dashboards",
-            parameters=[
-                {"name": "scope", "in": "query", "schema": {"type": "string", "enum": list(dashboards.SCOPES)}},
-                {"name": "default_only", "in": "query", "schema": {"type": "boolean", "default": False}},
-            ],
+            "200 The dashboards, by name",
+            "Dashboards",
+            {"400": "Bad query parameter", **UNAUTHORIZED, **RATE_LIMITED},
+            parameters=[{"in": "query", "schema": DashboardQuerySchema}],
         ),
         "post": _op(
             "Create a dashboard (user: anyone; team: admins and the team's managers; organization: admins)",
-            "201 Dashboard",
-            "DashboardCreate",
+            "201 The new dashboard",
+            "Dashboard",
+            {**_ERRORS, **TOO_LARGE},
+            body="DashboardCreate",
         ),
     },
     "/api/dashboards/{dashboard_id}": {
-        "get": _op("One dashboard", "200 Dashboard"),
-        "put": _op("Update a dashboard (same rules as creating it)", "200 Dashboard", "DashboardUpdate"),
-        "delete": _op("Delete a dashboard (same rules as creating it)", "204 Deleted"),
+        "get": _op("One dashboard", "200 The dashboard", "Dashboard", _READ_ERRORS),
+        "put": _op(
+            "Update a dashboard (same rules as creating it)",
+            "200 The changed dashboard",
+            "Dashboard",
+            {**_ERRORS, **TOO_LARGE},
+            body="DashboardUpdate",
+        ),
+        "delete": _op(
+            "Delete a dashboard (same rules as creating it)",
+            "204 Deleted",
+            None,
+            without(_ERRORS, "400"),
+        ),
         "parameters": [_DASHBOARD_ID],
     },
     "/api/dashboards/{dashboard_id}/data": {
         "get": _op(
             "The dashboard and each widget's data, limited to what you may see; "
             "a widget you may not see gets an error entry",
-            "200 Dashboard data",
+            "200 The dashboard and its widgets' data",
+            "DashboardData",
+            _READ_ERRORS,
         ),
         "parameters": [_DASHBOARD_ID],
     },
@@ -126,4 +145,7 @@ COMPONENTS: dict[str, Any] = {  # nested schemas first, so the bodies refer to t
     "DashboardWidget": DashboardWidgetSchema,
     "DashboardCreate": DashboardCreateSchema,
     "DashboardUpdate": DashboardUpdateSchema,
+    "Dashboard": DashboardSchema,
+    "Dashboards": DashboardsSchema,
+    "DashboardData": DashboardDataSchema,
 }

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts.tokens import TokenError
 from weather_metrics.web.api.blueprint import bp
+from weather_metrics.web.api.ingest_schemas import ingest_operation
 from weather_metrics.web.auth import authenticated, client_ip, current_user, signed_in
 from weather_metrics.web.bodies import read_body
 from weather_metrics.web.limits import limiter
+from weather_metrics.web.openapi import BEARER
 from weather_metrics.web.services import services
 
 
@@ -55,3 +59,24 @@ def ingest_agents() -> ResponseReturnValue:
 def ingest_productivity() -> ResponseReturnValue:
     """Store productivity metrics for you, a user or team in your scope, or (admins) the organization."""
     return _accept("productivity")
+
+
+# OpenAPI, merged into /openapi.json by web/docs.py (the GETs of these paths: metrics.py).
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/metrics/agents": {
+        "post": ingest_operation(
+            "Store agent executions (yours; managers: your teams'; admins: anyone's in the organization)",
+            "Metrics",
+            "AgentExecution",
+            BEARER,
+        )
+    },
+    "/api/metrics/productivity": {
+        "post": ingest_operation(
+            "Store productivity metrics for you, a user or team in your scope, or (admins) the organization",
+            "Metrics",
+            "ProductivityMetric",
+            BEARER,
+        )
+    },
+}

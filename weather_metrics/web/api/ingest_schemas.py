@@ -16,7 +16,9 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 from weather_metrics.core import vocabulary
 from weather_metrics.core.fields import StrictBoolean, StrictNumber, StrictString
 from weather_metrics.core.times import parse_timestamp
+from weather_metrics.ingest.idempotency import MAX_IDEMPOTENCY_KEY
 from weather_metrics.ingest.org import validation as o
+from weather_metrics.web.openapi import json_content, operation, ref
 
 # The hot path treats null like a missing field.
 _REQUIRED: dict[str, Any] = {"required": o.REQUIRED, "null": o.REQUIRED}
@@ -160,4 +162,61 @@ class ProductivityMetricSchema(OrgItemSchema):
     metadata = _metadata("Any further details, as a JSON object")
 
 
-COMPONENTS: dict[str, Any] = {"AgentExecution": AgentExecutionSchema, "ProductivityMetric": ProductivityMetricSchema}
+class IngestAnswerSchema(Schema):
+    """The answer to a stored batch; a resend with the same Idempotency-Key gets the first answer again."""
+
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(("accepted", "pending")),
+        metadata={"description": "pending (202): being committed; resend with the same Idempotency-Key to learn more"},
+    )
+    batch_id = fields.String(
+        required=True, metadata={"description": "The batch's id, also in its metrics.collected webhook event"}
+    )
+    accepted = fields.Integer(required=True, metadata={"description": "Items stored"})
+    received_at = fields.DateTime(required=True, metadata={"description": "When the service received the batch"})
+
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+    "description": "Resending a batch with the same key stores it once and repeats the first answer",
+}
+
+
+def ingest_operation(summary: str, tag: str, item: str, security: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """POST of one `item` or an array of them, as every ingestion route takes it."""
+    one = ref(item)
+    return operation(
+        summary,
+        tag,
+        "201 Stored (committed)",
+        "IngestAnswer",
+        {
+            "400": "Validation failed: details names every bad field, as items[2].timestamp",
+            "401": "Missing, invalid or expired credentials",
+            "403": "An item names a user or team outside your scope",
+            "409": "Idempotency-Key already used with another body",
+            "413": "Body larger than metrics_max_body_bytes",
+            "429": "Rate limit exceeded; see Retry-After",
+            "503": "Queue full or writer stopped: not stored; retry after Retry-After",
+        },
+        body={"oneOf": [one, {"type": "array", "items": one}]},
+        security=security,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            "202": {
+                "description": "Queued, not yet committed (setting ack = 'enqueue', or a commit still under way)",
+                "content": json_content("IngestAnswer"),
+            }
+        },
+    )
+
+
+COMPONENTS: dict[str, Any] = {
+    "AgentExecution": AgentExecutionSchema,
+    "ProductivityMetric": ProductivityMetricSchema,
+    "IngestAnswer": IngestAnswerSchema,
+}

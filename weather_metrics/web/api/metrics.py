@@ -17,10 +17,10 @@ from weather_metrics.query import org_metrics
 from weather_metrics.query.scope import Scope, narrow
 from weather_metrics.query.windows import Window, parse_window
 from weather_metrics.web.api.blueprint import bp
-from weather_metrics.web.api.openapi import BEARER_OR_READ_KEY
 from weather_metrics.web.api.schemas import MAX_PAGE, StrictSchema
 from weather_metrics.web.auth import authenticated, caller_scope
 from weather_metrics.web.bodies import load
+from weather_metrics.web.openapi import BEARER_OR_READ_KEY, RATE_LIMITED, operation
 from weather_metrics.web.services import services
 
 MAX_LIMIT = 1000
@@ -53,7 +53,9 @@ class AgentQuerySchema(MetricsQuerySchema):
 
 
 class ProductivityQuerySchema(MetricsQuerySchema):
-    metric_type = fields.String(validate=_metric_type, metadata={"description": "One type, e.g. commits"})
+    metric_type = fields.String(
+        validate=_metric_type, metadata={"description": "One type, e.g. commits", "pattern": f"^{METRIC_TYPE.pattern}$"}
+    )
 
 
 def _scope_and_window(query: dict[str, Any]) -> tuple[Scope, Window]:
@@ -170,38 +172,35 @@ class ProductivityMetricsSchema(Schema):
     pagination = fields.Nested(PaginationSchema)
 
 
-ERROR = {"application/json": {"schema": "ApiError"}}
+TAG = "Metrics"
 ERRORS = {
     "400": "Bad query parameter: details names it",
     "401": "Missing, invalid or expired token, or an API key that is not of the read scope",
     "403": "The user or team is outside your scope",
     "404": "No such user or team in your organization",
-    "429": "Rate limit exceeded",
+    **RATE_LIMITED,
 }
-
-
-def _get(summary: str, answer: str, query: type[Schema]) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": {"description": summary, "content": {"application/json": {"schema": answer}}}}
-    responses.update({code: {"description": text, "content": ERROR} for code, text in ERRORS.items()})
-    return {
-        "summary": summary,
-        "parameters": [{"in": "query", "schema": query}],
-        "responses": responses,
-        "security": BEARER_OR_READ_KEY,
-    }
-
-
 PATHS: dict[str, dict[str, Any]] = {
     "/api/metrics/agents": {
-        "get": _get(
-            "Agent usage and durations in your scope (read key: the organization)", "AgentMetrics", AgentQuerySchema
+        "get": operation(
+            "Agent usage and durations in your scope (read key: the organization): totals, per agent, periods",
+            TAG,
+            "200 Agent metrics",
+            "AgentMetrics",
+            ERRORS,
+            parameters=[{"in": "query", "schema": AgentQuerySchema}],
+            security=BEARER_OR_READ_KEY,
         ),
     },
     "/api/metrics/productivity": {
-        "get": _get(
-            "Productivity metrics in your scope (read key: the organization)",
+        "get": operation(
+            "Productivity metrics in your scope (read key: the organization): totals per type, periods",
+            TAG,
+            "200 Productivity metrics",
             "ProductivityMetrics",
-            ProductivityQuerySchema,
+            ERRORS,
+            parameters=[{"in": "query", "schema": ProductivityQuerySchema}],
+            security=BEARER_OR_READ_KEY,
         ),
     },
 }

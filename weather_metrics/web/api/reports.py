@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask.typing import ResponseReturnValue
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 
 from weather_metrics.core.times import HOUR
 from weather_metrics.reports import builder
@@ -21,6 +21,7 @@ from weather_metrics.web.auth import authenticated, caller_key, current_user
 from weather_metrics.web.bodies import json_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import limiter
+from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id
 from weather_metrics.web.services import services
 
 CHUNK_BYTES = 256 * 1024
@@ -100,58 +101,81 @@ def _chunks(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-# OpenAPI, merged into /openapi.json by weather_metrics.api.docs.
-_ERROR = {"application/json": {"schema": "ApiError"}}
+# OpenAPI, merged into /openapi.json by web/docs.py.
+class ReportJobSchema(Schema):
+    """An export job, as reports/jobs.py job_view shows it."""
+
+    id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(("queued", "running", "done", "failed")))
+    progress = fields.Integer(required=True, validate=validate.Range(0, 100), metadata={"description": "Percent"})
+    report_type = fields.String(required=True, validate=validate.OneOf(report_filters.REPORT_TYPES))
+    format = fields.String(required=True, validate=validate.OneOf(tuple(builder.FORMATS)))
+    filters = fields.Dict(required=True, metadata={"description": "The filters as checked, with their defaults"})
+    rows = fields.Integer(required=True, metadata={"description": "Rows written so far"})
+    error = fields.String(required=True, allow_none=True, metadata={"description": "Why it failed"})
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(required=True, allow_none=True)
+    finished_at = fields.DateTime(required=True, allow_none=True)
+    expires_at = fields.DateTime(required=True, metadata={"description": "The job and its file are gone after this"})
+    status_url = fields.String(required=True, metadata={"example": "/api/reports/<id>"})
+    download_url = fields.String(metadata={"description": "Once done", "example": "/api/reports/<id>/download"})
+
+
+TAG = "Reports"
 _ERRORS = {
-    "401": "Missing, invalid or expired token",
     "404": "No such job, expired, or not yours (admins see their organization's jobs)",
-    "429": "Rate limit exceeded",
+    **UNAUTHORIZED,
+    **RATE_LIMITED,
 }
-
-
-_JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _op(summary: str, ok: dict[str, Any], errors: dict[str, str], **extra: Any) -> dict[str, Any]:
-    responses: dict[str, Any] = dict(ok)
-    responses.update({code: {"description": text, "content": _ERROR} for code, text in errors.items()})
-    return {"summary": summary, "responses": responses, "security": [{"bearerAuth": []}], **extra}
-
-
+_JOB_ID = path_id("job_id", "export job")
 PATHS: dict[str, dict[str, Any]] = {
     "/api/reports/export": {
-        "post": _op(
+        "post": operation(
             "Queue a report export of your scope (limit: export_rate_limit per user, default 10 per hour)",
-            {"202": {"description": "Queued: the job; Location is its status URL"}},
+            TAG,
+            "202 Queued: the job; Location is its status URL",
+            "ReportJob",
             {
+                **_ERRORS,
                 "400": "Validation failed, or bad filters: details names them",
                 "403": "A filter names a user or team outside your scope",
-                **_ERRORS,
                 "404": "A filter names a user or team not in your organization",
+                "503": "Exports are paused while the disk is low; retry after Retry-After",
+                **TOO_LARGE,
             },
-            requestBody={"required": True, "content": {"application/json": {"schema": "ReportExportRequest"}}},
+            body="ReportExportRequest",
         ),
     },
     "/api/reports/{job_id}": {
-        "get": _op(
-            "An export job: queued, running, done or failed, with progress", {"200": {"description": "Job"}}, _ERRORS
+        "get": operation(
+            "An export job: queued, running, done or failed, with progress",
+            TAG,
+            "200 The job",
+            "ReportJob",
+            _ERRORS,
         ),
         "parameters": [_JOB_ID],
     },
     "/api/reports/{job_id}/download": {
-        "get": _op(
+        "get": operation(
             "The export file, as an attachment named <organization>-<report type>-<date>.<ext>",
-            {
+            TAG,
+            "200 The file",
+            None,
+            {**_ERRORS, "409": "The job is queued, running or failed"},
+            responses={
                 "200": {
-                    "description": "The file",
-                    "content": {content_type: {} for content_type, _ext in builder.FORMATS.values()},
+                    "description": "The file, in the job's format",
+                    "content": {
+                        content_type: {"schema": {"type": "string", "format": "binary"}}
+                        for content_type, _ext in builder.FORMATS.values()
+                    },
                 }
             },
-            {**_ERRORS, "409": "The job is queued, running or failed"},
         ),
         "parameters": [_JOB_ID],
     },
 }
 
 
-COMPONENTS: dict[str, Any] = {"ReportExportRequest": ExportRequestSchema}
+COMPONENTS: dict[str, Any] = {"ReportExportRequest": ExportRequestSchema, "ReportJob": ReportJobSchema}

@@ -1,4 +1,4 @@
-"""Request bodies and query strings of /api, as marshmallow schemas."""
+"""Request bodies and query strings of /api, as marshmallow schemas, and the page block of paged answers."""
 
 from __future__ import annotations
 
@@ -99,3 +99,25 @@ def _known_zone(name: str) -> None:
 class OrganizationUpdateSchema(StrictSchema):
     name = fields.String(validate=NAME)
     time_zone = fields.String(validate=[validate.Length(1, 64), _known_zone])
+
+
+class PageSchema(Schema):
+    """Where a page of a paged answer is (query.org_metrics.pagination)."""
+
+    page = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    total = fields.Integer(required=True, metadata={"description": "Items across all pages"})
+    pages = fields.Integer(required=True)
+
+
+COMPONENTS = {  # for /openapi.json
+    "Login": LoginSchema,
+    "Refresh": RefreshSchema,
+    "UserCreate": UserCreateSchema,
+    "UserUpdate": UserUpdateSchema,
+    "TeamCreate": TeamCreateSchema,
+    "Member": MemberSchema,
+    "ApiKeyCreate": ApiKeyCreateSchema,
+    "OrganizationUpdate": OrganizationUpdateSchema,
+    "Page": PageSchema,
+}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
@@ -12,6 +14,7 @@ from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import MemberSchema, TeamCreateSchema, TeamQuerySchema
 from weather_metrics.web.auth import authenticated, current_user
 from weather_metrics.web.bodies import json_body, load
+from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id
 
 MANAGERS = ("admin", "manager")
 
@@ -80,3 +83,74 @@ def remove_member(team_id: str, user_id: str) -> ResponseReturnValue:
     accounts.check_team_change(me, team, user)
     accounts.remove_member(team, user_id)
     return "", 204
+
+
+# OpenAPI, merged into /openapi.json by web/docs.py.
+TAG = "Teams"
+COMMON = {**UNAUTHORIZED, **RATE_LIMITED}
+CHANGE_REFUSED = "Admins and managers only; managers change only teams they lead, and only their developers"
+TEAM_ID = path_id("team_id", "team")
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/teams": {
+        "get": operation(
+            "Teams of your organization, with their members when include_members=true",
+            TAG,
+            "200 A page of teams",
+            "Teams",
+            {"400": "Bad query parameter", **COMMON},
+            parameters=[{"in": "query", "schema": TeamQuerySchema}],
+        ),
+        "post": operation(
+            "Create a team (admin, manager: who then leads it)",
+            TAG,
+            "201 The new team, with its members",
+            "Team",
+            {
+                "400": "Validation failed",
+                "403": "Admins and managers only",
+                "409": "A team of this name exists",
+                **TOO_LARGE,
+                **COMMON,
+            },
+            body="TeamCreate",
+        ),
+    },
+    "/api/teams/{team_id}": {
+        "delete": operation(
+            "Delete a team and its memberships; the users stay",
+            TAG,
+            "204 Deleted",
+            None,
+            {"403": CHANGE_REFUSED, "404": "No such team in your organization", **COMMON},
+        ),
+        "parameters": [TEAM_ID],
+    },
+    "/api/teams/{team_id}/members": {
+        "post": operation(
+            "Add a user of your organization to a team, as lead or member",
+            TAG,
+            "201 The membership",
+            "Membership",
+            {
+                "400": "Validation failed",
+                "403": CHANGE_REFUSED,
+                "404": "No such team or user in your organization",
+                "409": "Already a member",
+                **TOO_LARGE,
+                **COMMON,
+            },
+            body="Member",
+        ),
+        "parameters": [TEAM_ID],
+    },
+    "/api/teams/{team_id}/members/{user_id}": {
+        "delete": operation(
+            "Take a user out of a team",
+            TAG,
+            "204 Removed",
+            None,
+            {"403": CHANGE_REFUSED, "404": "No such team, or the user is not a member", **COMMON},
+        ),
+        "parameters": [TEAM_ID, path_id("user_id", "user")],
+    },
+}

@@ -18,6 +18,7 @@ from weather_metrics.web.auth import authenticated, caller_key, current_user
 from weather_metrics.web.bodies import json_body, load, peek_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import account_key, account_limit
+from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id
 from weather_metrics.web.services import services
 
 # Email too: addresses are unique across organizations, so a refused change (409) would tell
@@ -156,3 +157,62 @@ def _other_active_admins(user: User) -> int:
         )
         .count()
     )
+
+
+# OpenAPI, merged into /openapi.json by web/docs.py.
+TAG = "Users"
+COMMON = {**UNAUTHORIZED, **RATE_LIMITED}
+BUSY = {"503": "Too many password hashes at once; retry after Retry-After"}
+PATHS: dict[str, dict[str, Any]] = {
+    "/api/users": {
+        "get": operation(
+            "Users of your organization, filtered by role or team (developers: only themselves)",
+            TAG,
+            "200 A page of users",
+            "Users",
+            {"400": "Bad query parameter", "404": "No such team in your organization", **COMMON},
+            parameters=[{"in": "query", "schema": UserQuerySchema}],
+        ),
+        "post": operation(
+            "Add a user (admin); without a password the answer holds a one-time password",
+            TAG,
+            "201 The new user",
+            "NewUser",
+            {
+                "400": "Validation failed",
+                "403": "Admins only",
+                "409": "A user with this email already exists",
+                **TOO_LARGE,
+                **COMMON,
+                **BUSY,
+            },
+            body="UserCreate",
+        ),
+    },
+    "/api/users/{user_id}": {
+        "get": operation(
+            "One user's profile (developers: only their own)",
+            TAG,
+            "200 The user",
+            "User",
+            {"403": "Developers see only themselves", "404": "No such user in your organization", **COMMON},
+        ),
+        "put": operation(
+            "Change a profile: admins anyone's; others their own name and password (with current_password)",
+            TAG,
+            "200 The changed user",
+            "User",
+            {
+                "400": "Validation failed",
+                "403": "Not yours to change, a field only admins change, or a wrong current_password",
+                "404": "No such user in your organization",
+                "409": "Email taken, or the change would leave no active admin",
+                **TOO_LARGE,
+                **COMMON,
+                **BUSY,
+            },
+            body="UserUpdate",
+        ),
+        "parameters": [path_id("user_id", "user")],
+    },
+}

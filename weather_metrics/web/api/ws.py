@@ -10,6 +10,7 @@ from marshmallow import Schema, fields
 
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.auth import authenticated, current_user
+from weather_metrics.web.openapi import BEARER, RATE_LIMITED, UNAUTHORIZED, operation, query
 from weather_metrics.web.services import services
 from weather_metrics.web.ws.admission import issue_ticket
 
@@ -64,34 +65,38 @@ frame still fits, else the connection is cut. 4401 ends a socket whose login ses
 or whose account was disabled, 4403 one whose role changed, 1001 a server restart."""
 
 
+TAG = "Live updates"
 PATHS: dict[str, dict[str, Any]] = {
     "/api/ws/ticket": {
-        "post": {
-            "summary": "A single-use ticket for /ws?ticket=..., valid ws_ticket_seconds (30)",
-            "security": [{"bearerAuth": []}],
-            "responses": {
-                "201": {"description": "Ticket", "content": {"application/json": {"schema": "WsTicket"}}},
-                "401": {"description": "Missing, invalid or expired token"},
-            },
-        }
+        "post": operation(
+            "A single-use ticket for /ws?ticket=..., valid ws_ticket_seconds (30)",
+            TAG,
+            "201 The ticket",
+            "WsTicket",
+            {**UNAUTHORIZED, **RATE_LIMITED},
+        )
     },
     "/ws": {
-        "get": {
-            "summary": "WebSocket: live metric, dashboard and alert events",
-            "description": PROTOCOL,
-            "parameters": [
-                {"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
-                for name in ("ticket", "token")
-            ],
-            "responses": {
-                "101": {"description": "Switching to the WebSocket protocol"},
-                "400": {"description": "Not a WebSocket upgrade"},
-                "401": {"description": "Invalid token or ticket"},
-                "403": {"description": "Origin not allowed"},
-                "429": {"description": "ws_max_connections_per_user (5) sockets of this user are open"},
-                "503": {"description": "No room for another socket; retry later"},
+        "get": operation(
+            "WebSocket: live metric, dashboard and alert events",
+            TAG,
+            "101 Switching to the WebSocket protocol",
+            None,
+            {
+                "400": "Not a WebSocket upgrade",
+                "401": "Invalid token or ticket",
+                "403": "Origin not allowed",
+                "429": "ws_max_connections_per_user (5) sockets of this user are open",
+                "503": "No room for another socket; retry later",
             },
-        }
+            # A ticket or token in the query string, or a bearer token; without any, only the public room.
+            security=[*BEARER, {}],
+            description=PROTOCOL,
+            parameters=[
+                query("ticket", {"type": "string"}, "From POST /api/ws/ticket"),
+                query("token", {"type": "string"}, "An access token, for clients that cannot send headers"),
+            ],
+        )
     },
 }
 

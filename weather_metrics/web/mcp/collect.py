@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import jsonify, request
 from flask.typing import ResponseReturnValue
 
+from weather_metrics.web.api.ingest_schemas import ingest_operation
 from weather_metrics.web.bodies import read_body
 from weather_metrics.web.mcp.blueprint import api_key, bp, key_required
+from weather_metrics.web.openapi import API_KEY
 from weather_metrics.web.services import services
 
 
@@ -24,3 +28,16 @@ def collect() -> ResponseReturnValue:
         key.id,
     )
     return jsonify(answer), 201 if committed else 202
+
+
+# OpenAPI, merged into /openapi.json by web/docs.py.
+PATHS: dict[str, dict[str, Any]] = {
+    "/mcp/metrics/collect": {
+        "post": ingest_operation(
+            "Store agent executions from an MCP server (limit: mcp_rate_limit per organization)",
+            "MCP",
+            "AgentExecution",
+            API_KEY,
+        )
+    },
+}

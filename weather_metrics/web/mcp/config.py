@@ -22,6 +22,7 @@ from weather_metrics.store.models import Organization
 from weather_metrics.web.auth import bearer_token
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.mcp.blueprint import api_key, bp, live_key, refuse_key
+from weather_metrics.web.openapi import API_KEY, BEARER, RATE_LIMITED, operation, path_id, required_object
 from weather_metrics.web.services import services
 
 REQUIRED_FIELDS = ("agent_name", "command", "execution_time_ms", "success", "timestamp")
@@ -96,3 +97,57 @@ def config(organization_id: str) -> ResponseReturnValue:
             **collection_settings(state.settings),
         }
     )
+
+
+# OpenAPI, merged into /openapi.json by web/docs.py.
+STRING: dict[str, Any] = {"type": "string"}
+INTEGER: dict[str, Any] = {"type": "integer"}
+STRINGS: dict[str, Any] = {"type": "array", "items": STRING}
+CONFIG_SCHEMA = required_object(
+    {
+        "organization_id": STRING,
+        "organization_name": STRING,
+        "time_zone": {**STRING, "description": "IANA zone of the organization's days, weeks and months"},
+        "endpoints": required_object({"collect": {**STRING, "format": "uri"}, "config": {**STRING, "format": "uri"}}),
+        "authentication": required_object(
+            {
+                "headers": STRINGS,
+                "key_prefix": {**STRING, "nullable": True, "description": "The calling key's; null for a user"},
+            }
+        ),
+        "batching": required_object(
+            {
+                "max_items_per_request": INTEGER,
+                "max_body_bytes": INTEGER,
+                "idempotency_key_header": STRING,
+                "retry": STRING,
+            }
+        ),
+        "rate_limits": required_object({"collect": {**STRING, "example": "10000 per minute per organization"}}),
+        "fields": required_object(
+            {
+                "required": STRINGS,
+                "optional": STRINGS,
+                "limits": {"type": "object", "additionalProperties": INTEGER, "description": "Lengths, sizes, ages"},
+            }
+        ),
+    }
+)
+PATHS: dict[str, dict[str, Any]] = {
+    "/mcp/config/{organization_id}": {
+        "get": operation(
+            "What an MCP server of the organization needs to send metrics here (API key or access token)",
+            "MCP",
+            "200 Endpoints, limits and the fields collected; never a secret",
+            "McpConfig",
+            {
+                "401": "Missing, invalid or revoked API key or access token",
+                "404": "Not the organization of your key or token",
+                **RATE_LIMITED,
+            },
+            security=[*API_KEY, *BEARER],
+        ),
+        "parameters": [path_id("organization_id", "organization")],
+    },
+}
+COMPONENTS: dict[str, Any] = {"McpConfig": CONFIG_SCHEMA}

@@ -1,8 +1,15 @@
-"""Marshmallow schemas of /v1 answers, for /openapi.json."""
+"""The /v1 part of /openapi.json: its paths, and its answers as marshmallow schemas."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import Schema, fields
+
+from weather_metrics.ingest.events import schemas as contract
+from weather_metrics.ingest.idempotency import MAX_IDEMPOTENCY_KEY
+from weather_metrics.query.stats import DEFAULT_PERIOD, PERIODS
+from weather_metrics.web.openapi import PUBLIC, json_content, operation
 
 
 class AcceptedSchema(Schema):
@@ -61,8 +68,14 @@ class DailySchema(Schema):
     avg_response_time_ms = fields.Float(allow_none=True)
 
 
-class ShareSchema(Schema):
-    version = fields.String(metadata={"description": "'version' in versions, 'country' in countries"})
+class VersionShareSchema(Schema):
+    version = fields.String()
+    calls = fields.Integer()
+    percentage = fields.Float(metadata={"description": "Share of the tool's calls, 0-1"})
+
+
+class CountryShareSchema(Schema):
+    country = fields.String(metadata={"description": "ISO 3166-1 alpha-2"})
     calls = fields.Integer()
     percentage = fields.Float(metadata={"description": "Share of the tool's calls, 0-1"})
 
@@ -72,8 +85,8 @@ class ToolDetailSchema(Schema):
     period = fields.String()
     summary = fields.Nested(ToolSummarySchema)
     daily_data = fields.List(fields.Nested(DailySchema))
-    versions = fields.List(fields.Nested(ShareSchema))
-    countries = fields.List(fields.Nested(ShareSchema))
+    versions = fields.List(fields.Nested(VersionShareSchema))
+    countries = fields.List(fields.Nested(CountryShareSchema))
 
 
 class ErrorsSchema(Schema):
@@ -89,10 +102,11 @@ class PerformanceSchema(Schema):
 
 
 class HealthSchema(Schema):
-    status = fields.String(metadata={"enum": ["healthy", "unhealthy"]})
-    timestamp = fields.DateTime()
-    uptime = fields.Float()
-    database = fields.String(metadata={"description": "'disconnected' when unhealthy"})
+    status = fields.String(required=True, metadata={"enum": ["healthy", "unhealthy"]})
+    timestamp = fields.DateTime(metadata={"description": "When healthy"})
+    uptime = fields.Float(metadata={"description": "Seconds, when healthy"})
+    database = fields.String(metadata={"enum": ["connected", "disconnected"], "description": "When unhealthy"})
+    writer = fields.String(metadata={"enum": ["failing", "stopped"], "description": "When the writer is the problem"})
 
 
 class StatusSchema(Schema):
@@ -102,3 +116,100 @@ class StatusSchema(Schema):
     database = fields.Dict()
     queue = fields.Dict(metadata={"description": "depth: events accepted and not yet committed"})
     memory = fields.Dict(metadata={"description": "used_mb (resident), total_mb (machine)"})
+
+
+PERIOD = {
+    "name": "period",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": list(PERIODS), "default": DEFAULT_PERIOD},
+    "description": "Days back from today (UTC), plus today",
+}
+RATE_LIMITED = {"429": "Rate limit exceeded: 60 requests a minute per address; see retry_after"}
+TELEMETRY, STATS, SERVICE = "Telemetry (/v1)", "Stats (/v1)", "Service"
+
+
+def _op(summary: str, tag: str, ok: str, answer: str, errors: dict[str, str], **extra: Any) -> dict[str, Any]:
+    return operation(summary, tag, ok, answer, errors, security=PUBLIC, error_schema="Error", **extra)
+
+
+def _stats(summary: str, answer: str, errors: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "get": _op(
+            summary,
+            STATS,
+            f"200 {summary}",
+            answer,
+            {"400": "Bad period", **RATE_LIMITED, **(errors or {})},
+            parameters=[PERIOD],
+        )
+    }
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/v1/events": {
+        "post": _op(
+            "Submit a batch of 1-100 tool-call events (body at most 100 KB)",
+            TELEMETRY,
+            "200 Events accepted (committed, with the default ack = commit)",
+            "Accepted",
+            {
+                "400": "Validation failed: details lists every problem",
+                "413": "Body larger than 100 KB",
+                **RATE_LIMITED,
+                "503": "Queue full or commit too slow; see retry_after and Retry-After",
+            },
+            body="EventBatch",
+            parameters=[
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
+                    "description": "A retry with the same key within 24 h gets the first answer "
+                    "and is not counted twice",
+                }
+            ],
+        )
+    },
+    "/v1/stats/overview": _stats("Summary across all tools", "Overview"),
+    "/v1/stats/tools": _stats("Statistics of every tool", "Tools"),
+    "/v1/stats/tool/{tool_name}": {
+        **_stats(
+            "Daily series, versions and countries of one tool",
+            "ToolDetail",
+            {"404": "Unknown tool, or no data in the period"},
+        ),
+        "parameters": [{"name": "tool_name", "in": "path", "required": True, "schema": {"type": "string"}}],
+    },
+    "/v1/stats/errors": _stats("Error types, counts and last seen", "Errors"),
+    "/v1/stats/performance": _stats("Response-time percentiles, cache and services", "Performance"),
+    "/v1/health": {
+        "get": _op(
+            "Health check (not rate limited)",
+            SERVICE,
+            "200 Healthy",
+            "Health",
+            {},
+            responses={"503": {"description": "Unhealthy", "content": json_content("Health")}},
+        )
+    },
+    "/v1/status": {
+        "get": _op("Database, queue depth and memory", SERVICE, "200 Status", "Status", RATE_LIMITED),
+    },
+}
+
+
+COMPONENTS: dict[str, Any] = {
+    "Event": contract.EventSchema,  # before EventBatch, which nests it
+    "EventBatch": contract.EventBatchSchema,
+    "Accepted": AcceptedSchema,
+    "Error": ErrorSchema,
+    "Overview": OverviewSchema,
+    "Tools": ToolsSchema,
+    "ToolDetail": ToolDetailSchema,
+    "Errors": ErrorsSchema,
+    "Performance": PerformanceSchema,
+    "Health": HealthSchema,
+    "Status": StatusSchema,
+}
