@@ -23,20 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from weather_metrics.reports.builder import build_report
-from weather_metrics.reports.jobs import failure_reason
+from weather_metrics.reports.jobs import BuildFailed, failure_reason
 from weather_metrics.runtime.logs import configure_logging
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.models import ReportJob
 
 log = logging.getLogger("weather_metrics.reports.child")
-
-
-class BuildFailed(Exception):
-    """The child building the file gave up, with a reason users may read."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class ChildDied(Exception):

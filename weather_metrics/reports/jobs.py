@@ -27,6 +27,10 @@ class LowDiskSpace(Unavailable):
     """The disk holding export files has less free space than `export_min_free_mib`: ingestion comes first."""
 
 
+class BuildFailed(Exception):
+    """The process building an export gave up, with the reason it read from failure_reason (already logged)."""
+
+
 def _epoch(now: datetime) -> int:
     return int(now.timestamp())
 
@@ -99,7 +103,7 @@ def failure_reason(exc: Exception) -> str:
     if isinstance(exc, QueryError):
         details = "; ".join(f"{field}: {text}" for field, text in exc.details.items())
         return f"{exc} ({details})" if details else str(exc)
-    if isinstance(exc, (builder.ReportTooLarge, OutOfScope, UnknownTarget, LowDiskSpace)):
+    if isinstance(exc, (builder.ReportTooLarge, OutOfScope, UnknownTarget, LowDiskSpace, BuildFailed)):
         return str(exc)
     return "internal error"
 

@@ -27,9 +27,16 @@ from typing import Any
 from peewee import OperationalError
 
 from weather_metrics.reports import builder
-from weather_metrics.reports.child import BuildFailed, ChildDied, follow, rows_built, start_child
+from weather_metrics.reports.child import ChildDied, follow, rows_built, start_child
 from weather_metrics.reports.held import HeldJobs, JobLost
-from weather_metrics.reports.jobs import MIB, LowDiskSpace, download_name, failure_reason, free_space_problem
+from weather_metrics.reports.jobs import (
+    MIB,
+    BuildFailed,
+    LowDiskSpace,
+    download_name,
+    failure_reason,
+    free_space_problem,
+)
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.runtime.prometheus import exports_total
 from weather_metrics.store.db import database, write_transaction
@@ -194,7 +201,7 @@ class ReportRunner:
             self._stopped(job, exc, now)
             return
         except Exception as exc:  # noqa: BLE001 - any failure fails the job, with a reason
-            reason = exc.reason if isinstance(exc, BuildFailed) else failure_reason(exc)
+            reason = failure_reason(exc)
             _log_failed(job, reason, internal=reason == "internal error" and not isinstance(exc, BuildFailed))
             self._remove_files(job)
             self._finish(job, now, status="failed", error=reason)
