@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.support import TEST_JWT_SECRET, Member, seed_org, seeded_database
+from tests.support import TEST_JWT_SECRET, Member, chromium, seed_org, seeded_database
 from weather_metrics import create_app
 
 # Tests set what they need; a developer's ./config.toml (made by `make run`) must not leak in.
@@ -82,3 +82,13 @@ def service(make_app: Callable[..., Flask], seeded_db: tuple[Path, Any], tmp_pat
         return make_app(**settings)
 
     return build
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for a test module (tests/support.py chromium())."""
+    driver = chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()

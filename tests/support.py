@@ -247,6 +247,16 @@ def assert_vendored(folder: Path, package: str, licences: set[str]) -> None:
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
+DRAWN = 20  # seconds for a page to draw
+
+
+def wait_drawn(driver: Any, condition: Any) -> Any:
+    """What `condition(driver)` returns once it is true, waiting up to DRAWN seconds."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, DRAWN).until(condition)
+
+
 def chromium(width: int = 1280, height: int = 1600) -> Any:
     """Headless Chromium keeping its console and network logs; skips when missing (fails under STRICT)."""
     import pytest
@@ -500,3 +510,18 @@ def masked_frame(payload: bytes, opcode: int = 0x1, final: bool = True) -> bytes
 
 def masked_text(text: str) -> bytes:
     return masked_frame(text.encode())
+
+
+def rule_body(**changes: Any) -> dict[str, Any]:
+    """A valid alert rule (POST /api/alerts/rules): errors above half the calls, checked over 10 minutes."""
+    body = {
+        "name": "Errors",
+        "metric": "error_rate",
+        "scope": {"type": "organization"},
+        "comparison": "gt",
+        "threshold": 50,
+        "window_minutes": 10,
+        "severity": "high",
+        "cooldown_minutes": 0,
+    }
+    return {**body, **changes}

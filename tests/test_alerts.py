@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import Member, assert_api_error, scraped, seed_org
+from tests.support import Member, assert_api_error, rule_body, scraped, seed_org
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.alerts import rules as alerts
 from weather_metrics.alerts.evaluator import FIRE, AlertEvaluator
@@ -94,20 +94,6 @@ def step_all(app: Flask, ev: AlertEvaluator, at: int) -> int:
     while step(app, ev, at):
         count += 1
     return count
-
-
-def rule_body(**changes: Any) -> dict[str, Any]:
-    body = {
-        "name": "Errors",
-        "metric": "error_rate",
-        "scope": {"type": "organization"},
-        "comparison": "gt",
-        "threshold": 50,
-        "window_minutes": 10,
-        "severity": "high",
-        "cooldown_minutes": 0,
-    }
-    return {**body, **changes}
 
 
 def make_rule(app: Flask, member: Member, now: int = AT, **changes: Any) -> str:

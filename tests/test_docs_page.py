@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import Server, chromium, console_problems, http, requested_urls
-
-DRAWN = 20  # seconds for the page to draw
+from tests.support import Server, console_problems, http, requested_urls, wait_drawn
 
 
 @dataclass
@@ -32,27 +30,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait(driver: Any, condition: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, DRAWN).until(condition)
-
-
-@pytest.fixture(scope="module")
 def visit(browser: Any, server: Server, tmp_path_factory: pytest.TempPathFactory) -> Visit:
     """/docs loaded once and drawn; its console and requests up to then, and a screenshot."""
     from selenium.webdriver.common.by import By
 
     browser.get(server.url + "/docs")
-    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    wait_drawn(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
     operations = {
         (
             block.find_element(By.CSS_SELECTOR, ".opblock-summary-method").text.lower(),
@@ -90,9 +73,9 @@ def test_try_it_out_calls_the_api_from_the_page(visit, browser):
 
     operation = browser.find_element(By.XPATH, "//div[contains(@class, 'opblock ')][.//*[@data-path='/v1/health']]")
     operation.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
-    wait(browser, lambda _: operation.find_element(By.CSS_SELECTOR, ".try-out__btn")).click()
-    wait(browser, lambda _: operation.find_element(By.CSS_SELECTOR, ".btn.execute")).click()
-    status = wait(
+    wait_drawn(browser, lambda _: operation.find_element(By.CSS_SELECTOR, ".try-out__btn")).click()
+    wait_drawn(browser, lambda _: operation.find_element(By.CSS_SELECTOR, ".btn.execute")).click()
+    status = wait_drawn(
         browser, lambda _: operation.find_element(By.CSS_SELECTOR, ".live-responses-table tbody .response-col_status")
     )
     assert status.text == "200"
@@ -112,7 +95,7 @@ def test_the_checks_see_inline_script_and_other_hosts(visit, browser):
         "document.body.append(image);"
     )
     problems: list[str] = []
-    wait(browser, lambda d: problems.extend(console_problems(d)) or len(problems) >= 2)
+    wait_drawn(browser, lambda d: problems.extend(console_problems(d)) or len(problems) >= 2)
     assert any("inline script" in p and "Content Security Policy" in p for p in problems), problems
     assert any("example.invalid" in p and "Content Security Policy" in p for p in problems), problems
     assert browser.execute_script("return window.inline") is None

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import ROOT, Server, http, make_event, raw_upgrade, seed_org, seeded_database
+from tests.support import ROOT, Server, http, make_event, raw_upgrade, rule_body, seed_org, seeded_database
 from weather_metrics.reports.child import MAIN as CHILD_MAIN
 from weather_metrics.reports.child import log as child_log
 from weather_metrics.runtime.logs import current_request_id, log_handler, redact_query
@@ -266,17 +266,7 @@ def test_a_session_logs_json_lines_with_request_ids_and_no_secrets(tmp_path: Pat
         }
         status, registered = s.call("POST", "/mcp/hooks/register", hook, Authorization=f"Bearer {key['secret']}")
         assert status == 201, registered
-        rule = {
-            "name": "Errors",
-            "metric": "error_rate",
-            "scope": {"type": "organization"},
-            "comparison": "gt",
-            "threshold": 50,
-            "window_minutes": 10,
-            "severity": "high",
-            "cooldown_minutes": 0,
-        }
-        status, created_rule = s.call("POST", "/api/alerts/rules", rule, **as_admin)
+        status, created_rule = s.call("POST", "/api/alerts/rules", rule_body(), **as_admin)
         assert status == 201, created_rule
         assert s.call("POST", "/mcp/metrics/collect", [execution(False)] * 3, **{"X-API-Key": key["secret"]})[0] == 201
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, Server, assert_vendored, chromium, console_problems, http, requested_urls
+from tests.support import ROOT, Server, assert_vendored, console_problems, http, requested_urls, wait_drawn
 from tests.test_pages import TOOLS, page_events
 
-DRAWN = 20  # seconds for a page to draw
 AXE = ROOT / "tests" / "vendor" / "axe-core-4.14.1"  # the accessibility checker; where it came from: its README.md
 PHONE, DESKTOP = 375, 1440
 # name: (path, status)
@@ -57,21 +56,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         status, _, body = http("POST", running.url + "/v1/events", {"events": page_events()})
         assert status == 200, body
         yield running
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def wait(driver: Any, condition: Any) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, DRAWN).until(condition)
 
 
 def set_width(driver: Any, width: int) -> None:
@@ -140,7 +124,7 @@ def visits(browser: Any, server: Server, tmp_path_factory: pytest.TempPathFactor
         set_width(browser, width)
         for name, (path, status) in PAGES.items():
             browser.get(server.url + path)
-            wait(browser, drawn)
+            wait_drawn(browser, drawn)
             screenshot = folder / f"{name}-{width}.png"
             full_page_screenshot(browser, screenshot, width)
             found[name, width] = Visit(
@@ -257,7 +241,7 @@ def test_the_tools_table_sorts_by_the_column_pressed(browser, server):
     from selenium.webdriver.common.keys import Keys
 
     browser.get(server.url + "/?period=90d")
-    wait(browser, drawn)
+    wait_drawn(browser, drawn)
     tools = api(server, "/v1/stats/tools?period=90d")["tools"]
     assert [row[0] for row in tool_rows(browser)] == [t["name"] for t in tools]  # the API's order: calls, most first
     assert heading(browser, "Calls").get_attribute("aria-sort") == "descending"
@@ -285,7 +269,7 @@ def test_the_first_tab_offers_a_skip_to_the_content(browser, server):
     from selenium.webdriver.common.keys import Keys
 
     browser.get(server.url + "/")
-    wait(browser, drawn)
+    wait_drawn(browser, drawn)
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.TAB)
     skip = browser.switch_to.active_element
     assert skip.text == "Skip to content" and skip.is_displayed()
@@ -296,14 +280,14 @@ def test_the_first_tab_offers_a_skip_to_the_content(browser, server):
 def test_the_checks_see_inline_script_on_a_page(browser, server):
     """What the console check above would report if a page broke its policy: it can fail."""
     browser.get(server.url + "/")
-    wait(browser, drawn)
+    wait_drawn(browser, drawn)
     console_problems(browser)
     browser.execute_script(
         "const script = document.createElement('script'); script.textContent = 'window.inline = 1';"
         "document.body.append(script);"
     )
     problems: list[str] = []
-    wait(browser, lambda d: problems.extend(console_problems(d)) or problems)
+    wait_drawn(browser, lambda d: problems.extend(console_problems(d)) or problems)
     assert any("inline script" in p and "Content Security Policy" in p for p in problems), problems
     assert browser.execute_script("return window.inline") is None
 
@@ -311,7 +295,7 @@ def test_the_checks_see_inline_script_on_a_page(browser, server):
 def test_axe_sees_an_image_without_a_text_alternative(browser, server):
     """What the accessibility check above would report if a page lost its labels: it can fail."""
     browser.get(server.url + "/tools/get_forecast")
-    wait(browser, drawn)
+    wait_drawn(browser, drawn)
     assert accessibility_problems(browser) == []
     browser.execute_script(
         "const image = document.createElement('img'); image.src = 'data:,'; document.body.append(image);"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from tests.support import Member
+from tests.support import Member, rule_body
 
 EXECUTION = {"agent_name": "reviewer", "command": "review", "execution_time_ms": 900, "success": True}
 
@@ -86,20 +86,7 @@ def test_no_answer_of_the_main_routes_holds_an_integer_time(service, acme: dict[
     team = call("POST", "/api/teams", {"name": "Platform"})
     call("POST", f"/api/teams/{team['id']}/members", {"user_id": user["id"], "role": "member"})
     board = call("POST", "/api/dashboards", {"name": "Board"})
-    rule = call(
-        "POST",
-        "/api/alerts/rules",
-        {
-            "name": "Errors",
-            "metric": "error_rate",
-            "scope": {"type": "organization"},
-            "comparison": "gt",
-            "threshold": 50,
-            "window_minutes": 10,
-            "severity": "high",
-            "cooldown_minutes": 0,
-        },
-    )
+    rule = call("POST", "/api/alerts/rules", rule_body())
     job = call("POST", "/api/reports/export", {"format": "csv", "report_type": "productivity"})
     for path in (
         "/api/users",
