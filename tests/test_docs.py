@@ -77,6 +77,8 @@ def test_each_surface_asks_for_its_own_credentials(client):
     for (path, method), names in schemes.items():
         if path.startswith("/v1/") or path in ("/metrics", "/openapi.json", "/docs", "/", "/tools/{tool_name}"):
             assert names == set(), path
+        elif path in ("/sign-in", "/sign-out", "/account"):  # pages: a browser's session cookie, once signed in
+            assert names == (set() if path == "/sign-in" else {"browserSession"}), (method, path)
         elif path.startswith("/mcp/"):
             assert {"apiKey", "apiKeyBearer"} <= names, path
         elif method == "get" and path in read_routes:

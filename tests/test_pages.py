@@ -348,12 +348,18 @@ def test_a_browser_posting_to_a_page_gets_a_405_page(client):
 # --- the setting, the policy, the limit ---------------------------------------------------
 
 
-def test_the_setting_turns_the_pages_off(make_app):
+def test_the_setting_turns_the_statistics_pages_off_but_not_signing_in(make_app):
     client = make_app(public_pages=False).test_client()
-    for path in ("/", "/?period=7d", "/tools/get_forecast", "/static/pages.css"):
+    for path in ("/", "/?period=7d", "/tools/get_forecast"):
         response = client.get(path, headers=BROWSER)
-        assert response.status_code == 404, path
-        assert response.json == {"error": "not_found", "details": response.json["details"]}
+        assert response.status_code == 404 and response.mimetype == "text/html", path
+        assert "does not show its statistics" in response.text
+        assert 'href="/"' not in response.text  # no link to the statistics, from the header or the error
+        assert response.headers["Content-Security-Policy"] == STRICT
+        assert "x-ratelimit-remaining" not in response.headers  # refused before any query
+    assert client.get("/sign-in").status_code == 200
+    with client.get("/static/pages.css") as stylesheet:
+        assert stylesheet.status_code == 200
     assert client.get("/docs").status_code == 200
     assert client.get("/v1/stats/overview").status_code == 200
 

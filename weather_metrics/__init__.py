@@ -154,10 +154,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     observability.init_app(app)  # first: request ids and timers before any limiter runs
     limits.init_app(app)
     connection.init_app(app)
-    for surface in (v1, api, mcp, ws):
+    for surface in (v1, api, mcp, ws, pages):
         app.register_blueprint(surface.bp)
-    if settings["public_pages"]:
-        app.register_blueprint(pages.bp)
 
     @app.errorhandler(HTTPException)
     def unmatched(exc: HTTPException) -> Any:

@@ -66,13 +66,7 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("commit", "enqueue"),
     ),
     Setting("ack_timeout_seconds", 10.0, "Longest wait for a commit before answering 503.", minimum=0.1, maximum=300),
-    Setting(
-        "queue_max_events",
-        50_000,
-        "Events the write queue holds before answering 503.",
-        minimum=100,
-        maximum=10_000_000,
-    ),
+    Setting("queue_max_events", 50_000, "Events the write queue holds (then 503).", minimum=100, maximum=10_000_000),
     Setting(
         "writer_max_batch_events",
         10_000,
@@ -100,7 +94,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "trusted_proxies",
         0,
-        "Reverse proxies in front of the service whose X-Forwarded-For is trusted.",
+        "Reverse proxies in front of the service whose X-Forwarded-For and X-Forwarded-Proto are trusted.",
         minimum=0,
         maximum=10,
     ),
@@ -122,6 +116,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("access_token_minutes", 15, "Lifetime of an access token.", minimum=1, maximum=1440),
     Setting("refresh_token_days", 30, "Lifetime of a login session and its refresh tokens.", minimum=1, maximum=365),
+    Setting("browser_session_days", 7, "Lifetime of a web page sign-in and its cookie.", minimum=1, maximum=365),
     Setting("jwt_leeway_seconds", 10, "Clock skew allowed when checking token times.", minimum=0, maximum=300),
     Setting("password_time_cost", 3, "Argon2id passes for password hashes (OWASP: at least 2).", minimum=2, maximum=20),
     Setting(

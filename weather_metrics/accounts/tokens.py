@@ -129,6 +129,10 @@ class TokenService:
                 return self._pair(session.user, session)
         raise TokenError(reason)
 
+    def ended(self, session: AuthSession) -> str | None:
+        """Why a login session can no longer be used (ended, expired, account disabled); None while it lasts."""
+        return self._unusable(session, int(self._clock()))
+
     def _unusable(self, session: AuthSession, now: int) -> str | None:
         if session.revoked_at is not None:
             return "Session has ended"

@@ -15,7 +15,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, Response, jsonify
 
-from weather_metrics.web import api, docs_page, mcp
+from weather_metrics.web import api, docs_page, mcp, pages
 from weather_metrics.web.api import account_schemas, ingest_schemas
 from weather_metrics.web.api import schemas as api_schemas
 from weather_metrics.web.openapi import API_ERROR, API_ERROR_SCHEMA, PUBLIC, json_content
@@ -39,7 +39,7 @@ TAGS = [
     {"name": "Webhooks", "description": "Webhooks of an organization and their delivery logs (API key)"},
     {"name": "Live updates", "description": "A WebSocket of live metric, dashboard and alert events"},
     {"name": "Service", "description": "Health, status, Prometheus metrics and this document"},
-    {"name": "Pages", "description": "The /v1 statistics as HTML pages (setting public_pages)"},
+    {"name": "Pages", "description": "The /v1 statistics as HTML pages (setting public_pages), and signing in to them"},
 ]
 
 SECURITY_SCHEMES = {
@@ -50,6 +50,12 @@ SECURITY_SCHEMES = {
         "description": "An access token from POST /api/auth/login",
     },
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "An organization API key"},
+    "browserSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "weather_metrics_session",
+        "description": "A browser's sign-in (POST /sign-in); forms also send its csrf_token",
+    },
     "apiKeyBearer": {
         "type": "http",
         "scheme": "bearer",
@@ -108,6 +114,7 @@ def sources() -> Iterable[ModuleType]:
     yield from (api_schemas, account_schemas, ingest_schemas)
     yield from api.ROUTE_MODULES
     yield from mcp.ROUTE_MODULES
+    yield from pages.ROUTE_MODULES
 
 
 def build_spec() -> dict[str, Any]:

@@ -27,6 +27,16 @@ def account_limit(key_func: Callable[[], str], **options: Any) -> Callable[..., 
     )
 
 
+def address_limit(**options: Any) -> Callable[..., Any]:
+    """The per-address login limit: the API's login and the sign-in page spend one allowance."""
+    return limiter.shared_limit(
+        lambda: services().settings["login_rate_limit_per_ip"],
+        scope="login-address",
+        key_func=lambda: "login-ip:" + client_ip(),
+        **options,
+    )
+
+
 def account_key(email: str) -> str:
     return f"login:{email.lower()}"
 

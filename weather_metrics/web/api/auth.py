@@ -7,6 +7,7 @@ from typing import Any
 from flask import g, jsonify
 from flask.typing import ResponseReturnValue
 
+from weather_metrics.accounts.logins import LoginRefused, password_login
 from weather_metrics.accounts.organizations import user_view
 from weather_metrics.accounts.sso import SsoError
 from weather_metrics.accounts.tokens import TokenError
@@ -16,15 +17,9 @@ from weather_metrics.web.api.schemas import LoginSchema, RefreshSchema
 from weather_metrics.web.auth import authenticated, client_ip
 from weather_metrics.web.bodies import json_body, peek_body
 from weather_metrics.web.errors import ApiProblem
-from weather_metrics.web.limits import account_key, account_limit, limiter
+from weather_metrics.web.limits import account_key, account_limit, address_limit
 from weather_metrics.web.openapi import PUBLIC, RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation
 from weather_metrics.web.services import services
-
-BAD_LOGIN = "Email or password is incorrect"
-
-
-def _settings(name: str) -> str:
-    return str(services().settings[name])
 
 
 def _login_email() -> str:
@@ -39,7 +34,7 @@ def _is_sso() -> bool:
 
 
 @bp.post("/auth/login")
-@limiter.limit(lambda: _settings("login_rate_limit_per_ip"), key_func=lambda: "login-ip:" + client_ip())
+@address_limit()
 @account_limit(_login_email, exempt_when=_is_sso)
 def login() -> ResponseReturnValue:
     """Exchange an email and password, or an SSO ID token, for tokens."""
@@ -56,11 +51,10 @@ def login() -> ResponseReturnValue:
         if user is None or not user.active:
             raise ApiProblem(401, "No active user of an organization has this SSO email")
     else:
-        user = User.get_or_none(User.email == data["email"].lower())
-        # Verify even without a user, so the answer and its timing do not tell who exists.
-        valid = state.passwords.verify(user.password_hash if user else None, data["password"])
-        if user is None or not valid or not user.active:
-            raise ApiProblem(401, BAD_LOGIN)
+        try:
+            user = password_login(state.passwords, data["email"], data["password"])
+        except LoginRefused as exc:
+            raise ApiProblem(401, str(exc)) from None
     tokens = state.tokens.start_session(user)
     return jsonify({**tokens.as_dict(), "user": user_view(user)})
 

@@ -1,9 +1,9 @@
-"""Public pages: the /v1/stats figures as server-rendered HTML, under the pages' strict CSP."""
+"""The web pages: the /v1/stats figures, and signing in, as server-rendered HTML under a strict CSP."""
 
 from __future__ import annotations
 
-from weather_metrics.web.pages import stats
+from weather_metrics.web.pages import account, stats
 from weather_metrics.web.pages.blueprint import bp, error_page, wants_page
 
-ROUTE_MODULES = (stats,)
+ROUTE_MODULES = (account, stats)
 __all__ = ["ROUTE_MODULES", "bp", "error_page", "wants_page"]

@@ -1,17 +1,20 @@
-"""The pages blueprint: its rate limit (the /v1 read bucket), its HTML error pages, number formats."""
+"""The pages blueprint: its rate limit (the /v1 read bucket), forms and cookies, HTML error pages, number formats."""
 
 from __future__ import annotations
 
 import functools
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, g, render_template, request
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
 
+from weather_metrics.web.pages.csrf import protect_forms
 from weather_metrics.web.pages.policy import page_headers, protect
+from weather_metrics.web.pages.sessions import keep_cookies, sign_in_url, this_page, viewer
 from weather_metrics.web.services import services
 from weather_metrics.web.v1.blueprint import add_rate_limit_headers, client_bucket
 
@@ -25,6 +28,8 @@ bp = Blueprint(
     template_folder="templates",
 )
 protect(bp)
+protect_forms(bp)
+bp.after_request(keep_cookies)
 bp.after_request(add_rate_limit_headers)
 
 # First path segments whose errors stay JSON whatever the client accepts (the API surfaces).
@@ -32,10 +37,13 @@ API_ROOTS = frozenset({"v1", "api", "mcp", "ws", "metrics", "openapi.json"})
 
 TITLES = {
     400: "Bad request",
+    403: "Not allowed",
     404: "Page not found",
     405: "Method not allowed",
+    413: "Too much data",
     429: "Too many requests",
     500: "Something went wrong",
+    503: "Busy",
 }
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -71,6 +79,8 @@ def error_page(exc: Exception) -> tuple[Response, int]:
         log.exception("unhandled error on %s %s", request.method, request.path)
         exc = InternalServerError("The page could not be built. The error is in the service's log.")
     status = exc.code or 500
+    if status >= 500:
+        g.viewer = None  # the navigation names nobody: the database may be what failed
     body = render_template(
         "pages/error.html", status=status, title=TITLES.get(status, exc.name), message=exc.description or ""
     )
@@ -81,7 +91,7 @@ def error_page(exc: Exception) -> tuple[Response, int]:
 
 def wants_page() -> bool:
     """An unmatched URL (or method) outside the API, asked for by a browser: an HTML error page, not JSON."""
-    if not services().settings["public_pages"] or request.blueprint is not None:
+    if request.blueprint is not None:
         return False
     if request.path.split("/")[1] in API_ROOTS:
         return False
@@ -90,6 +100,29 @@ def wants_page() -> bool:
 
 
 bp.register_error_handler(Exception, error_page)
+
+
+@bp.app_context_processor
+def navigation() -> dict[str, Any]:
+    """What the base layout's header needs: who is signed in (looked up only when it asks), where to sign in."""
+    return {"viewer": viewer, "sign_in_link": sign_in_link, "public_pages": services().settings["public_pages"]}
+
+
+def sign_in_link() -> str:
+    """The header's "Sign in": back to this page afterwards when it is a page one can come back to."""
+    comes_back = request.method == "GET" and request.blueprint == bp.name and request.endpoint != "pages.sign_in_form"
+    return sign_in_url(this_page() if comes_back else None)
+
+
+@bp.app_template_filter("moment")
+def moment(seconds: int) -> str:
+    """A Unix time as the pages print times: 2025-11-12 14:03 UTC."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@bp.app_template_filter("moment_iso")
+def moment_iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @bp.app_template_filter("thousands")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,9 +12,22 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from weather_metrics.query import stats
 from weather_metrics.web.pages.blueprint import bp, reads
+from weather_metrics.web.services import services
 
 CHART_JS = "vendor/chart.js-4.6.1"  # under static/; where it came from: its README.md
 PERIOD_NAMES = {"7d": "7 days", "30d": "30 days", "90d": "90 days"}
+
+
+def when_public(view: Callable[..., str]) -> Callable[..., str]:
+    """With public_pages = false the statistics are no pages (signing in still is): 404 before any query."""
+
+    @functools.wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> str:
+        if not services().settings["public_pages"]:
+            raise NotFound("This service does not show its statistics as pages.")
+        return view(*args, **kwargs)
+
+    return checked
 
 
 def _period() -> str:
@@ -49,6 +64,7 @@ def _frame(period: str, now: datetime, endpoint: str, **values: Any) -> dict[str
 
 
 @bp.get("/")
+@when_public
 @reads(4)  # overview, performance, daily, versions_and_countries
 def overview() -> str:
     """Totals, calls per day, tools, errors, response times, cache, services, versions and countries."""
@@ -67,6 +83,7 @@ def overview() -> str:
 
 
 @bp.get("/tools/<tool_name>")
+@when_public
 @reads(1)  # tool_detail
 def tool(tool_name: str) -> str:
     """One tool: calls, success rate, response time, calls per day, versions and countries."""
