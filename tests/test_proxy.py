@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from contextlib import ExitStack
 from http.client import HTTPConnection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import websockets
@@ -20,27 +22,28 @@ from tests.support import NGINX, Nginx, Server, http, make_event, seed_org, seed
 
 
 @pytest.fixture
-def seeded(tmp_path: Path) -> tuple[Path, str]:
-    """A database with Acme and an API key; returns its path and the key."""
+def seeded(tmp_path: Path) -> tuple[Path, str, tuple[str, str]]:
+    """A database with Acme and an API key; returns its path, the key, and the admin's email and password."""
 
-    def seed(app: Any) -> str:
+    def seed(app: Any) -> tuple[str, tuple[str, str]]:
         admin = seed_org(app)["admin"]
         answer = app.test_client().post("/api/keys", json={"name": "mcp"}, headers=admin.headers)
         assert answer.status_code == 201, answer.get_json()
-        return str(answer.get_json()["secret"])
+        return str(answer.get_json()["secret"]), (admin.user.email, admin.password)
 
     database = tmp_path / "metrics.db"
-    return database, seeded_database(database, seed)
+    key, admin = seeded_database(database, seed)
+    return database, key, admin
 
 
 @pytest.fixture
-def proxied(tmp_path: Path, seeded: tuple[Path, str]) -> Iterator[tuple[Server, str, str]]:
+def proxied(tmp_path: Path, seeded: tuple[Path, str, Any]) -> Iterator[tuple[Server, str, str]]:
     """The server behind nginx configured from docs/nginx.conf; yields the server, nginx's URL and an API key."""
     if not os.access(NGINX, os.X_OK):
         if os.environ.get("WEATHER_METRICS_TEST_STRICT"):
             pytest.fail(f"nginx is not installed ({NGINX}); .ci/run installs Debian's nginx-light")
         pytest.skip("nginx is not installed: apt-get install nginx-light (.ci/run does)")
-    database, key = seeded
+    database, key, _ = seeded
     with Server(database, trusted_proxies=1, rate_limit_per_minute=3, rate_limit_burst=0) as server:
         with Nginx(server.port, tmp_path / "nginx") as nginx:
             yield server, nginx.url, key
@@ -102,3 +105,45 @@ def test_slow_clients_wait_in_nginx(proxied):
         status, _, body = http("GET", url + "/v1/health", timeout=10)
         assert status == 200, body
         assert time.monotonic() - started < 10
+
+
+def browser_request(
+    url: str, method: str, path: str, cookies: dict[str, str], form: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    """One request as a browser on a page of `url` sends it (Origin, Sec-Fetch-Site, its cookies); keeps new cookies."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = HTTPConnection(host, int(port), timeout=30)
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()), "Sec-Fetch-Site": "same-origin"}
+    if form is not None:
+        headers.update({"Origin": url, "Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        conn.request(method, path, urlencode(form) if form is not None else None, headers)
+        response = conn.getresponse()
+        for header in response.headers.get_all("Set-Cookie") or []:
+            name, _, rest = header.partition("=")
+            value = rest.split(";", 1)[0]
+            if "Max-Age=0" in header:
+                cookies.pop(name, None)
+            else:
+                cookies[name] = value
+        return response.status, dict(response.headers), response.read().decode()
+    finally:
+        conn.close()
+
+
+def test_a_browser_signs_in_and_out_through_nginx(proxied, seeded):
+    """nginx passes the Host the browser used, port and all, so a form's Origin is this service's own."""
+    _, url, _ = proxied
+    email, password = seeded[2]
+    cookies: dict[str, str] = {}
+    status, _, page = browser_request(url, "GET", "/sign-in", cookies)
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+    form = {"email": email, "password": password, "csrf_token": token}
+    status, headers, body = browser_request(url, "POST", "/sign-in", cookies, form)
+    assert status == 303 and headers["Location"] == "/account", body
+    assert "weather_metrics_session" in cookies
+    status, _, page = browser_request(url, "GET", "/account", cookies)
+    assert status == 200 and email in page
+    token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', page).group(1)  # type: ignore[union-attr]
+    status, _, _ = browser_request(url, "POST", "/sign-out", cookies, {"csrf_token": token})
+    assert status == 303 and "weather_metrics_session" not in cookies
