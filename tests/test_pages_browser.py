@@ -1,5 +1,6 @@
-"""The public pages in Debian's Chromium, on the real server: drawn from this host only under the pages' CSP,
-at phone and desktop widths, with charts that hold the /v1/stats figures and a tools table that sorts.
+"""The pages in Debian's Chromium, on the real server: drawn from this host only under the pages' CSP,
+at phone and desktop widths, with charts that hold the /v1/stats figures and a tools table that sorts;
+signing in, the account page and signing out, with nothing left in the page's storage.
 
 Screenshots of every page at both widths go to the module's tmp folder (screenshots/NAME-WIDTH.png).
 """
@@ -14,7 +15,18 @@ from typing import Any
 
 import pytest
 
-from tests.support import ROOT, Server, assert_vendored, console_problems, http, requested_urls, wait_drawn
+from tests.support import (
+    ROOT,
+    Member,
+    Server,
+    assert_vendored,
+    console_problems,
+    http,
+    requested_urls,
+    seed_org,
+    seeded_database,
+    wait_drawn,
+)
 from tests.test_pages import TOOLS, page_events
 
 AXE = ROOT / "tests" / "vendor" / "axe-core-4.14.1"  # the accessibility checker; where it came from: its README.md
@@ -31,6 +43,7 @@ PAGES = {
     "bad-period": ("/?period=1y", 400),
     "no-such-page": ("/no/such/page", 404),
     "docs": ("/docs", 200),
+    "sign-in": ("/sign-in", 200),
 }
 
 
@@ -51,8 +64,20 @@ class Visit:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with Server(tmp_path_factory.mktemp("pages") / "metrics.db") as running:
+def database(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Member]:
+    """The server's database, with Acme; returns its path and Acme's manager, who signs in."""
+    path = tmp_path_factory.mktemp("pages") / "metrics.db"
+    return path, seeded_database(path, lambda app: seed_org(app, "Acme")["manager"])
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def server(database: tuple[Path, Member]) -> Iterator[Server]:
+    with Server(database[0]) as running:
         status, _, body = http("POST", running.url + "/v1/events", {"events": page_events()})
         assert status == 200, body
         yield running
@@ -115,9 +140,9 @@ def full_page_screenshot(driver: Any, path: Path, width: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def visits(browser: Any, server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], Visit]:
+def visits(browser: Any, server: Server, screenshots: Path) -> dict[tuple[str, int], Visit]:
     """Every page loaded once at each width and drawn; its console, requests, width, chart and screenshot."""
-    folder = tmp_path_factory.mktemp("screenshots")
+    folder = screenshots
     found = {}
     console_problems(browser), requested_urls(browser)  # start from here: both logs drain as they are read
     for width in (PHONE, DESKTOP):
@@ -301,3 +326,72 @@ def test_axe_sees_an_image_without_a_text_alternative(browser, server):
         "const image = document.createElement('img'); image.src = 'data:,'; document.body.append(image);"
     )
     assert [p.split(":")[0] for p in accessibility_problems(browser)] == ["image-alt"]
+
+
+# --- signing in ----------------------------------------------------------------------------------
+
+
+def storage_and_cookies(driver: Any) -> dict[str, Any]:
+    """What the page's scripts could read of the sign-in: Web Storage and document.cookie."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return {local: localStorage.length, session: sessionStorage.length, cookie: document.cookie};"
+    )
+
+
+def test_sign_in_by_keyboard_see_the_account_and_sign_out(browser, server, database, screenshots):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    manager = database[1]
+    set_width(browser, DESKTOP)
+    browser.delete_all_cookies()
+    console_problems(browser)
+    browser.get(server.url + "/account?tab=1")
+    wait_drawn(browser, drawn)
+    assert browser.current_url == server.url + "/sign-in?next=/account?tab%3D1"
+    assert browser.switch_to.active_element.get_attribute("id") == "email"  # the form has the focus
+    browser.switch_to.active_element.send_keys(manager.user.email, Keys.TAB, manager.password, Keys.ENTER)
+    wait_drawn(browser, lambda d: d.current_url == server.url + "/account?tab=1" and drawn(d))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Your account"
+    details = browser.find_element(By.CSS_SELECTOR, "dl.details").text
+    assert all(shown in details for shown in ("Acme", "Manager", "Session ends"))
+    assert manager.user.email in browser.find_element(By.CSS_SELECTOR, ".page-head").text
+    assert storage_and_cookies(browser) == {"local": 0, "session": 0, "cookie": ""}  # the cookie is HttpOnly
+    cookie = browser.get_cookie("weather_metrics_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and not cookie["secure"]
+
+    for width in (PHONE, DESKTOP):
+        set_width(browser, width)
+        browser.get(server.url + "/account")
+        wait_drawn(browser, drawn)
+        full_page_screenshot(browser, screenshots / f"account-{width}.png", width)
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        assert accessibility_problems(browser) == [], width
+    assert console_problems(browser) == []
+
+    sign_out = browser.find_element(By.XPATH, "//header//button[normalize-space()='Sign out']")
+    sign_out.send_keys(Keys.ENTER)
+    wait_drawn(browser, lambda d: "/sign-in" in d.current_url and drawn(d))
+    assert browser.find_element(By.CSS_SELECTOR, "[role=status]").text == "You are signed out."
+    assert browser.get_cookie("weather_metrics_session") is None
+    assert storage_and_cookies(browser) == {"local": 0, "session": 0, "cookie": ""}
+    browser.get(server.url + "/account")
+    wait_drawn(browser, drawn)
+    assert browser.current_url == server.url + "/sign-in"
+    assert console_problems(browser) == []
+
+
+def test_a_form_sent_without_its_token_is_refused_with_a_page_saying_why(browser, server):
+    from selenium.webdriver.common.by import By
+
+    browser.delete_all_cookies()
+    browser.get(server.url + "/sign-in")
+    wait_drawn(browser, drawn)
+    browser.execute_script("document.querySelector('input[name=csrf_token]').remove()")
+    browser.find_element(By.ID, "email").send_keys("anyone@acme.test")
+    browser.find_element(By.ID, "password").send_keys("a password of theirs")
+    browser.find_element(By.CSS_SELECTOR, "main button[type=submit]").click()
+    wait_drawn(browser, lambda d: d.find_element(By.TAG_NAME, "h1").text == "Not allowed")
+    assert "no security token" in browser.find_element(By.CSS_SELECTOR, ".error-message").text
+    problems = console_problems(browser)
+    assert [p for p in problems if "403" not in p] == [], problems

@@ -3,7 +3,6 @@ a browser session ends (it is one of the API's login sessions). In Chromium: tes
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 import pytest
 from flask import Blueprint
 
-from tests.support import login
+from tests.support import TEST_JWT_SECRET, login
+from weather_metrics.accounts.logins import secret_hash
 from weather_metrics.store.models import AuthSession
 from weather_metrics.web.pages.csrf import protect_forms
 from weather_metrics.web.pages.sessions import current_viewer, signed_in
@@ -62,8 +62,7 @@ def signed_in_as(client: Any, base_url: str = "http://localhost") -> str | None:
 
 
 def session_row(client: Any) -> AuthSession:
-    secret = client.get_cookie(SESSION).value
-    return AuthSession.get_by_id(hashlib.sha256(secret.encode()).hexdigest())
+    return AuthSession.get_by_id(secret_hash(TEST_JWT_SECRET, client.get_cookie(SESSION).value))
 
 
 # --- the cookie ----------------------------------------------------------------------------------
@@ -94,6 +93,15 @@ def test_signing_in_sets_an_httponly_strict_cookie_of_a_random_secret_stored_onl
     assert account.headers["Content-Security-Policy"].startswith(STRICT)
     for shown in ("Developer", "Acme", developer.user.email):
         assert shown in account.text
+
+
+def test_a_new_jwt_secret_signs_browsers_out_too(service, make_app, acme):
+    client = service().test_client()
+    assert sign_in(client, acme["developer"]).status_code == 303
+    renewed = make_app(jwt_secret="a-renewed-signing-secret-" + "r" * 40).test_client()
+    renewed.set_cookie(SESSION, client.get_cookie(SESSION).value)
+    assert signed_in_as(renewed) is None
+    assert signed_in_as(client) == acme["developer"].user.email  # the old secret still finds it
 
 
 @pytest.mark.parametrize(
@@ -138,6 +146,8 @@ def test_a_sign_in_without_its_token_or_with_another_browser_s_is_refused(servic
     refused = client.post("/sign-in", data=form)  # no token, no cookie: a login CSRF
     assert refused.status_code == 403 and refused.mimetype == "text/html"
     assert "The form had no security token" in refused.text
+    assert '<a href="/sign-in">Back to the sign-in page</a>' in refused.text
+    assert '<a href="/sign-in">Sign in</a>' in refused.text  # a link in the header, not "you are here"
     assert refused.headers["Content-Security-Policy"].startswith(STRICT)
     theirs = form_token(other)
     form_token(client)

@@ -1,9 +1,10 @@
 """Logging in: the password check the API and the sign-in page share, and browser sessions.
 
 A browser session is a login session (an `AuthSession` row, like the API's) whose cookie
-holds a random secret. The row's id is the SHA-256 of that secret: the database holds no
-cookie, and a copy of it (a backup) signs nobody in. Logout, revocation, deactivation and
-expiry end it exactly as they end the API's sessions, because it is the same row.
+holds a random secret. The row's id is an HMAC-SHA256 of that secret keyed with jwt_secret:
+the database holds no cookie, so a copy of it (a backup) signs nobody in, and a new
+jwt_secret signs browsers out as it does the API's tokens. Logout, revocation, deactivation
+and expiry end it exactly as they end the API's sessions, because it is the same row.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ def password_login(passwords: Passwords, email: str, password: str) -> User:
     return user
 
 
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+def secret_hash(key: str, secret: str) -> str:
+    """The id of the login session of a cookie's secret."""
+    return hmac.new(key.encode(), b"session:" + secret.encode(), hashlib.sha256).hexdigest()
 
 
 def well_formed(secret: str | None) -> bool:
@@ -72,18 +74,19 @@ class BrowserLogin:
 class BrowserSessions:
     """Start, find and end browser sessions; whether one still lasts is the TokenService's rule."""
 
-    def __init__(self, tokens: TokenService, days: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, tokens: TokenService, key: str, days: int, clock: Callable[[], float] = time.time) -> None:
         self._tokens = tokens
+        self._key = key
         self.seconds = days * DAY
         self._clock = clock
 
     def start(self, user: User) -> tuple[str, BrowserLogin]:
-        """A new session for `user`: the cookie's secret (shown once, stored only as its hash) and the login."""
+        """A new session for `user`: the cookie's secret (never stored) and the login."""
         secret = secrets.token_urlsafe(SECRET_BYTES)
         now = int(self._clock())
         with write_transaction():
             session = AuthSession.create(
-                id=secret_hash(secret), user=user.id, created_at=now, expires_at=now + self.seconds
+                id=secret_hash(self._key, secret), user=user.id, created_at=now, expires_at=now + self.seconds
             )
         return secret, BrowserLogin(user, user.organization, session.id, now, session.expires_at)
 
@@ -96,7 +99,7 @@ class BrowserSessions:
             AuthSession.select(AuthSession, User, Organization)
             .join(User)
             .join(Organization)
-            .where(AuthSession.id == secret_hash(secret))
+            .where(AuthSession.id == secret_hash(self._key, secret))
             .get_or_none()
         )
         if row is None or self._tokens.ended(row) is not None:
@@ -107,7 +110,7 @@ class BrowserSessions:
         """Sign out: the session of this secret ends at once (nothing happens for an unknown one)."""
         if well_formed(secret):
             assert secret is not None
-            self._tokens.logout(secret_hash(secret))
+            self._tokens.logout(secret_hash(self._key, secret))
 
 
 def form_token(key: str, binding: str) -> str:

@@ -18,6 +18,7 @@ from flask import Response, g, redirect, request, url_for
 from werkzeug.exceptions import Forbidden
 
 from weather_metrics.accounts.logins import BrowserLogin, BrowserSessions
+from weather_metrics.settings import require_secret
 from weather_metrics.web.services import services
 
 SESSION_COOKIE = "weather_metrics_session"
@@ -28,7 +29,7 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 def browser_sessions() -> BrowserSessions:
     state = services()
-    return BrowserSessions(state.tokens, state.settings["browser_session_days"])
+    return BrowserSessions(state.tokens, require_secret(state.settings), state.settings["browser_session_days"])
 
 
 def session_secret() -> str | None:
