@@ -50,6 +50,15 @@ CREATE TABLE IF NOT EXISTS latency_daily (
     PRIMARY KEY (day, bucket)
 );
 
+-- The same histogram per tool: each tool's percentiles (schema version 8).
+CREATE TABLE IF NOT EXISTS tool_latency_daily (
+    day INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (day, tool, bucket)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS version_daily (
     day INTEGER NOT NULL,
     tool TEXT NOT NULL,

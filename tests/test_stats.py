@@ -22,6 +22,7 @@ from weather_metrics.store.events import (
     ServiceDaily,
     Session,
     ToolHourly,
+    ToolLatencyDaily,
     VersionDaily,
 )
 from weather_metrics.store.pruning import prune
@@ -153,13 +154,29 @@ def is_error(event: dict[str, Any]) -> bool:
     return event["status"] == "error"
 
 
-def tool_entry(name: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+def bucketed(value: float) -> float:
+    """What a percentile of `value` reads as: the geometric middle of its bucket, 5% wide (core/histogram.py)."""
+    if value <= 0:
+        return 0.0
+    bucket = math.floor(math.log(value) / math.log(1.05))
+    return round(1.05 ** (bucket + 0.5), 3)
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile, as its bucket reports it."""
+    return bucketed(nearest_rank(values, fraction)) if values else None
+
+
+def day_entry(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "name": name,
         "calls": len(events),
         "success_rate": rate(sum(not is_error(e) for e in events), len(events)),
         "avg_response_time_ms": mean(timed(events)),
     }
+
+
+def tool_entry(name: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": name, **day_entry(events), "p95_ms": percentile(timed(events), 0.95)}
 
 
 def by(events: list[dict[str, Any]], key) -> dict[Any, list[dict[str, Any]]]:
@@ -247,6 +264,15 @@ def test_tool_detail(seeded, events, period):
         body = response.json
         assert body["tool"] == name and body["period"] == period
         assert body["summary"] == tool_entry(name, group)
+        times = timed(group)
+        assert body["response_times"] == {
+            "avg_ms": mean(times),
+            "p50_ms": percentile(times, 0.50),
+            "p95_ms": percentile(times, 0.95),
+            "p99_ms": percentile(times, 0.99),
+        }
+        if times:  # within half a bucket of the exact figure
+            assert body["response_times"]["p95_ms"] == pytest.approx(nearest_rank(times, 0.95), rel=0.025, abs=0.001)
         # Whatever the grouping, the daily series adds up to the summary and stays in the period.
         assert sum(d["calls"] for d in body["daily_data"]) == len(group)
         assert {d["date"] for d in body["daily_data"]} == {moment(e).strftime("%Y-%m-%d") for e in group}
@@ -283,10 +309,7 @@ def test_daily_data_of_the_seeded_events(seeded, events, period):
     for name, group in by(in_period(events, period), lambda e: e["tool"]).items():
         body = seeded.get(f"/v1/stats/tool/{name}?period={period}").json
         daily = by(group, lambda e: moment(e).strftime("%Y-%m-%d"))
-        assert body["daily_data"] == [
-            {"date": date, **{k: v for k, v in tool_entry(name, daily[date]).items() if k != "name"}}
-            for date in sorted(daily)
-        ]
+        assert body["daily_data"] == [{"date": date, **day_entry(daily[date])} for date in sorted(daily)]
 
 
 @pytest.mark.parametrize("period", PERIOD_DAYS)
@@ -300,10 +323,7 @@ def test_every_tool_together_per_day_is_the_sum_of_the_tools_series(seeded, even
     with seeded.application.app_context():
         body = stats.daily(period, datetime.now(UTC))
     daily = by(chosen, lambda e: moment(e).strftime("%Y-%m-%d"))
-    assert body["daily_data"] == [
-        {"date": date, **{k: v for k, v in tool_entry("", daily[date]).items() if k != "name"}}
-        for date in sorted(daily)
-    ]
+    assert body["daily_data"] == [{"date": date, **day_entry(daily[date])} for date in sorted(daily)]
     assert {d["date"]: d["calls"] for d in body["daily_data"]} == dict(summed)
 
 
@@ -540,6 +560,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
     """Every rollup table, recomputed in Python from the raw events table."""
     tool_hourly: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0, 0])
     latency: Counter[tuple] = Counter()
+    tool_latency: Counter[tuple] = Counter()
     versions: Counter[tuple] = Counter()
     countries: Counter[tuple] = Counter()
     services: Counter[tuple] = Counter()
@@ -558,6 +579,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
             figures[2] += 1
             figures[3] += row["response_time_ms"]
             latency[(day, row["latency_bucket"])] += 1
+            tool_latency[(day, tool, row["latency_bucket"])] += 1
         figures[4] += row["cache_hit"] is True
         figures[5] += row["cache_hit"] is False
         versions[(day, tool, row["version"])] += 1
@@ -574,6 +596,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
     return {
         "tool_hourly": {k: tuple(v) for k, v in tool_hourly.items()},
         "latency_daily": {k: (v,) for k, v in latency.items()},
+        "tool_latency_daily": {k: (v,) for k, v in tool_latency.items()},
         "version_daily": {k: (v,) for k, v in versions.items()},
         "country_daily": {k: (v,) for k, v in countries.items()},
         "service_daily": {k: (v,) for k, v in services.items()},
@@ -603,6 +626,11 @@ def stored_rollups() -> dict[str, dict[tuple, tuple]]:
                 ],
             ),
             "latency_daily": table(LatencyDaily, 2, [LatencyDaily.day, LatencyDaily.bucket, LatencyDaily.calls]),
+            "tool_latency_daily": table(
+                ToolLatencyDaily,
+                3,
+                [ToolLatencyDaily.day, ToolLatencyDaily.tool, ToolLatencyDaily.bucket, ToolLatencyDaily.calls],
+            ),
             "version_daily": table(
                 VersionDaily, 3, [VersionDaily.day, VersionDaily.tool, VersionDaily.version, VersionDaily.calls]
             ),
@@ -617,7 +645,7 @@ def stored_rollups() -> dict[str, dict[tuple, tuple]]:
         }
 
 
-DAILY_TABLES = ("latency_daily", "version_daily", "country_daily", "service_daily", "error_daily")
+DAILY_TABLES = ("latency_daily", "tool_latency_daily", "version_daily", "country_daily", "service_daily", "error_daily")
 
 
 def by_day(rollups: dict[str, dict[tuple, tuple]]) -> dict[str, dict[tuple, tuple]]:

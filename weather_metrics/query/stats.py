@@ -17,6 +17,7 @@ from weather_metrics.store.events import (
     ServiceDaily,
     Session,
     ToolHourly,
+    ToolLatencyDaily,
     VersionDaily,
 )
 
@@ -40,6 +41,9 @@ def _bounds(period: str, now: datetime) -> tuple[int, int]:
     """The period as Unix seconds, both ends included."""
     start, end = period_window(period, now)
     return int(start.timestamp()), int(end.timestamp())
+
+
+Histogram = list[tuple[int, int]]  # (latency bucket, calls): see core/histogram.py
 
 
 def _fetch(query: Any) -> list[Any]:
@@ -66,13 +70,39 @@ def _tool_sums() -> list[Any]:
     ]
 
 
-def _tool_entry(name: str, row: dict[str, Any]) -> dict[str, Any]:
+def _day_entry(row: dict[str, Any]) -> dict[str, Any]:
     return {
-        "name": name,
         "calls": row["calls"],
         "success_rate": _rate(row["calls"] - row["errors"], row["calls"]),
         "avg_response_time_ms": _mean(row["rt_sum"], row["timed"]),
     }
+
+
+def _tool_entry(name: str, row: dict[str, Any], histogram: Histogram) -> dict[str, Any]:
+    return {"name": name, **_day_entry(row), "p95_ms": _percentile(histogram, 0.95)}
+
+
+def _percentile(histogram: Histogram, fraction: float) -> float | None:
+    value = percentile_from_histogram(histogram, fraction)
+    return None if value is None else round(value, 3)
+
+
+def _tool_histograms(span: tuple[int, int], tool: str | None = None) -> dict[str, Histogram]:
+    """Each tool's response-time histogram over the period (of one tool, or of all)."""
+    t = ToolLatencyDaily
+    where = t.day.between(*span)
+    if tool is not None:
+        where &= t.tool == tool
+    rows = _fetch(t.select(t.tool, t.bucket, fn.SUM(t.calls)).where(where).group_by(t.tool, t.bucket).tuples())
+    histograms: dict[str, Histogram] = {}
+    for name, bucket, calls in rows:
+        histograms.setdefault(name, []).append((bucket, calls))
+    return histograms
+
+
+def _tool_entries(span: tuple[int, int], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    histograms = _tool_histograms(span)
+    return [_tool_entry(r["tool"], r, histograms.get(r["tool"], [])) for r in rows]
 
 
 def _tool_rows(span: tuple[int, int]) -> list[dict[str, Any]]:
@@ -92,7 +122,7 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def tools(period: str, now: datetime) -> dict[str, Any]:
     span = _bounds(period, now)
-    return {"period": period, "tools": [_tool_entry(r["tool"], r) for r in _tool_rows(span)]}
+    return {"period": period, "tools": _tool_entries(span, _tool_rows(span))}
 
 
 def errors(period: str, now: datetime) -> dict[str, Any]:
@@ -144,7 +174,7 @@ def overview(period: str, now: datetime) -> dict[str, Any]:
             "success_rate": _rate(totals["calls"] - totals["errors"], totals["calls"]),
             "avg_response_time_ms": _mean(totals["rt_sum"], totals["timed"]),
         },
-        "tools": [_tool_entry(r["tool"], r) for r in rows],
+        "tools": _tool_entries(span, rows),
         "errors": _error_entries(span),
         "cache_hit_rate": _rate(totals["hits"], totals["hits"] + totals["misses"]),
     }
@@ -175,28 +205,33 @@ def _daily_rows(span: tuple[int, int], tool: str | None) -> list[dict[str, Any]]
     return _fetch(ToolHourly.select(day.alias("day"), *_tool_sums()).where(where).group_by(day).order_by(day).dicts())
 
 
-def _daily_entries(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [
-        {
-            "date": datetime.fromtimestamp(r["day"], UTC).strftime("%Y-%m-%d"),
-            **{k: v for k, v in _tool_entry(name, r).items() if k != "name"},
-        }
-        for r in rows
-    ]
+def _daily_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"date": datetime.fromtimestamp(r["day"], UTC).strftime("%Y-%m-%d"), **_day_entry(r)} for r in rows]
+
+
+def _response_times(histogram: Histogram, totals: dict[str, Any]) -> dict[str, float | None]:
+    return {
+        "avg_ms": _mean(totals["rt_sum"], totals["timed"]),
+        "p50_ms": _percentile(histogram, 0.50),
+        "p95_ms": _percentile(histogram, 0.95),
+        "p99_ms": _percentile(histogram, 0.99),
+    }
 
 
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
-    """Summary, daily series, versions and countries of one tool; UnknownTool without data."""
+    """Summary, response times, daily series, versions and countries of one tool; UnknownTool without data."""
     span = _bounds(period, now)
     daily = _daily_rows(span, name)
     if not daily:
         raise UnknownTool(name)
     totals = _totals(daily)
+    histogram = _tool_histograms(span, name).get(name, [])
     return {
         "tool": name,
         "period": period,
-        "summary": _tool_entry(name, totals),
-        "daily_data": _daily_entries(name, daily),
+        "summary": _tool_entry(name, totals, histogram),
+        "response_times": _response_times(histogram, totals),
+        "daily_data": _daily_entries(daily),
         "versions": _shares(VersionDaily, VersionDaily.version, name, span, totals["calls"], "version"),
         "countries": _shares(CountryDaily, CountryDaily.country, name, span, totals["calls"], "country"),
     }
@@ -204,7 +239,7 @@ def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
 
 def daily(period: str, now: datetime) -> dict[str, Any]:
     """Every tool's calls together, per UTC date with calls: tool_detail's daily_data summed over the tools."""
-    return {"period": period, "daily_data": _daily_entries("", _daily_rows(_bounds(period, now), None))}
+    return {"period": period, "daily_data": _daily_entries(_daily_rows(_bounds(period, now), None))}
 
 
 def versions_and_countries(period: str, now: datetime) -> dict[str, Any]:
@@ -227,11 +262,6 @@ def performance(period: str, now: datetime) -> dict[str, Any]:
         .group_by(LatencyDaily.bucket)
         .tuples()
     )
-
-    def pct(fraction: float) -> float | None:
-        value = percentile_from_histogram(histogram, fraction)
-        return None if value is None else round(value, 3)
-
     services = _fetch(
         ServiceDaily.select(ServiceDaily.service, fn.SUM(ServiceDaily.calls))
         .where(ServiceDaily.day.between(*span))
@@ -241,12 +271,7 @@ def performance(period: str, now: datetime) -> dict[str, Any]:
     )
     return {
         "period": period,
-        "response_times": {
-            "avg_ms": _mean(totals["rt_sum"], totals["timed"]),
-            "p50_ms": pct(0.50),
-            "p95_ms": pct(0.95),
-            "p99_ms": pct(0.99),
-        },
+        "response_times": _response_times(histogram, totals),
         "cache_performance": {
             "hit_rate": _rate(totals["hits"], totals["hits"] + totals["misses"]),
             "total_hits": totals["hits"],

@@ -25,6 +25,7 @@ from weather_metrics.store.events import (
     ServiceDaily,
     Session,
     ToolHourly,
+    ToolLatencyDaily,
     VersionDaily,
 )
 from weather_metrics.store.models import IdempotencyKey
@@ -60,6 +61,7 @@ def prune_step(
     hourly: tuple[Any, ...] = (ToolHourly, AgentHourly, AgentUserHourly, ProductivityHourly)
     daily: tuple[Any, ...] = (
         LatencyDaily,
+        ToolLatencyDaily,
         VersionDaily,
         CountryDaily,
         ServiceDaily,

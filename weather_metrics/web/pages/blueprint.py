@@ -105,7 +105,13 @@ def percent(value: float | None) -> str:
 
 @bp.app_template_filter("milliseconds")
 def milliseconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f} ms"
+    return "–" if value is None else f"{decimal(value)} ms"
+
+
+@bp.app_template_filter("decimal")
+def decimal(value: float | None) -> str:
+    """A figure with one decimal and thousands separators, its unit in the column heading."""
+    return "–" if value is None else f"{value:,.1f}"
 
 
 @bp.app_template_filter("breakable")

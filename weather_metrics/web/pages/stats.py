@@ -69,7 +69,7 @@ def overview() -> str:
 @bp.get("/tools/<tool_name>")
 @reads(1)  # tool_detail
 def tool(tool_name: str) -> str:
-    """One tool: calls, success rate, response time, calls per day, versions and countries."""
+    """One tool: calls, success rate, response-time percentiles, calls per day, versions and countries."""
     period, now = _period(), _now()
     try:
         detail = stats.tool_detail(tool_name, period, now)
