@@ -346,10 +346,10 @@ def test_a_tool_name_is_text_never_markup(client):
 
 
 def test_a_failing_page_is_a_500_page_and_is_logged(client, monkeypatch, caplog):
-    def broken(period: str, now: datetime) -> dict[str, Any]:
+    def broken(figures: stats.PeriodFigures) -> dict[str, Any]:
         raise RuntimeError("the rollups are gone")
 
-    monkeypatch.setattr(stats, "overview", broken)
+    monkeypatch.setattr(stats.PeriodFigures, "overview", broken)
     with caplog.at_level(logging.ERROR):
         response = client.get("/")
     assert response.status_code == 500 and response.mimetype == "text/html"

@@ -146,7 +146,7 @@ def test_rollup_statements_read_only_the_new_rows(app):
 
     with database.connection_context():
         statements = [s for kind in (EVENTS, AGENTS, PRODUCTIVITY) for s in compiled(kind).rollups(since_id=0)]
-        assert len(statements) == 13
+        assert len(statements) == 14
         for sql, params in statements:
             plan = " | ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "SCAN t1" not in plan and "rowid>?" in plan, plan
@@ -209,13 +209,14 @@ def test_a_version_5_database_gives_its_keys_the_ingest_scope_and_they_keep_work
     conn.close()
 
 
-def test_a_version_6_database_gets_each_tool_s_latency_histogram_from_the_raw_events_it_kept(tmp_path):
-    """The upgrade to version 8 fills tool_latency_daily from the raw events; pruned days stay without one."""
+def test_a_version_6_database_gets_each_tool_s_latency_histograms_from_the_raw_events_it_kept(tmp_path):
+    """The upgrade to version 8 fills the per-tool histograms from the raw events; pruned days stay without."""
     from collections import Counter
     from datetime import UTC, datetime
 
     from weather_metrics.core.histogram import latency_bucket
     from weather_metrics.query import stats
+    from weather_metrics.store.events import WEEK
 
     path = tmp_path / "v6.db"
     release_database(path, 6)
@@ -240,12 +241,15 @@ def test_a_version_6_database_gets_each_tool_s_latency_histogram_from_the_raw_ev
     open_database(str(path))
     with database.connection_context():
         rows = database.execute_sql("SELECT day, tool, bucket, calls FROM tool_latency_daily").fetchall()
+        weeks = database.execute_sql("SELECT week, tool, bucket, calls FROM tool_latency_weekly").fetchall()
         tools = {t["name"]: t["p95_ms"] for t in stats.tools("7d", datetime.now(UTC))["tools"]}
     database.close_all()
     expected = Counter(
         ((hour - ago * 3600) // 86400 * 86400, tool, latency_bucket(took)) for ago, tool, took in kept if took
     )
     assert {(day, tool, bucket): calls for day, tool, bucket, calls in rows} == dict(expected)
+    by_week = Counter(((hour - ago * 3600) // WEEK * WEEK, t, latency_bucket(took)) for ago, t, took in kept if took)
+    assert {(week, tool, bucket): calls for week, tool, bucket, calls in weeks} == dict(by_week)
     assert 200 * 86400 > hour - min(day for day, *_ in rows)  # nothing for the pruned day
     # get_forecast's four times: the nearest-rank p95 is the 4th, 2000 ms, read as its bucket's middle.
     assert tools == {"get_forecast": pytest.approx(2000.0, rel=0.025), "get_alerts": pytest.approx(50.0, rel=0.025)}

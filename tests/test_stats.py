@@ -23,12 +23,13 @@ from weather_metrics.store.events import (
     Session,
     ToolHourly,
     ToolLatencyDaily,
+    ToolLatencyWeekly,
     VersionDaily,
 )
 from weather_metrics.store.pruning import prune
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90}
-HOUR, DAY = 3600, 86400
+HOUR, DAY, WEEK = 3600, 86400, 7 * 86400
 # Hours ago the events happened: today and this week, 10-12 days ago (30d, not 7d),
 # 40 and 62 days ago (90d only).
 RECENT_HOURS = (0, 1, 2, 5, 23, 30, 49, 75, 130, 160)
@@ -561,6 +562,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
     tool_hourly: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0, 0])
     latency: Counter[tuple] = Counter()
     tool_latency: Counter[tuple] = Counter()
+    tool_latency_weekly: Counter[tuple] = Counter()
     versions: Counter[tuple] = Counter()
     countries: Counter[tuple] = Counter()
     services: Counter[tuple] = Counter()
@@ -580,6 +582,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
             figures[3] += row["response_time_ms"]
             latency[(day, row["latency_bucket"])] += 1
             tool_latency[(day, tool, row["latency_bucket"])] += 1
+            tool_latency_weekly[(hour - hour % WEEK, tool, row["latency_bucket"])] += 1
         figures[4] += row["cache_hit"] is True
         figures[5] += row["cache_hit"] is False
         versions[(day, tool, row["version"])] += 1
@@ -597,6 +600,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
         "tool_hourly": {k: tuple(v) for k, v in tool_hourly.items()},
         "latency_daily": {k: (v,) for k, v in latency.items()},
         "tool_latency_daily": {k: (v,) for k, v in tool_latency.items()},
+        "tool_latency_weekly": {k: (v,) for k, v in tool_latency_weekly.items()},
         "version_daily": {k: (v,) for k, v in versions.items()},
         "country_daily": {k: (v,) for k, v in countries.items()},
         "service_daily": {k: (v,) for k, v in services.items()},
@@ -630,6 +634,11 @@ def stored_rollups() -> dict[str, dict[tuple, tuple]]:
                 ToolLatencyDaily,
                 3,
                 [ToolLatencyDaily.day, ToolLatencyDaily.tool, ToolLatencyDaily.bucket, ToolLatencyDaily.calls],
+            ),
+            "tool_latency_weekly": table(
+                ToolLatencyWeekly,
+                3,
+                [ToolLatencyWeekly.week, ToolLatencyWeekly.tool, ToolLatencyWeekly.bucket, ToolLatencyWeekly.calls],
             ),
             "version_daily": table(
                 VersionDaily, 3, [VersionDaily.day, VersionDaily.tool, VersionDaily.version, VersionDaily.calls]
@@ -680,6 +689,22 @@ def test_daily_rollups_hold_one_row_per_day(client):
     for name in DAILY_TABLES:
         assert len(stored[name]) == 1, name
         assert all(key[0] % DAY == 0 for key in stored[name]), name
+    assert [key[0] % WEEK for key in stored["tool_latency_weekly"]] == [0]
+
+
+@pytest.mark.parametrize("days_later", range(7))
+def test_each_tool_s_histogram_reads_whole_weeks_and_the_days_around_them(seeded, days_later):
+    """Whatever weekday a period starts on, its blocks and its other days add up to its days, once each."""
+    now = datetime.now(UTC) + timedelta(days=days_later)
+    with database.connection_context():
+        rows = list(Event.select(Event.timestamp_hour, Event.tool, Event.latency_bucket).tuples())
+        for period in PERIOD_DAYS:
+            start, end = (int(moment.timestamp()) for moment in window(period, now))
+            by_hand: Counter[tuple[str, int]] = Counter(
+                (tool, bucket) for hour, tool, bucket in rows if bucket is not None and start <= hour <= end
+            )
+            read = stats._tool_histograms((start, end))
+            assert {(tool, b): calls for tool, pairs in read.items() for b, calls in pairs} == by_hand, period
 
 
 def test_rollups_equal_a_recomputation_from_raw_events(client, events):
