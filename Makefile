@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.stats
+	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.org
 	$(BIN)/python -m bench.exports
 	$(BIN)/python -m bench.live

@@ -50,6 +50,25 @@ CREATE TABLE IF NOT EXISTS latency_daily (
     PRIMARY KEY (day, bucket)
 );
 
+-- The same histogram per tool: each tool's percentiles (schema version 8).
+CREATE TABLE IF NOT EXISTS tool_latency_daily (
+    day INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (day, tool, bucket)
+) WITHOUT ROWID;
+
+-- The same per tool and block of 7 days (`week`: its first day; blocks start on the Thursdays
+-- Unix time counts from). A period reads its whole blocks here and its other days above.
+CREATE TABLE IF NOT EXISTS tool_latency_weekly (
+    week INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (week, tool, bucket)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS version_daily (
     day INTEGER NOT NULL,
     tool TEXT NOT NULL,

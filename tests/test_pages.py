@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
@@ -146,8 +147,12 @@ def percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f} %"
 
 
+def decimal(value: float | None) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
 def ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.1f} ms"
+    return "–" if value is None else f"{decimal(value)} ms"
 
 
 def page(client: Any, url: str, status: int = 200, **kwargs: Any) -> Page:
@@ -187,7 +192,13 @@ def test_the_overview_page_shows_the_api_figures(seeded, period):
         "Misses": count(cache["total_misses"]),
     }
     assert shown.table("Tools") == [
-        [t["name"], count(t["calls"]), percent(t["success_rate"]), ms(t["avg_response_time_ms"])]
+        [
+            t["name"],
+            count(t["calls"]),
+            percent(t["success_rate"]),
+            decimal(t["avg_response_time_ms"]),
+            decimal(t["p95_ms"]),
+        ]
         for t in seeded.get(f"/v1/stats/tools?period={period}").json["tools"]
     ]
     assert shown.table("Error types") == [
@@ -230,12 +241,16 @@ def test_the_overview_chart_and_breakdowns_add_up_the_tools_answers(seeded, peri
 def test_a_tool_page_shows_the_tool_answer(seeded, period):
     detail = seeded.get(f"/v1/stats/tool/get_forecast?period={period}").json
     shown = page(seeded, f"/tools/get_forecast?period={period}")
-    summary = detail["summary"]
+    summary, times = detail["summary"], detail["response_times"]
     assert shown.figures == {
         "Calls": count(summary["calls"]),
         "Success rate": percent(summary["success_rate"]),
         "Mean response time": ms(summary["avg_response_time_ms"]),
         "Versions": str(len(detail["versions"])),
+        "Median (p50)": ms(times["p50_ms"]),
+        "p95": ms(times["p95_ms"]),
+        "p99": ms(times["p99_ms"]),
+        "Mean": ms(times["avg_ms"]),
     }
     chart = shown.data_blocks["calls-per-day"]
     calls = {day["date"]: day["calls"] for day in detail["daily_data"]}
@@ -251,6 +266,40 @@ def test_a_tool_page_shows_the_tool_answer(seeded, period):
     assert shown.table("Calls of this tool per country") == [
         [c["country"], count(c["calls"]), percent(c["percentage"])] for c in detail["countries"]
     ]
+
+
+def response_times(tool: str, period: str) -> list[int]:
+    """What page_events gave `tool` in the period, in ms."""
+    return [
+        40 + 37 * n + days
+        for days, name, calls, _ in PLAN
+        if name == tool and days <= stats.PERIODS[period]
+        for n in range(calls)
+    ]
+
+
+def as_bucketed(times: list[int], fraction: float) -> float:
+    """The nearest-rank percentile as the API gives it: the geometric middle of its bucket (5% wide),
+    to 3 places."""
+    exact = sorted(times)[math.ceil(fraction * len(times)) - 1]
+    bucket = math.floor(math.log(exact) / math.log(1.05))
+    return round(1.05 ** (bucket + 0.5), 3)
+
+
+@pytest.mark.parametrize("period", stats.PERIODS)
+def test_each_tool_s_p95_is_its_calls_percentile(seeded, period):
+    """Per tool, not the whole service's: the tools table and each tool's page, from the known calls by hand."""
+    rows = page(seeded, f"/?period={period}").table("Tools")
+    assert {row[0]: row[4] for row in rows} == {
+        tool: decimal(as_bucketed(response_times(tool, period), 0.95)) for tool in {row[0] for row in rows}
+    }
+    assert len({row[4] for row in rows}) == len(rows) > 1  # three tools, three figures
+    for tool in {row[0] for row in rows}:
+        figures = page(seeded, f"/tools/{tool}?period={period}").figures
+        times = response_times(tool, period)
+        assert [figures["Median (p50)"], figures["p95"], figures["p99"]] == [
+            ms(as_bucketed(times, fraction)) for fraction in (0.50, 0.95, 0.99)
+        ], tool
 
 
 def test_an_empty_service_shows_a_page_without_a_chart(client):
@@ -297,10 +346,10 @@ def test_a_tool_name_is_text_never_markup(client):
 
 
 def test_a_failing_page_is_a_500_page_and_is_logged(client, monkeypatch, caplog):
-    def broken(period: str, now: datetime) -> dict[str, Any]:
+    def broken(figures: stats.PeriodFigures) -> dict[str, Any]:
         raise RuntimeError("the rollups are gone")
 
-    monkeypatch.setattr(stats, "overview", broken)
+    monkeypatch.setattr(stats.PeriodFigures, "overview", broken)
     with caplog.at_level(logging.ERROR):
         response = client.get("/")
     assert response.status_code == 500 and response.mimetype == "text/html"

@@ -27,7 +27,7 @@ from tests.support import (
     seeded_database,
     wait_drawn,
 )
-from tests.test_pages import TOOLS, page_events
+from tests.test_pages import TOOLS, decimal, page_events
 
 AXE = ROOT / "tests" / "vendor" / "axe-core-4.14.1"  # the accessibility checker; where it came from: its README.md
 PHONE, DESKTOP = 375, 1440
@@ -286,6 +286,11 @@ def test_the_tools_table_sorts_by_the_column_pressed(browser, server):
     heading(browser, "Calls").find_element(By.TAG_NAME, "button").send_keys(Keys.ENTER)
     assert [int(row[1].replace(",", "")) for row in tool_rows(browser)] == sorted(t["calls"] for t in tools)
     assert heading(browser, "Calls").get_attribute("aria-sort") == "ascending"
+
+    # Each tool's p95 as the API gives it, slowest first.
+    heading(browser, "p95 response time (ms)").find_element(By.TAG_NAME, "button").click()
+    by_p95 = sorted(tools, key=lambda t: (-t["p95_ms"], t["name"]))
+    assert [[row[0], row[4]] for row in tool_rows(browser)] == [[t["name"], decimal(t["p95_ms"])] for t in by_p95]
     assert console_problems(browser) == []
 
 

@@ -234,16 +234,35 @@ def test_one_chart_per_metric_type_never_a_sum_of_types(app, acme, org_id, tmp_p
     assert "Sum of values" not in text and "245" not in text  # 3 + 240 + 2 is no figure of anything
 
 
+def inked(image: Any, word: PdfWord, scale: int = 2) -> int:
+    """Dark pixels inside a word's box on a page drawn at 72 * `scale` dpi: 0 when its glyphs drew nothing."""
+    region = image.crop(tuple(int(v * scale) for v in (word.left, word.top, word.right + 1, word.bottom + 1)))
+    return sum(max(region.getpixel((x, y))) < 160 for x in range(region.width) for y in range(region.height))
+
+
+SCRIPTS = ("Zürich ✓", "Łódź", "Москва", "Αθήνα", "東京", "서울", "ひろしま", "北京市", "臺北", "똠방")
+
+
 def test_names_in_any_script_are_printed(app, acme, org_id, executions, tmp_path):
+    """Latin, Cyrillic, Greek, Chinese (simplified and traditional), Japanese kana, Korean (a syllable
+    outside KS X 1001 too), and Arabic letters: as text a reader can copy, and drawn on the page."""
+    arabic = "القاهرة"
     with app.app_context():
-        teams = [accounts.create_team(org_id, name, "") for name in ("Zürich ✓", "東京", "Łódź")]
+        teams = [accounts.create_team(org_id, name, "") for name in (*SCRIPTS, arabic)]
     add_productivity(app, org_id, *(metric("2026-03-02T10:00:00+00:00", "commits", 2, team=t) for t in teams))
     path = tmp_path / "teams.pdf"
     checked_build(app, acme, "teams", "pdf", path, **MARCH, team_ids=[t.id for t in teams], metric_types=["commits"])
-    words = " ".join(w.text for w in pdf_words(path))
-    for name in ("Zürich ✓", "東京", "Łódź"):
+    placed = pdf_words(path)
+    words = " ".join(w.text for w in placed)
+    for name in SCRIPTS:
         assert words.count(name) >= 3, name  # the filter line, the table and the chart
     assert "?" not in words and teams[0].id not in words  # ids are for CSV and XLSX
+    # Arabic letters print unjoined, left to right (no shaping engine): each word holds them all.
+    assert len([w for w in placed if sorted(w.text) == sorted(arabic)]) >= 3
+    pages = {n: pdf_page_image(path, n, dpi=144) for n in {w.page for w in placed}}
+    for word in placed:
+        if word.text in SCRIPTS[2:] or sorted(word.text) == sorted(arabic):
+            assert inked(pages[word.page], word) > 10, (word.text, word.page)
     agents = tmp_path / "agents.pdf"
     checked_build(app, acme, "agents", "pdf", agents, **MARCH)
     assert all(text in " ".join(w.text for w in pdf_words(agents)) for text in ("Zürich ✓", "Łódź", "東京 sync"))
@@ -274,3 +293,17 @@ def test_a_pdf_stays_small_with_the_fonts_embedded(app, acme, executions, tmp_pa
     path = tmp_path / "agents.pdf"
     checked_build(app, acme, "agents", "pdf", path, **MARCH)
     assert path.stat().st_size < 150_000  # subsets of DejaVu Sans and Noto Sans CJK, not whole fonts
+
+
+def test_the_cjk_font_is_the_subset_its_readme_describes_with_its_licence():
+    import hashlib
+    import re
+
+    from weather_metrics.reports.pdf import FALLBACK_FILE
+
+    folder = FALLBACK_FILE.parent
+    readme = (folder / "README.md").read_text()
+    [digest] = re.findall(r"SHA-256 `([0-9a-f]{64})`", readme)
+    assert hashlib.sha256(FALLBACK_FILE.read_bytes()).hexdigest() == digest
+    assert "SIL OPEN FONT LICENSE Version 1.1" in (folder / "LICENSE").read_text()
+    assert {path.name for path in folder.iterdir()} == {FALLBACK_FILE.name, "LICENSE", "README.md"}

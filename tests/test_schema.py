@@ -146,7 +146,7 @@ def test_rollup_statements_read_only_the_new_rows(app):
 
     with database.connection_context():
         statements = [s for kind in (EVENTS, AGENTS, PRODUCTIVITY) for s in compiled(kind).rollups(since_id=0)]
-        assert len(statements) == 12
+        assert len(statements) == 14
         for sql, params in statements:
             plan = " | ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "SCAN t1" not in plan and "rowid>?" in plan, plan
@@ -207,3 +207,49 @@ def test_a_version_5_database_gives_its_keys_the_ingest_scope_and_they_keep_work
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
     conn.close()
+
+
+def test_a_version_6_database_gets_each_tool_s_latency_histograms_from_the_raw_events_it_kept(tmp_path):
+    """The upgrade to version 8 fills the per-tool histograms from the raw events; pruned days stay without."""
+    from collections import Counter
+    from datetime import UTC, datetime
+
+    from weather_metrics.core.histogram import latency_bucket
+    from weather_metrics.query import stats
+    from weather_metrics.store.events import WEEK
+
+    path = tmp_path / "v6.db"
+    release_database(path, 6)
+    hour = int(datetime.now(UTC).timestamp()) // 3600 * 3600
+    # (hours ago, tool, response time): get_alerts has one event without a time.
+    kept = [(1, "get_forecast", 100.0), (1, "get_forecast", 104.0), (2, "get_forecast", 2000.0)]
+    kept += [(30, "get_forecast", 40.0), (3, "get_alerts", 50.0), (3, "get_alerts", None)]
+    with sqlite3.connect(path) as conn:
+        for ago, tool, took in kept:
+            conn.execute(
+                "INSERT INTO events (received_at, timestamp_hour, version, tool, is_error, analytics_level,"
+                " response_time_ms, latency_bucket) VALUES (?, ?, '1.0.0', ?, 0, 'standard', ?, ?)",
+                (hour, hour - ago * 3600, tool, took, None if took is None else latency_bucket(took)),
+            )
+        # What version 6 wrote beside them; and a day 200 days ago whose raw events were pruned.
+        conn.execute(
+            "INSERT INTO tool_hourly SELECT timestamp_hour, tool, COUNT(*), 0, COUNT(response_time_ms),"
+            " COALESCE(SUM(response_time_ms), 0), 0, 0 FROM events GROUP BY 1, 2"
+        )
+        conn.execute("INSERT INTO latency_daily VALUES (?, 90, 7)", (hour // 86400 * 86400 - 200 * 86400,))
+    conn.close()
+    open_database(str(path))
+    with database.connection_context():
+        rows = database.execute_sql("SELECT day, tool, bucket, calls FROM tool_latency_daily").fetchall()
+        weeks = database.execute_sql("SELECT week, tool, bucket, calls FROM tool_latency_weekly").fetchall()
+        tools = {t["name"]: t["p95_ms"] for t in stats.tools("7d", datetime.now(UTC))["tools"]}
+    database.close_all()
+    expected = Counter(
+        ((hour - ago * 3600) // 86400 * 86400, tool, latency_bucket(took)) for ago, tool, took in kept if took
+    )
+    assert {(day, tool, bucket): calls for day, tool, bucket, calls in rows} == dict(expected)
+    by_week = Counter(((hour - ago * 3600) // WEEK * WEEK, t, latency_bucket(took)) for ago, t, took in kept if took)
+    assert {(week, tool, bucket): calls for week, tool, bucket, calls in weeks} == dict(by_week)
+    assert 200 * 86400 > hour - min(day for day, *_ in rows)  # nothing for the pruned day
+    # get_forecast's four times: the nearest-rank p95 is the 4th, 2000 ms, read as its bucket's middle.
+    assert tools == {"get_forecast": pytest.approx(2000.0, rel=0.025), "get_alerts": pytest.approx(50.0, rel=0.025)}

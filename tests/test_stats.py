@@ -22,12 +22,14 @@ from weather_metrics.store.events import (
     ServiceDaily,
     Session,
     ToolHourly,
+    ToolLatencyDaily,
+    ToolLatencyWeekly,
     VersionDaily,
 )
 from weather_metrics.store.pruning import prune
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90}
-HOUR, DAY = 3600, 86400
+HOUR, DAY, WEEK = 3600, 86400, 7 * 86400
 # Hours ago the events happened: today and this week, 10-12 days ago (30d, not 7d),
 # 40 and 62 days ago (90d only).
 RECENT_HOURS = (0, 1, 2, 5, 23, 30, 49, 75, 130, 160)
@@ -153,13 +155,29 @@ def is_error(event: dict[str, Any]) -> bool:
     return event["status"] == "error"
 
 
-def tool_entry(name: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+def bucketed(value: float) -> float:
+    """What a percentile of `value` reads as: the geometric middle of its bucket, 5% wide (core/histogram.py)."""
+    if value <= 0:
+        return 0.0
+    bucket = math.floor(math.log(value) / math.log(1.05))
+    return round(1.05 ** (bucket + 0.5), 3)
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile, as its bucket reports it."""
+    return bucketed(nearest_rank(values, fraction)) if values else None
+
+
+def day_entry(events: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "name": name,
         "calls": len(events),
         "success_rate": rate(sum(not is_error(e) for e in events), len(events)),
         "avg_response_time_ms": mean(timed(events)),
     }
+
+
+def tool_entry(name: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": name, **day_entry(events), "p95_ms": percentile(timed(events), 0.95)}
 
 
 def by(events: list[dict[str, Any]], key) -> dict[Any, list[dict[str, Any]]]:
@@ -247,6 +265,15 @@ def test_tool_detail(seeded, events, period):
         body = response.json
         assert body["tool"] == name and body["period"] == period
         assert body["summary"] == tool_entry(name, group)
+        times = timed(group)
+        assert body["response_times"] == {
+            "avg_ms": mean(times),
+            "p50_ms": percentile(times, 0.50),
+            "p95_ms": percentile(times, 0.95),
+            "p99_ms": percentile(times, 0.99),
+        }
+        if times:  # within half a bucket of the exact figure
+            assert body["response_times"]["p95_ms"] == pytest.approx(nearest_rank(times, 0.95), rel=0.025, abs=0.001)
         # Whatever the grouping, the daily series adds up to the summary and stays in the period.
         assert sum(d["calls"] for d in body["daily_data"]) == len(group)
         assert {d["date"] for d in body["daily_data"]} == {moment(e).strftime("%Y-%m-%d") for e in group}
@@ -283,10 +310,7 @@ def test_daily_data_of_the_seeded_events(seeded, events, period):
     for name, group in by(in_period(events, period), lambda e: e["tool"]).items():
         body = seeded.get(f"/v1/stats/tool/{name}?period={period}").json
         daily = by(group, lambda e: moment(e).strftime("%Y-%m-%d"))
-        assert body["daily_data"] == [
-            {"date": date, **{k: v for k, v in tool_entry(name, daily[date]).items() if k != "name"}}
-            for date in sorted(daily)
-        ]
+        assert body["daily_data"] == [{"date": date, **day_entry(daily[date])} for date in sorted(daily)]
 
 
 @pytest.mark.parametrize("period", PERIOD_DAYS)
@@ -300,10 +324,7 @@ def test_every_tool_together_per_day_is_the_sum_of_the_tools_series(seeded, even
     with seeded.application.app_context():
         body = stats.daily(period, datetime.now(UTC))
     daily = by(chosen, lambda e: moment(e).strftime("%Y-%m-%d"))
-    assert body["daily_data"] == [
-        {"date": date, **{k: v for k, v in tool_entry("", daily[date]).items() if k != "name"}}
-        for date in sorted(daily)
-    ]
+    assert body["daily_data"] == [{"date": date, **day_entry(daily[date])} for date in sorted(daily)]
     assert {d["date"]: d["calls"] for d in body["daily_data"]} == dict(summed)
 
 
@@ -540,6 +561,8 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
     """Every rollup table, recomputed in Python from the raw events table."""
     tool_hourly: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0, 0])
     latency: Counter[tuple] = Counter()
+    tool_latency: Counter[tuple] = Counter()
+    tool_latency_weekly: Counter[tuple] = Counter()
     versions: Counter[tuple] = Counter()
     countries: Counter[tuple] = Counter()
     services: Counter[tuple] = Counter()
@@ -558,6 +581,8 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
             figures[2] += 1
             figures[3] += row["response_time_ms"]
             latency[(day, row["latency_bucket"])] += 1
+            tool_latency[(day, tool, row["latency_bucket"])] += 1
+            tool_latency_weekly[(hour - hour % WEEK, tool, row["latency_bucket"])] += 1
         figures[4] += row["cache_hit"] is True
         figures[5] += row["cache_hit"] is False
         versions[(day, tool, row["version"])] += 1
@@ -574,6 +599,8 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
     return {
         "tool_hourly": {k: tuple(v) for k, v in tool_hourly.items()},
         "latency_daily": {k: (v,) for k, v in latency.items()},
+        "tool_latency_daily": {k: (v,) for k, v in tool_latency.items()},
+        "tool_latency_weekly": {k: (v,) for k, v in tool_latency_weekly.items()},
         "version_daily": {k: (v,) for k, v in versions.items()},
         "country_daily": {k: (v,) for k, v in countries.items()},
         "service_daily": {k: (v,) for k, v in services.items()},
@@ -603,6 +630,16 @@ def stored_rollups() -> dict[str, dict[tuple, tuple]]:
                 ],
             ),
             "latency_daily": table(LatencyDaily, 2, [LatencyDaily.day, LatencyDaily.bucket, LatencyDaily.calls]),
+            "tool_latency_daily": table(
+                ToolLatencyDaily,
+                3,
+                [ToolLatencyDaily.day, ToolLatencyDaily.tool, ToolLatencyDaily.bucket, ToolLatencyDaily.calls],
+            ),
+            "tool_latency_weekly": table(
+                ToolLatencyWeekly,
+                3,
+                [ToolLatencyWeekly.week, ToolLatencyWeekly.tool, ToolLatencyWeekly.bucket, ToolLatencyWeekly.calls],
+            ),
             "version_daily": table(
                 VersionDaily, 3, [VersionDaily.day, VersionDaily.tool, VersionDaily.version, VersionDaily.calls]
             ),
@@ -617,7 +654,7 @@ def stored_rollups() -> dict[str, dict[tuple, tuple]]:
         }
 
 
-DAILY_TABLES = ("latency_daily", "version_daily", "country_daily", "service_daily", "error_daily")
+DAILY_TABLES = ("latency_daily", "tool_latency_daily", "version_daily", "country_daily", "service_daily", "error_daily")
 
 
 def by_day(rollups: dict[str, dict[tuple, tuple]]) -> dict[str, dict[tuple, tuple]]:
@@ -652,6 +689,22 @@ def test_daily_rollups_hold_one_row_per_day(client):
     for name in DAILY_TABLES:
         assert len(stored[name]) == 1, name
         assert all(key[0] % DAY == 0 for key in stored[name]), name
+    assert [key[0] % WEEK for key in stored["tool_latency_weekly"]] == [0]
+
+
+@pytest.mark.parametrize("days_later", range(7))
+def test_each_tool_s_histogram_reads_whole_weeks_and_the_days_around_them(seeded, days_later):
+    """Whatever weekday a period starts on, its blocks and its other days add up to its days, once each."""
+    now = datetime.now(UTC) + timedelta(days=days_later)
+    with database.connection_context():
+        rows = list(Event.select(Event.timestamp_hour, Event.tool, Event.latency_bucket).tuples())
+        for period in PERIOD_DAYS:
+            start, end = (int(moment.timestamp()) for moment in window(period, now))
+            by_hand: Counter[tuple[str, int]] = Counter(
+                (tool, bucket) for hour, tool, bucket in rows if bucket is not None and start <= hour <= end
+            )
+            read = stats._tool_histograms((start, end))
+            assert {(tool, b): calls for tool, pairs in read.items() for b, calls in pairs} == by_hand, period
 
 
 def test_rollups_equal_a_recomputation_from_raw_events(client, events):

@@ -170,6 +170,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     cli.init_app(app)
     docs.init_app(app)
+    pages.compile_templates(app)  # last: every template filter is registered
 
     @app.teardown_appcontext
     def release_connection(_exc: BaseException | None) -> None:

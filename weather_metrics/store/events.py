@@ -7,6 +7,7 @@ from typing import Any
 
 from peewee import (
     EXCLUDED,
+    SQL,
     AutoField,
     BooleanField,
     Case,
@@ -68,6 +69,39 @@ class LatencyDaily(BaseModel):
 
     class Meta:
         primary_key = CompositeKey("day", "bucket")
+
+
+class ToolLatencyDaily(BaseModel):
+    """LatencyDaily per tool: each tool's percentiles."""
+
+    day = IntegerField()
+    tool = TextField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("day", "tool", "bucket")
+        without_rowid = True
+
+
+WEEK = 7 * DAY
+"""Blocks of ToolLatencyWeekly: 7 days from a multiple of WEEK in Unix time (a Thursday, UTC)."""
+
+
+class ToolLatencyWeekly(BaseModel):
+    """ToolLatencyDaily summed per block of 7 days: a period's whole blocks come from here, its other days from there.
+
+    A 90-day period then sorts 13 blocks and at most 12 days of rows, not 91 days.
+    """
+
+    week = IntegerField()  # the block's first day
+    tool = TextField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("week", "tool", "bucket")
+        without_rowid = True
 
 
 class VersionDaily(BaseModel):
@@ -178,6 +212,22 @@ def _later(model: Any, name: str) -> dict[Any, Any]:
     return {ours: Case(None, [(theirs > ours, theirs)], ours)}
 
 
+_FIRST_THREE = (SQL("1"), SQL("2"), SQL("3"))  # the first three selected columns, by position
+
+
+def _tool_latency(model: Any, period: Any, span: int) -> Any:
+    """Fold new rows into a per-tool histogram whose `period` column holds the start of a day or block."""
+    # Upserts in key order, so they walk the table's B-tree once. By position: SQLite would
+    # sort again for an ORDER BY that repeats the start expression (its bound numbers differ).
+    return model.insert_from(
+        Event.select(Event.timestamp_hour / span * span, Event.tool, Event.latency_bucket, fn.COUNT(Event.id))
+        .where((Event.id > SINCE) & Event.latency_bucket.is_null(False))
+        .group_by(*_FIRST_THREE)
+        .order_by(*_FIRST_THREE),
+        fields=[period, model.tool, model.bucket, model.calls],
+    ).on_conflict(conflict_target=[period, model.tool, model.bucket], update=summed(model, "calls"))
+
+
 def _rollup_queries() -> list[Any]:
     """INSERT ... SELECT ... ON CONFLICT statements folding new rows into every rollup."""
     new = Event.id > SINCE
@@ -223,6 +273,8 @@ def _rollup_queries() -> list[Any]:
             .group_by(day, Event.latency_bucket),
             fields=[LatencyDaily.day, LatencyDaily.bucket, LatencyDaily.calls],
         ).on_conflict(conflict_target=[LatencyDaily.day, LatencyDaily.bucket], update=summed(LatencyDaily, "calls")),
+        _tool_latency(ToolLatencyDaily, ToolLatencyDaily.day, DAY),
+        _tool_latency(ToolLatencyWeekly, ToolLatencyWeekly.week, WEEK),
         VersionDaily.insert_from(
             Event.select(day, Event.tool, Event.version, fn.COUNT(Event.id))
             .where(new)

@@ -31,6 +31,8 @@ from weather_metrics.store.events import (
     ServiceDaily,
     Session,
     ToolHourly,
+    ToolLatencyDaily,
+    ToolLatencyWeekly,
     VersionDaily,
 )
 from weather_metrics.store.productivity import ProductivityHourly, ProductivityMetric
@@ -222,7 +224,16 @@ class WebhookDelivery(BaseModel):
         table_name = "webhook_deliveries"
 
 
-ROLLUP_MODELS = (ToolHourly, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily)
+ROLLUP_MODELS = (
+    ToolHourly,
+    LatencyDaily,
+    ToolLatencyDaily,
+    ToolLatencyWeekly,
+    VersionDaily,
+    CountryDaily,
+    ServiceDaily,
+    ErrorDaily,
+)
 ORG_ROLLUP_MODELS = (AgentHourly, AgentUserHourly, AgentLatencyDaily, AgentUserLatencyDaily, ProductivityHourly)
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
 

@@ -18,6 +18,7 @@ from weather_metrics.store.agents import (
 )
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.events import (
+    WEEK,
     CountryDaily,
     ErrorDaily,
     Event,
@@ -25,6 +26,8 @@ from weather_metrics.store.events import (
     ServiceDaily,
     Session,
     ToolHourly,
+    ToolLatencyDaily,
+    ToolLatencyWeekly,
     VersionDaily,
 )
 from weather_metrics.store.models import IdempotencyKey
@@ -60,6 +63,7 @@ def prune_step(
     hourly: tuple[Any, ...] = (ToolHourly, AgentHourly, AgentUserHourly, ProductivityHourly)
     daily: tuple[Any, ...] = (
         LatencyDaily,
+        ToolLatencyDaily,
         VersionDaily,
         CountryDaily,
         ServiceDaily,
@@ -73,6 +77,9 @@ def prune_step(
             dropped += model.delete().where(model.hour < rollup_cutoff).execute()
         for model in daily:
             dropped += model.delete().where(model.day < rollup_cutoff).execute()
+        # A block goes once its last day does. No period reaches before the cutoff (the longest
+        # is 90 days, rollup_retention_days at least 90), so none reads a block it straddles.
+        dropped += ToolLatencyWeekly.delete().where(ToolLatencyWeekly.week + WEEK <= rollup_cutoff).execute()
         deleted += dropped
         deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from weather_metrics.web.pages import account, stats
-from weather_metrics.web.pages.blueprint import bp, error_page, wants_page
+from weather_metrics.web.pages.blueprint import bp, compile_templates, error_page, wants_page
 
 ROUTE_MODULES = (account, stats)
-__all__ = ["ROUTE_MODULES", "bp", "error_page", "wants_page"]
+__all__ = ["ROUTE_MODULES", "bp", "compile_templates", "error_page", "wants_page"]

@@ -69,15 +69,16 @@ def _frame(period: str, now: datetime, endpoint: str, **values: Any) -> dict[str
 def overview() -> str:
     """Totals, calls per day, tools, errors, response times, cache, services, versions and countries."""
     period, now = _period(), _now()
-    daily = stats.daily(period, now)["daily_data"]
+    figures = stats.PeriodFigures(period, now)  # one read of the per-tool sums for all four answers
+    daily = figures.daily()["daily_data"]
     return render_template(
         "pages/overview.html",
         **_frame(period, now, "pages.overview"),
-        overview=stats.overview(period, now),
-        performance=stats.performance(period, now),
+        overview=figures.overview(),
+        performance=figures.performance(),
         daily=daily,
         chart=calls_per_day(period, now, daily),
-        usage=stats.versions_and_countries(period, now),
+        usage=figures.versions_and_countries(),
         api=url_for("v1.overview", period=period),
     )
 
@@ -86,7 +87,7 @@ def overview() -> str:
 @when_public
 @reads(1)  # tool_detail
 def tool(tool_name: str) -> str:
-    """One tool: calls, success rate, response time, calls per day, versions and countries."""
+    """One tool: calls, success rate, response-time percentiles, calls per day, versions and countries."""
     period, now = _period(), _now()
     try:
         detail = stats.tool_detail(tool_name, period, now)

@@ -29,6 +29,17 @@ class ToolSummarySchema(Schema):
     calls = fields.Integer()
     success_rate = fields.Float(allow_none=True, metadata={"description": "Fraction 0-1; null without calls"})
     avg_response_time_ms = fields.Float(allow_none=True)
+    p95_ms = fields.Float(
+        allow_none=True,
+        metadata={"description": "Added to the contract's fields: the tool's p95 (within 2.5%); null without times"},
+    )
+
+
+class ResponseTimesSchema(Schema):
+    avg_ms = fields.Float(allow_none=True)
+    p50_ms = fields.Float(allow_none=True, metadata={"description": "Nearest-rank percentiles, within 2.5% of exact"})
+    p95_ms = fields.Float(allow_none=True)
+    p99_ms = fields.Float(allow_none=True)
 
 
 class ErrorTypeSchema(Schema):
@@ -84,6 +95,9 @@ class ToolDetailSchema(Schema):
     tool = fields.String()
     period = fields.String()
     summary = fields.Nested(ToolSummarySchema)
+    response_times = fields.Nested(
+        ResponseTimesSchema, metadata={"description": "Added to the contract's fields: as in /v1/stats/performance"}
+    )
     daily_data = fields.List(fields.Nested(DailySchema))
     versions = fields.List(fields.Nested(VersionShareSchema))
     countries = fields.List(fields.Nested(CountryShareSchema))
@@ -96,7 +110,7 @@ class ErrorsSchema(Schema):
 
 class PerformanceSchema(Schema):
     period = fields.String()
-    response_times = fields.Dict(metadata={"description": "avg_ms, p50_ms, p95_ms, p99_ms (within 5% of exact)"})
+    response_times = fields.Nested(ResponseTimesSchema)
     cache_performance = fields.Dict(metadata={"description": "hit_rate, total_hits, total_misses"})
     service_distribution = fields.Dict(keys=fields.String(), values=fields.Integer())
 
