@@ -210,7 +210,7 @@ def test_a_version_5_database_gives_its_keys_the_ingest_scope_and_they_keep_work
 
 
 def test_a_version_6_database_gets_each_tool_s_latency_histograms_from_the_raw_events_it_kept(tmp_path):
-    """The upgrade to version 8 fills the per-tool histograms from the raw events; pruned days stay without."""
+    """The upgrade to version 7 fills the per-tool histograms from the raw events; pruned days stay without."""
     from collections import Counter
     from datetime import UTC, datetime
 
