@@ -431,3 +431,12 @@ CREATE TABLE IF NOT EXISTS ws_tickets (
     session_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+
+-- A counter per kind of ingested data (store/versions.py), raised by the transaction that
+-- changes that data: answers kept in memory are keyed on it, so every process sees a commit.
+CREATE TABLE IF NOT EXISTS data_versions (
+    name TEXT NOT NULL PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO data_versions (name, version)
+VALUES ('events', 1), ('agent_executions', 1), ('productivity_metrics', 1);

@@ -97,13 +97,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("rate_limit_burst", 10, "Extra requests a quiet client may send at once.", minimum=0, maximum=10**9),
     Setting("public_pages", True, "Serve the statistics pages / and /tools/<name> to anyone; false: they answer 404."),
-    Setting(
-        "trusted_proxies",
-        0,
-        "Reverse proxies in front of the service whose X-Forwarded-For is trusted.",
-        minimum=0,
-        maximum=10,
-    ),
+    Setting("stats_cache_mib", 16, "Memory for /v1 statistics kept in each process.", minimum=0, maximum=4096),
+    Setting("trusted_proxies", 0, "Reverse proxies in front whose X-Forwarded-For is trusted.", minimum=0, maximum=10),
     Setting("retry_after_seconds", 5, "Retry-After sent with 503 answers.", minimum=1, maximum=3600),
     Setting(
         "metrics_max_tools",

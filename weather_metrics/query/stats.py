@@ -1,7 +1,14 @@
-"""Aggregate statistics for /v1/stats, answered from the rollups (never from raw events)."""
+"""Aggregate statistics for /v1/stats, answered from the rollups (never from raw events).
+
+Each public function's answer is kept in `ANSWERS` until the events' data version moves
+(query/answers.py). A period ends with today (UTC), so an answer depends on `now` only
+through its UTC date, which is part of the question.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +17,8 @@ from peewee import fn
 from weather_metrics.core.errors import ServiceError
 from weather_metrics.core.histogram import percentile_from_histogram
 from weather_metrics.core.times import DAY, iso
+from weather_metrics.query.answers import AnswerCache
+from weather_metrics.store import versions
 from weather_metrics.store.events import (
     CountryDaily,
     ErrorDaily,
@@ -22,10 +31,27 @@ from weather_metrics.store.events import (
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
+ANSWERS = AnswerCache(versions.EVENTS, 16 * 2**20)  # create_app sets its size from `stats_cache_mib`
+Answer = dict[str, Any]
 
 
 class UnknownTool(ServiceError, LookupError):
     """The tool has no data in the period."""
+
+
+def remembered(compute: Callable[..., Answer]) -> Callable[..., Answer]:
+    """`compute(*question, now)`, answered from ANSWERS when the data has not changed since.
+
+    Errors (UnknownTool) are raised every time, never kept.
+    """
+
+    @functools.wraps(compute)
+    def answer(*args: Any) -> Answer:
+        *question, now = args
+        key = (compute.__name__, *question, now.astimezone(UTC).date())
+        return ANSWERS.answer(key, lambda: compute(*args))  # type: ignore[no-any-return]
+
+    return answer
 
 
 def period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
@@ -90,11 +116,13 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: sum(r[k] or 0 for r in rows) for k in keys}
 
 
+@remembered
 def tools(period: str, now: datetime) -> dict[str, Any]:
     span = _bounds(period, now)
     return {"period": period, "tools": [_tool_entry(r["tool"], r) for r in _tool_rows(span)]}
 
 
+@remembered
 def errors(period: str, now: datetime) -> dict[str, Any]:
     span = _bounds(period, now)
     return {"period": period, "errors": _error_entries(span)}
@@ -124,6 +152,7 @@ def _error_entries(span: tuple[int, int]) -> list[dict[str, Any]]:
     ]
 
 
+@remembered
 def overview(period: str, now: datetime) -> dict[str, Any]:
     start_dt, end_dt = period_window(period, now)
     span = _bounds(period, now)
@@ -185,6 +214,7 @@ def _daily_entries(name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]
     ]
 
 
+@remembered
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, daily series, versions and countries of one tool; UnknownTool without data."""
     span = _bounds(period, now)
@@ -202,11 +232,13 @@ def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     }
 
 
+@remembered
 def daily(period: str, now: datetime) -> dict[str, Any]:
     """Every tool's calls together, per UTC date with calls: tool_detail's daily_data summed over the tools."""
     return {"period": period, "daily_data": _daily_entries("", _daily_rows(_bounds(period, now), None))}
 
 
+@remembered
 def versions_and_countries(period: str, now: datetime) -> dict[str, Any]:
     """Calls per version and per country over every tool (tool_detail's, summed), with shares of all calls."""
     span = _bounds(period, now)
@@ -218,6 +250,7 @@ def versions_and_countries(period: str, now: datetime) -> dict[str, Any]:
     }
 
 
+@remembered
 def performance(period: str, now: datetime) -> dict[str, Any]:
     span = _bounds(period, now)
     totals = _totals(_tool_rows(span))

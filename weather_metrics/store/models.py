@@ -34,6 +34,7 @@ from weather_metrics.store.events import (
     VersionDaily,
 )
 from weather_metrics.store.productivity import ProductivityHourly, ProductivityMetric
+from weather_metrics.store.versions import DataVersion
 
 
 class IdempotencyKey(BaseModel):
@@ -329,4 +330,5 @@ ALL_MODELS = (
     LiveEvent,
     WsConnection,
     WsTicket,
+    DataVersion,
 )

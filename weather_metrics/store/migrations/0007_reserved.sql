@@ -1,0 +1,1 @@
+-- Version 7: reserved for a change prepared beside this one; it changes nothing.

@@ -1,0 +1,1 @@
+-- Version 8: reserved for a change prepared beside this one; it changes nothing.
