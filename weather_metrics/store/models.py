@@ -16,11 +16,15 @@ from peewee import (
 )
 
 from weather_metrics.store.agents import (
+    AgentDaily,
     AgentExecution,
     AgentHourly,
     AgentLatencyDaily,
+    AgentLatencySpans,
+    AgentUserDaily,
     AgentUserHourly,
     AgentUserLatencyDaily,
+    AgentUserLatencySpans,
 )
 from weather_metrics.store.db import BaseModel
 from weather_metrics.store.events import (
@@ -224,7 +228,17 @@ class WebhookDelivery(BaseModel):
 
 
 ROLLUP_MODELS = (ToolHourly, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily, ErrorDaily)
-ORG_ROLLUP_MODELS = (AgentHourly, AgentUserHourly, AgentLatencyDaily, AgentUserLatencyDaily, ProductivityHourly)
+ORG_ROLLUP_MODELS = (
+    AgentHourly,
+    AgentUserHourly,
+    AgentLatencyDaily,
+    AgentUserLatencyDaily,
+    AgentDaily,
+    AgentUserDaily,
+    AgentLatencySpans,
+    AgentUserLatencySpans,
+    ProductivityHourly,
+)
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
 
 

@@ -11,11 +11,15 @@ from typing import Any
 from weather_metrics.core.times import DAY, HOUR
 from weather_metrics.store import versions
 from weather_metrics.store.agents import (
+    AgentDaily,
     AgentExecution,
     AgentHourly,
     AgentLatencyDaily,
+    AgentLatencySpans,
+    AgentUserDaily,
     AgentUserHourly,
     AgentUserLatencyDaily,
+    AgentUserLatencySpans,
 )
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.events import (
@@ -39,6 +43,9 @@ ROLLUPS: tuple[tuple[str, Any, str], ...] = (
     (versions.EVENTS, Session, "last_seen"),
     *((versions.AGENT_EXECUTIONS, model, "hour") for model in (AgentHourly, AgentUserHourly)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentLatencyDaily, AgentUserLatencyDaily)),
+    *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentDaily, AgentUserDaily)),
+    # A span goes once it lies wholly before the cutoff (its "end").
+    *((versions.AGENT_EXECUTIONS, model, "end") for model in (AgentLatencySpans, AgentUserLatencySpans)),
     (versions.PRODUCTIVITY_METRICS, ProductivityHourly, "hour"),
 )
 
@@ -75,7 +82,11 @@ def prune_step(
         dropped = 0
         changed = set()
         for name, model, column in ROLLUPS:
-            removed = model.delete().where(getattr(model, column) < rollup_cutoff).execute()
+            if column == "end":
+                doomed = model.start + model.span * DAY <= rollup_cutoff
+            else:
+                doomed = getattr(model, column) < rollup_cutoff
+            removed = model.delete().where(doomed).execute()
             if removed:
                 changed.add(name)
                 dropped += removed
