@@ -358,7 +358,7 @@ def bench_query(args: argparse.Namespace) -> None:
         start30 = (today - timedelta(days=29)).isoformat()
         start7 = (today - timedelta(days=6)).isoformat()
         end = today.isoformat()
-        cases = [
+        agents = [
             ("admin", f"start_date={start90}&end_date={end}&aggregation=day", True),
             ("admin", f"start_date={start90}&end_date={end}&aggregation=week", False),
             ("admin", f"start_date={start90}&end_date={end}&aggregation=month", False),
@@ -372,7 +372,7 @@ def bench_query(args: argparse.Namespace) -> None:
             ("manager", f"start_date={start90}&end_date={end}&agent_name=code-reviewer", False),
             ("developer", f"start_date={start90}&end_date={end}&aggregation=week", False),
         ]
-        cases = [("/api/metrics/agents", *case) for case in cases] + [
+        cases = [("/api/metrics/agents", *case) for case in agents] + [
             ("/api/analytics/team-comparison", "admin", f"start_date={start90}&end_date={end}&{teams}", False),
             ("/api/analytics/team-comparison", "manager", f"start_date={start90}&end_date={end}", False),
             ("/api/analytics/productivity-trends", "admin", f"start_date={start90}&end_date={end}", False),

@@ -222,8 +222,8 @@ def _span_histogram(model: Any, owner: str) -> RawRollup:
         f"INSERT INTO {table} ({owner}, span, start, agent_name, success, bucket, calls)"
         f" SELECT {owner}, s.length / {DAY}, hour / s.length * s.length, agent_name, success, latency_bucket,"
         f" COUNT(id) FROM agent_executions, ({spans}) AS s WHERE id > ? AND {owner} IS NOT NULL"
-        " GROUP BY 1, 2, 3, 4, 5, 6"
-        f" ON CONFLICT ({owner}, span, start, agent_name, success, bucket) DO UPDATE SET calls = calls + excluded.calls",
+        f" GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT ({owner}, span, start, agent_name, success, bucket)"
+        " DO UPDATE SET calls = calls + excluded.calls",
     )
 
 
