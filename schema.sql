@@ -260,6 +260,52 @@ CREATE TABLE IF NOT EXISTS agent_user_latency_daily (
     PRIMARY KEY (user_id, day, agent_name, success, bucket)
 ) WITHOUT ROWID;
 
+-- The same sums per UTC day: a range of whole days reads these, only its edges the hourly ones.
+CREATE TABLE IF NOT EXISTS agent_daily (
+    organization_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    duration_sum REAL NOT NULL,
+    PRIMARY KEY (organization_id, day, agent_name, success)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS agent_user_daily (
+    user_id TEXT NOT NULL,
+    day INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    duration_sum REAL NOT NULL,
+    PRIMARY KEY (user_id, day, agent_name, success)
+) WITHOUT ROWID;
+
+-- The daily histograms summed over spans of 4, 16 and 64 UTC days, each starting on a
+-- multiple of its length since 1970-01-01: a range of days reads a few spans and up to
+-- three days at either end, not every day (query/org_metrics.py `day_spans`).
+CREATE TABLE IF NOT EXISTS agent_latency_spans (
+    organization_id TEXT NOT NULL,
+    span INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (organization_id, span, start, agent_name, success, bucket)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS agent_user_latency_spans (
+    user_id TEXT NOT NULL,
+    span INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    agent_name TEXT NOT NULL,
+    success INTEGER NOT NULL,
+    bucket INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    PRIMARY KEY (user_id, span, start, agent_name, success, bucket)
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS productivity_metrics (
     id INTEGER PRIMARY KEY,
     organization_id TEXT NOT NULL,
@@ -450,3 +496,12 @@ CREATE TABLE IF NOT EXISTS ws_tickets (
     session_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+
+-- A counter per kind of ingested data (store/versions.py), raised by the transaction that
+-- changes that data: answers kept in memory are keyed on it, so every process sees a commit.
+CREATE TABLE IF NOT EXISTS data_versions (
+    name TEXT NOT NULL PRIMARY KEY,
+    version INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO data_versions (name, version)
+VALUES ('events', 1), ('agent_executions', 1), ('productivity_metrics', 1);

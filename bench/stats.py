@@ -1,4 +1,7 @@
-"""Latency of every /v1/stats endpoint and period on a database of 10 million events over 90 days."""
+"""Latency of every /v1/stats endpoint and period on a database of 10 million events over 90 days.
+
+Each answer is timed cold (computed from the rollups) and from memory (an unchanged question).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from flask.testing import FlaskClient
 
 from bench.workload import HOUR, current_hour, event_rows, make_installs
 from weather_metrics import create_app
+from weather_metrics.query import stats
 from weather_metrics.settings import load_settings
 from weather_metrics.store.batches import PendingBatch, write_batches
 from weather_metrics.store.db import database, open_database
@@ -36,7 +40,8 @@ SHAPING_SOURCES = (
     "bench/workload.py",
 )
 PERIODS = ("7d", "30d", "90d")
-TARGET_MS = 50.0
+TARGET_COLD_MS = 15.0  # median, computed afresh
+TARGET_MEMORY_MS = 1.0  # median, an unchanged question answered from memory
 
 
 def size_label(events: int) -> str:
@@ -160,10 +165,15 @@ def describe(path: Path) -> None:
         print("  note: the data is old, so the 7d and 30d windows hold fewer events; use --rebuild to refresh")
 
 
-def time_get(client: FlaskClient, url: str, runs: int, warmup: int) -> list[float]:
-    """Milliseconds of `runs` GETs after `warmup` untimed ones; every answer must be 200."""
+def time_get(client: FlaskClient, url: str, runs: int, warmup: int, cold: bool = False) -> list[float]:
+    """Milliseconds of `runs` GETs after `warmup` untimed ones; every answer must be 200.
+
+    `cold`: nothing kept in memory before each (stats.ANSWERS emptied), as after a commit.
+    """
     timings = []
     for index in range(warmup + runs):
+        if cold:
+            stats.ANSWERS.clear()
         started = time.perf_counter()
         response = client.get(url)
         elapsed = (time.perf_counter() - started) * 1000
@@ -174,8 +184,11 @@ def time_get(client: FlaskClient, url: str, runs: int, warmup: int) -> list[floa
     return timings
 
 
-def measure(path: Path, runs: int, warmup: int) -> list[tuple[str, str, list[float]]]:
-    """(endpoint, period, milliseconds) for every endpoint and period, through the Flask test client."""
+Timings = tuple[str, str, list[float], list[float]]
+
+
+def measure(path: Path, runs: int, warmup: int) -> list[Timings]:
+    """(endpoint, period, cold and from-memory milliseconds) of every endpoint and period, through the test client."""
     app = create_app(
         {
             "database": str(path),
@@ -188,11 +201,13 @@ def measure(path: Path, runs: int, warmup: int) -> list[tuple[str, str, list[flo
     try:
         busiest = client.get("/v1/stats/tools?period=90d").get_json()["tools"][0]["name"]
         endpoints = ("overview", "tools", f"tool/{busiest}", "errors", "performance")
-        return [
-            (f"/v1/stats/{endpoint}", period, time_get(client, f"/v1/stats/{endpoint}?period={period}", runs, warmup))
-            for endpoint in endpoints
-            for period in PERIODS
-        ]
+        out = []
+        for endpoint in endpoints:
+            for period in PERIODS:
+                url = f"/v1/stats/{endpoint}?period={period}"
+                cold = time_get(client, url, runs, warmup, cold=True)
+                out.append((f"/v1/stats/{endpoint}", period, cold, time_get(client, url, runs, warmup)))
+        return out
     finally:
         app.extensions["weather_metrics"].close()
         database.close_all()
@@ -203,18 +218,20 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def report(results: list[tuple[str, str, list[float]]], runs: int) -> None:
-    print(f"\n== GET /v1/stats/* through the Flask test client, {runs} timed runs each")
-    print(f"{'endpoint':<44} {'period':<6} {'median ms':>9} {'p95 ms':>8}  target     result")
+def report(results: list[Timings], runs: int) -> None:
+    print(f"\n== GET /v1/stats/* through the Flask test client, {runs} timed runs each, medians")
+    print(f"{'endpoint':<44} {'period':<6} {'cold ms':>8}  {'target':<8} {'':<5} {'memory ms':>9}  {'target':<7}")
     passed = 0
-    for endpoint, period, timings in results:
-        ok = p95(timings) < TARGET_MS
-        passed += ok
+    for endpoint, period, cold, warm in results:
+        cold_ok = statistics.median(cold) < TARGET_COLD_MS
+        warm_ok = statistics.median(warm) < TARGET_MEMORY_MS
+        passed += cold_ok + warm_ok
         print(
-            f"{endpoint:<44} {period:<6} {statistics.median(timings):>9.1f} {p95(timings):>8.1f}  "
-            f"< {TARGET_MS:.0f} ms   {'PASS' if ok else 'FAIL'}"
+            f"{endpoint:<44} {period:<6} {statistics.median(cold):>8.2f}  < {TARGET_COLD_MS:.0f} ms  "
+            f"{'PASS' if cold_ok else 'FAIL'}  {statistics.median(warm):>9.2f}  < {TARGET_MEMORY_MS:.0f} ms "
+            f"{'PASS' if warm_ok else 'FAIL'}"
         )
-    print(f"{passed} of {len(results)} rows meet the target (p95 < {TARGET_MS:.0f} ms)")
+    print(f"{passed} of {2 * len(results)} figures meet their target")
 
 
 def main(argv: list[str] | None = None) -> None:

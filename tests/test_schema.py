@@ -146,7 +146,7 @@ def test_rollup_statements_read_only_the_new_rows(app):
 
     with database.connection_context():
         statements = [s for kind in (EVENTS, AGENTS, PRODUCTIVITY) for s in compiled(kind).rollups(since_id=0)]
-        assert len(statements) == 14
+        assert len(statements) == 18
         for sql, params in statements:
             plan = " | ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))
             assert "SCAN t1" not in plan and "rowid>?" in plan, plan

@@ -26,6 +26,7 @@ from weather_metrics.ingest.org.intake import OrgIntake
 from weather_metrics.live import events as live
 from weather_metrics.live.hub import Hub
 from weather_metrics.live.relay import Relay
+from weather_metrics.query import stats
 from weather_metrics.reports.builder import FORMATS
 from weather_metrics.reports.runner import ReportRunner
 from weather_metrics.runtime import prometheus
@@ -98,6 +99,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if settings["backup_before_upgrade"]
         else None,
     )
+
+    stats.ANSWERS.resize(settings["stats_cache_mib"] * 2**20)
 
     webhooks = WebhookDeliverer(settings, SecretBox(require_secret(settings)), Subscribers())
     writer = EventWriter(

@@ -91,6 +91,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("rate_limit_burst", 10, "Extra requests a quiet client may send at once.", minimum=0, maximum=10**9),
     Setting("public_pages", True, "Serve the statistics pages / and /tools/<name> to anyone; false: they answer 404."),
+    Setting("stats_cache_mib", 16, "Memory for /v1 statistics kept in each process.", minimum=0, maximum=4096),
     Setting(
         "trusted_proxies",
         0,

@@ -1,12 +1,8 @@
 """Organization metrics read from the rollups: agent usage and productivity over a window.
 
-Counts and sums come from the hourly rollups, summed per hour in SQL and folded into the
-window's periods here; percentiles come from the daily histograms of the UTC days the
-window touches. Python sees at most one row per hour, agent or histogram bucket.
-
-Sorting months of histogram rows for GROUP BY is the slow part (SQLite has no hash
-aggregate), so agent results over days before yesterday are kept in `SETTLED` until
-executions for those days arrive.
+Agent sums come from the daily rollups for whole UTC days and the hourly ones for the rest
+(query/spans.py); percentiles from the histograms of the UTC days the window touches, read
+as spans of days. Results over days before yesterday are kept in `SETTLED`.
 """
 
 from __future__ import annotations
@@ -16,7 +12,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,8 +20,10 @@ from zoneinfo import ZoneInfo
 from weather_metrics.core.errors import QueryError
 from weather_metrics.core.histogram import percentile_from_histogram
 from weather_metrics.core.times import DAY, HOUR, iso, zone
+from weather_metrics.query import spans
 from weather_metrics.query.scope import Scope
 from weather_metrics.query.windows import Window
+from weather_metrics.store.agents import SPANS
 from weather_metrics.store.db import database
 
 log = logging.getLogger(__name__)
@@ -243,15 +241,26 @@ def _percentiles(histogram: dict[int, int]) -> dict[str, float | None]:
     return out
 
 
+def _agent_rows(hourly: _Filter, key: str | None, low: int, high: int, cuts: list[int] | None = None) -> Rows:
+    """(`key` or the hour or day, calls, successes, duration sum) over the hours [low, high].
+
+    Whole UTC days come from the daily sums, and only the hours left from the hourly ones;
+    with `cuts` (period starts), a day a period starts inside is read by the hour.
+    """
+    days, hours = spans.whole_days(low, high, cuts or [])
+    daily = replace(hourly, table=hourly.table.replace("_hourly", "_daily"))
+    out: Rows = []
+    for part, column, ranges in ((hourly, "hour", hours), (daily, "day", days)):
+        group = key or column
+        select = f"{group}, SUM(calls), SUM(calls * success), SUM(duration_sum)"
+        for first, last in ranges:
+            out += part.rows(select, column, first, last, group)
+    return out
+
+
 def _agent_sums(hourly: _Filter, window: Window) -> dict[str, tuple[int, int, float]]:
     """Calls, successes and duration sum of each agent over the window."""
-    rows = hourly.rows(
-        "agent_name, SUM(calls), SUM(calls * success), SUM(duration_sum)",
-        "hour",
-        window.first_hour,
-        window.last_hour,
-        "agent_name",
-    )
+    rows = _agent_rows(hourly, "agent_name", window.first_hour, window.last_hour)
     out: dict[str, tuple[int, int, float]] = {}
     for name, calls, successes, duration in rows:
         before = out.get(name, (0, 0, 0.0))
@@ -262,9 +271,18 @@ def _agent_sums(hourly: _Filter, window: Window) -> dict[str, tuple[int, int, fl
 def _agent_histograms(daily: _Filter, window: Window) -> dict[str, dict[int, int]]:
     """Each agent's duration histogram over the UTC days the window touches."""
     out: dict[str, dict[int, int]] = {}
-    rows = daily.rows(
-        "agent_name, bucket, SUM(calls)", "day", window.first_day(), window.last_day(), "agent_name, bucket"
-    )
+    chosen, singles = spans.day_spans(window.first_day(), window.last_day(), SPANS)
+    rows: Rows = []
+    for first, last in singles:
+        rows += daily.rows("agent_name, bucket, SUM(calls)", "day", first, last, "agent_name, bucket")
+    if chosen:
+        table = daily.table.replace("_daily", "_spans")
+        pairs = ", ".join(["(?, ?)"] * len(chosen))
+        rows += database.execute_sql(
+            f"SELECT agent_name, bucket, SUM(calls) FROM {table} WHERE {daily.where}"
+            f" AND (span, start) IN (VALUES {pairs}) GROUP BY agent_name, bucket",
+            (*daily.params, *(value for span in chosen for value in span)),
+        ).fetchall()
     for name, bucket, calls in rows:
         histogram = out.setdefault(name, {})
         histogram[bucket] = histogram.get(bucket, 0) + calls
@@ -281,10 +299,7 @@ def _merged(histograms: dict[str, dict[int, int]]) -> dict[int, int]:
 
 def _agent_series(hourly: _Filter, page: _Page) -> list[dict[str, Any]]:
     sums = [[0, 0, 0.0] for _ in page.periods]
-    rows = hourly.rows(
-        "hour, SUM(calls), SUM(calls * success), SUM(duration_sum)", "hour", page.first_hour, page.last_hour, "hour"
-    )
-    for hour, calls, successes, duration in rows:
+    for hour, calls, successes, duration in _agent_rows(hourly, None, page.first_hour, page.last_hour, page.starts):
         entry = sums[page.index(hour)]
         entry[0] += calls
         entry[1] += successes

@@ -1,7 +1,14 @@
-"""Aggregate statistics for /v1/stats, answered from the rollups (never from raw events)."""
+"""Aggregate statistics for /v1/stats, answered from the rollups (never from raw events).
+
+Each public function's answer is kept in `ANSWERS` until the events' data version moves
+(query/answers.py). A period ends with today (UTC), so an answer depends on `now` only
+through its UTC date, which is part of the question.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -11,6 +18,8 @@ from peewee import fn
 from weather_metrics.core.errors import ServiceError
 from weather_metrics.core.histogram import percentile_from_histogram
 from weather_metrics.core.times import DAY, iso
+from weather_metrics.query.answers import AnswerCache
+from weather_metrics.store import versions
 from weather_metrics.store.db import database
 from weather_metrics.store.events import (
     WEEK,
@@ -27,10 +36,27 @@ from weather_metrics.store.events import (
 
 PERIODS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PERIOD = "30d"
+ANSWERS = AnswerCache(versions.EVENTS, 16 * 2**20)  # create_app sets its size from `stats_cache_mib`
+Answer = dict[str, Any]
 
 
 class UnknownTool(ServiceError, LookupError):
     """The tool has no data in the period."""
+
+
+def remembered(compute: Callable[..., Answer]) -> Callable[..., Answer]:
+    """`compute(*question, now)`, answered from ANSWERS when the data has not changed since.
+
+    Errors (UnknownTool) are raised every time, never kept.
+    """
+
+    @functools.wraps(compute)
+    def answer(*args: Any) -> Answer:
+        *question, now = args
+        key = (compute.__name__, *question, now.astimezone(UTC).date())
+        return ANSWERS.answer(key, lambda: compute(*args))  # type: ignore[no-any-return]
+
+    return answer
 
 
 def period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
@@ -147,6 +173,7 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: sum(r[k] or 0 for r in rows) for k in _SUMS}
 
 
+@remembered
 def errors(period: str, now: datetime) -> dict[str, Any]:
     span = _bounds(period, now)
     return {"period": period, "errors": _error_entries(span)}
@@ -222,6 +249,7 @@ def _response_times(histogram: Histogram, totals: dict[str, Any]) -> dict[str, f
     }
 
 
+@remembered
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, response times, daily series, versions and countries of one tool; UnknownTool without data."""
     span = _bounds(period, now)
@@ -266,14 +294,14 @@ class PeriodFigures:
     def overview(self) -> dict[str, Any]:
         start_dt, end_dt = period_window(self.period, self.now)
         span, totals = self.span, self.totals
-        versions = VersionDaily.select(fn.COUNT(VersionDaily.version.distinct())).where(VersionDaily.day.between(*span))
+        seen = VersionDaily.select(fn.COUNT(VersionDaily.version.distinct())).where(VersionDaily.day.between(*span))
         return {
             "period": self.period,
             "start_date": iso(start_dt),
             "end_date": iso(end_dt),
             "summary": {
                 "total_calls": totals["calls"],
-                "unique_versions": versions.scalar() or 0,
+                "unique_versions": seen.scalar() or 0,
                 "active_installs": Session.select().where(Session.last_seen >= span[0]).count(),
                 "success_rate": _rate(totals["calls"] - totals["errors"], totals["calls"]),
                 "avg_response_time_ms": _mean(totals["rt_sum"], totals["timed"]),
@@ -323,21 +351,38 @@ class PeriodFigures:
         }
 
 
+@remembered
 def overview(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).overview()
 
 
+@remembered
 def tools(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).tools()
 
 
+@remembered
+def page(period: str, now: datetime) -> dict[str, Any]:
+    """What the overview page shows, from one read of the per-tool sums."""
+    figures = PeriodFigures(period, now)
+    return {
+        "overview": figures.overview(),
+        "performance": figures.performance(),
+        "daily": figures.daily(),
+        "usage": figures.versions_and_countries(),
+    }
+
+
+@remembered
 def daily(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).daily()
 
 
+@remembered
 def versions_and_countries(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).versions_and_countries()
 
 
+@remembered
 def performance(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).performance()

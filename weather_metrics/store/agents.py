@@ -18,7 +18,7 @@ from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR
 from weather_metrics.core.vocabulary import dump_json
 from weather_metrics.store.db import BaseModel
-from weather_metrics.store.rowkind import SINCE, RowKind, item_seconds, summed
+from weather_metrics.store.rowkind import SINCE, RawRollup, RowKind, item_seconds, summed
 
 
 class AgentExecution(BaseModel):
@@ -95,6 +95,63 @@ class AgentUserLatencyDaily(BaseModel):
         without_rowid = True
 
 
+class AgentDaily(BaseModel):
+    organization_id = TextField()
+    day = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    calls = IntegerField()
+    duration_sum = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "day", "agent_name", "success")
+        without_rowid = True
+
+
+class AgentUserDaily(BaseModel):
+    user_id = TextField()
+    day = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    calls = IntegerField()
+    duration_sum = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("user_id", "day", "agent_name", "success")
+        without_rowid = True
+
+
+class AgentLatencySpans(BaseModel):
+    organization_id = TextField()
+    span = IntegerField()
+    start = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "span", "start", "agent_name", "success", "bucket")
+        without_rowid = True
+
+
+class AgentUserLatencySpans(BaseModel):
+    user_id = TextField()
+    span = IntegerField()
+    start = IntegerField()
+    agent_name = TextField()
+    success = BooleanField()
+    bucket = IntegerField()
+    calls = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("user_id", "span", "start", "agent_name", "success", "bucket")
+        without_rowid = True
+
+
+SPANS = (4, 16, 64)  # days of the histogram spans (schema.sql agent_latency_spans)
+
+
 AGENT_COLUMNS = (
     "organization_id",
     "batch_id",
@@ -137,6 +194,36 @@ def agent_row(
         1 if item["success"] else 0,
         item.get("error_details"),
         text if text is not None or metadata is None else dump_json(metadata),
+    )
+
+
+def _sums(model: Any, owner: str, period: Any, where: Any) -> Any:
+    """Calls and duration per owner (organization or user), period, agent and outcome."""
+    a = AgentExecution
+    owned = getattr(a, owner)
+    columns = [getattr(model, owner), model.day]
+    return model.insert_from(
+        a.select(owned, period, a.agent_name, a.success, fn.COUNT(a.id), fn.SUM(a.duration_ms))
+        .where(where)
+        .group_by(owned, period, a.agent_name, a.success),
+        fields=[*columns, model.agent_name, model.success, model.calls, model.duration_sum],
+    ).on_conflict(
+        conflict_target=[*columns, model.agent_name, model.success],
+        update=summed(model, "calls", "duration_sum"),
+    )
+
+
+def _span_histogram(model: Any, owner: str) -> RawRollup:
+    """Each new execution into the histogram of every span holding its day."""
+    spans = " UNION ALL ".join(f"SELECT {n * DAY} AS length" for n in SPANS)
+    table = model._meta.table_name  # noqa: SLF001 - peewee's way to name a model's table
+    return RawRollup(
+        model,
+        f"INSERT INTO {table} ({owner}, span, start, agent_name, success, bucket, calls)"
+        f" SELECT {owner}, s.length / {DAY}, hour / s.length * s.length, agent_name, success, latency_bucket,"
+        f" COUNT(id) FROM agent_executions, ({spans}) AS s WHERE id > ? AND {owner} IS NOT NULL"
+        f" GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT ({owner}, span, start, agent_name, success, bucket)"
+        " DO UPDATE SET calls = calls + excluded.calls",
     )
 
 
@@ -235,6 +322,10 @@ def _agent_rollups() -> list[Any]:
             ],
             update=summed(AgentUserLatencyDaily, "calls"),
         ),
+        _sums(AgentDaily, "organization_id", day, new),
+        _sums(AgentUserDaily, "user_id", day, user),
+        _span_histogram(AgentLatencySpans, "organization_id"),
+        _span_histogram(AgentUserLatencySpans, "user_id"),
     ]
 
 

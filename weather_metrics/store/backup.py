@@ -141,6 +141,7 @@ def restore(source: Path, database: Path, newest_version: int) -> Path | None:
             reader.backup(writer)
         reader.close()
         writer.close()
+        _raise_data_versions(incoming, database)
         kept = None
         if database.exists():
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -153,6 +154,30 @@ def restore(source: Path, database: Path, newest_version: int) -> Path | None:
         return kept
     finally:
         os.close(fd)
+
+
+def _data_versions(path: Path) -> dict[str, int]:
+    """The data versions a database holds (none for a missing file, or one from before they existed)."""
+    if not path.exists():
+        return {}
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            rows = conn.execute("SELECT name, version FROM data_versions").fetchall()
+        conn.close()
+    except sqlite3.DatabaseError:
+        return {}
+    return dict(rows)
+
+
+def _raise_data_versions(incoming: Path, replaced: Path) -> None:
+    """Give the restored data versions above the replaced database's: answers cached on those never match it."""
+    before = _data_versions(replaced)
+    with sqlite3.connect(incoming) as conn:
+        for name, version in _data_versions(incoming).items():
+            conn.execute(
+                "UPDATE data_versions SET version = ? WHERE name = ?", (max(version, before.get(name, 0)) + 1, name)
+            )
+    conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:

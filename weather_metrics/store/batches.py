@@ -17,6 +17,7 @@ from typing import Any
 from peewee import EXCLUDED
 
 from weather_metrics.core.times import DAY
+from weather_metrics.store import versions
 from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
@@ -173,6 +174,7 @@ def write_batches(
             if rows:
                 _write_rows(kind, rows)
                 stored += len(rows)
+        versions.bump(kind.table for kind, rows in by_kind.items() if rows)  # commits with the rows
         stamped = _stamp_keys(api_keys, now)
         if within is not None:
             within(batches)

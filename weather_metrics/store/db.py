@@ -39,6 +39,12 @@ def storage_error(exc: BaseException) -> StorageFull | None:
 
 # Bound by `open_database`; models in models.py use it.
 database = PooledSqliteDatabase(None)
+_bindings = 0  # how many times `open_database` has bound it, in this process
+
+
+def binding() -> int:
+    """Which binding of `database` this is: answers kept in memory must not outlive it."""
+    return _bindings
 
 
 def sqlite_pragmas(synchronous: str) -> list[tuple[str, object]]:
@@ -66,6 +72,8 @@ def open_database(
     migrating an older schema, a copy goes to `backup_dir` (None: no copy). This process holds
     the database's service lock from now on, so a restore refuses to replace it underneath.
     """
+    global _bindings
+    _bindings += 1
     file = Path(path).expanduser().resolve()
     file.parent.mkdir(parents=True, exist_ok=True)
     if not database.deferred:

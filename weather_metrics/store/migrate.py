@@ -28,6 +28,8 @@ def migrations() -> dict[int, Path]:
     for path in MIGRATIONS_DIR.iterdir():
         match = MIGRATION_NAME.fullmatch(path.name)
         if match:
+            if int(match[1]) in found:  # branches merged with the same number: one would be skipped
+                raise RuntimeError(f"two migrations bring the schema to version {int(match[1])}: rename one")
             found[int(match[1])] = path
     return dict(sorted(found.items()))
 

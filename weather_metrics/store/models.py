@@ -16,11 +16,15 @@ from peewee import (
 )
 
 from weather_metrics.store.agents import (
+    AgentDaily,
     AgentExecution,
     AgentHourly,
     AgentLatencyDaily,
+    AgentLatencySpans,
+    AgentUserDaily,
     AgentUserHourly,
     AgentUserLatencyDaily,
+    AgentUserLatencySpans,
 )
 from weather_metrics.store.db import BaseModel
 from weather_metrics.store.events import (
@@ -36,6 +40,7 @@ from weather_metrics.store.events import (
     VersionDaily,
 )
 from weather_metrics.store.productivity import ProductivityHourly, ProductivityMetric
+from weather_metrics.store.versions import DataVersion
 
 
 class IdempotencyKey(BaseModel):
@@ -234,7 +239,17 @@ ROLLUP_MODELS = (
     ServiceDaily,
     ErrorDaily,
 )
-ORG_ROLLUP_MODELS = (AgentHourly, AgentUserHourly, AgentLatencyDaily, AgentUserLatencyDaily, ProductivityHourly)
+ORG_ROLLUP_MODELS = (
+    AgentHourly,
+    AgentUserHourly,
+    AgentLatencyDaily,
+    AgentUserLatencyDaily,
+    AgentDaily,
+    AgentUserDaily,
+    AgentLatencySpans,
+    AgentUserLatencySpans,
+    ProductivityHourly,
+)
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)
 
 
@@ -340,4 +355,5 @@ ALL_MODELS = (
     LiveEvent,
     WsConnection,
     WsTicket,
+    DataVersion,
 )

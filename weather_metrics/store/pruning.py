@@ -9,12 +9,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from weather_metrics.core.times import DAY, HOUR
+from weather_metrics.store import versions
 from weather_metrics.store.agents import (
+    AgentDaily,
     AgentExecution,
     AgentHourly,
     AgentLatencyDaily,
+    AgentLatencySpans,
+    AgentUserDaily,
     AgentUserHourly,
     AgentUserLatencyDaily,
+    AgentUserLatencySpans,
 )
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.events import (
@@ -33,6 +38,24 @@ from weather_metrics.store.events import (
 from weather_metrics.store.models import IdempotencyKey
 from weather_metrics.store.productivity import ProductivityHourly, ProductivityMetric
 
+# Every table read for figures, past `rollup_retention_days`, with the data version it counts in.
+ROLLUPS: tuple[tuple[str, Any, str], ...] = (
+    *((versions.EVENTS, model, "hour") for model in (ToolHourly,)),
+    *((versions.EVENTS, model, "day") for model in (LatencyDaily, VersionDaily, CountryDaily, ServiceDaily)),
+    (versions.EVENTS, ToolLatencyDaily, "day"),
+    # A block goes once its last day does. No period reaches before the cutoff (the longest
+    # is 90 days, rollup_retention_days at least 90), so none reads a block it straddles.
+    (versions.EVENTS, ToolLatencyWeekly, "week_end"),
+    (versions.EVENTS, ErrorDaily, "day"),
+    (versions.EVENTS, Session, "last_seen"),
+    *((versions.AGENT_EXECUTIONS, model, "hour") for model in (AgentHourly, AgentUserHourly)),
+    *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentLatencyDaily, AgentUserLatencyDaily)),
+    *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentDaily, AgentUserDaily)),
+    # A span goes once it lies wholly before the cutoff (its "end"), likewise.
+    *((versions.AGENT_EXECUTIONS, model, "end") for model in (AgentLatencySpans, AgentUserLatencySpans)),
+    (versions.PRODUCTIVITY_METRICS, ProductivityHourly, "hour"),
+)
+
 
 def prune_step(
     now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int, chunk: int = 20_000
@@ -44,15 +67,17 @@ def prune_step(
     """
     event_cutoff = int((now - timedelta(days=retention_days)).timestamp()) // HOUR * HOUR
     deleted = 0
-    raw: tuple[tuple[Any, Any], ...] = (
-        (Event, Event.timestamp_hour),
-        (AgentExecution, AgentExecution.hour),
-        (ProductivityMetric, ProductivityMetric.hour),
+    raw: tuple[tuple[Any, Any, str], ...] = (
+        (Event, Event.timestamp_hour, versions.EVENTS),
+        (AgentExecution, AgentExecution.hour, versions.AGENT_EXECUTIONS),
+        (ProductivityMetric, ProductivityMetric.hour, versions.PRODUCTIVITY_METRICS),
     )
-    for model, hour in raw:
+    for model, hour, name in raw:
         with write_transaction():
             doomed = model.select(model.id).where(hour < event_cutoff).limit(chunk)
             removed = model.delete().where(model.id.in_(doomed)).execute()
+            if removed:
+                versions.bump([name])
         if removed and model is AgentExecution:
             _forget_settled()  # new rows may now reuse the pruned ids the cache keys on
         deleted += removed
@@ -60,29 +85,23 @@ def prune_step(
             return deleted, True
     rollup_cutoff = int((now - timedelta(days=rollup_retention_days)).timestamp()) // DAY * DAY
     key_cutoff = int((now - timedelta(hours=idempotency_ttl_hours)).timestamp())
-    hourly: tuple[Any, ...] = (ToolHourly, AgentHourly, AgentUserHourly, ProductivityHourly)
-    daily: tuple[Any, ...] = (
-        LatencyDaily,
-        ToolLatencyDaily,
-        VersionDaily,
-        CountryDaily,
-        ServiceDaily,
-        ErrorDaily,
-        AgentLatencyDaily,
-        AgentUserLatencyDaily,
-    )
     with write_transaction():
         dropped = 0
-        for model in hourly:
-            dropped += model.delete().where(model.hour < rollup_cutoff).execute()
-        for model in daily:
-            dropped += model.delete().where(model.day < rollup_cutoff).execute()
-        # A block goes once its last day does. No period reaches before the cutoff (the longest
-        # is 90 days, rollup_retention_days at least 90), so none reads a block it straddles.
-        dropped += ToolLatencyWeekly.delete().where(ToolLatencyWeekly.week + WEEK <= rollup_cutoff).execute()
+        changed = set()
+        for name, model, column in ROLLUPS:
+            if column == "end":
+                doomed = model.start + model.span * DAY <= rollup_cutoff
+            elif column == "week_end":
+                doomed = model.week + WEEK <= rollup_cutoff
+            else:
+                doomed = getattr(model, column) < rollup_cutoff
+            removed = model.delete().where(doomed).execute()
+            if removed:
+                changed.add(name)
+                dropped += removed
         deleted += dropped
-        deleted += Session.delete().where(Session.last_seen < rollup_cutoff).execute()
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()
+        versions.bump(changed)
     if dropped:
         _forget_settled()
     return deleted, False

@@ -37,3 +37,14 @@ def item_seconds(item: dict[str, Any]) -> float:
     moment = parse_timestamp(item["timestamp"])
     assert moment is not None  # validated before
     return moment.timestamp()
+
+
+@dataclass(frozen=True)
+class RawRollup:
+    """A rollup statement into `model` written as SQL, for what peewee cannot build; `?` is SINCE, its one parameter."""
+
+    model: Any
+    text: str
+
+    def sql(self) -> tuple[str, list[Any]]:
+        return self.text, [SINCE]

@@ -69,16 +69,16 @@ def _frame(period: str, now: datetime, endpoint: str, **values: Any) -> dict[str
 def overview() -> str:
     """Totals, calls per day, tools, errors, response times, cache, services, versions and countries."""
     period, now = _period(), _now()
-    figures = stats.PeriodFigures(period, now)  # one read of the per-tool sums for all four answers
-    daily = figures.daily()["daily_data"]
+    figures = stats.page(period, now)  # the four answers, from one read of the per-tool sums
+    daily = figures["daily"]["daily_data"]
     return render_template(
         "pages/overview.html",
         **_frame(period, now, "pages.overview"),
-        overview=figures.overview(),
-        performance=figures.performance(),
+        overview=figures["overview"],
+        performance=figures["performance"],
         daily=daily,
         chart=calls_per_day(period, now, daily),
-        usage=figures.versions_and_countries(),
+        usage=figures["usage"],
         api=url_for("v1.overview", period=period),
     )
 

@@ -1,0 +1,41 @@
+"""Data versions: a counter per kind of data, raised by every transaction that changes it.
+
+A reader that keeps answers in memory keys them on the version it reads, so a commit in any
+process (or on any host sharing the database) makes the next read compute afresh. The
+counter lives in the database and is raised inside the writing transaction, so it commits
+or rolls back with the rows it stands for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from peewee import IntegerField, TextField
+
+from weather_metrics.store.db import BaseModel, database
+
+EVENTS = "events"  # /v1 events, their rollups and sessions
+AGENT_EXECUTIONS = "agent_executions"
+PRODUCTIVITY_METRICS = "productivity_metrics"
+NAMES = (EVENTS, AGENT_EXECUTIONS, PRODUCTIVITY_METRICS)
+
+
+class DataVersion(BaseModel):
+    name = TextField(primary_key=True)
+    version = IntegerField()
+
+    class Meta:
+        table_name = "data_versions"
+        without_rowid = True
+
+
+def bump(names: Iterable[str]) -> None:
+    """Raise the versions of `names`; call it inside the transaction that changes their data."""
+    for name in sorted(set(names)):
+        database.execute_sql("UPDATE data_versions SET version = version + 1 WHERE name = ?", (name,))
+
+
+def current(name: str) -> int:
+    """The version of `name` as this connection sees it now."""
+    row = database.execute_sql("SELECT version FROM data_versions WHERE name = ?", (name,)).fetchone()
+    return 0 if row is None else int(row[0])
