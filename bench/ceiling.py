@@ -11,7 +11,6 @@ from typing import Any
 from weather_metrics.ingest.events.compiled import accepted_rows
 from weather_metrics.store.batches import PendingBatch, write_batches
 from weather_metrics.store.db import database, open_database
-from weather_metrics.store.events import event_row
 
 Rows = list[tuple[Any, ...]]
 RETENTION_DAYS = 90
