@@ -283,12 +283,8 @@ class WebhookDeliverer:
         busy = sorted(self._sending)  # one attempt at a time per organization (see run_once)
         if busy:
             due &= Webhook.organization.not_in(busy)
-        return (
-            WebhookDelivery.select(WebhookDelivery, Webhook)
-            .join(Webhook)
-            .where(due)
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
-        )
+        oldest = (WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
+        return WebhookDelivery.select(WebhookDelivery, Webhook).join(Webhook).where(due).order_by(*oldest)
 
     def _claim(self, at: int) -> tuple[WebhookDelivery, Webhook] | None:
         """The oldest due delivery of an enabled webhook, its attempt counted and leased to us."""
