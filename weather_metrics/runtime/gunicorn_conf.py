@@ -92,8 +92,9 @@ class RedactingLogger(Logger):
             for handler in self.access_log.handlers:
                 handler.setFormatter(formatter("json", self.access_fmt))
         # A line per request: written from a thread of its own, a request thread never waits for it.
+        # Not a file's: gunicorn reopens those on USR1, and would no longer find it.
         for handler in list(self.access_log.handlers):
-            if isinstance(handler, logging.StreamHandler):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
                 background = BackgroundLines(handler)
                 background._gunicorn = True  # type: ignore[attr-defined]  # noqa: SLF001 - gunicorn's mark: its next setup removes it
                 self.access_log.removeHandler(handler)
