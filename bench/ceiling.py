@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from weather_metrics.ingest.events.validation import batch_problems, window_problems
+from weather_metrics.ingest.events.compiled import accepted_rows
 from weather_metrics.store.batches import PendingBatch, write_batches
 from weather_metrics.store.db import database, open_database
-from weather_metrics.store.events import event_row
 
 Rows = list[tuple[Any, ...]]
 RETENTION_DAYS = 90
@@ -44,10 +42,10 @@ def write_rate(path: Path, pool: list[Rows], group_requests: int, seconds: float
 
 def rows_of(raw: bytes) -> Rows:
     """What a request thread does with a body before queueing it: decode, validate, build rows."""
-    body = json.loads(raw)
-    if batch_problems(body) or window_problems(body["events"], datetime.now(UTC), RETENTION_DAYS):
+    rows = accepted_rows(raw, datetime.now(UTC), RETENTION_DAYS, 0)
+    if rows is None:
         raise RuntimeError("the benchmark's events do not validate")
-    return [event_row(event, 0) for event in body["events"]]
+    return rows
 
 
 def request_cpu_ms(bodies: list[bytes], seconds: float = 2.0) -> float:

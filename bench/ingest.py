@@ -9,6 +9,7 @@ import multiprocessing
 import os
 import random
 import sqlite3
+import statistics
 import tempfile
 import time
 import urllib.request
@@ -21,7 +22,7 @@ from typing import Any
 from bench.ceiling import copy_database, request_cpu_ms, write_rate
 from bench.load import REQUEST_TIMEOUT, LoadPlan, Sample, drive, http_post
 from bench.workload import batch_events, current_hour, make_installs
-from tests.support import Server
+from tests.support import ROOT, Server
 from weather_metrics.settings import load_settings
 from weather_metrics.store.events import event_row
 
@@ -30,6 +31,11 @@ DISTINCT_REQUESTS = 256
 INSTALLS = 5_000
 TARGET_RATIO = 0.9
 TARGET_P99_MS = 200.0
+TARGET_CPU_FACTOR = 0.5  # CPU per event at most half of the baseline's
+TARGET_SPEEDUP = 1.5  # acknowledged events/s at least 1.5x the baseline's
+# Without --baseline: the figures of issue 16, measured on this machine before the work on it.
+RECORDED_CPU_PER_MILLION = 32.0
+RECORDED_ACKED = 30_000.0
 WRITER_SERIES = (
     "weather_metrics_writer_batch_rows_sum",
     "weather_metrics_writer_batch_rows_count",
@@ -73,7 +79,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "of this one, e.g. bench/results/stats-10m.db, instead of empty",
     )
     parser.add_argument("--seed", type=int, default=1)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. a git worktree of the previous main) measured in alternating rounds",
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per checkout (default 3 with --baseline, else 1)")
+    args = parser.parse_args(argv)
+    if args.rounds is None:
+        args.rounds = 3 if args.baseline else 1
+    return args
 
 
 def make_batches(seed: int) -> list[Batch]:
@@ -168,45 +183,53 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def report_server(result: LoadResult, plan: LoadPlan, ack: str) -> float:
-    """Print the server's figures; returns acknowledged events/s."""
+@dataclass(frozen=True)
+class Run:
+    """One checkout's figures over one measured window."""
+
+    label: str
+    acked: float  # acknowledged events/s
+    p99_ms: float
+    cpu_per_million: float  # server CPU seconds per million events stored
+    group: float  # the writer's mean group, in events
+
+
+def run_figures(label: str, result: LoadResult) -> Run:
+    """The figures of a window, printed on two lines."""
     statuses = Counter(s[2] for s in result.samples)
     acked = statuses[200] * BATCH / result.seconds
-    stored = (result.end.max_id - result.start.max_id) / result.seconds
+    stored = result.end.max_id - result.start.max_id
     latencies = [s[1] * 1000 for s in result.samples]
-    p99 = percentile(latencies, 0.99)
+    cpu = result.end.server_cpu - result.start.server_cpu
     others = ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()) if status != 200)
+    run = Run(label, acked, percentile(latencies, 0.99), cpu / stored * 1e6 if stored else math.nan, group_size(result))
     print(
-        f"\n== POST /v1/events on the real server (gunicorn, ack={ack}), {plan.connections} keep-alive "
-        f"connections, {BATCH} events/request"
+        f"{label:<9} {acked:>7,.0f} events/s acknowledged, {stored / result.seconds:>7,.0f} stored; "
+        f"p50 {percentile(latencies, 0.5):5.1f} ms, p99 {run.p99_ms:5.1f} ms; "
+        f"server CPU {cpu / result.seconds:4.0%} of a core, {run.cpu_per_million:4.1f} s per million events"
     )
-    print(f"window            {result.seconds:.1f} s after {plan.warmup:.1f} s warm-up")
-    print(f"requests          {len(result.samples):,} answered ({statuses[200]:,} x 200; non-200: {others or 'none'})")
-    print(f"acknowledged      {acked:,.0f} events/s")
-    print(f"stored            {stored:,.0f} events/s (rows committed during the window)")
     print(
-        f"latency           p50 {percentile(latencies, 0.5):.1f} ms, p90 {percentile(latencies, 0.9):.1f} ms, "
-        f"p99 {p99:.1f} ms, max {max(latencies, default=float('nan')):.1f} ms"
+        f"{'':<9} non-200: {others or 'none'}; {writer_line(result)}; load client {result.client_cores:.0%} of a core"
     )
-    print(f"                  target p99 < {TARGET_P99_MS:.0f} ms: {verdict(p99 < TARGET_P99_MS)}")
-    server_cores = (result.end.server_cpu - result.start.server_cpu) / result.seconds
-    print(f"server CPU        {server_cores:.0%} of one core (of {os.cpu_count()} on this machine)")
-    print(f"load client       {result.client_cores:.0%} of one core (pre-serialized requests on asyncio sockets)")
-    return acked
+    return run
 
 
-def writer_figures(result: LoadResult) -> float:
-    """Print the writer's group size and busy time over the window; returns the mean group size."""
+def group_size(result: LoadResult) -> float:
     delta = {k: result.end.writer.get(k, 0.0) - result.start.writer.get(k, 0.0) for k in WRITER_SERIES}
     commits = delta["weather_metrics_writer_batch_rows_count"]
-    group = delta["weather_metrics_writer_batch_rows_sum"] / commits if commits else float(BATCH)
-    busy = delta["weather_metrics_writer_commit_seconds_sum"] / result.seconds
-    mean_ms = delta["weather_metrics_writer_commit_seconds_sum"] / commits * 1000 if commits else float("nan")
-    print(
-        f"writer            {commits:,.0f} commits, mean group {group:,.0f} events, mean commit {mean_ms:.1f} ms, "
-        f"busy {busy:.0%} of the window"
+    return delta["weather_metrics_writer_batch_rows_sum"] / commits if commits else float(BATCH)
+
+
+def writer_line(result: LoadResult) -> str:
+    """The writer's commits, mean commit time and busy time over the window."""
+    delta = {k: result.end.writer.get(k, 0.0) - result.start.writer.get(k, 0.0) for k in WRITER_SERIES}
+    commits = delta["weather_metrics_writer_batch_rows_count"]
+    busy = delta["weather_metrics_writer_commit_seconds_sum"]
+    mean_ms = busy / commits * 1000 if commits else float("nan")
+    return (
+        f"writer {commits:,.0f} commits of {group_size(result):,.0f} events, {mean_ms:.1f} ms each, "
+        f"busy {busy / result.seconds:.0%}"
     )
-    return group
 
 
 def max_event_id(db_path: Path) -> int:
@@ -218,67 +241,107 @@ def max_event_id(db_path: Path) -> int:
     return int(found)
 
 
-def report_durability(result: LoadResult, db_path: Path, first_id: int) -> None:
+def check_durability(result: LoadResult, db_path: Path, first_id: int) -> None:
     """After SIGTERM: every acknowledged event must be in the file."""
     acked = sum(1 for s in result.all_samples if s[2] == 200) * BATCH
     with sqlite3.connect(db_path) as con:
         rows = con.execute("SELECT COUNT(*) FROM events WHERE id > ?", (first_id,)).fetchone()[0]
     con.close()
-    print(
-        f"after SIGTERM     {rows:,} rows stored; {acked:,} events acknowledged over the whole run "
-        f"({max(0, acked - rows):,} acknowledged but missing)"
-    )
+    if rows < acked:
+        print(f"{'':<9} FAIL after SIGTERM: {acked - rows:,} of {acked:,} acknowledged events missing")
 
 
-def report_ceilings(
-    tmp: Path, args: argparse.Namespace, batches: list[Batch], acked: float, group: float, synchronous: str
-) -> None:
-    """Single-thread write_batches rates, on a file that starts as the server's did."""
+def measure(root: Path, label: str, tmp: Path, args: argparse.Namespace, batches: list[Batch]) -> Run:
+    """Start `root`'s server on a fresh (or copied) file, load it, stop it; its figures."""
+    db_path = tmp / f"{label}-{time.monotonic_ns()}.db"
+    copy_database(args.from_database, db_path)
+    first_id = max_event_id(db_path)
+    server = Server(db_path, root=root, rate_limit_per_minute=1_000_000_000, ack=args.ack)
+    requests = [http_post("127.0.0.1", server.port, "/v1/events", encode(batch)) for batch in batches]
+    plan = LoadPlan("127.0.0.1", server.port, requests, args.connections, args.warmup, args.seconds)
+    server.start()
+    try:
+        result = run_load(server, db_path, plan)
+    finally:
+        server.stop()
+    run = run_figures(label, result)
+    check_durability(result, db_path, first_id)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    return run
+
+
+def ceiling(tmp: Path, args: argparse.Namespace, batches: list[Batch], group: float, synchronous: str) -> float:
+    """This checkout's single-thread write_batches rate at the server's mean group, on a file like the server's."""
     pool = [[event_row(event, 0) for event in batch] for batch in batches]
-    group_requests = max(1, round(group / BATCH))
-    seconds = args.ceiling_seconds or args.seconds
+    requests = max(1, round(group / BATCH))
+    seconds = args.ceiling_seconds or min(args.seconds, 10.0)
+    path = tmp / "ceiling.db"
+    copy_database(args.from_database, path)
+    rate = write_rate(path, pool, requests, seconds, synchronous)
     start = f"a copy of {args.from_database}" if args.from_database else "a fresh SQLite file"
     print(
-        f"\n== single-thread ceiling: write_batches (raw rows + rollups) into {start}, "
-        f"synchronous={synchronous}, {seconds:.0f} s each"
+        f"\n== single-thread ceiling: write_batches (raw rows + rollups), {requests * BATCH} events a transaction "
+        f"(the server's mean group), into {start}, synchronous={synchronous}, {seconds:.0f} s: {rate:,.0f} events/s"
     )
-    for label, requests in (("one request", 1), ("server's mean group", group_requests)):
-        path = tmp / f"ceiling-{requests}.db"
-        copy_database(args.from_database, path)
-        rate = write_rate(path, pool, requests, seconds, synchronous)
-        ratio = acked / rate
-        print(
-            f"{requests * BATCH:>6} events/transaction ({label:<19}) {rate:>9,.0f} events/s; "
-            f"acknowledged/ceiling {ratio:.2f} (target >= {TARGET_RATIO}: {verdict(ratio >= TARGET_RATIO)})"
-        )
     cpu = request_cpu_ms([encode(batch) for batch in batches])
     print(
         f"request CPU       {cpu:.2f} ms per {BATCH}-event request to decode, validate and build rows "
         f"(one core: {BATCH / cpu * 1000:,.0f} events/s before any write)"
     )
+    return rate
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+def summary(ours: list[Run], baseline: list[Run], rate: float) -> None:
+    """Medians beside their targets: against the baseline measured in the same run, or the issue's figures."""
+    cpu, acked, p99 = (median([getattr(r, f) for r in ours]) for f in ("cpu_per_million", "acked", "p99_ms"))
+    if baseline:
+        base_cpu, base_acked = (median([getattr(r, f) for r in baseline]) for f in ("cpu_per_million", "acked"))
+        against = f"the baseline's median ({len(baseline)} rounds, alternating)"
+    else:
+        base_cpu, base_acked = RECORDED_CPU_PER_MILLION, RECORDED_ACKED
+        against = "the figures recorded before this work (no --baseline given)"
+    print(f"\n== medians of {len(ours)} rounds; targets against {against}")
+    print(f"{'figure':<32} {'before':>10} {'after':>10} {'change':>8}  target")
+    rows = (
+        ("CPU s per million events", base_cpu, cpu, cpu <= base_cpu * TARGET_CPU_FACTOR, f"<= {TARGET_CPU_FACTOR}x"),
+        ("acknowledged events/s", base_acked, acked, acked >= base_acked * TARGET_SPEEDUP, f">= {TARGET_SPEEDUP}x"),
+    )
+    for name, before, after, ok, target in rows:
+        print(f"{name:<32} {before:>10,.1f} {after:>10,.1f} {after / before:>7.2f}x  {target:<9} {verdict(ok)}")
+    base_p99 = f"{median([r.p99_ms for r in baseline]):>10,.1f}" if baseline else f"{'':>10}"
+    ok = p99 < TARGET_P99_MS
+    print(f"{'p99 latency, ms':<32} {base_p99} {p99:>10,.1f} {'':>8}  < {TARGET_P99_MS:.0f} ms  {verdict(ok)}")
+    ratio = acked / rate
+    before_ratio = f"{base_acked / rate:>10.2f}"
+    ok = ratio >= TARGET_RATIO
+    target = f">= {TARGET_RATIO}"
+    print(f"{'acknowledged / write ceiling':<32} {before_ratio} {ratio:>10.2f} {'':>8}  {target:<9} {verdict(ok)}")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     batches = make_batches(args.seed)
+    checkouts = [("this", ROOT)] + ([("baseline", args.baseline.resolve())] if args.baseline else [])
+    runs: dict[str, list[Run]] = {label: [] for label, _ in checkouts}
+    print(
+        f"== POST /v1/events on the real server (gunicorn, ack={args.ack}), {args.connections} keep-alive "
+        f"connections, {BATCH} events a request, {args.seconds:.0f} s windows after {args.warmup:.0f} s warm-up"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp_name:
         tmp = Path(tmp_name)
-        db_path = tmp / "server.db"
-        copy_database(args.from_database, db_path)
-        first_id = max_event_id(db_path)
-        server = Server(db_path, rate_limit_per_minute=1_000_000_000, ack=args.ack)
-        requests = [http_post("127.0.0.1", server.port, "/v1/events", encode(batch)) for batch in batches]
-        plan = LoadPlan("127.0.0.1", server.port, requests, args.connections, args.warmup, args.seconds)
-        server.start()
-        try:
-            result = run_load(server, db_path, plan)
-        finally:
-            server.stop()
-        acked = report_server(result, plan, args.ack)
-        group = writer_figures(result)
-        report_durability(result, db_path, first_id)
-        synchronous = load_settings(environ=server.env)["synchronous"]
-        report_ceilings(tmp, args, batches, acked, group, synchronous)
+        for round_ in range(args.rounds):
+            print(f"-- round {round_ + 1} of {args.rounds}")
+            # Alternate which goes first: the machine's load drifts.
+            for label, root in checkouts if round_ % 2 == 0 else checkouts[::-1]:
+                runs[label].append(measure(root, label, tmp, args, batches))
+        synchronous = load_settings(environ={"WEATHER_METRICS_CONFIG": os.devnull})["synchronous"]
+        rate = ceiling(tmp, args, batches, median([r.group for r in runs["this"]]), synchronous)
+    summary(runs["this"], runs.get("baseline", []), rate)
 
 
 if __name__ == "__main__":

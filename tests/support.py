@@ -95,7 +95,9 @@ def http(
 class Server:
     """The service under gunicorn, started with the Procfile's command on a free port."""
 
-    def __init__(self, database: Path, **settings: Any) -> None:
+    def __init__(self, database: Path, root: Path = ROOT, **settings: Any) -> None:
+        """`root`: the checkout whose Procfile and code run (another one's, for an A/B benchmark)."""
+        self.root = root
         self.port = free_port()
         tls = settings.get("tls_certfile")
         # HTTPS when the settings give a certificate: the server's own TLS, trusted by these helpers.
@@ -115,11 +117,11 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Server:
-        command = (ROOT / "Procfile").read_text().split("web:", 1)[1].strip()
+        command = (self.root / "Procfile").read_text().split("web:", 1)[1].strip()
         argv = shlex.split(command)
         argv[0] = str(Path(sys.executable).parent / argv[0])
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -27,7 +27,7 @@ from flask import Flask
 from tests.support import ROOT, Server, http, make_event, raw_upgrade, rule_body, seed_org, seeded_database
 from weather_metrics.reports.child import MAIN as CHILD_MAIN
 from weather_metrics.reports.child import log as child_log
-from weather_metrics.runtime.logs import current_request_id, log_handler, redact_query
+from weather_metrics.runtime.logs import BackgroundLines, current_request_id, log_handler, redact_query
 from weather_metrics.web.observability import REQUEST_ID
 
 FAST_PASSWORDS = {"password_time_cost": 2, "password_memory_kib": 19456}
@@ -358,3 +358,47 @@ def test_gunicorn_s_own_lines_about_a_bad_request_redact_its_credentials(tmp_pat
     text = server.log.read_text()
     assert "/ws?token=[redacted]" in text  # the line is there, without its secret
     assert marker not in text
+
+
+class StalledStream(io.StringIO):
+    """A stream whose writes wait until released: a full pipe, a slow disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.entered.set()
+        self.release.wait(30)
+        return super().write(text)
+
+
+def test_background_lines_never_keep_a_logging_thread_waiting_and_are_all_written_on_close():
+    stream = StalledStream()
+    target = log_handler("text", stream, text_format="%(levelname)s %(message)s")
+    handler = BackgroundLines(target)
+    logger = logging.getLogger("tests.background_lines")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        logger.info("line %d", 0)
+        assert stream.entered.wait(10)  # the writer thread is stuck in the stream now
+
+        def log_more() -> None:
+            current_request_id.set("request-id-0001")
+            for number in range(1, 50):
+                logger.info("line %d", number)
+
+        thread = threading.Thread(target=log_more)
+        thread.start()
+        thread.join(10)
+        assert not thread.is_alive(), "a logging thread waited for the stream"
+        stream.release.set()
+        handler.close()
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "INFO line 0"
+    # In order, each with the id of the request it was logged in (the filter ran in the logging thread).
+    assert lines[1:] == [f"INFO line {n} rid=request-id-0001" for n in range(1, 50)]

@@ -6,6 +6,7 @@ import csv
 import json
 import re
 import uuid
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,15 +14,18 @@ from typing import Any
 import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
+from xlsxwriter.worksheet import Worksheet
 
 from tests.support import KEEP_HISTORY, Member
 from tests.test_org_queries import add_executions, add_productivity, execution, metric
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.core.errors import OutOfScope, QueryError, UnknownTarget
+from weather_metrics.reports import formats
 from weather_metrics.reports.builder import AGENT_FIGURES, ReportTooLarge, build_report
 from weather_metrics.reports.contents import COUNT, NUMBER, RATE
 from weather_metrics.reports.figures import figure_text
 from weather_metrics.reports.filters import check_filters
+from weather_metrics.reports.formats import Sheet, write_xlsx
 from weather_metrics.store.models import ReportJob
 
 CREATED = int(datetime(2026, 3, 10, tzinfo=UTC).timestamp())
@@ -281,3 +285,67 @@ def test_check_filters_scope(app, acme, globex):
             "agents", {"start_date": " 2026-03-02 "}, acme["developer"].user, NOW, 400, fmt="pdf"
         )
     assert normalized == {"start_date": "2026-03-02", "aggregation": "day", "success_only": False}
+
+
+class PlainSheet(Worksheet):
+    """XlsxWriter's own worksheet, each row through write_row: what RowSheet must write byte for byte."""
+
+    def append_row(self, row: int, values: Any) -> None:
+        self.write_row(row, 0, values)
+
+
+AWKWARD_TEXT = [
+    "plain",
+    "",
+    " leading",
+    "trailing ",
+    "tab\there",
+    "line\nbreak",
+    'a & b < c > "d"',
+    "_x0041_ looks escaped",
+    "<r>rich?</r>",
+    "\x01\x1f control",
+    "\ufffe\uffff",
+    "Zürich ✓ 😀",
+    "😀" * 17_000,  # past half the cell limit: measured in UTF-16 units, then cut
+    *INJECTIONS,
+]
+AWKWARD_VALUES = [
+    0,
+    -0.0,
+    1.5,
+    1e-300,
+    2**53 + 1,
+    10**20,
+    True,
+    False,
+    None,
+    datetime(2026, 3, 2, 10, 15, 30, 123456),
+    datetime(2026, 3, 2, 10, 15, tzinfo=UTC),
+    datetime(1900, 2, 28),
+]
+
+
+def test_xlsx_rows_are_byte_for_byte_what_xlsxwriter_writes(tmp_path, monkeypatch):
+    rows = [
+        (text, AWKWARD_VALUES[i % len(AWKWARD_VALUES)], None, AWKWARD_VALUES[(i * 5) % len(AWKWARD_VALUES)])
+        for i, text in enumerate(AWKWARD_TEXT * 3)
+    ]
+    rows += [(), ("only one",), (None, None, None, 7)]
+
+    def workbook(path: Path) -> dict[str, bytes]:
+        sheets = [
+            Sheet("Summary", (), [("Report", "x"), (), ("calls", 3)], data=False),
+            Sheet("Data", ("text", "value", "nothing", "other"), rows),
+        ]
+        assert write_xlsx(path, sheets) == len(rows)
+        with zipfile.ZipFile(path) as archive:
+            # docProps/core.xml holds the time the file was made
+            return {name: archive.read(name) for name in archive.namelist() if name != "docProps/core.xml"}
+
+    ours = workbook(tmp_path / "ours.xlsx")
+    monkeypatch.setattr(formats, "RowSheet", PlainSheet)
+    theirs = workbook(tmp_path / "theirs.xlsx")
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        assert ours[name] == theirs[name], name

@@ -1,12 +1,20 @@
-"""The hot-path validator and the marshmallow contract agree on every batch."""
+"""The hot-path validator and the marshmallow contract agree on every batch; the compiled path stores as they do."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from weather_metrics.core.strictjson import MalformedJson, parse_json
+from weather_metrics.ingest.events.compiled import accepted_rows
 from weather_metrics.ingest.events.schemas import contract_problems
-from weather_metrics.ingest.events.validation import EVENT_FIELDS, batch_problems
+from weather_metrics.ingest.events.validation import EVENT_FIELDS, REQUIRED_FIELDS, batch_problems, window_problems
+from weather_metrics.store.events import event_row
 
 scalars = st.one_of(
     st.none(),
@@ -92,3 +100,106 @@ def test_fast_validator_matches_contract(body):
 def test_valid_events_are_accepted_by_both(batch):
     verdicts = batch_problems({"events": batch}), contract_problems({"events": batch})
     assert (verdicts[0] == {}) == (verdicts[1] == {})
+
+
+# The compiled path (ingest/events/compiled.py) against the full one: json, this validator, event_row.
+NOW = datetime(2026, 11, 12, 21, 30, tzinfo=UTC)
+RECEIVED = 1_700_000_000
+RETENTION_DAYS = 90
+
+
+def full_path_rows(raw: bytes) -> list[tuple[Any, ...]] | None:
+    """The rows the full path stores for a body, or None when it refuses the body."""
+    try:
+        body = parse_json(raw)
+    except MalformedJson:
+        return None
+    if batch_problems(body) or window_problems(body["events"], NOW, RETENTION_DAYS):
+        return None
+    return [event_row(event, RECEIVED) for event in body["events"]]
+
+
+def compiled_rows(raw: bytes) -> list[tuple[Any, ...]] | None:
+    return accepted_rows(raw, NOW, RETENTION_DAYS, RECEIVED)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies)
+def test_compiled_path_accepts_only_what_the_full_path_stores(body):
+    raw = json.dumps(body).encode()
+    fast = compiled_rows(raw)
+    assert fast is None or fast == full_path_rows(raw)
+
+
+VALID_VALUES = {
+    "version": st.sampled_from(["1.0.0", "2.10.3-beta.1", "0.0.1+build.7"]),
+    "tool": st.sampled_from(["get_forecast", "get_alerts", "x"]),
+    "status": st.sampled_from(["success", "error"]),
+    "timestamp_hour": st.sampled_from(
+        ["2026-11-12T20:00:00Z", "2026-11-12T20:15:00+02:00", "2026-11-12", "2026-08-15T00:00:00Z"]
+    ),
+    "analytics_level": st.sampled_from(["minimal", "standard", "detailed"]),
+    "response_time_ms": st.one_of(st.floats(0, 3_600_000), st.integers(0, 3_600_000)),
+    "service": st.sampled_from(["noaa", "openmeteo"]),
+    "cache_hit": st.booleans(),
+    "retry_count": st.integers(0, 1000),
+    "country": st.sampled_from(["US", "ca", "Gb"]),
+    "error_type": st.sampled_from(["NetworkError", "timeout.read"]),
+    "session_id": st.sampled_from(["abc123def456", "a-b_c"]),
+    "sequence_number": st.integers(0, 2**31 - 1),
+    "parameters": st.dictionaries(
+        st.sampled_from(["location_type", "days", "units", "email_kind"]),
+        st.one_of(st.sampled_from(["coordinates", "metric"]), st.integers(-1000, 1000), st.booleans(), st.none()),
+        max_size=3,
+    ),
+}
+
+
+@st.composite
+def valid_events(draw):  # type: ignore[no-untyped-def]
+    event = {}
+    for name, values in VALID_VALUES.items():
+        if name in REQUIRED_FIELDS or draw(st.booleans()):
+            event[name] = None if name not in REQUIRED_FIELDS and draw(st.integers(0, 9)) == 0 else draw(values)
+    return event
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(valid_events(), min_size=1, max_size=100))
+def test_compiled_path_stores_valid_batches_as_the_full_path_does(batch):
+    raw = json.dumps({"events": batch}).encode()
+    expected = full_path_rows(raw)
+    assert expected is not None
+    assert compiled_rows(raw) == expected
+
+
+EVENT = (
+    '"version":"1.0.0","tool":"t","status":"error","timestamp_hour":"2026-11-12T20:00:00Z","analytics_level":"minimal"'
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"events":[{' + EVENT + ',"tool":"second"}]}',  # duplicate keys: the last one counts
+        '{"events":[],"events":[{' + EVENT + "}]}",
+        '{"events":[{' + EVENT + ',"parameters":{"days":1,"days":"seven"}}]}',
+        '{"events":[{' + EVENT + ',"parameters":{"days":1,"days":1.5}}]}',
+        '{"events":[{' + EVENT + ',"retry_count":1.0}]}',
+        '{"events":[{' + EVENT + ',"response_time_ms":150}]}',
+        '{"events":[{' + EVENT + ',"response_time_ms":1e400}]}',
+        '{"events":[{' + EVENT + ',"response_time_ms":NaN}]}',
+        '{"events":[{' + EVENT + ',"sequence_number":99999999999999999999999}]}',
+        '{"events":[{' + EVENT + ',"version":"1.0.0\\n"}]}',
+        '{"events":[{' + EVENT + ',"session_id":"\\ud800"}]}',
+        '{"events":[{' + EVENT + ',"country":"uk"}]}',
+        '{"events":[{' + EVENT + ',"country":"us","cache_hit":1}]}',
+        '{"events":[{' + EVENT + ',"service":null,"parameters":{}}]}',
+        '{"events":[{' + EVENT + '}],"extra":1}',
+        '\ufeff{"events":[{' + EVENT + "}]}",
+    ],
+)
+def test_compiled_path_corners(raw: str) -> None:
+    data = raw.encode()
+    fast = compiled_rows(data)
+    assert fast is None or fast == full_path_rows(data)

@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from functools import partial
 
 import pytest
@@ -468,3 +469,23 @@ def test_a_schema_error_is_not_retried_forever(start_writer, db_path):
     assert bad.failure is not None and "ON CONFLICT" in bad.failure
     assert stored(db_path) == {"good": 1}
     assert calls == [1, 1] and not writer.failing
+
+
+def test_idle_background_loops_leave_the_write_lock_to_the_writer(app):
+    """With nothing due, a webhook, export or alert poll only reads: it never waits for (or takes) the write lock.
+
+    Several of them poll twice a second; each taking the lock made the event writer wait at BEGIN.
+    """
+    state = app.extensions["weather_metrics"]
+    for loop in (state.webhooks, state.reports, state.alerts):
+        loop.close()  # the test polls by hand
+    holder = sqlite3.connect(state.settings["database"], isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # as the event writer does while it commits
+    try:
+        now = datetime.now(UTC)
+        assert state.webhooks.run_once(now) is False
+        assert state.reports.run_once(now) is False
+        assert state.alerts.run_once(now) is False
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

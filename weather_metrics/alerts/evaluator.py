@@ -62,14 +62,20 @@ class AlertEvaluator:
 
     def _claim(self, at: int) -> AlertRule | None:
         """The enabled rule due longest, its next evaluation moved on; None when none is due."""
+
+        def due() -> Any:  # a new query each time: peewee keeps a query's first() result
+            return (
+                AlertRule.select()
+                .where(AlertRule.enabled & (AlertRule.next_evaluation_at <= at))
+                .order_by(AlertRule.next_evaluation_at, AlertRule.id)
+            )
+
+        # A read first: an idle poll never takes the write lock (the event writer waits for it).
+        if not due().exists():
+            return None
         with write_transaction():
             while True:
-                rule = (
-                    AlertRule.select()
-                    .where(AlertRule.enabled & (AlertRule.next_evaluation_at <= at))
-                    .order_by(AlertRule.next_evaluation_at, AlertRule.id)
-                    .first()
-                )
+                rule = due().first()
                 if rule is None:
                     return None
                 following = at + self._interval

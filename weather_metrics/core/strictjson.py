@@ -7,6 +7,8 @@ import math
 import re
 from typing import Any
 
+import msgspec
+
 from weather_metrics.core.errors import ServiceError
 
 
@@ -17,6 +19,12 @@ class MalformedJson(ServiceError, ValueError):
 class NotText(MalformedJson):
     """Valid JSON holding a string that is not text (a lone surrogate such as "\\ud800"): no database stores it."""
 
+
+# The fast decoder. What it accepts, json.loads accepts as the same value, strict or not: it
+# refuses NaN, Infinity, numbers past a float's range, lone surrogates and byte order marks,
+# which json.loads (or strict mode) judges; integers of any size stay integers (orjson would
+# make floats of those past 64 bits). tests/test_strictjson.py holds it to that.
+_DECODE = msgspec.json.decode
 
 # Only an escape can put a surrogate in a string: bodies without one skip the check.
 _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -39,6 +47,10 @@ def parse_json(raw: bytes, strict: bool = False) -> Any:
     `strict` also refuses NaN and Infinity, which json.loads accepts but JSON does not,
     numbers such as 1e400 that would become Infinity, and strings that are not text (NotText).
     """
+    try:
+        return _DECODE(raw)
+    except Exception:  # noqa: BLE001 - whatever msgspec refuses, json decides (and explains)
+        pass
     try:
         if not strict:
             return json.loads(raw)

@@ -17,6 +17,7 @@ import xlsxwriter
 
 from weather_metrics.reports.contents import MS, Cell, Progress, Report, Row, counted
 from weather_metrics.reports.pdf import write_pdf
+from weather_metrics.reports.xlsx_rows import RowSheet
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 XLSX_SHEET_ROWS = 1_048_575  # Excel's 1,048,576 rows less the header
@@ -73,10 +74,10 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Row], progress: 
 
 def xlsx_cell(value: Cell) -> Cell:
     """Numbers, booleans and None as they are; datetimes naive (Excel has no zones); safe strings."""
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=None)
     if isinstance(value, str):
         return neutralized(XML_ILLEGAL.sub("", value))[:XLSX_CELL_CHARS]
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
     return value
 
 
@@ -110,7 +111,7 @@ def _abandon(book: xlsxwriter.Workbook) -> None:
 
 
 def _new_sheet(book: xlsxwriter.Workbook, name: str, header: Sequence[str], data: bool):  # type: ignore[no-untyped-def]
-    sheet = book.add_worksheet(name[:31])
+    sheet = book.add_worksheet(name[:31], worksheet_class=RowSheet)
     for index, title in enumerate(header):
         sheet.set_column(index, index, max(12, min(len(str(title)) + 4, 60)))
     if data:
@@ -131,7 +132,7 @@ def _write_sheet(book: xlsxwriter.Workbook, spec: Sheet, progress: Progress | No
             part += 1
             sheet = _new_sheet(book, f"{spec.name[:26]} {part}", spec.header, True)
             line = 1
-        sheet.write_row(line, 0, [xlsx_cell(value) for value in row])
+        sheet.append_row(line, [xlsx_cell(value) for value in row])
         line += 1
         done += spec.data
     return done

@@ -131,13 +131,12 @@ class ReportRunner:
 
     def _claim(self, now: datetime) -> ReportJob | None:
         """The oldest queued job, now 'running', leased and ours; None when nothing is queued."""
+        queued = ReportJob.select().where(ReportJob.status == "queued").order_by(ReportJob.created_at, ReportJob.id)
+        # A read first: an idle poll never takes the write lock (the event writer waits for it).
+        if not queued.exists():
+            return None
         with write_transaction():
-            job = (
-                ReportJob.select()
-                .where(ReportJob.status == "queued")
-                .order_by(ReportJob.created_at, ReportJob.id)
-                .first()
-            )
+            job = queued.first()
             if job is None:
                 return None
             ReportJob.update(

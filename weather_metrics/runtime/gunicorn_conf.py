@@ -11,13 +11,21 @@ process with more than one: the /v1 rate limiter and the Prometheus counters, an
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from typing import Any
 
 from gunicorn.glogging import Logger
 
-from weather_metrics.runtime.logs import RedactingFilter, RequestIdFilter, configure_logging, formatter, redact_query
+from weather_metrics.runtime.logs import (
+    BackgroundLines,
+    RedactingFilter,
+    RequestIdFilter,
+    configure_logging,
+    formatter,
+    redact_query,
+)
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 
 _settings = load_settings()
@@ -83,6 +91,14 @@ class RedactingLogger(Logger):
         if _settings["log_format"] == "json":
             for handler in self.access_log.handlers:
                 handler.setFormatter(formatter("json", self.access_fmt))
+        # A line per request: written from a thread of its own, a request thread never waits for it.
+        # Not a file's: gunicorn reopens those on USR1, and would no longer find it.
+        for handler in list(self.access_log.handlers):
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+                background = BackgroundLines(handler)
+                background._gunicorn = True  # type: ignore[attr-defined]  # noqa: SLF001 - gunicorn's mark: its next setup removes it
+                self.access_log.removeHandler(handler)
+                self.access_log.addHandler(background)
 
     def atoms(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
         atoms = super().atoms(resp, req, environ, request_time)

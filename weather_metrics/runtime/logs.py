@@ -6,8 +6,11 @@ the application's loggers by `configure_logging`. Both use the formatters here.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import os
+import queue
 import re
 import sys
 import threading
@@ -82,6 +85,78 @@ class Sampler:
             while len(self._seen) > self.max_keys:
                 self._seen.popitem(last=False)
             return skipped
+
+
+class BackgroundLines(logging.Handler):
+    """Writes a stream handler's lines from a thread of its own, all those waiting at once.
+
+    A request thread only runs the handler's filters (the request id is its own) and queues
+    the record, its message merged: it never waits for the stream or for another thread's
+    line. The writer thread starts in the process that logs (gunicorn forks its workers after
+    setting up logging); `close()`, also at exit, writes what is queued.
+    """
+
+    def __init__(self, target: logging.StreamHandler[TextIO]) -> None:
+        super().__init__(target.level)
+        self.target = target
+        self._queue: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._starting = threading.Lock()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not (self.filter(record) and self.target.filter(record)):
+            return False
+        if self._pid != os.getpid():
+            self._start()
+        record.msg, record.args = record.getMessage(), None  # its arguments may change once we return
+        self._queue.put(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.handle(record)
+
+    def _start(self) -> None:
+        with self._starting:
+            if self._pid == os.getpid():
+                return
+            self._queue = queue.SimpleQueue()  # what another process queued is not ours to write
+            self._thread = threading.Thread(target=self._write_lines, name="log-lines", daemon=True)
+            self._pid = os.getpid()
+            self._thread.start()
+            atexit.register(self.close)
+
+    def _write_lines(self) -> None:
+        while True:
+            records = [self._queue.get()]
+            while not self._queue.empty():
+                records.append(self._queue.get())
+            lines: list[str] = []
+            for record in records:
+                if record is None:
+                    self._write(lines)
+                    return
+                try:
+                    lines.append(self.target.format(record) + self.target.terminator)
+                except Exception:  # noqa: BLE001 - as logging does: report it, keep going
+                    self.target.handleError(record)
+            self._write(lines)
+
+    def _write(self, lines: list[str]) -> None:
+        if lines:
+            try:
+                self.target.stream.write("".join(lines))
+                self.target.stream.flush()
+            except Exception:  # noqa: BLE001 - a closed or full stream must not end the thread
+                pass
+
+    def close(self) -> None:
+        """Write what is queued and stop the thread; idempotent."""
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._pid == os.getpid():
+            self._queue.put(None)
+            thread.join(10)
+        super().close()
 
 
 class RequestIdFilter(logging.Filter):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, g
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
 from weather_metrics.web.auth import client_ip
@@ -15,6 +15,13 @@ from weather_metrics.web.services import EXTENSION, services
 
 # Storage comes from the setting rate_limit_storage (see init_app).
 limiter = Limiter(key_func=client_ip, headers_enabled=True, strategy="sliding-window-counter")
+OWN_LIMITER = frozenset({"v1", "pages"})
+
+
+@limiter.request_filter
+def own_limiter() -> bool:
+    """/v1 and the pages count in their own limiter (core/ratelimit.py): nothing for flask-limiter to check."""
+    return request.blueprint in OWN_LIMITER
 
 
 def account_limit(key_func: Callable[[], str], **options: Any) -> Callable[..., Any]:

@@ -277,21 +277,23 @@ class WebhookDeliverer:
             IDLE_WAIT,
         )
 
+    def _due(self, at: int) -> Any:
+        """The due deliveries of enabled webhooks, oldest first, but none of an organization being sent to."""
+        due = (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= at) & Webhook.enabled
+        busy = sorted(self._sending)  # one attempt at a time per organization (see run_once)
+        if busy:
+            due &= Webhook.organization.not_in(busy)
+        oldest = (WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
+        return WebhookDelivery.select(WebhookDelivery, Webhook).join(Webhook).where(due).order_by(*oldest)
+
     def _claim(self, at: int) -> tuple[WebhookDelivery, Webhook] | None:
         """The oldest due delivery of an enabled webhook, its attempt counted and leased to us."""
+        # A read first: an idle poll never takes the write lock (the event writer waits for it).
+        if not self._due(at).exists():
+            return None
         with write_transaction():
             while True:
-                due = (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= at) & Webhook.enabled
-                busy = sorted(self._sending)  # one attempt at a time per organization (see run_once)
-                if busy:
-                    due &= Webhook.organization.not_in(busy)
-                delivery = (
-                    WebhookDelivery.select(WebhookDelivery, Webhook)
-                    .join(Webhook)
-                    .where(due)
-                    .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.created_at, WebhookDelivery.id)
-                    .first()
-                )
+                delivery = self._due(at).first()
                 if delivery is None:
                     return None
                 claimed = (

@@ -16,6 +16,7 @@ from weather_metrics.core.errors import InvalidBatch, KeyReused
 from weather_metrics.core.strictjson import MalformedJson, parse_json
 from weather_metrics.core.times import HOUR, iso
 from weather_metrics.ingest.delivery import deliver
+from weather_metrics.ingest.events.compiled import accepted_rows
 from weather_metrics.ingest.events.validation import batch_problems, error_list, window_problems
 from weather_metrics.ingest.idempotency import body_hash, check_idempotency_key, replay
 from weather_metrics.store.batches import PendingBatch
@@ -52,12 +53,21 @@ class EventIntake:
             raise InvalidBatch(str(exc)) from None
 
     def _prepare(self, raw: bytes, idempotency_key: str | None) -> PendingBatch | dict[str, Any]:
-        """The batch to queue, or the answer already given to its Idempotency-Key."""
+        """The batch to queue, or the answer already given to its Idempotency-Key.
+
+        A body without a key takes the compiled path first (ingest/events/compiled.py);
+        one it does not accept is judged here, where every problem gets its message.
+        """
+        now = self._clock()
+        received_at = int(now.timestamp())
+        if idempotency_key is None:
+            rows = accepted_rows(raw, now, self.retention_days, received_at)
+            if rows is not None:
+                return PendingBatch(rows=rows, response=_accepted(len(rows), now))
         try:
             body = parse_json(raw)
         except MalformedJson as exc:
             raise InvalidBatch(str(exc)) from None
-        now = self._clock()
         digest = None
         if idempotency_key is not None:
             problem = check_idempotency_key(idempotency_key)
@@ -77,10 +87,13 @@ class EventIntake:
         if problems:
             raise InvalidBatch("validation failed", error_list(problems))
 
-        received_at = int(now.timestamp())
         return PendingBatch(
             rows=[event_row(event, received_at) for event in body["events"]],
-            response={"status": "accepted", "count": len(body["events"]), "timestamp": iso(now)},
+            response=_accepted(len(body["events"]), now),
             idempotency_key=idempotency_key,
             body_hash=digest,
         )
+
+
+def _accepted(count: int, now: datetime) -> dict[str, Any]:
+    return {"status": "accepted", "count": count, "timestamp": iso(now)}
