@@ -499,7 +499,7 @@ def test_a_client_that_sends_too_many_bytes_is_cut_off_while_it_does_not_read(se
     for frame in (masked_frame(b"x" * 65000), masked_frame(b"", opcode=0x9)):
         logged = len(server.log.read_bytes())
         raw = raw_upgrade(server.port, receive_buffer=4096)
-        raw.settimeout(5)
+        raw.settimeout(30)  # generous: on a loaded machine the server may read slowly before it cuts in
         sent = 0
         try:
             while sent < 64 * 1024 * 1024:  # far more than the budget; the server cuts in well before
@@ -510,7 +510,7 @@ def test_a_client_that_sends_too_many_bytes_is_cut_off_while_it_does_not_read(se
         finally:
             raw.close()
         assert sent < 8 * 1024 * 1024, f"{sent:,} bytes accepted"
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while b"Too much input" not in server.log.read_bytes()[logged:]:
             assert time.monotonic() < deadline, "the flood was never cut off"
             time.sleep(0.1)
