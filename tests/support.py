@@ -457,9 +457,14 @@ def seeded_database(path: Path, seed: Callable[[Any], Seeded]) -> Seeded:
     """
     from weather_metrics import create_app
 
-    app = create_app(
-        {"database": str(path), "jwt_secret": TEST_JWT_SECRET, "password_time_cost": 2, "password_memory_kib": 19456}
-    )
+    settings = {
+        "database": str(path),
+        "jwt_secret": TEST_JWT_SECRET,
+        "password_time_cost": 2,
+        "password_memory_kib": 19456,
+    }
+    # The members' access tokens are minted here once per run: a day's lifetime outlasts a slow run.
+    app = create_app({**settings, "access_token_minutes": 1440})
     try:
         seeded = seed(app)
     finally:
