@@ -470,3 +470,10 @@ def test_the_vendored_chart_library_is_the_registry_package_s_with_its_licence()
     folder = Path(str(page_views.bp.static_folder)) / page_views.CHART_JS
     assert_vendored(folder, "chart.js", {"LICENSE.md", "chart.umd.js"})
     assert re.search(r"^ \* Chart\.js v4\.6\.1$", (folder / "chart.umd.js").read_text()[:200], re.MULTILINE)
+
+
+def test_the_templates_are_compiled_before_the_first_visit(app):
+    """The first visitor after a start waits for no template to compile (bench/pages.py: 40 ms and more)."""
+    from weather_metrics.web.pages.blueprint import TEMPLATES
+
+    assert {name for _, name in app.jinja_env.cache} >= set(TEMPLATES)
