@@ -140,6 +140,23 @@ def test_a_proxy_header_is_not_believed_without_trusted_proxies(service, acme):
     assert response.status_code == 303 and "secure" not in cookie_header(response, SESSION)
 
 
+def test_no_page_that_names_the_viewer_or_holds_a_form_token_is_cached(service, acme):
+    """Error pages of URLs outside the pages' routes too: their header names the viewer and holds the sign-out token."""
+    client = service().test_client()
+    form = client.get("/sign-in")  # its token belongs to this browser's sign-in cookie
+    assert form.headers["Cache-Control"] == "no-store" and "Cookie" in form.headers["Vary"]
+    developer = acme["developer"]
+    assert sign_in(client, developer).status_code == 303
+    for method, path, status in (("GET", "/no-such-page", 404), ("GET", "/sign-out", 405), ("PUT", "/account", 405)):
+        page = client.open(path, method=method, headers={"Accept": "text/html"})
+        assert page.status_code == status and developer.user.name in page.text and TOKEN.search(page.text)
+        assert page.headers["Cache-Control"] == "no-store" and "Cookie" in page.headers["Vary"], (method, path)
+        assert page.headers["Content-Security-Policy"].startswith(STRICT)
+    client.set_cookie(SESSION, "x" * 43)  # a cookie of no live session is taken back there too
+    page = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and cookie_header(page, SESSION)["max-age"] == "0"
+
+
 # --- forms from elsewhere ------------------------------------------------------------------------
 
 
