@@ -208,6 +208,17 @@ def test_a_form_from_another_site_is_refused_even_with_the_right_token(service, 
     assert signed_in_as(client) is None
 
 
+def test_behind_a_proxy_a_form_s_origin_is_checked_against_the_host_not_a_forwarded_host(service, acme):
+    """nginx passes the browser's Host and any X-Forwarded-Host a client sends: only the Host names this service."""
+    client = service(trusted_proxies=1).test_client()
+    assert sign_in(client, acme["manager"]).status_code == 303
+    token = form_token(client, "/account")
+    forged = {"X-Forwarded-Host": "evil.example", "Origin": "http://evil.example"}
+    refused = client.post("/sign-out", data={"csrf_token": token}, headers=forged)
+    assert refused.status_code == 403 and "not from http://localhost" in refused.text
+    assert signed_in_as(client) == acme["manager"].user.email
+
+
 def test_an_https_origin_reaching_a_plain_http_service_says_to_trust_the_proxy(service, acme):
     client = service().test_client()
     token = form_token(client)
