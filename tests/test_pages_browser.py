@@ -400,3 +400,11 @@ def test_a_form_sent_without_its_token_is_refused_with_a_page_saying_why(browser
     assert "no security token" in browser.find_element(By.CSS_SELECTOR, ".error-message").text
     problems = console_problems(browser)
     assert [p for p in problems if "403" not in p] == [], problems
+
+
+def test_the_server_believes_no_forwarded_scheme_without_trusted_proxies(server):
+    """Only trusted_proxies lets a header say a request came over TLS: gunicorn's own trust of 127.0.0.1 is off."""
+    for forged in ({"X-Forwarded-Proto": "https"}, {"X-Forwarded-Ssl": "on"}, {"X-Forwarded-Protocol": "ssl"}):
+        status, headers, _ = http("GET", server.url + "/sign-in", headers=forged)
+        assert status == 200 and "HttpOnly" in headers["Set-Cookie"], headers
+        assert "Secure" not in headers["Set-Cookie"], forged

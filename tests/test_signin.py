@@ -140,6 +140,23 @@ def test_a_proxy_header_is_not_believed_without_trusted_proxies(service, acme):
     assert response.status_code == 303 and "secure" not in cookie_header(response, SESSION)
 
 
+def test_no_page_that_names_the_viewer_or_holds_a_form_token_is_cached(service, acme):
+    """Error pages of URLs outside the pages' routes too: their header names the viewer and holds the sign-out token."""
+    client = service().test_client()
+    form = client.get("/sign-in")  # its token belongs to this browser's sign-in cookie
+    assert form.headers["Cache-Control"] == "no-store" and "Cookie" in form.headers["Vary"]
+    developer = acme["developer"]
+    assert sign_in(client, developer).status_code == 303
+    for method, path, status in (("GET", "/no-such-page", 404), ("GET", "/sign-out", 405), ("PUT", "/account", 405)):
+        page = client.open(path, method=method, headers={"Accept": "text/html"})
+        assert page.status_code == status and developer.user.name in page.text and TOKEN.search(page.text)
+        assert page.headers["Cache-Control"] == "no-store" and "Cookie" in page.headers["Vary"], (method, path)
+        assert page.headers["Content-Security-Policy"].startswith(STRICT)
+    client.set_cookie(SESSION, "x" * 43)  # a cookie of no live session is taken back there too
+    page = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and cookie_header(page, SESSION)["max-age"] == "0"
+
+
 # --- forms from elsewhere ------------------------------------------------------------------------
 
 
@@ -189,6 +206,17 @@ def test_a_form_from_another_site_is_refused_even_with_the_right_token(service, 
     )
     assert same_site.status_code == 303
     assert signed_in_as(client) is None
+
+
+def test_behind_a_proxy_a_form_s_origin_is_checked_against_the_host_not_a_forwarded_host(service, acme):
+    """nginx passes the browser's Host and any X-Forwarded-Host a client sends: only the Host names this service."""
+    client = service(trusted_proxies=1).test_client()
+    assert sign_in(client, acme["manager"]).status_code == 303
+    token = form_token(client, "/account")
+    forged = {"X-Forwarded-Host": "evil.example", "Origin": "http://evil.example"}
+    refused = client.post("/sign-out", data={"csrf_token": token}, headers=forged)
+    assert refused.status_code == 403 and "not from http://localhost" in refused.text
+    assert signed_in_as(client) == acme["manager"].user.email
 
 
 def test_an_https_origin_reaching_a_plain_http_service_says_to_trust_the_proxy(service, acme):

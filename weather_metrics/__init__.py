@@ -152,7 +152,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     prometheus.start_at_zero(FORMATS, SEVERITIES)
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        # Not X-Forwarded-Host: nginx sends the browser's Host itself (docs/nginx.conf) and passes on any
+        # X-Forwarded-Host a client writes, which would choose the origin forms and WebSockets are checked against.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
 
     observability.init_app(app)  # first: request ids and timers before any limiter runs
     limits.init_app(app)

@@ -52,6 +52,11 @@ if _settings["tls_certfile"] or _settings["tls_keyfile"]:
             raise SettingsError(f"setting '{_key}': HTTPS needs both tls_certfile and tls_keyfile, as readable files")
     certfile, keyfile = _settings["tls_certfile"], _settings["tls_keyfile"]
 
+# Only trusted_proxies decides whether X-Forwarded-Proto is believed (the app's ProxyFix). gunicorn
+# would otherwise believe it, X-Forwarded-Ssl and X-Forwarded-Protocol from any client on this host,
+# whatever that setting says: a Secure cookie and the Origin forms must come from would follow a header.
+forwarded_allow_ips = ""
+
 # Long enough for the writer to drain the queue after SIGTERM.
 graceful_timeout = 30
 

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, Response, g, render_template, request
 from markupsafe import Markup, escape
 from werkzeug.exceptions import HTTPException, InternalServerError, TooManyRequests
 
-from weather_metrics.web.pages.csrf import protect_forms
+from weather_metrics.web.pages.csrf import finish_form_page, protect_forms
 from weather_metrics.web.pages.policy import page_headers, protect
 from weather_metrics.web.pages.sessions import keep_cookies, sign_in_url, this_page, viewer
 from weather_metrics.web.services import services
@@ -86,6 +86,8 @@ def error_page(exc: Exception) -> tuple[Response, int]:
     )
     response = page_headers(Response(body, status=status, mimetype="text/html"))
     response.headers.extend((k, v) for k, v in exc.get_headers() if k.lower() != "content-type")
+    if request.blueprint != bp.name:  # a URL of no page: bp's after_request skip it, yet its header names the viewer
+        finish_form_page(keep_cookies(response))
     return response, status
 
 

@@ -46,6 +46,7 @@ def csrf_token() -> str:
     """The token a form of this page sends (templates call it for every form)."""
     login = viewer()
     secret = session_secret() if login is not None else _sign_in_secret()
+    g.form_token_shown = True
     return form_token(_key(), str(secret))
 
 
@@ -89,8 +90,14 @@ def check_form() -> None:
         raise Forbidden(f"The form's security token is not this browser's, or has expired. {RELOAD}")
 
 
-def set_sign_in_cookie(response: Response) -> Response:
-    """After a page that made this browser a sign-in cookie: set it (HttpOnly, SameSite=Strict, for this visit)."""
+def finish_form_page(response: Response) -> Response:
+    """After a page with a form: never cached (its token is this browser's), and the sign-in cookie set if made now.
+
+    The cookie is HttpOnly, SameSite=Strict, for this visit.
+    """
+    if g.get("form_token_shown"):
+        response.headers["Cache-Control"] = "no-store"
+        response.vary.add("Cookie")
     if g.get("set_sign_in_cookie"):
         response.set_cookie(
             SIGN_IN_COOKIE, g.sign_in_secret, path="/", secure=request.is_secure, httponly=True, samesite="Strict"
@@ -105,5 +112,5 @@ def clear_sign_in_cookie(response: Response) -> None:
 def protect_forms(bp: Blueprint) -> None:
     """Every state-changing request of `bp` is checked; templates get csrf_token()."""
     bp.before_request(check_form)
-    bp.after_request(set_sign_in_cookie)
+    bp.after_request(finish_form_page)
     bp.add_app_template_global(csrf_token)
