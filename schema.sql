@@ -431,3 +431,11 @@ CREATE TABLE IF NOT EXISTS ws_tickets (
     session_id TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+
+-- States and authorization codes of the pages' OpenID Connect sign-ins already used (schema
+-- version 99), so a replayed callback is refused; only a SHA-256 of each is kept, until it expires.
+CREATE TABLE IF NOT EXISTS oidc_redemptions (
+    digest TEXT NOT NULL PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oidc_redemptions_expires_at ON oidc_redemptions (expires_at);

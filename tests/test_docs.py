@@ -75,7 +75,16 @@ def test_each_surface_asks_for_its_own_credentials(client):
         f"/api/analytics/{k}" for k in ("productivity-trends", "team-comparison")
     }
     for (path, method), names in schemes.items():
-        if path.startswith("/v1/") or path in ("/metrics", "/openapi.json", "/docs", "/", "/tools/{tool_name}"):
+        public = (
+            "/metrics",
+            "/openapi.json",
+            "/docs",
+            "/",
+            "/tools/{tool_name}",
+            "/sign-in/oidc",
+            "/sign-in/oidc/callback",
+        )
+        if path.startswith("/v1/") or path in public:
             assert names == set(), path
         elif path in ("/sign-in", "/sign-out", "/account"):  # pages: a browser's session cookie, once signed in
             assert names == (set() if path == "/sign-in" else {"browserSession"}), (method, path)

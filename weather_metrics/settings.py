@@ -134,6 +134,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("oidc_audience", "", "SSO: audience (aud) ID tokens must name, usually the client id."),
     Setting("oidc_jwks", "", "SSO: the identity provider's keys, a JWKS file path or an https:// URL."),
     Setting(
+        "oidc_client_secret",
+        "",
+        "SSO: client secret the pages' sign-in sends to the token endpoint; empty for a public client (PKCE alone).",
+    ),
+    Setting(
         "mcp_rate_limit", "10000 per minute", "Requests allowed to one organization's API keys on /mcp/metrics/collect."
     ),
     Setting(

@@ -311,6 +311,14 @@ class WsTicket(BaseModel):
         table_name = "ws_tickets"
 
 
+class OidcRedemption(BaseModel):
+    digest = TextField(primary_key=True)
+    expires_at = IntegerField()
+
+    class Meta:
+        table_name = "oidc_redemptions"
+
+
 ALL_MODELS = (
     Event,
     *ROLLUP_MODELS,
@@ -329,4 +337,5 @@ ALL_MODELS = (
     LiveEvent,
     WsConnection,
     WsTicket,
+    OidcRedemption,
 )
