@@ -140,6 +140,7 @@ def test_the_page_holds_the_figures_the_api_gives_the_same_person(site, who):
     api = site["app"].test_client()
     data = api.get(f"/api/dashboards/{board_id}/data", headers=bearer(api, member)).get_json()
     assert live["dashboard_id"] == board_id
+    assert live["data_room"] == ("org" if who == "admin" else "user:" + member.user.id)
     assert without_window_ends(live["widgets"]) == without_window_ends(data["widgets"])
     calls = {w["id"]: w for w in data["widgets"]}["calls"]["data"]["value"]
     assert re.search(rf'<p class="widget__number" data-number>{calls}</p>', html), html

@@ -157,7 +157,8 @@ def test_a_batch_sent_to_collect_appears_on_the_open_dashboard_without_a_reload(
     calls = int(before["calls"]["text"].replace(",", ""))
     sent = time.monotonic()
     collect(server, data, [("tester", 50, True)] * 4)
-    wait_drawn(browser, lambda d: d.execute_script(CHARTS)["calls"]["text"] == str(calls + 4))
+    wait_drawn(browser, lambda d: d.execute_script("return document.body.dataset.ingested") == "4")  # metric_ingested
+    wait_drawn(browser, lambda d: d.execute_script(CHARTS)["calls"]["text"] == str(calls + 4))  # dashboard_update
     after = browser.execute_script(CHARTS)
     assert time.monotonic() - sent < 15
     assert browser.execute_script("return window.stillTheSamePage === true")

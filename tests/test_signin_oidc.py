@@ -12,6 +12,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -38,13 +39,15 @@ class Provider(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ProviderHandler)
-        self.issuer = f"http://127.0.0.1:{self.server_address[1]}"
+        # localhost, while the service is 127.0.0.1: another site, as a real provider is (SameSite rules apply).
+        self.issuer = f"http://localhost:{self.server_address[1]}"
         self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.email = "developer@acme.test"
         self.nonce: str | None = None  # with a value: the nonce every ID token carries, whatever was asked
         self.codes: dict[str, dict[str, str]] = {}
         self.authorize_queries: list[dict[str, str]] = []
         self.token_calls = 0
+        self.interactive = False  # True: authorize shows a page with a link back, as a person would follow
 
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -84,9 +87,17 @@ class ProviderHandler(BaseHTTPRequestHandler):
             self.server.authorize_queries.append(query)
             code = secrets.token_urlsafe(16)
             self.server.codes[code] = query
+            back = query["redirect_uri"] + "?" + urlencode({"code": code, "state": query["state"]})
+            if self.server.interactive:  # a page of the provider's own where the person approves
+                page = f'<!doctype html><title>Provider</title><a id="approve" href="{escape(back)}">Approve</a>'
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page.encode())))
+                self.end_headers()
+                self.wfile.write(page.encode())
+                return
             self.send_response(302)
-            back = urlencode({"code": code, "state": query["state"]})
-            self.send_header("Location", query["redirect_uri"] + "?" + back)
+            self.send_header("Location", back)
             self.send_header("Content-Length", "0")
             self.end_headers()
         else:
@@ -131,7 +142,7 @@ def site(provider: Provider, seeded_db: tuple[Any, Any], tmp_path_factory: pytes
 
 @pytest.fixture
 def fresh(provider: Provider) -> Provider:
-    provider.email, provider.nonce = "developer@acme.test", None
+    provider.email, provider.nonce, provider.interactive = "developer@acme.test", None, False
     return provider
 
 
@@ -249,3 +260,31 @@ def test_the_sign_in_form_offers_single_sign_on_only_when_a_provider_is_set(site
     assert "/sign-in/oidc" not in client.get("/sign-in").get_data(as_text=True)
     assert client.get("/sign-in/oidc").status_code == 404
     assert client.get("/sign-in/oidc/callback?code=a&state=b").status_code == 404
+
+
+def test_in_chromium_the_single_sign_on_button_ends_on_the_page_asked_for(browser, site, fresh, tmp_path):
+    """The callback's page moves on by itself: a navigation of our own page, so the new SameSite=Strict
+    session cookie goes with it (after a redirect from the provider's site it would not)."""
+    from selenium.webdriver.common.by import By
+
+    from tests.support import console_problems, wait_drawn
+    from tests.test_pages_browser import DESKTOP, PHONE, accessibility_problems, full_page_screenshot, set_width
+
+    browser.delete_all_cookies()
+    for width in (PHONE, DESKTOP):
+        set_width(browser, width)
+        browser.get(site.url + "/sign-in?next=/account")
+        full_page_screenshot(browser, tmp_path / f"sign-in-sso-{width}.png", width)
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        assert accessibility_problems(browser) == [], width
+    console_problems(browser)
+    fresh.interactive = True  # the way back starts on the provider's page: a navigation from another site
+    browser.find_element(By.LINK_TEXT, "Sign in with your organization's single sign-on").click()
+    wait_drawn(browser, lambda d: d.current_url.startswith(fresh.issuer + "/authorize"))
+    browser.find_element(By.ID, "approve").click()
+    wait_drawn(browser, lambda d: d.current_url == site.url + "/account")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Your account"
+    assert "Signed in as developer@acme.test" in browser.find_element(By.CSS_SELECTOR, ".page-head").text
+    assert browser.get_cookie("weather_metrics_session")["sameSite"] == "Strict"
+    assert browser.get_cookie("weather_metrics_oidc") is None
+    assert [p for p in console_problems(browser) if not p.startswith(fresh.issuer)] == []  # the provider's: its own

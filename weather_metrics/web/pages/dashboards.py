@@ -130,7 +130,12 @@ def dashboard(dashboard_id: str) -> str:
         chart_js=CHART_JS,
         board=data["dashboard"],
         widgets=widgets,
-        live={"dashboard_id": data["dashboard"]["id"], "widgets": data["widgets"]},
+        live={
+            "dashboard_id": data["dashboard"]["id"],
+            # Where new data is heard of at once (dashboard_update follows every ws_dashboard_interval_seconds).
+            "data_room": "org" if login.role == "admin" else "user:" + login.user.id,
+            "widgets": data["widgets"],
+        },
         scope_names=SCOPE_NAMES,
         teams=_team_names(login.organization.id),
     )

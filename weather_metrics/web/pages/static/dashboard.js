@@ -1,6 +1,7 @@
 // Draws a dashboard's widgets from the JSON block #dashboard-live (the entries of GET /api/dashboards/<id>/data)
 // and keeps them current over /ws: a ticket from POST /live/ticket (this browser's session cookie and its
-// X-CSRF-Token), then the room dashboard:<id>, whose dashboard_update messages carry one widget's new entry.
+// X-CSRF-Token), then the room dashboard:<id>, whose dashboard_update messages carry one widget's new entry,
+// and the viewer's own room (admins: the organization's), whose metric_ingested says new data is stored.
 // A file, not an inline script: the pages' Content-Security-Policy runs scripts of this origin only.
 (function () {
   "use strict";
@@ -192,7 +193,7 @@
         var scheme = location.protocol === "https:" ? "wss://" : "ws://";
         var socket = new WebSocket(scheme + location.host + ticket.url);
         socket.addEventListener("open", function () {
-          socket.send(JSON.stringify({ type: "subscribe", rooms: ["dashboard:" + board.dashboard_id] }));
+          socket.send(JSON.stringify({ type: "subscribe", rooms: ["dashboard:" + board.dashboard_id, board.data_room] }));
         });
         socket.addEventListener("message", function (message) {
           var event = JSON.parse(message.data);
@@ -203,6 +204,10 @@
           } else if (event.type === "dashboard_update" && sections[event.data.widget_id]) {
             render(sections[event.data.widget_id], event.data.data);
             say("Live: updated at " + time() + ".");
+          } else if (event.type === "metric_ingested") {
+            document.body.dataset.ingested = String(Number(document.body.dataset.ingested || 0) + event.data.count);
+            say("Live: " + event.data.count.toLocaleString("en") + " new " + (event.data.count === 1 ? "record" : "records") +
+              " at " + time() + "; the widgets follow within seconds.");
           } else if (event.type === "error") {
             say("Live updates are off: " + event.error.message);
           }
