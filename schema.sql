@@ -433,7 +433,7 @@ CREATE TABLE IF NOT EXISTS ws_tickets (
 );
 
 -- States and authorization codes of the pages' OpenID Connect sign-ins already used (schema
--- version 99), so a replayed callback is refused; only a SHA-256 of each is kept, until it expires.
+-- version 7), so a replayed callback is refused; only a SHA-256 of each is kept, until it expires.
 CREATE TABLE IF NOT EXISTS oidc_redemptions (
     digest TEXT NOT NULL PRIMARY KEY,
     expires_at INTEGER NOT NULL

@@ -48,6 +48,7 @@ class Provider(ThreadingHTTPServer):
         self.authorize_queries: list[dict[str, str]] = []
         self.token_calls = 0
         self.interactive = False  # True: authorize shows a page with a link back, as a person would follow
+        self.padding = 0  # bytes of white space after the discovery document
 
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key()))
@@ -66,8 +67,8 @@ class ProviderHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def _json(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _json(self, status: int, body: dict[str, Any], padding: int = 0) -> None:
+        data = json.dumps(body).encode() + b" " * padding
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -79,7 +80,8 @@ class ProviderHandler(BaseHTTPRequestHandler):
         issuer = self.server.issuer
         if parts.path == "/.well-known/openid-configuration":
             self._json(200, {"issuer": issuer, "authorization_endpoint": issuer + "/authorize",
-                             "token_endpoint": issuer + "/token", "jwks_uri": issuer + "/jwks"})  # fmt: skip
+                             "token_endpoint": issuer + "/token", "jwks_uri": issuer + "/jwks"},
+                       padding=self.server.padding)  # fmt: skip
         elif parts.path == "/jwks":
             self._json(200, self.server.jwks())
         elif parts.path == "/authorize":
@@ -142,7 +144,7 @@ def site(provider: Provider, seeded_db: tuple[Any, Any], tmp_path_factory: pytes
 
 @pytest.fixture
 def fresh(provider: Provider) -> Provider:
-    provider.email, provider.nonce, provider.interactive = "developer@acme.test", None, False
+    provider.email, provider.nonce, provider.interactive, provider.padding = "developer@acme.test", None, False, 0
     return provider
 
 
@@ -288,3 +290,37 @@ def test_in_chromium_the_single_sign_on_button_ends_on_the_page_asked_for(browse
     assert browser.get_cookie("weather_metrics_session")["sameSite"] == "Strict"
     assert browser.get_cookie("weather_metrics_oidc") is None
     assert [p for p in console_problems(browser) if not p.startswith(fresh.issuer)] == []  # the provider's: its own
+
+
+def test_the_pkce_challenge_is_rfc_7636s_and_the_sealed_sign_in_refuses_tampering_and_age():
+    from weather_metrics.accounts.oidc import PendingSignIn, SignInRefused, new_sign_in, seal, unseal
+
+    example = PendingSignIn("s", "n", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "/", 0)
+    assert example.challenge == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # RFC 7636, appendix B
+    key, now = "k" * 32, time.time()
+    pending = new_sign_in("/dashboards", now)
+    assert unseal(key, seal(key, pending), now + 599) == pending
+    for value in (seal("x" * 32, pending), seal(key, pending) + "0", "", "a.b.c"):
+        with pytest.raises(SignInRefused):
+            unseal(key, value, now)
+    with pytest.raises(SignInRefused):
+        unseal(key, seal(key, pending), now + 601)  # ten minutes is all a sign-in may take
+
+
+def test_a_provider_that_cannot_be_reached_or_answers_too_much_is_a_502_page(make_app, provider, tmp_path):
+    from tests.support import free_port
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    settings = {"oidc_issuer": nowhere, "oidc_audience": CLIENT_ID, "oidc_jwks": nowhere + "/jwks"}
+    client = make_app(**settings).test_client()
+    page = client.get("/sign-in/oidc")
+    assert page.status_code == 502 and "could not be asked" in page.text and "text/html" in page.content_type
+
+    provider.padding = 300 * 1024  # past the 256 KiB an answer of the provider may be
+    try:
+        settings = {"oidc_issuer": provider.issuer, "oidc_audience": CLIENT_ID, "oidc_jwks": provider.issuer + "/jwks"}
+        client = make_app(database=str(tmp_path / "second.db"), **settings).test_client()
+        page = client.get("/sign-in/oidc")
+    finally:
+        provider.padding = 0
+    assert page.status_code == 502 and "too large" in page.text

@@ -1,4 +1,4 @@
--- Version 99: the pages' OpenID Connect sign-in refuses a state or an authorization code used twice.
+-- Version 7: the pages' OpenID Connect sign-in refuses a state or an authorization code used twice.
 
 CREATE TABLE IF NOT EXISTS oidc_redemptions (
     digest TEXT NOT NULL PRIMARY KEY,
