@@ -505,3 +505,11 @@ CREATE TABLE IF NOT EXISTS data_versions (
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO data_versions (name, version)
 VALUES ('events', 1), ('agent_executions', 1), ('productivity_metrics', 1);
+
+-- States and authorization codes of the pages' OpenID Connect sign-ins already used (schema
+-- version 9), so a replayed callback is refused; only a SHA-256 of each is kept, until it expires.
+CREATE TABLE IF NOT EXISTS oidc_redemptions (
+    digest TEXT NOT NULL PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS oidc_redemptions_expires_at ON oidc_redemptions (expires_at);

@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from weather_metrics import dashboards
+from weather_metrics.accounts.oidc import OidcProvider
 from weather_metrics.accounts.passwords import Passwords
 from weather_metrics.accounts.sso import OidcVerifier
 from weather_metrics.accounts.tokens import TokenService
@@ -65,6 +66,12 @@ def _sso(settings: dict[str, Any]) -> OidcVerifier | None:
         )
     except (OSError, ValueError) as exc:
         raise SettingsError(f"setting 'oidc_jwks': cannot load keys: {exc}") from None
+
+
+def _sign_in_provider(settings: dict[str, Any]) -> OidcProvider | None:
+    if not settings["oidc_issuer"]:
+        return None
+    return OidcProvider(settings["oidc_issuer"], settings["oidc_audience"], settings["oidc_client_secret"])
 
 
 def _on_commit(*hooks: Any) -> Any:
@@ -145,6 +152,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             partial(_dashboard_data, max_days=settings["metrics_max_range_days"]),
         ),
         alerts=AlertEvaluator(settings, webhooks.subscribers),
+        sign_in_provider=_sign_in_provider(settings),
     )
     app.extensions[EXTENSION] = state
     prometheus.writer_queue_rows.set_function(lambda: writer.depth)

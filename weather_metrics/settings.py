@@ -101,11 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("retry_after_seconds", 5, "Retry-After sent with 503 answers.", minimum=1, maximum=3600),
     Setting(
-        "metrics_max_tools",
-        200,
-        "Distinct tool labels on /metrics before the rest count as 'other'.",
-        minimum=1,
-        maximum=100_000,
+        "metrics_max_tools", 200, "Tool labels on /metrics before the rest count as 'other'.", minimum=1, maximum=10**5
     ),
     Setting("log_level", "info", "Log level of the server.", choices=("debug", "info", "warning", "error")),
     Setting("log_format", "text", "Log lines: text, or one JSON object each.", choices=("text", "json")),
@@ -134,6 +130,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("oidc_issuer", "", "SSO: issuer (iss) of accepted ID tokens; empty turns SSO off."),
     Setting("oidc_audience", "", "SSO: audience (aud) ID tokens must name, usually the client id."),
     Setting("oidc_jwks", "", "SSO: the identity provider's keys, a JWKS file path or an https:// URL."),
+    Setting(
+        "oidc_client_secret",
+        "",
+        "SSO: client secret the pages' sign-in sends to the token endpoint; empty for a public client (PKCE alone).",
+    ),
     Setting(
         "mcp_rate_limit", "10000 per minute", "Requests allowed to one organization's API keys on /mcp/metrics/collect."
     ),

@@ -337,6 +337,14 @@ class WsTicket(BaseModel):
         table_name = "ws_tickets"
 
 
+class OidcRedemption(BaseModel):
+    digest = TextField(primary_key=True)
+    expires_at = IntegerField()
+
+    class Meta:
+        table_name = "oidc_redemptions"
+
+
 ALL_MODELS = (
     Event,
     *ROLLUP_MODELS,
@@ -356,4 +364,5 @@ ALL_MODELS = (
     WsConnection,
     WsTicket,
     DataVersion,
+    OidcRedemption,
 )

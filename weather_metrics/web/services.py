@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app
 
+from weather_metrics.accounts.oidc import OidcProvider
 from weather_metrics.accounts.passwords import Passwords
 from weather_metrics.accounts.sso import OidcVerifier
 from weather_metrics.accounts.tokens import TokenService
@@ -40,6 +41,8 @@ class ServiceState:
     webhooks: WebhookDeliverer
     relay: Relay
     alerts: AlertEvaluator
+    # The pages' sign-in through the same provider (accounts/oidc.py); None when SSO is off.
+    sign_in_provider: OidcProvider | None = None
     started: float = field(default_factory=time.monotonic)
     # Refused /v1 batches logged: a few a minute per address.
     refusals: Sampler = field(default_factory=lambda: Sampler(per_minute=3))

@@ -9,9 +9,8 @@ from flask.typing import ResponseReturnValue
 
 from weather_metrics.accounts.logins import LoginRefused, password_login
 from weather_metrics.accounts.organizations import user_view
-from weather_metrics.accounts.sso import SsoError
+from weather_metrics.accounts.sso import SsoError, sso_user
 from weather_metrics.accounts.tokens import TokenError
-from weather_metrics.store.models import User
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import LoginSchema, RefreshSchema
 from weather_metrics.web.auth import authenticated, client_ip
@@ -44,12 +43,9 @@ def login() -> ResponseReturnValue:
         if state.sso is None:
             raise ApiProblem(400, "SSO is not configured on this server", {"sso_token": "SSO is not configured"})
         try:
-            email = state.sso.email(data["sso_token"])
+            user = sso_user(state.sso.email(data["sso_token"]))
         except SsoError as exc:
             raise ApiProblem(401, str(exc)) from None
-        user = User.get_or_none(User.email == email)
-        if user is None or not user.active:
-            raise ApiProblem(401, "No active user of an organization has this SSO email")
     else:
         try:
             user = password_login(state.passwords, data["email"], data["password"])

@@ -60,6 +60,7 @@ def _form(status: int = 200, **values: Any) -> ResponseReturnValue:
     next_path = local_path(request.values.get("next"), "")
     context = {"email": "", "problems": {}, "refused": None, "next_path": next_path, **values}
     context["session_days"] = services().settings["browser_session_days"]
+    context["single_sign_on"] = services().sign_in_provider is not None
     return render_template("pages/sign_in.html", signed_out="signed_out" in request.args, **context), status
 
 

@@ -111,6 +111,9 @@ TEMPLATES = (
     "pages/error.html",
     "pages/sign_in.html",
     "pages/account.html",
+    "pages/signed_in.html",
+    "pages/dashboards.html",
+    "pages/dashboard.html",
 )
 
 
