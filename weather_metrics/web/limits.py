@@ -15,13 +15,14 @@ from weather_metrics.web.services import EXTENSION, services
 
 # Storage comes from the setting rate_limit_storage (see init_app).
 limiter = Limiter(key_func=client_ip, headers_enabled=True, strategy="sliding-window-counter")
-OWN_LIMITER = frozenset({"v1", "pages"})
+# The public statistics pages; the sign-in pages share the API's login limits, kept here.
+OWN_LIMITER_PAGES = frozenset({"pages.overview", "pages.tool"})
 
 
 @limiter.request_filter
 def own_limiter() -> bool:
-    """/v1 and the pages count in their own limiter (core/ratelimit.py): nothing for flask-limiter to check."""
-    return request.blueprint in OWN_LIMITER
+    """/v1 and the statistics pages count in their own limiter (core/ratelimit.py): nothing for flask-limiter."""
+    return request.blueprint == "v1" or request.endpoint in OWN_LIMITER_PAGES
 
 
 def account_limit(key_func: Callable[[], str], **options: Any) -> Callable[..., Any]:
