@@ -253,10 +253,15 @@ DRAWN = 20  # seconds for a page to draw
 
 
 def wait_drawn(driver: Any, condition: Any) -> Any:
-    """What `condition(driver)` returns once it is true, waiting up to DRAWN seconds."""
+    """What `condition(driver)` returns once it is true, waiting up to DRAWN seconds.
+
+    An element read while the browser replaces the page (after a form is sent) is stale: tried again.
+    """
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, DRAWN).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(driver, DRAWN, ignored_exceptions=ignored).until(condition)
 
 
 def chromium(width: int = 1280, height: int = 1600) -> Any:
