@@ -19,8 +19,11 @@ run: $(STAMP) config.toml
 config.toml:
 	umask 077 && $(BIN)/python -c 'import secrets; print("# Written by make run; every setting is in config.example.toml.\njwt_secret = \"%s\"" % secrets.token_urlsafe(48))' > config.toml
 
+# Tests run in TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs them in this one.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
