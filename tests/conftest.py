@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,25 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from tests import databases
 from tests.support import TEST_JWT_SECRET, Member, chromium, seed_org, seeded_database
 from weather_metrics import create_app
 
 # Tests set what they need; a developer's ./config.toml (made by `make run`) must not leak in.
 os.environ["WEATHER_METRICS_CONFIG"] = os.devnull
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases(request: pytest.FixtureRequest) -> Iterator[None]:
+    """On PostgreSQL, a test's databases (schemas named after paths in its tmp_path) go when it ends."""
+    yield
+    tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
+    if databases.ON_POSTGRESQL and tmp_path is not None:
+        databases.drop_under(tmp_path)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    databases.finish()
 
 
 @pytest.fixture
@@ -25,7 +38,7 @@ def make_app(tmp_path) -> Iterator[Callable[..., Flask]]:  # type: ignore[no-unt
 
     def build(**settings: Any) -> Flask:
         config = {
-            "database": str(tmp_path / "metrics.db"),
+            "database": databases.location(tmp_path / "metrics.db"),
             "rate_limit_per_minute": 100_000,
             "jwt_secret": TEST_JWT_SECRET,
             # The cheapest Argon2id the settings allow: tests hash many passwords.
@@ -78,7 +91,7 @@ def service(make_app: Callable[..., Flask], seeded_db: tuple[Path, Any], tmp_pat
     """`make_app` on this test's copy of the module's `seeded_db` file; call it once per test."""
 
     def build(**settings: Any) -> Flask:
-        shutil.copyfile(seeded_db[0], tmp_path / "metrics.db")
+        databases.copy(seeded_db[0], tmp_path / "metrics.db")
         return make_app(**settings)
 
     return build

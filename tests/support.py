@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests import databases
+
 ROOT = Path(__file__).resolve().parent.parent
 TEST_JWT_SECRET = "test-only-signing-secret-" + "k" * 48
 
@@ -463,7 +465,7 @@ def seeded_database(path: Path, seed: Callable[[Any], Seeded]) -> Seeded:
     from weather_metrics import create_app
 
     settings = {
-        "database": str(path),
+        "database": databases.location(path),
         "jwt_secret": TEST_JWT_SECRET,
         "password_time_cost": 2,
         "password_memory_kib": 19456,
@@ -474,9 +476,10 @@ def seeded_database(path: Path, seed: Callable[[Any], Seeded]) -> Seeded:
         seeded = seed(app)
     finally:
         app.extensions["weather_metrics"].close()
-    with sqlite3.connect(path) as conn:  # everything into the main file, which is what gets copied
-        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
-    conn.close()
+    if not databases.ON_POSTGRESQL:
+        with sqlite3.connect(path) as conn:  # everything into the main file, which is what gets copied
+            assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        conn.close()
     return seeded
 
 

@@ -17,7 +17,7 @@ from peewee import IntegrityError
 from weather_metrics.accounts.passwords import Passwords, generate_password
 from weather_metrics.core.errors import Conflict, NotFound, OutOfScope
 from weather_metrics.core.times import iso
-from weather_metrics.store.db import database
+from weather_metrics.store.db import database, execute
 from weather_metrics.store.models import ApiKey, Organization, Team, TeamMember, User
 
 ROLES = ("admin", "manager", "developer")
@@ -256,7 +256,7 @@ def authenticate_api_key(secret: str) -> ApiKey | None:
     if not secret.startswith(API_KEY_PREFIX):
         return None
     # Every /mcp request asks: one plain statement, not a peewee query built each time.
-    row = database.execute_sql(
+    row = execute(
         "SELECT id, organization_id, name, prefix, scope FROM api_keys WHERE secret_hash = ? AND revoked_at IS NULL",
         (hash_api_key(secret),),
     ).fetchone()

@@ -66,7 +66,7 @@ class AlertEvaluator:
         def due() -> Any:  # a new query each time: peewee keeps a query's first() result
             return (
                 AlertRule.select()
-                .where(AlertRule.enabled & (AlertRule.next_evaluation_at <= at))
+                .where((AlertRule.enabled == True) & (AlertRule.next_evaluation_at <= at))  # noqa: E712
                 .order_by(AlertRule.next_evaluation_at, AlertRule.id)
             )
 
@@ -115,7 +115,7 @@ class AlertEvaluator:
             changes["state"] = "ok"
         unchanged = (
             (AlertRule.id == rule.id)
-            & AlertRule.enabled
+            & (AlertRule.enabled == True)  # noqa: E712 - peewee expression
             & (AlertRule.updated_at == rule.updated_at)
             & (AlertRule.next_evaluation_at == rule.next_evaluation_at)
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weather_metrics.core.times import HOUR
-from weather_metrics.store.db import database
+from weather_metrics.store.db import execute
 
 MAX_AFFECTED_USERS = 100
 P95 = 0.95
@@ -59,16 +59,18 @@ def _where(target: Target, at: int, table: str) -> tuple[str, list[Any]]:
 
 
 def _one(sql: str, params: list[Any]) -> Any:
-    return database.execute_sql(sql, params).fetchone()
+    return execute(sql, params).fetchone()
 
 
 def measure(target: Target, at: int) -> float | None:
     """The metric's value at `at`; None when it has no value (error rate or p95 of no executions)."""
     if target.metric == "productivity":
         where, params = _where(target, at, "productivity_metrics")
-        return float(_one(f"SELECT TOTAL(value) FROM productivity_metrics WHERE {where}", params)[0])
+        return float(_one(f"SELECT COALESCE(SUM(value), 0.0) FROM productivity_metrics WHERE {where}", params)[0])
     where, params = _where(target, at, "agent_executions")
-    calls, failures = _one(f"SELECT COUNT(*), TOTAL(1 - success) FROM agent_executions WHERE {where}", params)
+    calls, failures = _one(
+        f"SELECT COUNT(*), COALESCE(SUM(1 - success), 0) FROM agent_executions WHERE {where}", params
+    )
     if target.metric == "call_volume":
         return float(calls)
     if not calls:
@@ -94,4 +96,4 @@ def affected_users(target: Target, at: int, threshold: float) -> list[str]:
         where += " AND duration_ms > ?"
         params.append(threshold)
     sql = f"SELECT DISTINCT user_id FROM {table} WHERE {where} AND user_id IS NOT NULL ORDER BY user_id LIMIT ?"
-    return [row[0] for row in database.execute_sql(sql, [*params, MAX_AFFECTED_USERS])]
+    return [row[0] for row in execute(sql, [*params, MAX_AFFECTED_USERS])]

@@ -17,7 +17,7 @@ from typing import Any
 
 from weather_metrics.core.times import iso
 from weather_metrics.store.batches import PendingBatch
-from weather_metrics.store.db import database
+from weather_metrics.store.db import database, execute
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def record(
 
     `team_id` limits an alert to the admins and that team's managers; None means admins only.
     """
-    database.execute_sql(
+    execute(
         "INSERT INTO live_events (organization_id, type, team_id, payload, created_at) VALUES (?, ?, ?, ?, ?)",
         (
             organization_id,

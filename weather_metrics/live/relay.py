@@ -33,7 +33,7 @@ from weather_metrics.live.hub import (
     text_frame,
 )
 from weather_metrics.query.scope import team_member_ids
-from weather_metrics.store.db import database, write_transaction
+from weather_metrics.store.db import database, execute, write_transaction
 from weather_metrics.store.models import AuthSession, User
 
 log = logging.getLogger(__name__)
@@ -117,12 +117,12 @@ class Relay:
         """Fan out what committed since the last step; True when there was something."""
         if not len(self.hub):
             # Nobody listens: keep the place current, so a first subscriber is not sent a backlog.
-            self._last_id = database.execute_sql("SELECT COALESCE(MAX(id), 0) FROM live_events").fetchone()[0]
+            self._last_id = execute("SELECT COALESCE(MAX(id), 0) FROM live_events").fetchone()[0]
             self._public = {"count": 0, "errors": 0}
             return False
         if self._last_id is None:
-            self._last_id = database.execute_sql("SELECT COALESCE(MAX(id), 0) FROM live_events").fetchone()[0]
-        rows = database.execute_sql(
+            self._last_id = execute("SELECT COALESCE(MAX(id), 0) FROM live_events").fetchone()[0]
+        rows = execute(
             "SELECT id, organization_id, type, team_id, payload FROM live_events WHERE id > ? ORDER BY id LIMIT 1000",
             (self._last_id,),
         ).fetchall()
@@ -249,10 +249,10 @@ class Relay:
         """Mark this process's connections alive; forget old events, tickets and dead processes' rows."""
         moment = int(now)
         with write_transaction():
-            database.execute_sql("UPDATE ws_connections SET seen_at = ? WHERE process = ?", (moment, self.process))
-            database.execute_sql("DELETE FROM ws_connections WHERE seen_at < ?", (moment - STALE_SECONDS,))
-            database.execute_sql("DELETE FROM ws_tickets WHERE expires_at < ?", (moment,))
-            database.execute_sql("DELETE FROM live_events WHERE created_at < ?", (moment - live.KEEP_SECONDS,))
+            execute("UPDATE ws_connections SET seen_at = ? WHERE process = ?", (moment, self.process))
+            execute("DELETE FROM ws_connections WHERE seen_at < ?", (moment - STALE_SECONDS,))
+            execute("DELETE FROM ws_tickets WHERE expires_at < ?", (moment,))
+            execute("DELETE FROM live_events WHERE created_at < ?", (moment - live.KEEP_SECONDS,))
 
     def check_accounts(self, clients: Iterable[Client], now: float | None = None) -> None:
         """Close the sockets of ended login sessions, of disabled or deleted users, and of changed roles."""
@@ -280,7 +280,7 @@ class Relay:
 
     def forget_process(self) -> None:
         with write_transaction():
-            database.execute_sql("DELETE FROM ws_connections WHERE process = ?", (self.process,))
+            execute("DELETE FROM ws_connections WHERE process = ?", (self.process,))
 
     # -- threads -------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from weather_metrics.query import spans
 from weather_metrics.query.scope import Scope
 from weather_metrics.query.windows import Window
 from weather_metrics.store.agents import SPANS
-from weather_metrics.store.db import database
+from weather_metrics.store.db import execute, location
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ Rows = list[tuple[Any, ...]]
 
 
 def _query(sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
-    return database.execute_sql(sql, (*params, low, high)).fetchall()  # type: ignore[no-any-return]
+    return execute(sql, (*params, low, high)).fetchall()  # type: ignore[no-any-return]
 
 
 class SettledRows:
@@ -76,7 +76,7 @@ class SettledRows:
 
     def _settled(self, sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
         seen = self._refresh()
-        key = (str(database.database), sql, params, low, high)
+        key = (location(), sql, params, low, high)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and time.monotonic() - entry[0] < self._ttl:
@@ -84,7 +84,7 @@ class SettledRows:
                 return entry[2]
         rows = _query(sql, params, low, high)
         with self._lock:
-            if self._seen.get(str(database.database)) == seen:  # no new ids since the query began
+            if self._seen.get(location()) == seen:  # no new ids since the query began
                 self._drop(key)
                 self._entries[key] = (time.monotonic(), high, rows)
                 self._rows += len(rows)
@@ -94,15 +94,15 @@ class SettledRows:
 
     def _refresh(self) -> int:
         """Forget results of days that got rows since the last look; the highest id now."""
-        path = str(database.database)
-        top = database.execute_sql(f"SELECT COALESCE(MAX(id), 0) FROM {self._raw}").fetchone()[0]
+        path = location()
+        top = execute(f"SELECT COALESCE(MAX(id), 0) FROM {self._raw}").fetchone()[0]
         with self._lock:
             seen = self._seen.get(path)
         if seen == top:
             return top
         oldest = None  # unknown (first look, or ids restarted): forget everything
         if seen is not None and top > seen:
-            oldest = database.execute_sql(f"SELECT MIN(hour) FROM {self._raw} WHERE id > ?", (seen,)).fetchone()[0]
+            oldest = execute(f"SELECT MIN(hour) FROM {self._raw} WHERE id > ?", (seen,)).fetchone()[0]
         with self._lock:
             for key, (_, high, _) in list(self._entries.items()):
                 if key[0] == path and (oldest is None or high >= oldest // DAY * DAY):
@@ -278,7 +278,7 @@ def _agent_histograms(daily: _Filter, window: Window) -> dict[str, dict[int, int
     if chosen:
         table = daily.table.replace("_daily", "_spans")
         pairs = ", ".join(["(?, ?)"] * len(chosen))
-        rows += database.execute_sql(
+        rows += execute(
             f"SELECT agent_name, bucket, SUM(calls) FROM {table} WHERE {daily.where}"
             f" AND (span, start) IN (VALUES {pairs}) GROUP BY agent_name, bucket",
             (*daily.params, *(value for span in chosen for value in span)),
@@ -403,7 +403,7 @@ def productivity_metrics(
 
 def metric_types(org_id: str) -> list[str]:
     """The productivity metric types that have data in the organization, sorted."""
-    rows = database.execute_sql(
+    rows = execute(
         "SELECT DISTINCT metric_type FROM productivity_hourly WHERE organization_id = ? ORDER BY metric_type",
         (org_id,),
     ).fetchall()
@@ -412,7 +412,7 @@ def metric_types(org_id: str) -> list[str]:
 
 def org_zone(org_id: str) -> ZoneInfo:
     """The organization's time zone; UTC when it has none the system knows."""
-    row = database.execute_sql("SELECT time_zone FROM organizations WHERE id = ?", (org_id,)).fetchone()
+    row = execute("SELECT time_zone FROM organizations WHERE id = ?", (org_id,)).fetchone()
     try:
         return zone(row[0] if row else "UTC")
     except ValueError:

@@ -20,7 +20,7 @@ from weather_metrics.query.windows import Window
 from weather_metrics.reports.contents import COUNT, MS, NUMBER, RATE, Cell, Chart, Column, Figure, Report, Row, Table
 from weather_metrics.reports.filters import filter_lines, report_scope, report_window
 from weather_metrics.reports.formats import write_report
-from weather_metrics.store.db import database
+from weather_metrics.store.db import execute
 from weather_metrics.store.models import Organization, ReportJob, Team, User
 
 FORMATS = {
@@ -143,7 +143,7 @@ def _stream(sql: str, params: list[Any], row: Callable[..., Row]) -> Generator[R
 
     One generator owns the cursor, so closing it ends the query's read transaction at once.
     """
-    cursor = database.execute_sql(sql, tuple(params))
+    cursor = execute(sql, tuple(params))
     try:
         while batch := cursor.fetchmany(FETCH_ROWS):
             for values in batch:

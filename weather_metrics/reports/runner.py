@@ -39,7 +39,8 @@ from weather_metrics.reports.jobs import (
 )
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.runtime.prometheus import exports_total
-from weather_metrics.store.db import database, write_transaction
+from weather_metrics.store.backup import data_folder
+from weather_metrics.store.db import database, resolved, write_transaction
 from weather_metrics.store.models import Organization, ReportJob
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,13 @@ class ReportRunner:
     def __init__(self, settings: dict[str, Any], clock: Callable[[], float] = time.time) -> None:
         self._max_rows = int(settings["export_max_rows"])
         self._log_format = str(settings["log_format"])  # the child's lines, like the server's
-        self._database = str(Path(settings["database"]).expanduser().resolve())
+        self._database = resolved(settings["database"])
         self._children: set[subprocess.Popen[bytes]] = set()
         self._interrupted: set[subprocess.Popen[bytes]] = set()  # children that close() ended
         self._stopping = False  # while close() runs, a child that starts is ended at once
         self._lock = threading.Lock()
         self._min_free = int(settings["export_min_free_mib"]) * MIB
-        folder = settings["export_dir"] or Path(settings["database"]).expanduser().resolve().parent / "exports"
+        folder = settings["export_dir"] or data_folder(settings["database"]) / "exports"
         self.export_dir = Path(folder).expanduser().resolve()
         self._clock = clock
         self._held = HeldJobs()

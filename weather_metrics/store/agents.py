@@ -6,7 +6,6 @@ from typing import Any
 
 from peewee import (
     AutoField,
-    BooleanField,
     CompositeKey,
     FloatField,
     IntegerField,
@@ -17,7 +16,7 @@ from peewee import (
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR
 from weather_metrics.core.vocabulary import dump_json
-from weather_metrics.store.db import BaseModel
+from weather_metrics.store.db import BaseModel, FlagField
 from weather_metrics.store.rowkind import SINCE, RawRollup, RowKind, item_seconds, summed
 
 
@@ -35,7 +34,7 @@ class AgentExecution(BaseModel):
     command = TextField()
     duration_ms = FloatField()
     latency_bucket = IntegerField()
-    success = BooleanField()
+    success = FlagField()
     error_details = TextField(null=True)
     metadata = TextField(null=True)
 
@@ -47,7 +46,7 @@ class AgentHourly(BaseModel):
     organization_id = TextField()
     hour = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     calls = IntegerField()
     duration_sum = FloatField()
 
@@ -60,7 +59,7 @@ class AgentUserHourly(BaseModel):
     user_id = TextField()
     hour = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     calls = IntegerField()
     duration_sum = FloatField()
 
@@ -73,7 +72,7 @@ class AgentLatencyDaily(BaseModel):
     organization_id = TextField()
     day = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     bucket = IntegerField()
     calls = IntegerField()
 
@@ -86,7 +85,7 @@ class AgentUserLatencyDaily(BaseModel):
     user_id = TextField()
     day = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     bucket = IntegerField()
     calls = IntegerField()
 
@@ -99,7 +98,7 @@ class AgentDaily(BaseModel):
     organization_id = TextField()
     day = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     calls = IntegerField()
     duration_sum = FloatField()
 
@@ -112,7 +111,7 @@ class AgentUserDaily(BaseModel):
     user_id = TextField()
     day = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     calls = IntegerField()
     duration_sum = FloatField()
 
@@ -126,7 +125,7 @@ class AgentLatencySpans(BaseModel):
     span = IntegerField()
     start = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     bucket = IntegerField()
     calls = IntegerField()
 
@@ -140,7 +139,7 @@ class AgentUserLatencySpans(BaseModel):
     span = IntegerField()
     start = IntegerField()
     agent_name = TextField()
-    success = BooleanField()
+    success = FlagField()
     bucket = IntegerField()
     calls = IntegerField()
 
@@ -223,7 +222,7 @@ def _span_histogram(model: Any, owner: str) -> RawRollup:
         f" SELECT {owner}, s.length / {DAY}, hour / s.length * s.length, agent_name, success, latency_bucket,"
         f" COUNT(id) FROM agent_executions, ({spans}) AS s WHERE id > ? AND {owner} IS NOT NULL"
         f" GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT ({owner}, span, start, agent_name, success, bucket)"
-        " DO UPDATE SET calls = calls + excluded.calls",
+        f" DO UPDATE SET calls = {table}.calls + excluded.calls",
     )
 
 

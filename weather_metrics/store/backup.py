@@ -41,9 +41,17 @@ class Snapshot:
     events: int
 
 
+def data_folder(database: str) -> Path:
+    """Where files that belong with the database go by default: beside a SQLite file; for a
+    PostgreSQL URL, the working directory."""
+    if "://" in database:
+        return Path.cwd()
+    return Path(database).expanduser().resolve().parent
+
+
 def backup_folder(configured: str, database: str) -> Path:
     """The `backup_dir` setting, or a 'backups' folder beside the database."""
-    return Path(configured or Path(database).expanduser().resolve().parent / "backups").expanduser().resolve()
+    return Path(configured or data_folder(database) / "backups").expanduser().resolve()
 
 
 def private_file(path: Path) -> None:

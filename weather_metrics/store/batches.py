@@ -18,7 +18,7 @@ from peewee import EXCLUDED
 
 from weather_metrics.core.times import DAY
 from weather_metrics.store import versions
-from weather_metrics.store.db import database, write_transaction
+from weather_metrics.store.db import database, execute, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
 from weather_metrics.store.rowkind import SINCE, RowKind
@@ -105,7 +105,7 @@ def compiled(kind: RowKind) -> _CompiledStatements:
 def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
     """Append rows of one kind and fold them into its rollups."""
     statements = compiled(kind)
-    before = database.execute_sql(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+    before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
     start = 0
     for size in _CHUNKS:
         while len(rows) - start >= size:
@@ -190,7 +190,7 @@ def _stamp_keys(key_ids: set[str], now: int) -> list[str]:
     """Set last_used_at of the API keys that sent batches, at most once a minute per key."""
     due = [k for k in sorted(key_ids) if now - _key_stamps.get(k, 0) >= _KEY_STAMP_SECONDS]
     for key_id in due:
-        database.execute_sql("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
+        execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
     return due
 
 

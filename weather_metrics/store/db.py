@@ -1,14 +1,23 @@
-"""The database: one unbound handle, opened by the app factory; SQLite specifics live here."""
+"""The database: one unbound handle, opened by the app factory on SQLite or PostgreSQL.
+
+`database` is a proxy bound by `open_database` to a pooled SQLite file (a path) or a pooled
+PostgreSQL database (a `postgresql://` URL); everything else reaches the database through
+it. Raw SQL is written once, with `?` placeholders, and runs through `execute`.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from peewee import Model, OperationalError
-from playhouse.pool import PooledSqliteDatabase
+from peewee import DatabaseProxy, IntegerField, Model, OperationalError
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from weather_metrics.core.errors import Unavailable
 from weather_metrics.store.backup import backup, hold_service_lock, private_file
@@ -16,13 +25,26 @@ from weather_metrics.store.migrate import SCHEMA_VERSION, schema_version, upgrad
 
 log = logging.getLogger(__name__)
 
+POSTGRESQL_URL = re.compile(r"postgres(ql)?://", re.IGNORECASE)
+DISK_FULL = "53100"  # PostgreSQL's SQLSTATE for a full disk
+
+
+def is_url(location: str) -> bool:
+    """True when the `database` setting names a PostgreSQL server rather than a SQLite file."""
+    return bool(POSTGRESQL_URL.match(location))
+
+
+def resolved(location: str) -> str:
+    """The `database` setting in full: a SQLite file's absolute path, or the URL as given."""
+    return location if is_url(location) else str(Path(location).expanduser().resolve())
+
 
 class StorageFull(Unavailable):
     """The disk holding the database is full: nothing of the request was stored; retry once there is space."""
 
 
 def storage_error(exc: BaseException) -> StorageFull | None:
-    """A database failure that is the disk's, not the request's: SQLite reports a full disk as SQLITE_FULL.
+    """A database failure that is the disk's, not the request's: SQLITE_FULL, or PostgreSQL's 53100.
 
     The chain is searched: after SQLITE_FULL, SQLite has rolled back already, so the error
     that surfaces is the failed rollback, raised while handling the full disk.
@@ -31,20 +53,39 @@ def storage_error(exc: BaseException) -> StorageFull | None:
     for _ in range(8):
         if seen is None:
             break
-        if isinstance(seen, (OperationalError, sqlite3.OperationalError)) and "disk is full" in str(seen):
+        full_sqlite = isinstance(seen, (OperationalError, sqlite3.OperationalError)) and "disk is full" in str(seen)
+        if full_sqlite or getattr(seen, "pgcode", None) == DISK_FULL:
             return StorageFull("The disk holding the database is full; nothing was stored. Retry later")
         seen = seen.__cause__ or seen.__context__
     return None
 
 
 # Bound by `open_database`; models in models.py use it.
-database = PooledSqliteDatabase(None)
+database = DatabaseProxy()
 _bindings = 0  # how many times `open_database` has bound it, in this process
+_location = ""  # the `database` setting it was bound with
 
 
 def binding() -> int:
     """Which binding of `database` this is: answers kept in memory must not outlive it."""
     return _bindings
+
+
+def location() -> str:
+    """The path or URL the database was opened with: a key for what is kept per database."""
+    return _location
+
+
+def is_postgresql() -> bool:
+    """True when the bound database is PostgreSQL."""
+    return isinstance(database.obj, PooledPostgresqlDatabase)
+
+
+def execute(sql: str, params: Any = ()) -> Any:
+    """Run raw SQL written with `?` placeholders on either backend; the cursor."""
+    if is_postgresql():
+        sql = sql.replace("%", "%%").replace("?", "%s")
+    return database.execute_sql(sql, params)
 
 
 def sqlite_pragmas(synchronous: str) -> list[tuple[str, object]]:
@@ -60,35 +101,46 @@ def sqlite_pragmas(synchronous: str) -> list[tuple[str, object]]:
 
 
 def open_database(
-    path: str,
+    location: str,
     synchronous: str = "full",
     max_connections: int = 128,
     read_only: bool = False,
     backup_dir: Path | None = None,
 ) -> None:
-    """Bind the shared handle to a SQLite file and bring its schema up to date (or, read-only, only read it).
+    """Bind the shared handle to a SQLite file or a PostgreSQL URL and bring its schema up to date.
 
-    The file (and so its WAL, which SQLite creates alike) is readable by its owner only. Before
-    migrating an older schema, a copy goes to `backup_dir` (None: no copy). This process holds
-    the database's service lock from now on, so a restore refuses to replace it underneath.
+    Read-only, the schema is only read. On SQLite, the file (and so its WAL, which SQLite
+    creates alike) is readable by its owner only; before migrating an older schema, a copy
+    goes to `backup_dir` (None: no copy), and this process holds the database's service lock
+    from now on, so a restore refuses to replace it underneath. On PostgreSQL, copies are
+    pg_dump's job (docs/storage.md).
     """
-    global _bindings
+    global _bindings, _location
     _bindings += 1
-    file = Path(path).expanduser().resolve()
-    file.parent.mkdir(parents=True, exist_ok=True)
-    if not database.deferred:
+    _location = location
+    if database.obj is not None:
         _release_pool()
+    if is_url(location):
+        database.initialize(_postgresql(location, max_connections, read_only))
+        if not read_only:
+            with database.connection_context():
+                upgrade(database.connection(), "postgresql")
+        return
+    file = Path(location).expanduser().resolve()
+    file.parent.mkdir(parents=True, exist_ok=True)
     if not read_only:
         for own in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
             if own == file or own.exists():
                 private_file(own)
         hold_service_lock(file)
-    database.init(
-        path,
-        max_connections=max_connections,
-        stale_timeout=300,
-        pragmas=sqlite_pragmas(synchronous) + ([("query_only", 1)] if read_only else []),
-        check_same_thread=False,
+    database.initialize(
+        PooledSqliteDatabase(
+            location,
+            max_connections=max_connections,
+            stale_timeout=300,
+            pragmas=sqlite_pragmas(synchronous) + ([("query_only", 1)] if read_only else []),
+            check_same_thread=False,
+        )
     )
     if not read_only:
         with database.connection_context():
@@ -101,19 +153,52 @@ def open_database(
             upgrade(conn)
 
 
+class _PostgreSQL(PooledPostgresqlDatabase):
+    """A pool whose connections read NUMERIC (what SUM of integers gives) as SQLite would answer: int or float."""
+
+    def _connect(self) -> Any:
+        from psycopg2.extensions import new_type, register_type
+
+        conn = super()._connect()
+        register_type(new_type((1700,), "NUMBER", _number), conn)
+        return conn
+
+
+def _number(value: str | None, _cursor: Any) -> int | float | None:
+    if value is None:
+        return None
+    return float(value) if any(c in value for c in ".eEN") else int(value)
+
+
+def _postgresql(url: str, max_connections: int, read_only: bool) -> PooledPostgresqlDatabase:
+    """A pool on the server the URL names; every transaction commits synchronously (ack = durable)."""
+    from psycopg2.extensions import parse_dsn
+
+    params: dict[str, Any] = parse_dsn(url)
+    name = params.pop("dbname", None) or params.get("user") or "postgres"
+    options = [params.pop("options", ""), "-c synchronous_commit=on"]
+    if read_only:
+        options.append("-c default_transaction_read_only=on")
+    params["options"] = " ".join(option for option in options if option)
+    params.setdefault("connect_timeout", "10")
+    params.setdefault("application_name", "weather_metrics")
+    return _PostgreSQL(name, max_connections=max_connections, stale_timeout=300, **params)
+
+
 def _release_pool() -> None:
-    """Drop the pool's connections before binding it to another file (or the same one again).
+    """Drop the pool's connections before binding it to another database (or the same one again).
 
     Idle connections are closed. Those in use belong to the threads of an app built earlier in
     this process (tests build several): closing one while its thread runs a statement crashes
     the interpreter, so they are forgotten instead, left to their threads, and closed when those
     threads end. The pool never hands them out again, so no new connection reaches the old file.
     """
-    database.close()
-    with database._pool_lock:  # noqa: SLF001 - the pool has no call to forget a connection
-        database.close_idle()
-        database._in_use.clear()  # noqa: SLF001
-        database._pool_available.notify_all()  # noqa: SLF001
+    pool = database.obj
+    pool.close()
+    with pool._pool_lock:  # noqa: SLF001 - the pool has no call to forget a connection
+        pool.close_idle()
+        pool._in_use.clear()  # noqa: SLF001
+        pool._pool_available.notify_all()  # noqa: SLF001
 
 
 def ping() -> bool:
@@ -127,14 +212,42 @@ def ping() -> bool:
 
 def pool_status() -> dict[str, int]:
     """Open, idle and waiting connections of the pool."""
-    in_use = len(database._in_use)  # noqa: SLF001 - the pool has no public counters
-    idle = len(database._connections)  # noqa: SLF001
+    in_use = len(database.obj._in_use)  # noqa: SLF001 - the pool has no public counters
+    idle = len(database.obj._connections)  # noqa: SLF001
     return {"total_connections": in_use + idle, "idle_connections": idle, "waiting_count": 0}
 
 
+# On PostgreSQL, the key of the advisory lock a write transaction holds (any constant of ours).
+WRITE_LOCK = 0x776D5F7772  # "wm_wr"
+
+
+@contextmanager
+def _locked_transaction() -> Iterator[Any]:
+    with database.atomic() as transaction:
+        database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        yield transaction
+
+
 def write_transaction():  # type: ignore[no-untyped-def]
-    """A write transaction that takes SQLite's write lock at BEGIN, so it never fails mid-way."""
+    """A write transaction that holds the database's write lock from BEGIN, so writers take turns.
+
+    On SQLite, `BEGIN IMMEDIATE` takes the write lock at once, so the transaction never fails
+    mid-way. On PostgreSQL, an advisory lock does the same across processes and hosts: raw
+    rows get their ids in commit order, which readers that keep their place by id rely on.
+    """
+    if is_postgresql():
+        return _locked_transaction()
     return database.atomic(lock_type="IMMEDIATE")
+
+
+class FlagField(IntegerField):
+    """A yes/no column stored as 0 or 1 on both backends (an INTEGER in SQLite, a BIGINT in PostgreSQL)."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else int(bool(value))
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else bool(value)
 
 
 class BaseModel(Model):

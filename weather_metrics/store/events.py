@@ -9,7 +9,6 @@ from peewee import (
     EXCLUDED,
     SQL,
     AutoField,
-    BooleanField,
     Case,
     CompositeKey,
     FloatField,
@@ -21,7 +20,7 @@ from peewee import (
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR, parse_timestamp
 from weather_metrics.ingest.events.validation import normalize_country
-from weather_metrics.store.db import BaseModel
+from weather_metrics.store.db import BaseModel, FlagField
 from weather_metrics.store.rowkind import SINCE, RowKind, summed
 
 
@@ -31,12 +30,12 @@ class Event(BaseModel):
     timestamp_hour = IntegerField()
     version = TextField()
     tool = TextField()
-    is_error = BooleanField()
+    is_error = FlagField()
     analytics_level = TextField()
     response_time_ms = FloatField(null=True)
     latency_bucket = IntegerField(null=True)
     service = TextField(null=True)
-    cache_hit = BooleanField(null=True)
+    cache_hit = FlagField(null=True)
     retry_count = IntegerField(null=True)
     country = TextField(null=True)
     error_type = TextField(null=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from peewee import (
     AutoField,
-    BooleanField,
     CompositeKey,
     FloatField,
     ForeignKeyField,
@@ -26,7 +25,7 @@ from weather_metrics.store.agents import (
     AgentUserLatencyDaily,
     AgentUserLatencySpans,
 )
-from weather_metrics.store.db import BaseModel
+from weather_metrics.store.db import BaseModel, FlagField
 from weather_metrics.store.events import (
     CountryDaily,
     ErrorDaily,
@@ -71,7 +70,7 @@ class User(BaseModel):
     name = TextField()
     role = TextField()
     password_hash = TextField(null=True)
-    active = BooleanField()
+    active = FlagField()
     created_at = IntegerField()
     updated_at = IntegerField()
 
@@ -158,7 +157,7 @@ class Dashboard(BaseModel):
     description = TextField()
     layout = TextField()  # JSON list of widgets
     filters = TextField()  # JSON object
-    is_default = BooleanField()
+    is_default = FlagField()
     created_at = IntegerField()
     updated_at = IntegerField()
 
@@ -202,7 +201,7 @@ class Webhook(BaseModel):
     events = TextField()  # JSON array of event names
     secret_encrypted = TextField()  # Fernet token; see webhooks/signing.py SecretBox
     secret_hint = TextField()  # last 4 characters
-    enabled = BooleanField()
+    enabled = FlagField()
     consecutive_failures = IntegerField()  # given-up deliveries in a row
     disabled_reason = TextField(null=True)
     created_at = IntegerField()
@@ -267,7 +266,7 @@ class AlertRule(BaseModel):
     window_minutes = IntegerField()
     severity = TextField()  # low | medium | high | critical
     cooldown_minutes = IntegerField()
-    enabled = BooleanField()
+    enabled = FlagField()
     state = TextField()  # ok | firing
     last_value = FloatField(null=True)
     last_fired_at = IntegerField(null=True)

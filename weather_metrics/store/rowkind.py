@@ -47,4 +47,6 @@ class RawRollup:
     text: str
 
     def sql(self) -> tuple[str, list[Any]]:
-        return self.text, [SINCE]
+        """The statement in the bound database's placeholders, as peewee's `query.sql()` gives it."""
+        param = self.model._meta.database.param  # noqa: SLF001 - peewee's way to reach a model's database
+        return self.text.replace("%", "%%" if param == "%s" else "%").replace("?", param), [SINCE]

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from peewee import IntegerField, TextField
 
-from weather_metrics.store.db import BaseModel, database
+from weather_metrics.store.db import BaseModel, execute
 
 EVENTS = "events"  # /v1 events, their rollups and sessions
 AGENT_EXECUTIONS = "agent_executions"
@@ -32,10 +32,10 @@ class DataVersion(BaseModel):
 def bump(names: Iterable[str]) -> None:
     """Raise the versions of `names`; call it inside the transaction that changes their data."""
     for name in sorted(set(names)):
-        database.execute_sql("UPDATE data_versions SET version = version + 1 WHERE name = ?", (name,))
+        execute("UPDATE data_versions SET version = version + 1 WHERE name = ?", (name,))
 
 
 def current(name: str) -> int:
     """The version of `name` as this connection sees it now."""
-    row = database.execute_sql("SELECT version FROM data_versions WHERE name = ?", (name,)).fetchone()
+    row = execute("SELECT version FROM data_versions WHERE name = ?", (name,)).fetchone()
     return 0 if row is None else int(row[0])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
+from weather_metrics.store.db import resolved
 from weather_metrics.web.auth import client_ip
 from weather_metrics.web.services import EXTENSION, services
 
@@ -72,6 +72,6 @@ def init_app(app: Flask) -> None:
     settings = app.extensions[EXTENSION].settings
     app.config["RATELIMIT_STORAGE_URI"] = settings["rate_limit_storage"]
     # Every process of one service shares its counters, and only them: they are named after its database.
-    database_path = str(Path(settings["database"]).expanduser().resolve())
-    app.config["RATELIMIT_KEY_PREFIX"] = "weather_metrics:" + hashlib.sha256(database_path.encode()).hexdigest()[:16]
+    named = resolved(settings["database"])
+    app.config["RATELIMIT_KEY_PREFIX"] = "weather_metrics:" + hashlib.sha256(named.encode()).hexdigest()[:16]
     limiter.init_app(app)

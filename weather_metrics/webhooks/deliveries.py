@@ -175,7 +175,7 @@ class Subscribers:
         if cached is None or cached[0] < time.monotonic():
             table: dict[str, list[str]] = {}
             hooks = Webhook.select(Webhook.id, Webhook.events).where(
-                (Webhook.organization == organization_id) & Webhook.enabled
+                (Webhook.organization == organization_id) & (Webhook.enabled == True)  # noqa: E712 - peewee expression
             )
             for hook in hooks:
                 for name in json.loads(hook.events):
@@ -193,7 +193,8 @@ def enqueue(hook_ids: list[str], event: str, payload: dict[str, Any], now: int) 
     deleted there is skipped here, not allowed to fail the other deliveries (or an alert).
     """
     with write_transaction():
-        existing = {h.id for h in Webhook.select(Webhook.id).where(Webhook.id.in_(hook_ids) & Webhook.enabled)}
+        enabled = Webhook.select(Webhook.id).where(Webhook.id.in_(hook_ids) & (Webhook.enabled == True))  # noqa: E712
+        existing = {h.id for h in enabled}
         rows = [
             {
                 "id": str(uuid.uuid4()),
@@ -279,7 +280,9 @@ class WebhookDeliverer:
 
     def _due(self, at: int) -> Any:
         """The due deliveries of enabled webhooks, oldest first, but none of an organization being sent to."""
-        due = (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= at) & Webhook.enabled
+        due = (
+            (WebhookDelivery.status == "pending") & (WebhookDelivery.next_attempt_at <= at) & (Webhook.enabled == True)  # noqa: E712 - peewee expression
+        )
         busy = sorted(self._sending)  # one attempt at a time per organization (see run_once)
         if busy:
             due &= Webhook.organization.not_in(busy)

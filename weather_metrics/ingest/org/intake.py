@@ -22,7 +22,7 @@ from weather_metrics.ingest.org.validation import accepted_window, agent_problem
 from weather_metrics.query.scope import scope_for
 from weather_metrics.store.agents import AGENTS, agent_row
 from weather_metrics.store.batches import PendingBatch
-from weather_metrics.store.db import database
+from weather_metrics.store.db import execute, is_postgresql
 from weather_metrics.store.models import Team, TeamMember, User
 from weather_metrics.store.productivity import PRODUCTIVITY, productivity_row
 from weather_metrics.store.writer import EventWriter
@@ -231,9 +231,9 @@ def _org_users(org_id: str, items: list[dict[str, Any]]) -> Directory:
     if not ids:
         return Directory(set(), {})
     # One plain statement: building an IN (...) of many values with peewee costs milliseconds.
-    rows = database.execute_sql(
-        "SELECT id, email FROM users WHERE organization_id = ? AND "
-        "(id IN (SELECT value FROM json_each(?)) OR email IN (SELECT value FROM json_each(?)))",
+    listed = "SELECT json_array_elements_text(?::json)" if is_postgresql() else "SELECT value FROM json_each(?)"
+    rows = execute(
+        f"SELECT id, email FROM users WHERE organization_id = ? AND (id IN ({listed}) OR email IN ({listed}))",
         (org_id, json.dumps(ids), json.dumps(sorted({i.lower() for i in ids}))),
     )
     known: set[str] = set()

@@ -17,7 +17,7 @@ from weather_metrics.accounts.tokens import TokenError
 from weather_metrics.live.hub import ANONYMOUS
 from weather_metrics.live.protocol import client_for
 from weather_metrics.live.relay import STALE_SECONDS, Relay
-from weather_metrics.store.db import database, storage_error, write_transaction
+from weather_metrics.store.db import execute, storage_error, write_transaction
 from weather_metrics.store.models import User, WsTicket
 from weather_metrics.web.auth import bearer_token
 from weather_metrics.web.errors import ApiProblem, error_response
@@ -45,7 +45,7 @@ def issue_ticket(user: User, session_id: str, seconds: int, now: float | None = 
 def redeem_ticket(ticket: str, now: float | None = None) -> tuple[User, str]:
     """The active user a ticket was issued to, and its session; the ticket is used up, valid or not."""
     with write_transaction():
-        row = database.execute_sql(
+        row = execute(
             "DELETE FROM ws_tickets WHERE ticket_hash = ? RETURNING user_id, expires_at, session_id",
             (hash_api_key(ticket),),
         ).fetchone()
@@ -132,7 +132,7 @@ def reserve_slot(relay: Relay, slot: str, holder: str, settings: dict[str, Any],
     moment = int(now)
     with write_transaction():
         fresh = moment - STALE_SECONDS
-        mine = database.execute_sql(
+        mine = execute(
             "SELECT COUNT(*) FROM ws_connections WHERE holder = ? AND seen_at >= ?", (holder, fresh)
         ).fetchone()[0]
         if mine >= settings["ws_max_connections_per_user"]:
@@ -140,14 +140,14 @@ def reserve_slot(relay: Relay, slot: str, holder: str, settings: dict[str, Any],
                 429,
                 f"At most {settings['ws_max_connections_per_user']} WebSocket connections per user; close one first",
             )
-        total = database.execute_sql("SELECT COUNT(*) FROM ws_connections WHERE seen_at >= ?", (fresh,)).fetchone()[0]
+        total = execute("SELECT COUNT(*) FROM ws_connections WHERE seen_at >= ?", (fresh,)).fetchone()[0]
         if total >= settings["ws_max_connections"]:
             raise ApiProblem(
                 503,
                 "The service has as many WebSocket connections as it takes; try again",
                 headers={"Retry-After": "30"},
             )
-        database.execute_sql(
+        execute(
             "INSERT INTO ws_connections (id, holder, process, opened_at, seen_at) VALUES (?, ?, ?, ?, ?)",
             (slot, holder, relay.process, moment, moment),
         )
@@ -156,7 +156,7 @@ def reserve_slot(relay: Relay, slot: str, holder: str, settings: dict[str, Any],
 
 def release_slot(slot: str) -> None:
     with write_transaction():
-        database.execute_sql("DELETE FROM ws_connections WHERE id = ?", (slot,))
+        execute("DELETE FROM ws_connections WHERE id = ?", (slot,))
 
 
 @bp.before_request
