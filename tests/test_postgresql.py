@@ -1,0 +1,173 @@
+"""The PostgreSQL backend against a real server at 127.0.0.1:5432 (user postgres, trust auth).
+
+Each test works in a schema of its own in the database `weather_metrics_test` (created when
+missing) and drops it afterwards. Without a server, or without psycopg2, the tests skip;
+under WEATHER_METRICS_TEST_STRICT=1 they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from tests.schema_shape import ASSIGNED, Table, postgresql_shape, report, shape_differences, sqlite_shape
+from tests.support import ROOT
+
+# --- schema.postgresql.sql has the shape of schema.sql ------------------------------------------------
+
+SQLITE_SCHEMA = ROOT / "schema.sql"
+POSTGRESQL_SCHEMA = ROOT / "schema.postgresql.sql"
+SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "connect_timeout": 5}
+TEST_DATABASE = "weather_metrics_test"
+
+
+def unavailable(reason: str) -> NoReturn:
+    if os.environ.get("WEATHER_METRICS_TEST_STRICT"):
+        pytest.fail(f"PostgreSQL tests need {reason}")
+    pytest.skip(f"{reason}: PostgreSQL tests skipped (WEATHER_METRICS_TEST_STRICT=1 fails them instead)")
+
+
+def connect_test_database() -> Any:
+    """A connection to the test database, which is created when missing; skips without a server."""
+    try:
+        import psycopg2
+        from psycopg2 import errors
+    except ImportError:
+        unavailable("psycopg2 (the psycopg2-binary package, the PostgreSQL driver)")
+    try:
+        return psycopg2.connect(dbname=TEST_DATABASE, **SERVER)
+    except psycopg2.OperationalError:
+        pass  # no such database, or no server: the maintenance database tells which
+    try:
+        admin = psycopg2.connect(dbname="postgres", **SERVER)
+    except psycopg2.OperationalError as error:
+        unavailable(f"a PostgreSQL server at {SERVER['host']}:{SERVER['port']} ({' '.join(str(error).split())})")
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {TEST_DATABASE}")
+    except (errors.DuplicateDatabase, errors.UniqueViolation):
+        pass  # another test process made it first
+    finally:
+        admin.close()
+    return psycopg2.connect(dbname=TEST_DATABASE, **SERVER)
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[Any, str]]:
+    """A connection and a new empty schema on its search_path; the schema is dropped afterwards."""
+    conn = connect_test_database()
+    schema = f"schema_parity_{uuid.uuid4().hex[:12]}"
+    with conn.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA {schema}")
+        cursor.execute(f"SET search_path TO {schema}")
+    conn.commit()
+    try:
+        yield conn, schema
+    finally:
+        conn.rollback()
+        with conn.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.commit()
+        conn.close()
+
+
+def build_both(
+    tmp_path: Path, pg_schema: tuple[Any, str], sqlite_extra: str = "", postgresql_extra: str = ""
+) -> tuple[dict[str, Table], dict[str, Table]]:
+    """Both schemas built, each then given its extra SQL, and read back: (SQLite, PostgreSQL)."""
+    path = tmp_path / "schema.db"
+    with closing(sqlite3.connect(path)) as sqlite:
+        sqlite.executescript(SQLITE_SCHEMA.read_text() + sqlite_extra)
+    conn, schema = pg_schema
+    with conn.cursor() as cursor:
+        cursor.execute(POSTGRESQL_SCHEMA.read_text())  # the whole file in one transaction
+        conn.commit()
+        if postgresql_extra:
+            cursor.execute(postgresql_extra)
+            conn.commit()
+        return sqlite_shape(path), postgresql_shape(cursor, schema)
+
+
+def test_postgresql_schema_matches_sqlite(tmp_path, pg_schema):
+    sqlite, postgresql = build_both(tmp_path, pg_schema)
+    assert len(sqlite) == SQLITE_SCHEMA.read_text().count("CREATE TABLE")  # every table was read
+    differences = shape_differences(sqlite, postgresql)
+    assert not differences, report(differences)
+
+
+# A change to the PostgreSQL side, and every difference the comparison must then list.
+ALTERATIONS = {
+    "column": ("ALTER TABLE events DROP COLUMN country", "events: column country in SQLite only"),
+    "index": ("DROP INDEX events_timestamp_hour", "events: index events_timestamp_hour in SQLite only"),
+    "not-null": (
+        "ALTER TABLE api_keys ALTER COLUMN name DROP NOT NULL",
+        "api_keys.name: not null yes in SQLite, no in PostgreSQL",
+    ),
+    "type": (
+        "ALTER TABLE events ALTER COLUMN parameters TYPE BYTEA USING NULL",
+        "events.parameters: type TEXT in SQLite, bytea (PostgreSQL) in PostgreSQL",
+    ),
+    "default": (
+        "ALTER TABLE organizations ALTER COLUMN time_zone SET DEFAULT 'GMT'",
+        "organizations.time_zone: default 'UTC' in SQLite, 'GMT' in PostgreSQL",
+    ),
+    "identity": (
+        "ALTER TABLE live_events ALTER COLUMN id DROP IDENTITY",
+        f"live_events.id: default {ASSIGNED} in SQLite, none in PostgreSQL",
+    ),
+    "primary-key": (
+        "ALTER TABLE tool_hourly DROP CONSTRAINT tool_hourly_pkey, ADD PRIMARY KEY (tool, hour)",
+        "tool_hourly: primary key (hour, tool) in SQLite, (tool, hour) in PostgreSQL",
+    ),
+    "index-columns": (
+        "DROP INDEX report_jobs_status; CREATE INDEX report_jobs_status ON report_jobs (created_at, status)",
+        "report_jobs: index report_jobs_status: columns (status, created_at) in SQLite, (created_at, status) in"
+        " PostgreSQL",
+    ),
+    "unique": ("ALTER TABLE users DROP CONSTRAINT users_email_key", "users: unique (email) in SQLite only"),
+    "on-delete": (
+        "ALTER TABLE team_members DROP CONSTRAINT team_members_team_id_fkey,"
+        " ADD FOREIGN KEY (team_id) REFERENCES teams (id)",
+        "team_members: foreign key (team_id) -> teams (id) on delete CASCADE in SQLite only",
+        "team_members: foreign key (team_id) -> teams (id) on delete NO ACTION in PostgreSQL only",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ALTERATIONS)
+def test_schema_parity_check_can_fail(tmp_path, pg_schema, name):
+    alteration, *expected = ALTERATIONS[name]
+    differences = shape_differences(*build_both(tmp_path, pg_schema, postgresql_extra=alteration))
+    assert differences == expected, report(differences)
+
+
+def test_schema_parity_normalises_conditions_and_defaults(tmp_path, pg_schema):
+    """What each catalog spells its own way (casts, parentheses, IN as = ANY) compares equal; a change does not."""
+    index = (
+        "CREATE INDEX report_jobs_waiting ON report_jobs (created_at DESC)"
+        " WHERE status IN ('queued', 'running') AND heartbeat_at IS NULL;"
+    )
+    added = "ALTER TABLE alert_rules ADD COLUMN weight {} NOT NULL DEFAULT -2.5, ADD COLUMN rank {} DEFAULT -1;"
+    sqlite_extra = index + added.format("REAL", "INTEGER").replace(", ADD", "; ALTER TABLE alert_rules ADD")
+    same = shape_differences(
+        *build_both(tmp_path, pg_schema, sqlite_extra, index + added.format("DOUBLE PRECISION", "BIGINT"))
+    )
+    assert not same, report(same)
+    conn, schema = pg_schema
+    with conn.cursor() as cursor:
+        cursor.execute("DROP INDEX report_jobs_waiting; " + index.replace("'running'", "'failed'"))
+        cursor.execute("ALTER TABLE alert_rules ALTER COLUMN rank SET DEFAULT 1")
+        differences = shape_differences(sqlite_shape(tmp_path / "schema.db"), postgresql_shape(cursor, schema))
+    assert differences == [
+        "alert_rules.rank: default -1 in SQLite, 1 in PostgreSQL",
+        "report_jobs: index report_jobs_waiting: where status in 'queued', 'running' and heartbeat_at is null"
+        " in SQLite, status in 'queued', 'failed' and heartbeat_at is null in PostgreSQL",
+    ], report(differences)
