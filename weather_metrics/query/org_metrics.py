@@ -152,7 +152,7 @@ class _Page:
 def sql_in(column: str, values: frozenset[str], params: list[Any]) -> str:
     """`column IN (?, ...)` for the values, appended to params; a false condition for none."""
     if not values:
-        return "0"  # nobody: the query returns nothing
+        return "1 = 0"  # nobody: the query returns nothing
     params.extend(sorted(values))
     return f"{column} IN ({', '.join('?' * len(values))})"
 
