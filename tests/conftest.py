@@ -23,7 +23,7 @@ def _drop_test_databases(request: pytest.FixtureRequest) -> Iterator[None]:
     """On PostgreSQL, a test's databases (schemas named after paths in its tmp_path) go when it ends."""
     yield
     tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
-    if databases.ON_POSTGRESQL and tmp_path is not None:
+    if tmp_path is not None:
         databases.drop_under(tmp_path)
 
 

@@ -34,8 +34,11 @@ _admin_connection: Any = None
 
 def location(path: Path | str) -> str:
     """The `database` setting for a test database named by `path`."""
-    if not ON_POSTGRESQL:
-        return str(path)
+    return postgresql_location(path) if ON_POSTGRESQL else str(path)
+
+
+def postgresql_location(path: Path | str) -> str:
+    """A URL for a schema named after `path`, on either backend's run (tests of PostgreSQL itself)."""
     schema = schema_name(path)
     if schema not in _schemas:
         admin(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -62,7 +65,7 @@ def copy(source: Path | str, target: Path | str) -> None:
         return
     from_schema, to_schema = schema_name(source), schema_name(target)
     drop(target)
-    location(target)
+    postgresql_location(target)
     admin(
         f"SET search_path = {to_schema}; "
         + Path(__file__).resolve().parents[1].joinpath("schema.postgresql.sql").read_text()
@@ -86,10 +89,10 @@ def copy(source: Path | str, target: Path | str) -> None:
 
 def drop(path: Path | str) -> None:
     """Remove the database named by `path`."""
-    if not ON_POSTGRESQL:
+    schema = schema_name(path)
+    if schema not in _schemas and not ON_POSTGRESQL:
         Path(path).unlink(missing_ok=True)
         return
-    schema = schema_name(path)
     admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     _schemas.pop(schema, None)
 

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -17,8 +21,16 @@ from typing import Any, NoReturn
 
 import pytest
 
+from tests import databases
 from tests.schema_shape import ASSIGNED, Table, postgresql_shape, report, shape_differences, sqlite_shape
-from tests.support import ROOT
+from tests.support import ROOT, make_event
+from weather_metrics.store import db
+from weather_metrics.store.migrate import (
+    POSTGRESQL_FIRST_VERSION,
+    POSTGRESQL_MIGRATIONS_DIR,
+    SCHEMA_VERSION,
+    migrations,
+)
 
 # --- schema.postgresql.sql has the shape of schema.sql ------------------------------------------------
 
@@ -171,3 +183,121 @@ def test_schema_parity_normalises_conditions_and_defaults(tmp_path, pg_schema):
         "report_jobs: index report_jobs_waiting: where status in 'queued', 'running' and heartbeat_at is null"
         " in SQLite, status in 'queued', 'failed' and heartbeat_at is null in PostgreSQL",
     ], report(differences)
+
+
+# --- The service on PostgreSQL: opening, migrating, committing -----------------------------------------
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> str:
+    """A URL for an empty schema of this test's own (dropped when the test ends, see conftest.py)."""
+    connect_test_database().close()  # skips (or fails under STRICT) without a server
+    return databases.postgresql_location(tmp_path / "pg.db")
+
+
+def test_a_postgresql_url_gets_the_full_schema_at_the_current_version(make_app, pg_url):
+    app = make_app(database=pg_url)
+    assert db.is_postgresql()
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
+    tables = {row[0] for row in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    assert {"events", "agent_executions", "organizations", "data_versions"} <= tables
+    response = app.test_client().post("/v1/events", json={"events": [make_event()]})
+    assert response.status_code == 200, response.get_json()
+    assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
+
+
+def test_every_connection_commits_synchronously_whatever_the_url_asks(make_app, pg_url):
+    make_app(database=pg_url + "%20-csynchronous_commit%3Doff")
+    with db.database.connection_context():
+        assert db.execute("SHOW synchronous_commit").fetchone()[0] == "on"
+
+
+def test_processes_starting_together_migrate_once(tmp_path, pg_url):
+    script = "import sys; from weather_metrics.store.db import open_database; open_database(sys.argv[1])"
+    starts = [
+        subprocess.Popen([sys.executable, "-c", script, pg_url], cwd=ROOT, stderr=subprocess.PIPE) for _ in range(4)
+    ]
+    for process in starts:
+        _, errors = process.communicate(timeout=60)
+        assert process.returncode == 0, errors.decode()
+    with closing(psycopg2_connect(pg_url)) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT version FROM schema_version")
+        assert cursor.fetchall() == [(SCHEMA_VERSION,)]
+
+
+def test_a_newer_schema_is_refused(make_app, pg_url):
+    make_app(database=pg_url)
+    db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    with pytest.raises(RuntimeError, match="newer than this release"):
+        db.open_database(pg_url)
+
+
+def test_every_sqlite_migration_since_postgresql_support_has_a_postgresql_twin():
+    later = {v: p.name for v, p in migrations().items() if v > POSTGRESQL_FIRST_VERSION}
+    twins = {v: p.name for v, p in migrations(POSTGRESQL_MIGRATIONS_DIR).items()}
+    assert twins == later
+
+
+def test_a_full_disk_on_the_server_is_a_storage_error(make_app, pg_url):
+    make_app(database=pg_url)
+    with pytest.raises(Exception) as raised, db.database.connection_context():  # noqa: PT011 - any driver error
+        db.execute("DO $$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = '53100'; END $$")
+    assert isinstance(db.storage_error(raised.value), db.StorageFull)
+    with pytest.raises(Exception) as other, db.database.connection_context():  # noqa: PT011
+        db.execute("DO $$ BEGIN RAISE EXCEPTION 'something else' USING ERRCODE = '22012'; END $$")
+    assert db.storage_error(other.value) is None
+
+
+def test_sums_of_integers_read_as_sqlite_gives_them(make_app, pg_url):
+    make_app(database=pg_url)
+    with db.database.connection_context():
+        total, mean, none = db.execute(
+            "SELECT SUM(x), AVG(x), SUM(NULL::bigint) FROM (VALUES (1), (2)) AS v(x)"
+        ).fetchone()
+    assert (total, type(total)) == (3, int)
+    assert (mean, type(mean)) == (1.5, float)
+    assert none is None
+
+
+def test_write_transactions_take_turns_across_connections(make_app, pg_url):
+    make_app(database=pg_url)
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with db.database.connection_context(), db.write_transaction():
+            order.append("first begins")
+            inside.set()
+            release.wait(10)
+            order.append("first commits")
+
+    def second() -> None:
+        inside.wait(10)
+        with db.database.connection_context(), db.write_transaction():
+            order.append("second begins")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    inside.wait(10)
+    time.sleep(0.5)  # the second transaction is waiting on the lock by now
+    assert order == ["first begins"]
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["first begins", "first commits", "second begins"]
+
+
+@pytest.mark.parametrize(("command", "tool"), [(["backup"], "pg_dump"), (["restore", "schema.sql"], "pg_restore")])
+def test_backup_and_restore_name_the_postgresql_tools(make_app, pg_url, command, tool):
+    app = make_app(database=pg_url)
+    result = app.test_cli_runner().invoke(args=command)
+    assert result.exit_code != 0
+    assert tool in result.output
+
+
+def psycopg2_connect(url: str) -> Any:
+    import psycopg2
+
+    return psycopg2.connect(url)

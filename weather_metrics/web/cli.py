@@ -38,6 +38,14 @@ def create_org(name: str, admin_email: str, admin_name: str) -> None:
     click.echo("Log in with POST /api/auth/login; this password is shown only now. Change it with PUT /api/users/<id>.")
 
 
+def _sqlite_only(database: str, tool: str) -> None:
+    """Backups here copy a SQLite file; a PostgreSQL database has the server's own tools."""
+    if db.is_url(database):
+        raise click.ClickException(
+            f"the database is on PostgreSQL: use {tool} (docs/storage.md); this command copies SQLite files"
+        )
+
+
 @click.command("backup")
 @with_appcontext
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
@@ -45,6 +53,7 @@ def backup(file: Path | None) -> None:
     """Copy the database, consistent as of one moment, while the service runs (default: into backup_dir)."""
     state = services()
     state.close()  # this command's own app: its threads are not needed
+    _sqlite_only(state.settings["database"], "pg_dump")
     database = Path(state.settings["database"]).expanduser().resolve()
     if file is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -69,6 +78,7 @@ def restore(file: Path) -> None:
     """Replace the database with a backup; refused while a service uses the database."""
     state = services()
     state.close()  # this command's own app lets go of the database first
+    _sqlite_only(state.settings["database"], "pg_restore")
     db.database.close_all()
     database = Path(state.settings["database"]).expanduser().resolve()
     backups.release_service_lock(database)
