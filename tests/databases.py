@@ -25,6 +25,9 @@ BACKEND = os.environ.get("WEATHER_METRICS_TEST_BACKEND", "sqlite")
 ON_POSTGRESQL = BACKEND == "postgresql"
 SERVER = os.environ.get("WEATHER_METRICS_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432")
 PREFIX = "weather_metrics_test_"
+# Each server a test starts holds up to `threads + 8` connections; two test processes run
+# several at once (PostgreSQL's default is 100).
+MAX_CONNECTIONS = 400
 
 sqlite_only = pytest.mark.skipif(ON_POSTGRESQL, reason="about SQLite files themselves; PostgreSQL has its own tests")
 
@@ -128,6 +131,10 @@ def _admin() -> Any:
         server = _connect_server()
         server.autocommit = True
         with server.cursor() as cursor:
+            cursor.execute("SHOW max_connections")
+            if int(cursor.fetchone()[0]) < MAX_CONNECTIONS:
+                server = _allow_connections(server)
+        with server.cursor() as cursor:
             cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (PREFIX + "%",))
             for (name,) in cursor.fetchall():
                 if name != database_name() and not _alive(name):
@@ -138,6 +145,17 @@ def _admin() -> Any:
         _admin_connection = psycopg2.connect(f"{SERVER}/{database_name()}")
         _admin_connection.autocommit = True
     return _admin_connection
+
+
+def _allow_connections(server: Any) -> Any:
+    """Raise the server's max_connections (a restart): tests run servers of many threads at once."""
+    with server.cursor() as cursor:
+        cursor.execute(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS}")
+    server.close()
+    _restart_server()
+    server = _connect_server()
+    server.autocommit = True
+    return server
 
 
 def finish() -> None:
@@ -166,6 +184,14 @@ def _alive(name: str) -> bool:
     return True
 
 
+def _restart_server(action: str = "restart") -> None:
+    listed = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=False).stdout
+    for version, cluster, *_ in (line.split() for line in listed.splitlines() if line.strip()):
+        subprocess.run(
+            ["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, action], check=False, timeout=120
+        )
+
+
 def _connect_server() -> Any:
     """A connection to the server's `postgres` database; starts the server when it is down."""
     import psycopg2
@@ -173,9 +199,7 @@ def _connect_server() -> Any:
     try:
         return psycopg2.connect(f"{SERVER}/postgres", connect_timeout=5)
     except psycopg2.OperationalError:
-        listed = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=False).stdout
-        for version, cluster, *_ in (line.split() for line in listed.splitlines() if line.strip()):
-            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, cluster, "start"], check=False)
+        _restart_server("start")
         deadline = time.monotonic() + 30
         while True:
             try:
