@@ -108,7 +108,7 @@ class Server:
         self.env = {
             **os.environ,
             "PORT": str(self.port),
-            "WEATHER_METRICS_DATABASE": str(database),
+            "WEATHER_METRICS_DATABASE": databases.location(database),
             "WEATHER_METRICS_RATE_LIMIT_PER_MINUTE": "1000000",
             "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
         }

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import databases
 from tests.support import ROOT, Server, http, make_event, sample, seed_org, seeded_database
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -124,7 +125,7 @@ def test_build_info_names_the_version_python_and_database(scrape):
     labels = {
         "version": version,
         "python_version": platform.python_version(),
-        "database": "sqlite",
+        "database": "postgresql" if databases.ON_POSTGRESQL else "sqlite",
         "sqlite_version": sqlite3.sqlite_version,
     }
     assert sample(scrape, "weather_metrics_build_info", labels) == 1

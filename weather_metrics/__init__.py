@@ -35,7 +35,7 @@ from weather_metrics.runtime.logs import configure_logging
 from weather_metrics.settings import SettingsError, load_settings, require_secret
 from weather_metrics.store.backup import backup_folder
 from weather_metrics.store.batches import write_batches
-from weather_metrics.store.db import database, open_database
+from weather_metrics.store.db import database, is_postgresql, open_database
 from weather_metrics.store.pruning import prune_step
 from weather_metrics.store.writer import EventWriter
 from weather_metrics.web import api, cli, docs, limits, mcp, observability, pages, v1, ws
@@ -158,6 +158,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     prometheus.writer_queue_rows.set_function(lambda: writer.depth)
     prometheus.websocket_connections.set_function(lambda: len(state.relay.hub))
     prometheus.start_at_zero(FORMATS, SEVERITIES)
+    prometheus.describe_database("postgresql" if is_postgresql() else "sqlite")
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
         # Not X-Forwarded-Host: nginx sends the browser's Host itself (docs/nginx.conf) and passes on any

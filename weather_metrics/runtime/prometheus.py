@@ -56,6 +56,12 @@ build_info = Gauge(
 build_info.labels(service_version(), platform.python_version(), "sqlite", sqlite3.sqlite_version).set(1)
 
 
+def describe_database(backend: str) -> None:
+    """Name the backend the service opened (`sqlite` or `postgresql`) in build_info."""
+    build_info.clear()
+    build_info.labels(service_version(), platform.python_version(), backend, sqlite3.sqlite_version).set(1)
+
+
 # The write path (store/writer.py); the factory points the gauges at this process's writer and hub.
 writer_queue_rows = Gauge(
     "weather_metrics_writer_queue_rows", "Rows accepted (events and organization metrics) and not yet committed"
