@@ -301,3 +301,17 @@ def psycopg2_connect(url: str) -> Any:
     import psycopg2
 
     return psycopg2.connect(url)
+
+
+def test_the_writer_reconnects_when_the_server_drops_its_connection(make_app, pg_url):
+    client = make_app(database=pg_url).test_client()
+    assert client.post("/v1/events", json={"events": [make_event()]}).status_code == 200
+    dropped = databases.admin_rows(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name = 'weather_metrics'"
+    )
+    assert dropped and all(ok for (ok,) in dropped)
+    response = client.post("/v1/events", json={"events": [make_event(), make_event()]})
+    assert response.status_code == 200, response.get_json()
+    with db.database.connection_context():
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3

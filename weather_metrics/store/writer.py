@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 WriteFn = Callable[[list[PendingBatch]], int]
 
 
-# Failures of the database itself (locked, I/O, full disk): retrying the same write can succeed.
-TRANSIENT = (sqlite3.OperationalError, peewee.OperationalError)
+# Failures of the database itself (locked, I/O, full disk, a lost connection to PostgreSQL):
+# retrying the same write can succeed.
+TRANSIENT = (sqlite3.OperationalError, peewee.OperationalError, peewee.InterfaceError)
 
 
 # ...except these, which say the schema does not fit the statement: no retry can help.
@@ -164,12 +165,23 @@ class EventWriter:
                     log.exception("writing %d batches failed; retrying in %.2fs", len(group), delay)
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)
+                    self._reconnect()
                     continue
                 if len(group) > 1:
                     return sum(self._write_group([batch]) for batch in group)
                 log.exception("a batch of %d rows cannot be written; it is refused", len(group[0].rows))
                 group[0].failure = f"{type(exc).__name__}: {exc}"
                 return 0
+
+    def _reconnect(self) -> None:
+        """A fresh connection before a retry: the failure may have been the connection's (a server restart)."""
+        if self._connect is None or self._disconnect is None:
+            return
+        try:
+            self._disconnect()
+            self._connect()
+        except Exception:  # noqa: BLE001 - the next attempt fails and reports it, then tries again
+            log.warning("reconnecting to the database failed", exc_info=True)
 
     def _commit(self, group: list[PendingBatch]) -> None:
         started = time.perf_counter()
