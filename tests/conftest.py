@@ -20,11 +20,11 @@ os.environ["WEATHER_METRICS_CONFIG"] = os.devnull
 
 @pytest.fixture(autouse=True)
 def _drop_test_databases(request: pytest.FixtureRequest) -> Iterator[None]:
-    """On PostgreSQL, a test's databases (schemas named after paths in its tmp_path) go when it ends."""
+    """On PostgreSQL, the schemas of a test's databases (paths in its tmp_path) become spares when it ends."""
     yield
     tmp_path = request.node.funcargs.get("tmp_path") if hasattr(request.node, "funcargs") else None
     if tmp_path is not None:
-        databases.drop_under(tmp_path)
+        databases.release_under(tmp_path)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

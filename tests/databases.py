@@ -3,16 +3,17 @@
 Tests name their database by a file path (`tmp_path / "metrics.db"`) and pass
 `location(path)` as the `database` setting. On SQLite (the default) that is the path. With
 WEATHER_METRICS_TEST_BACKEND=postgresql (`make test-postgres`) it is a URL whose search_path
-is a schema named after the path, in a database of this test process's own
+is a schema standing for the path, in a database of this test process's own
 (`weather_metrics_test_<pid>`, dropped when the run ends; one a killed run left behind is
-dropped by the next). The same path always gives the same schema, so a test that reopens
-"the file" reopens the schema. A test's schemas are dropped when it ends (conftest.py).
+dropped by the next). The same path gives the same schema for as long as its test runs, so
+a test that reopens "the file" reopens the schema. When a test ends (conftest.py), its
+schemas are kept as spares for later tests, emptied when taken.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -31,8 +32,11 @@ MAX_CONNECTIONS = 400
 
 sqlite_only = pytest.mark.skipif(ON_POSTGRESQL, reason="about SQLite files themselves; PostgreSQL has its own tests")
 
-_schemas: dict[str, Path] = {}  # the schemas this process made, and the path each stands for
+_paths: dict[Path, str] = {}  # the schema standing for each path in use
+_spare: list[str] = []  # schemas at the current version whose tests ended: emptied when taken again
+_made = 0  # schemas made by this process
 _admin_connection: Any = None
+SCHEMA_SQL = Path(__file__).resolve().parents[1] / "schema.postgresql.sql"
 
 
 def location(path: Path | str) -> str:
@@ -40,17 +44,18 @@ def location(path: Path | str) -> str:
     return postgresql_location(path) if ON_POSTGRESQL else str(path)
 
 
-def postgresql_location(path: Path | str) -> str:
-    """A URL for a schema named after `path`, on either backend's run (tests of PostgreSQL itself)."""
-    schema = schema_name(path)
-    if schema not in _schemas:
-        admin(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        _schemas[schema] = Path(path).resolve()
+def postgresql_location(path: Path | str, fresh: bool = False) -> str:
+    """A URL for the schema standing for `path`, on either backend's run (tests of PostgreSQL itself).
+
+    A path new to this process gets an emptied spare schema (one a finished test left,
+    at the current version: emptying its tables is much cheaper than creating them), or
+    with `fresh`, or when there is none, a new schema without tables.
+    """
+    key = Path(path).resolve()
+    schema = _paths.get(key)
+    if schema is None:
+        schema = _paths[key] = _take_spare() if _spare and not fresh else _new_schema()
     return url(schema)
-
-
-def schema_name(path: Path | str) -> str:
-    return "db_" + hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
 
 
 def url(schema: str) -> str:
@@ -66,49 +71,89 @@ def copy(source: Path | str, target: Path | str) -> None:
     if not ON_POSTGRESQL:
         shutil.copyfile(source, target)
         return
-    from_schema, to_schema = schema_name(source), schema_name(target)
-    drop(target)
+    postgresql_location(source)
     postgresql_location(target)
-    admin(
-        f"SET search_path = {to_schema}; "
-        + Path(__file__).resolve().parents[1].joinpath("schema.postgresql.sql").read_text()
-        + "; RESET search_path"
-    )
-    tables = [row[0] for row in admin_rows(f"SELECT tablename FROM pg_tables WHERE schemaname = '{from_schema}'")]
+    from_schema, to_schema = _paths[Path(source).resolve()], _paths[Path(target).resolve()]
+    if not _tables(to_schema):
+        admin(f"SET search_path = {to_schema}; {SCHEMA_SQL.read_text()}; RESET search_path")
+    tables = _tables(from_schema)
     statements = ["SET session_replication_role = replica"]  # rows arrive in any order: no foreign-key checks
     statements += [f"DELETE FROM {to_schema}.{table}" for table in tables]
     statements += [f"INSERT INTO {to_schema}.{table} SELECT * FROM {from_schema}.{table}" for table in tables]
     statements.append("SET session_replication_role = DEFAULT")
     admin("; ".join(statements))
+    _restart_identities(to_schema, from_rows=True)
+
+
+def release_under(folder: Path) -> None:
+    """A finished test's schemas (those of paths in its tmp_path) become spares, or go."""
+    for path, schema in list(_paths.items()):
+        if path.is_relative_to(folder):
+            del _paths[path]
+            if _current(schema):
+                _spare.append(schema)
+            else:
+                _drop(schema)
+
+
+def _new_schema() -> str:
+    global _made
+    _made += 1
+    schema = f"db_{_made}"
+    admin(f"CREATE SCHEMA {schema}")
+    return schema
+
+
+def _take_spare() -> str:
+    """A spare schema with its tables emptied as a new database has them; a new one if it is still in use."""
+    schema = _spare.pop()
+    tables = [table for table in _tables(schema) if table != "schema_version"]
+    first_rows = re.search(r"INSERT INTO data_versions[^;]*;", SCHEMA_SQL.read_text())
+    assert first_rows is not None, "schema.postgresql.sql no longer seeds data_versions"
+    statements = ["SET lock_timeout = '2s'", "SET session_replication_role = replica"]
+    statements += [f"DELETE FROM {schema}.{table}" for table in tables]
+    statements += [f"SET search_path = {schema}", first_rows[0], "RESET search_path"]
+    statements += ["SET session_replication_role = DEFAULT", "RESET lock_timeout"]
+    try:
+        admin("; ".join(statements))
+    except Exception:  # noqa: BLE001 - a server of an earlier test still holds a lock: leave it
+        admin("ROLLBACK; RESET ALL")
+        _drop(schema)
+        return _new_schema()
+    _restart_identities(schema, from_rows=False)
+    return schema
+
+
+def _tables(schema: str) -> list[str]:
+    return [row[0] for row in admin_rows(f"SELECT tablename FROM pg_tables WHERE schemaname = '{schema}'")]
+
+
+def _current(schema: str) -> bool:
+    """Whether the schema holds this release's tables."""
+    from weather_metrics.store.migrate import SCHEMA_VERSION
+
+    try:
+        return admin_rows(f"SELECT MAX(version) FROM {schema}.schema_version") == [(SCHEMA_VERSION,)]
+    except Exception:  # noqa: BLE001 - no such table: an empty schema, or a test's broken one
+        admin("ROLLBACK")
+        return False
+
+
+def _restart_identities(schema: str, from_rows: bool) -> None:
+    """Identity columns go on after the rows copied in (or start at 1 again)."""
     for table, column in admin_rows(
         "SELECT table_name, column_name FROM information_schema.columns "
-        f"WHERE table_schema = '{to_schema}' AND is_identity = 'YES'"
+        f"WHERE table_schema = '{schema}' AND is_identity = 'YES'"
     ):
-        admin(
-            f"SELECT setval(pg_get_serial_sequence('{to_schema}.{table}', '{column}'), "
-            f"COALESCE((SELECT MAX({column}) FROM {to_schema}.{table}), 0) + 1, false)"
-        )
+        after = f"COALESCE((SELECT MAX({column}) FROM {schema}.{table}), 0) + 1" if from_rows else "1"
+        admin(f"SELECT setval(pg_get_serial_sequence('{schema}.{table}', '{column}'), {after}, false)")
 
 
-def drop(path: Path | str) -> None:
-    """Remove the database named by `path`."""
-    schema = schema_name(path)
-    if schema not in _schemas and not ON_POSTGRESQL:
-        Path(path).unlink(missing_ok=True)
-        return
-    admin(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    _schemas.pop(schema, None)
-
-
-def drop_under(folder: Path) -> None:
-    """Drop the schemas of paths inside `folder` (a finished test's tmp_path); any still in use stay to the end."""
-    for schema, path in list(_schemas.items()):
-        if path.is_relative_to(folder):
-            try:
-                admin(f"SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE; RESET lock_timeout")
-                _schemas.pop(schema, None)
-            except Exception:  # noqa: BLE001 - a server still holds it; the database goes at the end
-                admin("ROLLBACK; RESET lock_timeout")
+def _drop(schema: str) -> None:
+    try:
+        admin(f"SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE; RESET lock_timeout")
+    except Exception:  # noqa: BLE001 - a server still holds it; the database goes at the end of the run
+        admin("ROLLBACK; RESET ALL")
 
 
 def admin(sql: str) -> None:
@@ -170,7 +215,8 @@ def finish() -> None:
     with server.cursor() as cursor:
         cursor.execute(f'DROP DATABASE IF EXISTS "{database_name()}" WITH (FORCE)')
     server.close()
-    _schemas.clear()
+    _paths.clear()
+    _spare.clear()
 
 
 def _alive(name: str) -> bool:

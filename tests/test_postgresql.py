@@ -192,7 +192,7 @@ def test_schema_parity_normalises_conditions_and_defaults(tmp_path, pg_schema):
 def pg_url(tmp_path: Path) -> str:
     """A URL for an empty schema of this test's own (dropped when the test ends, see conftest.py)."""
     connect_test_database().close()  # skips (or fails under STRICT) without a server
-    return databases.postgresql_location(tmp_path / "pg.db")
+    return databases.postgresql_location(tmp_path / "pg.db", fresh=True)
 
 
 def test_a_postgresql_url_gets_the_full_schema_at_the_current_version(make_app, pg_url):

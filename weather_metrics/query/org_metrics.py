@@ -24,7 +24,7 @@ from weather_metrics.query import spans
 from weather_metrics.query.scope import Scope
 from weather_metrics.query.windows import Window
 from weather_metrics.store.agents import SPANS
-from weather_metrics.store.db import execute, location
+from weather_metrics.store.db import binding, execute
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class SettledRows:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple[Any, ...], tuple[float, int, Rows]] = OrderedDict()
         self._rows = 0
-        self._seen: dict[str, int] = {}  # per database file: the highest raw id accounted for
+        self._seen: dict[int, int] = {}  # per binding of the database: the highest raw id accounted for
 
     def rows(self, sql: str, params: tuple[Any, ...], low: int, high: int, step: int) -> Rows:
         """The rows of `sql` for the range [low, high] (in steps of `step` seconds)."""
@@ -76,7 +76,7 @@ class SettledRows:
 
     def _settled(self, sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
         seen = self._refresh()
-        key = (location(), sql, params, low, high)
+        key = (binding(), sql, params, low, high)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and time.monotonic() - entry[0] < self._ttl:
@@ -84,7 +84,7 @@ class SettledRows:
                 return entry[2]
         rows = _query(sql, params, low, high)
         with self._lock:
-            if self._seen.get(location()) == seen:  # no new ids since the query began
+            if self._seen.get(binding()) == seen:  # no new ids since the query began
                 self._drop(key)
                 self._entries[key] = (time.monotonic(), high, rows)
                 self._rows += len(rows)
@@ -94,10 +94,10 @@ class SettledRows:
 
     def _refresh(self) -> int:
         """Forget results of days that got rows since the last look; the highest id now."""
-        path = location()
+        opened = binding()
         top = execute(f"SELECT COALESCE(MAX(id), 0) FROM {self._raw}").fetchone()[0]
         with self._lock:
-            seen = self._seen.get(path)
+            seen = self._seen.get(opened)
         if seen == top:
             return top
         oldest = None  # unknown (first look, or ids restarted): forget everything
@@ -105,9 +105,9 @@ class SettledRows:
             oldest = execute(f"SELECT MIN(hour) FROM {self._raw} WHERE id > ?", (seen,)).fetchone()[0]
         with self._lock:
             for key, (_, high, _) in list(self._entries.items()):
-                if key[0] == path and (oldest is None or high >= oldest // DAY * DAY):
+                if key[0] == opened and (oldest is None or high >= oldest // DAY * DAY):
                     self._drop(key)
-            self._seen[path] = top
+            self._seen[opened] = top
         return top
 
     def _drop(self, key: tuple[Any, ...]) -> None:

@@ -63,17 +63,11 @@ def storage_error(exc: BaseException) -> StorageFull | None:
 # Bound by `open_database`; models in models.py use it.
 database = DatabaseProxy()
 _bindings = 0  # how many times `open_database` has bound it, in this process
-_location = ""  # the `database` setting it was bound with
 
 
 def binding() -> int:
     """Which binding of `database` this is: answers kept in memory must not outlive it."""
     return _bindings
-
-
-def location() -> str:
-    """The path or URL the database was opened with: a key for what is kept per database."""
-    return _location
 
 
 def is_postgresql() -> bool:
@@ -115,9 +109,8 @@ def open_database(
     from now on, so a restore refuses to replace it underneath. On PostgreSQL, copies are
     pg_dump's job (docs/storage.md).
     """
-    global _bindings, _location
+    global _bindings
     _bindings += 1
-    _location = location
     if database.obj is not None:
         _release_pool()
     if is_url(location):
