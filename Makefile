@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean config-example
+.PHONY: run test test-postgres lint bench clean config-example
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The tests whose results depend on the database, on the PostgreSQL server at 127.0.0.1:5432
+# (docs/storage.md, "Tests"); POSTGRES_TESTS=tests runs every test there.
+POSTGRES_TESTS ?= $(shell cat tests/postgresql_modules.txt)
+
+test-postgres: $(STAMP)
+	WEATHER_METRICS_TEST_BACKEND=postgresql $(BIN)/python -m pytest -n $(TEST_WORKERS) $(POSTGRES_TESTS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -33,11 +33,7 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "database",
-        "weather_metrics.db",
-        "Path of the SQLite database file, or a postgresql://user@host:port/name URL (docs/storage.md).",
-    ),
+    Setting("database", "weather_metrics.db", "A SQLite file's path, or a postgresql://user@host/name URL."),
     Setting("backup_dir", "", "Folder for database backups; empty means a 'backups' folder beside the database."),
     Setting("backup_before_upgrade", True, "Copy the database to backup_dir before migrating an older schema."),
     Setting("host", "127.0.0.1", "Address the server listens on."),
