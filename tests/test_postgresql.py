@@ -315,3 +315,22 @@ def test_the_writer_reconnects_when_the_server_drops_its_connection(make_app, pg
     assert response.status_code == 200, response.get_json()
     with db.database.connection_context():
         assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 3
+
+
+def test_a_database_sorting_by_language_rules_is_warned_about(make_app, tmp_path, caplog):
+    name = f"{databases.database_name()}_icu"
+    with closing(psycopg2_connect(f"{databases.SERVER}/postgres")) as server:
+        server.autocommit = True
+        with server.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cursor.execute(f"""CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en'""")
+        try:
+            make_app(database=f"{databases.SERVER}/{name}").extensions["weather_metrics"].close()
+            assert "sorts text by language rules" in caplog.text
+            caplog.clear()
+            make_app(database=databases.postgresql_location(tmp_path / "c.db", fresh=True))
+            assert "sorts text by language rules" not in caplog.text
+        finally:
+            db.database.close_all()
+            with server.cursor() as cursor:
+                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

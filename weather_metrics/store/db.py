@@ -118,6 +118,7 @@ def open_database(
         if not read_only:
             with database.connection_context():
                 upgrade(database.connection(), "postgresql")
+                _check_collation()
         return
     file = Path(location).expanduser().resolve()
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -176,6 +177,16 @@ def _postgresql(url: str, max_connections: int, read_only: bool) -> PooledPostgr
     params.setdefault("connect_timeout", "10")
     params.setdefault("application_name", "weather_metrics")
     return _PostgreSQL(name, max_connections=max_connections, stale_timeout=300, **params)
+
+
+def _check_collation() -> None:
+    """Warn when text sorts by language rules: lists would come out in another order than on SQLite."""
+    by_code_point = database.execute_sql("SELECT 'B' < 'a' AND 'Z' < '_' AND '_' < 'a'").fetchone()[0]
+    if not by_code_point:
+        log.warning(
+            "the database sorts text by language rules, not by code point as SQLite does: lists may "
+            "come out in another order; create the database with --locale=C.UTF-8 (docs/storage.md)"
+        )
 
 
 def _release_pool() -> None:
