@@ -86,7 +86,7 @@ class _CompiledStatements:
         return sql
 
 
-_statements: dict[RowKind, _CompiledStatements] = {}
+_statements: dict[tuple[RowKind, type], _CompiledStatements] = {}
 
 
 # Rows per multi-row INSERT: powers of two keep few statements cached, under SQLite's
@@ -95,10 +95,11 @@ _CHUNKS = (1024, 256, 64, 16, 4, 1)
 
 
 def compiled(kind: RowKind) -> _CompiledStatements:
-    """The kind's SQL, compiled on first use."""
-    statements = _statements.get(kind)
+    """The kind's SQL in the bound database's dialect, compiled on first use."""
+    key = (kind, type(database.obj))
+    statements = _statements.get(key)
     if statements is None:
-        statements = _statements[kind] = _CompiledStatements(kind)
+        statements = _statements[key] = _CompiledStatements(kind)
     return statements
 
 
