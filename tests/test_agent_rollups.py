@@ -49,7 +49,9 @@ RAW = {
 
 def table_rows(run, table: str) -> list[tuple]:
     """The rollup's rows, as `run(sql)` (the app's `execute`, or a SQLite connection's) answers them."""
-    return sorted(tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in run(f"SELECT * FROM {table}"))
+    return sorted(
+        tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in run(f"SELECT * FROM {table}")
+    )
 
 
 def raw_rows(run, table: str) -> list[tuple]:
