@@ -6,8 +6,6 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
 
@@ -16,7 +14,7 @@ import pytest
 from tests import databases
 from tests.support import make_event
 from weather_metrics.store.batches import PendingBatch, write_batches
-from weather_metrics.store.db import WRITE_LOCK, database, open_database, write_transaction
+from weather_metrics.store.db import database, open_database, write_transaction
 from weather_metrics.store.events import event_row
 from weather_metrics.store.writer import EventWriter, QueueFull, WriterStopped
 
@@ -490,34 +488,10 @@ def test_idle_background_loops_leave_the_write_lock_to_the_writer(app, tmp_path)
         except Exception as exc:  # noqa: BLE001 - reported by the assertion below
             answers.append(exc)
 
-    with holding_write_lock(tmp_path / "metrics.db"):  # as the event writer does while it commits
+    with databases.holding_write_lock(tmp_path / "metrics.db"):  # as the event writer does while it commits
         polls = threading.Thread(target=poll)
         polls.start()
         polls.join(WAIT)  # a poll waiting for the lock would wait until it is released
         assert not polls.is_alive(), "a poll waited for the write lock"
     polls.join(WAIT)
     assert answers == [False, False, False]
-
-
-@contextmanager
-def holding_write_lock(path) -> Iterator[None]:
-    """The database's write lock, held by a connection of its own (write_transaction takes the same one)."""
-    if not databases.ON_POSTGRESQL:
-        holder = sqlite3.connect(path, isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        finally:
-            holder.execute("ROLLBACK")
-            holder.close()
-        return
-    import psycopg2
-
-    holder = psycopg2.connect(databases.location(path))
-    try:
-        with holder.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
-        yield
-    finally:
-        holder.rollback()
-        holder.close()
