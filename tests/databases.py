@@ -15,8 +15,11 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +88,55 @@ def copy(source: Path | str, target: Path | str) -> None:
     _restart_identities(to_schema, from_rows=True)
 
 
+def rows(path: Path | str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """What `sql` (written with `?` placeholders) answers, read through a connection of its own: committed rows only."""
+    if not ON_POSTGRESQL:
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+    import psycopg2
+
+    conn = psycopg2.connect(location(path))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
+
+
+@contextmanager
+def holding_write_lock(path: Path | str) -> Iterator[None]:
+    """The database's write lock, held by a connection of its own, as the event writer holds it while it commits.
+
+    On SQLite that is BEGIN IMMEDIATE; on PostgreSQL, the advisory lock write_transaction() takes.
+    """
+    if not ON_POSTGRESQL:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    import psycopg2
+
+    from weather_metrics.store.db import WRITE_LOCK
+
+    holder = psycopg2.connect(location(path))
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        yield
+    finally:
+        holder.rollback()
+        holder.close()
+
+
 def release_under(folder: Path) -> None:
     """A finished test's schemas (those of paths in its tmp_path) become spares, or go."""
     for path, schema in list(_paths.items()):
@@ -129,14 +181,16 @@ def _tables(schema: str) -> list[str]:
 
 
 def _current(schema: str) -> bool:
-    """Whether the schema holds this release's tables."""
+    """Whether the schema holds this release's tables, every one of them (a test may have dropped one)."""
     from weather_metrics.store.migrate import SCHEMA_VERSION
 
     try:
-        return admin_rows(f"SELECT MAX(version) FROM {schema}.schema_version") == [(SCHEMA_VERSION,)]
+        version = admin_rows(f"SELECT MAX(version) FROM {schema}.schema_version")
     except Exception:  # noqa: BLE001 - no such table: an empty schema, or a test's broken one
         admin("ROLLBACK")
         return False
+    tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL.read_text()))
+    return version == [(SCHEMA_VERSION,)] and set(_tables(schema)) == tables
 
 
 def _restart_identities(schema: str, from_rows: bool) -> None:

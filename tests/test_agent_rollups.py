@@ -7,11 +7,12 @@ import sqlite3
 
 import pytest
 
+from tests import databases
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.query.spans import day_spans, whole_days
 from weather_metrics.store.agents import AGENTS, SPANS
 from weather_metrics.store.batches import PendingBatch, write_batches
-from weather_metrics.store.db import database
+from weather_metrics.store.db import database, execute
 
 HOUR, DAY = 3600, 86400
 START = 1_767_225_600  # 2026-01-01, a multiple of 64 days plus some
@@ -25,7 +26,7 @@ def executions(rng: random.Random, count: int) -> list[tuple]:
         user = rng.choice(["u1", "u2", "u3", None])
         rows.append(
             ("org", "b", moment, float(moment), moment // HOUR * HOUR, None, user, user, rng.choice("abc"), "run",
-             duration, latency_bucket(duration), rng.random() < 0.9, None, None)
+             duration, latency_bucket(duration), int(rng.random() < 0.9), None, None)
         )  # fmt: skip
     return rows
 
@@ -46,14 +47,15 @@ RAW = {
 }
 
 
-def table_rows(conn, table: str) -> list[tuple]:
+def table_rows(run, table: str) -> list[tuple]:
+    """The rollup's rows, as `run(sql)` (the app's `execute`, or a SQLite connection's) answers them."""
     return sorted(
-        tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in conn.execute(f"SELECT * FROM {table}")
+        tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in run(f"SELECT * FROM {table}")
     )
 
 
-def raw_rows(conn, table: str) -> list[tuple]:
-    return sorted(tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in conn.execute(RAW[table]))
+def raw_rows(run, table: str) -> list[tuple]:
+    return sorted(tuple(round(v, 6) if isinstance(v, float) else v for v in row) for row in run(RAW[table]))
 
 
 @pytest.mark.parametrize("table", sorted(RAW))
@@ -62,11 +64,11 @@ def test_the_writer_s_rollups_equal_the_raw_rows(app, table):
     with database.connection_context():
         for _ in range(4):  # several commits: later ones add to the rows earlier ones made
             write_batches([PendingBatch(rows=executions(rng, 300), response={}, kind=AGENTS)])
-        conn = database.connection()
-        assert table_rows(conn, table) == raw_rows(conn, table)
-        assert len(table_rows(conn, table)) > 10
+        assert table_rows(execute, table) == raw_rows(execute, table)
+        assert len(table_rows(execute, table)) > 10
 
 
+@databases.sqlite_only  # SQLite's migration 8; PostgreSQL's schema begins at version 9 with these rollups
 def test_the_migration_fills_them_from_the_older_rollups(app, tmp_path):
     from weather_metrics.store.migrate import migrations
 
@@ -81,7 +83,7 @@ def test_the_migration_fills_them_from_the_older_rollups(app, tmp_path):
             copy.execute(f"DELETE FROM {table}")
         copy.executescript(migrations()[8].read_text())
         for table in RAW:
-            assert table_rows(copy, table) == raw_rows(copy, table)
+            assert table_rows(copy.execute, table) == raw_rows(copy.execute, table)
     source.close()
     copy.close()
 

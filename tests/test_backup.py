@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests import databases
 from tests.support import ROOT, TEST_JWT_SECRET, Server, http, make_event
 from weather_metrics.store import backup as backups
 from weather_metrics.store import migrate
@@ -77,6 +78,7 @@ def old_database(path: Path, version: int) -> None:
     conn.close()
 
 
+@databases.sqlite_only
 @pytest.mark.parametrize("version", range(1, migrate.SCHEMA_VERSION))
 def test_every_older_schema_upgrades_to_the_new_one_with_a_backup_first(tmp_path, version):
     fresh, old, copies = tmp_path / "fresh.db", tmp_path / "old.db", tmp_path / "backups"
@@ -101,6 +103,7 @@ def test_schema_sql_is_the_last_migration_s_schema():
     assert {int(p.stem[1:]) for p in HISTORY.glob("v*.sql")} == set(range(1, migrate.SCHEMA_VERSION))
 
 
+@databases.sqlite_only
 def test_no_backup_when_the_setting_is_off_and_none_for_a_current_database(tmp_path):
     old = tmp_path / "old.db"
     old_database(old, migrate.SCHEMA_VERSION - 1)
@@ -110,6 +113,7 @@ def test_no_backup_when_the_setting_is_off_and_none_for_a_current_database(tmp_p
     assert not (tmp_path / "copies").exists()
 
 
+@databases.sqlite_only
 def test_a_failing_migration_leaves_the_database_at_its_version(tmp_path, monkeypatch):
     old = tmp_path / "old.db"
     old_database(old, migrate.SCHEMA_VERSION - 1)
@@ -128,6 +132,33 @@ def test_a_failing_migration_leaves_the_database_at_its_version(tmp_path, monkey
     assert shape(old) == before  # neither the new column nor the half_done table
 
 
+@pytest.mark.skipif(not databases.ON_POSTGRESQL, reason="PostgreSQL's twin of the test above")
+def test_a_failing_postgresql_migration_leaves_the_schema_at_its_version(tmp_path, monkeypatch):
+    from psycopg2.errors import UndefinedTable
+
+    path = tmp_path / "metrics.db"
+    open_database(databases.location(path))
+    database.close_all()
+    later = migrate.SCHEMA_VERSION + 1
+    broken = tmp_path / "migrations"
+    broken.mkdir()
+    (broken / f"{later:04d}_broken.sql").write_text(
+        "ALTER TABLE events ADD COLUMN half_done BIGINT;\nCREATE TABLE half_done (id BIGINT);\n"
+        "ALTER TABLE no_such_table ADD COLUMN x BIGINT;\n"
+    )
+    monkeypatch.setattr(migrate, "POSTGRESQL_MIGRATIONS_DIR", broken)
+    monkeypatch.setattr(migrate, "SCHEMA_VERSION", later)
+    with pytest.raises(UndefinedTable, match="no_such_table"):
+        open_database(databases.location(path))
+    database.close_all()
+    assert databases.rows(path, "SELECT version FROM schema_version") == [(later - 1,)]
+    found = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND {}"
+    assert databases.rows(path, found.format("table_name = 'half_done'")) == [(0,)]
+    assert databases.rows(path, found.format("column_name = 'half_done'")) == [(0,)]
+    assert databases.rows(path, found.format("table_name = 'events'")) != [(0,)]
+
+
+@databases.sqlite_only
 def test_a_database_newer_than_the_release_or_not_the_service_s_is_refused(tmp_path):
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as conn:
@@ -138,6 +169,7 @@ def test_a_database_newer_than_the_release_or_not_the_service_s_is_refused(tmp_p
     database.close_all()
 
 
+@databases.sqlite_only
 def test_new_database_files_are_readable_by_their_owner_only(tmp_path):
     path = tmp_path / "new.db"
     open_database(str(path))
@@ -165,6 +197,7 @@ def tool_counts(path: Path) -> Counter[str]:
     return Counter(dict(rows))
 
 
+@databases.sqlite_only
 def test_a_backup_taken_while_ingesting_restores_to_a_consistent_database(tmp_path):
     path = tmp_path / "live.db"
     server = Server(path).start()
@@ -220,6 +253,7 @@ def test_a_backup_taken_while_ingesting_restores_to_a_consistent_database(tmp_pa
     assert served == dict(in_copy)
 
 
+@databases.sqlite_only
 def test_restore_refuses_a_file_that_is_not_a_sound_backup(tmp_path):
     path = tmp_path / "db.db"
     open_database(str(path))
@@ -256,6 +290,7 @@ def test_the_systemd_unit_is_valid(tmp_path):
     assert done.returncode == 0 and not problems, done.stdout + done.stderr
 
 
+@databases.sqlite_only
 def test_an_early_version_3_database_without_the_export_and_webhook_tables_upgrades(tmp_path):
     """Version 3 gained report_jobs and the webhook tables after its first databases were made."""
     fresh, old = tmp_path / "fresh.db", tmp_path / "early.db"

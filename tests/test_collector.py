@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests import databases
 from tests.support import ROOT, Server, seed_org, seeded_database
 
 COLLECTOR = ROOT / "weather_metrics" / "clients" / "collector.py"
@@ -128,21 +128,24 @@ class Collector:
         return len(list((self.spool / "outbox").glob("*.json"))) + sum(len(b["items"]) for b in batches)
 
 
+EXECUTION = ("agent_name", "command", "success", "duration_ms", "user_id", "session_id", "error_details")
+
+
 def executions(database: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(database) as conn:
-        conn.row_factory = sqlite3.Row
-        rows = [dict(row) for row in conn.execute("SELECT * FROM agent_executions ORDER BY occurred_at, id")]
-    conn.close()
-    return rows
+    """The stored executions in the order they happened: the columns the tests look at."""
+    sql = f"SELECT {', '.join(EXECUTION)} FROM agent_executions ORDER BY occurred_at, id"
+    return [dict(zip(EXECUTION, row, strict=True)) for row in databases.rows(database, sql)]
 
 
 def everything_stored(database: Path) -> str:
     """Every text value of every table: where a secret would show if it had been sent."""
-    with sqlite3.connect(database) as conn:
-        tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        dump = [str(row) for table in tables for row in conn.execute(f"SELECT * FROM {table}")]  # noqa: S608
-    conn.close()
-    return "\n".join(dump)
+    if databases.ON_POSTGRESQL:
+        listed = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+    else:
+        listed = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    tables = [name for (name,) in databases.rows(database, listed)]
+    assert "agent_executions" in tables and "users" in tables
+    return "\n".join(str(row) for table in tables for row in databases.rows(database, f"SELECT * FROM {table}"))  # noqa: S608
 
 
 def test_tool_calls_and_sub_agents_become_executions_and_nothing_private_leaves(bare_python, service, tmp_path):
@@ -176,9 +179,7 @@ def test_tool_calls_and_sub_agents_become_executions_and_nothing_private_leaves(
 
 
 def seeded_user_id(database: Path, email: str) -> str:
-    with sqlite3.connect(database) as conn:
-        (user_id,) = conn.execute("SELECT id FROM users WHERE email = ?", (email,)).fetchone()
-    conn.close()
+    ((user_id,),) = databases.rows(database, "SELECT id FROM users WHERE email = ?", (email,))
     return str(user_id)
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import signal
-import sqlite3
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,9 +16,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder, TestResponse
 
+from tests import databases
 from tests.support import Member, Server, assert_api_error, http, scraped
 from weather_metrics.accounts import organizations as accounts
-from weather_metrics.store.db import database
+from weather_metrics.store.db import execute
 
 AGENTS = "/api/metrics/agents"
 PRODUCTIVITY = "/api/metrics/productivity"
@@ -62,7 +61,7 @@ def valid_item(path: str, **overrides: Any) -> dict[str, Any]:
 
 def query(app: Flask, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with app.app_context():
-        return list(database.execute_sql(sql, params).fetchall())
+        return list(execute(sql, params).fetchall())
 
 
 def counts(app: Flask) -> dict[str, int]:
@@ -366,7 +365,7 @@ def test_timestamps_just_inside_the_clock_skew_and_the_retention_are_accepted(ap
 
 
 def test_a_lone_surrogate_is_400_and_does_not_stall_ingestion(seeded_db, acme, tmp_path):
-    shutil.copyfile(seeded_db[0], tmp_path / "metrics.db")
+    databases.copy(seeded_db[0], tmp_path / "metrics.db")
     server = Server(tmp_path / "metrics.db", ack_timeout_seconds=0.5).start()
     try:
         headers = {**acme["developer"].headers, "Content-Type": "application/json"}
@@ -599,9 +598,8 @@ def test_a_blocked_writer_answers_202_pending_or_503_and_a_withdrawn_batch_is_ne
     app = service(ack_timeout_seconds=0.5, retry_after_seconds=2)
     client = app.test_client()
     developer, focus = acme["developer"], metric(type="focus_minutes", value=25)
-    blocker = sqlite3.connect(tmp_path / "metrics.db", timeout=5)
-    blocker.execute("BEGIN IMMEDIATE")  # hold the write lock: the writer stalls on the first batch it takes
-    try:
+    # Hold the write lock: the writer stalls on the first batch it takes.
+    with databases.holding_write_lock(tmp_path / "metrics.db"):
         # The writer has taken this batch and is waiting for the lock: it cannot be withdrawn and will
         # be stored, so the answer is 202 "pending", never a 503 that would invite a duplicate.
         taken = post(client, PRODUCTIVITY, focus, developer, key="focus-1")
@@ -610,9 +608,6 @@ def test_a_blocked_writer_answers_202_pending_or_503_and_a_withdrawn_batch_is_ne
         # This one waits in the queue behind it, and is taken back when its time is up.
         queued = post(client, AGENTS, execution(agent_name="withdrawn"), developer)
         assert "not stored" in assert_unavailable(queued, 2)
-    finally:
-        blocker.rollback()
-        blocker.close()
 
     created(post(client, AGENTS, execution(agent_name="after"), developer), accepted=1)  # queued after the others
     assert query(app, "SELECT agent_name FROM agent_executions") == [("after",)]

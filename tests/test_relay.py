@@ -15,7 +15,7 @@ from weather_metrics.live import events as live
 from weather_metrics.live.hub import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, text_frame
 from weather_metrics.live.protocol import client_for
 from weather_metrics.live.relay import Relay
-from weather_metrics.store.db import database, write_transaction
+from weather_metrics.store.db import database, execute, write_transaction
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.ws.admission import issue_ticket, redeem_ticket
 
@@ -255,7 +255,7 @@ def test_housekeeping_forgets_old_events_tickets_and_dead_processes(app, acme, r
         with write_transaction():
             live.record(None, live.PUBLIC_INGESTED, {"count": 1}, now=now - live.KEEP_SECONDS - 1)
             live.record(None, live.PUBLIC_INGESTED, {"count": 1}, now=now)
-            database.execute_sql(
+            execute(
                 "INSERT INTO ws_connections VALUES ('dead', 'u', 'gone', ?, ?), ('mine', 'u', ?, ?, ?)",
                 (now - 600, now - 600, relay.process, now - 600, now - 600),
             )

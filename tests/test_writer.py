@@ -1,4 +1,4 @@
-"""EventWriter on a real SQLite file: group commit, back-pressure, withdraw, close, retries."""
+"""EventWriter on a real database: group commit, back-pressure, withdraw, close, retries."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from functools import partial
 
 import pytest
 
+from tests import databases
 from tests.support import make_event
 from weather_metrics.store.batches import PendingBatch, write_batches
 from weather_metrics.store.db import database, open_database, write_transaction
@@ -23,7 +24,7 @@ WAIT = 10.0  # upper bound of every wait, so a bug fails the test instead of han
 @pytest.fixture
 def db_path(tmp_path):
     path = tmp_path / "writer.db"
-    open_database(str(path))
+    open_database(databases.location(path))
     yield path
     database.close_all()
 
@@ -84,8 +85,7 @@ def batch(label: str, size: int = 1, **kwargs) -> PendingBatch:
 
 def stored(db_path) -> Counter:
     """Events per tool, read through a connection of its own (so only committed rows count)."""
-    with sqlite3.connect(db_path) as conn:
-        return Counter(dict(conn.execute("SELECT tool, COUNT(*) FROM events GROUP BY tool").fetchall()))
+    return Counter(dict(databases.rows(db_path, "SELECT tool, COUNT(*) FROM events GROUP BY tool")))
 
 
 def wait_done(*batches: PendingBatch) -> None:
@@ -471,7 +471,7 @@ def test_a_schema_error_is_not_retried_forever(start_writer, db_path):
     assert calls == [1, 1] and not writer.failing
 
 
-def test_idle_background_loops_leave_the_write_lock_to_the_writer(app):
+def test_idle_background_loops_leave_the_write_lock_to_the_writer(app, tmp_path):
     """With nothing due, a webhook, export or alert poll only reads: it never waits for (or takes) the write lock.
 
     Several of them poll twice a second; each taking the lock made the event writer wait at BEGIN.
@@ -479,13 +479,19 @@ def test_idle_background_loops_leave_the_write_lock_to_the_writer(app):
     state = app.extensions["weather_metrics"]
     for loop in (state.webhooks, state.reports, state.alerts):
         loop.close()  # the test polls by hand
-    holder = sqlite3.connect(state.settings["database"], isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # as the event writer does while it commits
-    try:
-        now = datetime.now(UTC)
-        assert state.webhooks.run_once(now) is False
-        assert state.reports.run_once(now) is False
-        assert state.alerts.run_once(now) is False
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+    now = datetime.now(UTC)
+    answers: list[object] = []
+
+    def poll() -> None:
+        try:
+            answers.extend(loop.run_once(now) for loop in (state.webhooks, state.reports, state.alerts))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            answers.append(exc)
+
+    with databases.holding_write_lock(tmp_path / "metrics.db"):  # as the event writer does while it commits
+        polls = threading.Thread(target=poll)
+        polls.start()
+        polls.join(WAIT)  # a poll waiting for the lock would wait until it is released
+        assert not polls.is_alive(), "a poll waited for the write lock"
+    polls.join(WAIT)
+    assert answers == [False, False, False]

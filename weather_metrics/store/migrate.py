@@ -30,10 +30,10 @@ POSTGRESQL_FIRST_VERSION = 9  # the version schema.postgresql.sql was first writ
 MIGRATION_NAME = re.compile(r"(\d{4})_[a-z0-9_]+\.sql")
 
 
-def migrations(folder: Path = MIGRATIONS_DIR) -> dict[int, Path]:
-    """Every migration in `folder` by the version it brings a database to."""
+def migrations(folder: Path | None = None) -> dict[int, Path]:
+    """Every migration in `folder` (SQLite's, MIGRATIONS_DIR, by default) by the version it brings a database to."""
     found = {}
-    for path in folder.iterdir():
+    for path in (MIGRATIONS_DIR if folder is None else folder).iterdir():
         match = MIGRATION_NAME.fullmatch(path.name)
         if match:
             if int(match[1]) in found:  # branches merged with the same number: one would be skipped
