@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -42,6 +43,16 @@ SCHEMA_SQL = Path(__file__).resolve().parents[1] / "schema.postgresql.sql"
 def location(path: Path | str) -> str:
     """The `database` setting for a test database named by `path`."""
     return postgresql_location(path) if ON_POSTGRESQL else str(path)
+
+
+def files_beside(path: Path | str) -> dict[str, str]:
+    """Settings that keep a service's export files beside the database named by `path`, on either backend.
+
+    On SQLite they go beside the file by default. For a PostgreSQL URL the default is the
+    working directory, which every test (and both test processes) would share: one
+    service's sweep would delete another's files.
+    """
+    return {"export_dir": str(Path(path).parent / "exports")} if ON_POSTGRESQL else {}
 
 
 def postgresql_location(path: Path | str, fresh: bool = False) -> str:
@@ -83,6 +94,26 @@ def copy(source: Path | str, target: Path | str) -> None:
     statements.append("SET session_replication_role = DEFAULT")
     admin("; ".join(statements))
     _restart_identities(to_schema, from_rows=True)
+
+
+def rows(path: Path | str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """What `sql` (written with `?` placeholders) answers, read through a connection of its own: committed rows only."""
+    if not ON_POSTGRESQL:
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+    import psycopg2
+
+    conn = psycopg2.connect(location(path))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
 
 
 def release_under(folder: Path) -> None:
