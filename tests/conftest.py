@@ -39,6 +39,7 @@ def make_app(tmp_path) -> Iterator[Callable[..., Flask]]:  # type: ignore[no-unt
     def build(**settings: Any) -> Flask:
         config = {
             "database": databases.location(tmp_path / "metrics.db"),
+            **databases.files_beside(tmp_path / "metrics.db"),
             "rate_limit_per_minute": 100_000,
             "jwt_secret": TEST_JWT_SECRET,
             # The cheapest Argon2id the settings allow: tests hash many passwords.

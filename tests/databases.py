@@ -47,6 +47,16 @@ def location(path: Path | str) -> str:
     return postgresql_location(path) if ON_POSTGRESQL else str(path)
 
 
+def files_beside(path: Path | str) -> dict[str, str]:
+    """Settings that keep a service's export files beside the database named by `path`, on either backend.
+
+    On SQLite they go beside the file by default. For a PostgreSQL URL the default is the
+    working directory, which every test (and both test processes) would share: one
+    service's sweep would delete another's files.
+    """
+    return {"export_dir": str(Path(path).parent / "exports")} if ON_POSTGRESQL else {}
+
+
 def postgresql_location(path: Path | str, fresh: bool = False) -> str:
     """A URL for the schema standing for `path`, on either backend's run (tests of PostgreSQL itself).
 

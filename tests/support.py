@@ -113,7 +113,7 @@ class Server:
             "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
         }
         self.env["WEATHER_METRICS_CONFIG"] = os.devnull  # not a developer's ./config.toml
-        for key, value in settings.items():
+        for key, value in {**databases.files_beside(database), **settings}.items():
             self.env[f"WEATHER_METRICS_{key.upper()}"] = str(value)
         self.log = database.with_suffix(".log")
         self.process: subprocess.Popen[bytes] | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import time
 from datetime import datetime
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 
 from tests.support import assert_api_error, seed_org
 from weather_metrics.accounts import organizations as accounts
+from weather_metrics.store.db import execute
 
 
 @pytest.fixture
@@ -32,10 +32,12 @@ def list_keys(client, member) -> dict[str, dict[str, Any]]:
     return {key["id"]: key for key in response.get_json()["keys"]}
 
 
-def stored_rows(tmp_path) -> list[dict[str, Any]]:
-    with sqlite3.connect(tmp_path / "metrics.db") as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(row) for row in conn.execute("SELECT * FROM api_keys")]
+def stored_rows(app) -> list[dict[str, Any]]:
+    """Every column of every api_keys row, as the database holds it."""
+    with app.app_context():
+        cursor = execute("SELECT * FROM api_keys")
+        columns = [column[0] for column in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def test_the_secret_is_shown_once_with_its_prefix(client, acme):
@@ -64,7 +66,7 @@ def test_a_key_is_for_ingestion_unless_made_for_reading_and_lists_show_its_scope
 def test_the_database_holds_only_the_sha256_of_the_secret(client, acme, tmp_path):
     created = create_key(client, acme["admin"])
     secret = created["secret"]
-    rows = stored_rows(tmp_path)
+    rows = stored_rows(client.application)
     assert len(rows) == 1
     row = rows[0]
     assert row["id"] == created["id"]

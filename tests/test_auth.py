@@ -18,6 +18,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests import databases
 from tests.support import ROOT, TEST_JWT_SECRET, Server, http, login, seed_org
 from weather_metrics.settings import SettingsError
 from weather_metrics.store.models import Organization
@@ -378,7 +379,7 @@ def run_create_org(database: Path, name: str, email: str) -> subprocess.Complete
     """`flask --app app create-org` in a subprocess, as an operator runs it."""
     env = {
         **os.environ,
-        "WEATHER_METRICS_DATABASE": str(database),
+        "WEATHER_METRICS_DATABASE": databases.location(database),
         "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
         **cheap_env(),
     }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import tomllib
@@ -12,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests import databases
 from tests.support import ROOT, TEST_JWT_SECRET, make_event
 from weather_metrics import create_app
 from weather_metrics.settings import SETTINGS, SettingsError, load_settings
@@ -252,8 +252,7 @@ def test_app_with_a_bad_environment_variable_does_not_start(tmp_path: Path, monk
 
 
 def events_in(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+    return int(databases.rows(path, "SELECT COUNT(*) FROM events")[0][0])
 
 
 def test_second_app_uses_its_own_database_file(tmp_path: Path) -> None:
@@ -261,7 +260,8 @@ def test_second_app_uses_its_own_database_file(tmp_path: Path) -> None:
     apps: list[Any] = []
     try:
         for path in (first_file, second_file):
-            app = create_app({"database": str(path), "rate_limit_per_minute": 100_000, "jwt_secret": TEST_JWT_SECRET})
+            settings = {"database": databases.location(path), "rate_limit_per_minute": 100_000}
+            app = create_app({**settings, "jwt_secret": TEST_JWT_SECRET})
             apps.append(app)
             client = app.test_client()
             assert client.get("/v1/stats/overview").get_json()["summary"]["total_calls"] == 0

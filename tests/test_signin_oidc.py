@@ -8,7 +8,6 @@ import hashlib
 import json
 import re
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests import databases
 from tests.support import Server
 
 CLIENT_ID = "weather-pages"
@@ -136,7 +136,7 @@ def provider() -> Iterator[Provider]:
 @pytest.fixture(scope="module")
 def site(provider: Provider, seeded_db: tuple[Any, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("oidc")
-    shutil.copyfile(seeded_db[0], folder / "metrics.db")
+    databases.copy(seeded_db[0], folder / "metrics.db")
     settings = {"oidc_issuer": provider.issuer, "oidc_audience": CLIENT_ID, "oidc_jwks": provider.issuer + "/jwks"}
     with Server(folder / "metrics.db", **settings) as server:
         yield server
@@ -319,7 +319,7 @@ def test_a_provider_that_cannot_be_reached_or_answers_too_much_is_a_502_page(mak
     provider.padding = 300 * 1024  # past the 256 KiB an answer of the provider may be
     try:
         settings = {"oidc_issuer": provider.issuer, "oidc_audience": CLIENT_ID, "oidc_jwks": provider.issuer + "/jwks"}
-        client = make_app(database=str(tmp_path / "second.db"), **settings).test_client()
+        client = make_app(database=databases.location(tmp_path / "second.db"), **settings).test_client()
         page = client.get("/sign-in/oidc")
     finally:
         provider.padding = 0

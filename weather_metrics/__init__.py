@@ -38,7 +38,7 @@ from weather_metrics.store.batches import write_batches
 from weather_metrics.store.db import database, is_postgresql, open_database
 from weather_metrics.store.pruning import prune_step
 from weather_metrics.store.writer import EventWriter
-from weather_metrics.web import api, cli, docs, limits, mcp, observability, pages, v1, ws
+from weather_metrics.web import api, cli, docs, limits, mcp, nul, observability, pages, v1, ws
 from weather_metrics.web.errors import ApiProblem, error_response
 from weather_metrics.web.services import EXTENSION, ServiceState
 from weather_metrics.web.v1.blueprint import error_response as v1_error_response
@@ -168,6 +168,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     observability.init_app(app)  # first: request ids and timers before any limiter runs
     limits.init_app(app)
     connection.init_app(app)
+    nul.init_app(app)  # before the blueprints' own hooks, which may look up what a request names
     for surface in (v1, api, mcp, ws, pages):
         app.register_blueprint(surface.bp)
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from weather_metrics.core.strictjson import MalformedJson, NotText, parse_json
 from weather_metrics.web.errors import ApiProblem
+from weather_metrics.web.nul import nul_problems
 
 
 def read_body(limit: int) -> bytes:
@@ -47,6 +48,9 @@ def json_body(schema: Schema) -> dict[str, Any]:
         raise ApiProblem(400, "Malformed JSON") from None
     if not isinstance(data, dict):
         raise ApiProblem(400, "Request body must be a JSON object")
+    problems = nul_problems(data)
+    if problems:
+        raise ApiProblem(400, "Request validation failed", problems)
     return load(schema, data)
 
 

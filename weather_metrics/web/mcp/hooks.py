@@ -12,6 +12,7 @@ from weather_metrics.core.strictjson import MalformedJson, parse_json
 from weather_metrics.web.bodies import read_body
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.mcp.blueprint import api_key, bp, key_required
+from weather_metrics.web.nul import nul_problems
 from weather_metrics.web.openapi import (
     API_KEY,
     RATE_LIMITED,
@@ -49,7 +50,7 @@ def register_hook() -> ResponseReturnValue:
         body = parse_json(read_body(MAX_BODY), strict=True)
     except MalformedJson as exc:
         raise ApiProblem(400, str(exc)) from None
-    problems = webhooks.validation_problems(body, state.settings["webhook_allow_private"])
+    problems = nul_problems(body) or webhooks.validation_problems(body, state.settings["webhook_allow_private"])
     if problems:
         raise ApiProblem(400, "Invalid webhook registration", problems)
     organization_id = _organization()
