@@ -18,7 +18,7 @@ from peewee import EXCLUDED
 
 from weather_metrics.core.times import DAY
 from weather_metrics.store import versions
-from weather_metrics.store.db import database, execute, write_transaction
+from weather_metrics.store.db import database, execute, is_postgresql, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
 from weather_metrics.store.rowkind import SINCE, RowKind
@@ -86,7 +86,9 @@ class _CompiledStatements:
         return sql
 
 
-_statements: dict[RowKind, _CompiledStatements] = {}
+# By dialect as well as kind: a process that binds the database to the other backend
+# (tests do) must not send one dialect's placeholders to the other.
+_statements: dict[tuple[bool, RowKind], _CompiledStatements] = {}
 
 
 # Rows per multi-row INSERT: powers of two keep few statements cached, under SQLite's
@@ -95,10 +97,11 @@ _CHUNKS = (1024, 256, 64, 16, 4, 1)
 
 
 def compiled(kind: RowKind) -> _CompiledStatements:
-    """The kind's SQL, compiled on first use."""
-    statements = _statements.get(kind)
+    """The kind's SQL in the bound database's dialect, compiled on first use."""
+    key = (is_postgresql(), kind)
+    statements = _statements.get(key)
     if statements is None:
-        statements = _statements[kind] = _CompiledStatements(kind)
+        statements = _statements[key] = _CompiledStatements(kind)
     return statements
 
 
