@@ -53,7 +53,7 @@ def redeem_ticket(ticket: str, now: float | None = None) -> tuple[User, str]:
         raise ApiProblem(401, "Unknown or already used ticket")
     if row[1] < int(now if now is not None else time.time()):
         raise ApiProblem(401, "The ticket has expired; ask POST /api/ws/ticket for a new one")
-    user = User.get_or_none((User.id == row[0]) & User.active)
+    user = User.get_or_none((User.id == row[0]) & (User.active == True))  # noqa: E712 - peewee expression
     if user is None:
         raise ApiProblem(401, "The account of this ticket is disabled")
     return user, row[2]
