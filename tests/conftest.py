@@ -33,12 +33,16 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 @pytest.fixture
 def make_app(tmp_path) -> Iterator[Callable[..., Flask]]:  # type: ignore[no-untyped-def]
-    """Build apps on a temporary SQLite file; each is shut down (writer drained) afterwards."""
+    """Build apps on a temporary database; each is shut down (writer drained) afterwards.
+
+    Export files go to the test's own folder on either backend (on PostgreSQL the default is
+    the working directory, which tests running at once would share)."""
     apps: list[Flask] = []
 
     def build(**settings: Any) -> Flask:
         config = {
             "database": databases.location(tmp_path / "metrics.db"),
+            "export_dir": str(tmp_path / "exports"),
             "rate_limit_per_minute": 100_000,
             "jwt_secret": TEST_JWT_SECRET,
             # The cheapest Argon2id the settings allow: tests hash many passwords.

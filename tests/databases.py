@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -83,6 +84,26 @@ def copy(source: Path | str, target: Path | str) -> None:
     statements.append("SET session_replication_role = DEFAULT")
     admin("; ".join(statements))
     _restart_identities(to_schema, from_rows=True)
+
+
+def rows(path: Path | str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+    """What `sql` (written with `?` placeholders) answers, read through a connection of its own: committed rows only."""
+    if not ON_POSTGRESQL:
+        conn = sqlite3.connect(path)
+        try:
+            return conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+    import psycopg2
+
+    conn = psycopg2.connect(location(path))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+            return list(cursor.fetchall())
+    finally:
+        conn.close()
 
 
 def release_under(folder: Path) -> None:
