@@ -151,7 +151,7 @@ def test_the_charts_hold_the_api_figures_at_both_widths(browser, server, seeded,
 def test_a_batch_sent_to_collect_appears_on_the_open_dashboard_without_a_reload(browser, server, seeded):
     path, data = seeded
     set_width(browser, DESKTOP)
-    browser.get(f"{server.url}/dashboards/{data.board_id}")
+    sign_in(browser, server, data.admin, f"/dashboards/{data.board_id}")  # on its own: tests may run apart
     before = plotted(browser)
     browser.execute_script("window.stillTheSamePage = true;")
     calls = int(before["calls"]["text"].replace(",", ""))

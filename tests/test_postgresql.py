@@ -334,3 +334,15 @@ def test_a_database_sorting_by_language_rules_is_warned_about(make_app, tmp_path
             db.database.close_all()
             with server.cursor() as cursor:
                 cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("first", ["sqlite", "postgresql"])
+def test_a_process_that_opens_either_backend_in_turn_writes_to_both(make_app, pg_url, tmp_path, first):
+    """The writer's statements are compiled once per dialect: one backend's placeholders never reach the other."""
+    locations = {"sqlite": str(tmp_path / "lite.db"), "postgresql": pg_url}
+    for backend in (first, *(name for name in locations if name != first)):
+        client = make_app(database=locations[backend]).test_client()
+        response = client.post("/v1/events", json={"events": [make_event(), make_event()]})
+        assert response.status_code == 200, (backend, response.get_json())
+        with db.database.connection_context():
+            assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2, backend

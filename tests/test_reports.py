@@ -11,7 +11,6 @@ import io
 import logging
 import os
 import shutil
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from weather_metrics.reports import formats
 from weather_metrics.reports import jobs as reports
 from weather_metrics.reports import runner as runner_module
 from weather_metrics.reports.runner import LEASE_SECONDS, JobLost, ReportRunner
+from weather_metrics.store.db import database, execute, write_transaction
 from weather_metrics.store.models import ReportJob
 
 Org = dict[str, Member]
@@ -125,11 +125,9 @@ def job_row(app: Flask, job_id: str) -> ReportJob | None:
 
 def set_job(app: Flask, job_id: str, **columns: Any) -> None:
     """Change a job's row behind the service's back, as a crash would leave it."""
-    database = app.extensions["weather_metrics"].settings["database"]
     assignments = ", ".join(f"{name} = ?" for name in columns)
-    with sqlite3.connect(database) as conn:
-        conn.execute(f"UPDATE report_jobs SET {assignments} WHERE id = ?", (*columns.values(), job_id))
-    conn.close()
+    with app.app_context(), database.connection_context():
+        execute(f"UPDATE report_jobs SET {assignments} WHERE id = ?", (*columns.values(), job_id))
 
 
 # --- requesting an export ----------------------------------------------------------------------
@@ -514,10 +512,14 @@ def test_a_job_built_while_others_commit_finishes_with_every_row(service, acme, 
     stop, commits = threading.Event(), [0]
 
     def other_writer() -> None:  # as the event writer does, from its own connection
-        with sqlite3.connect(app.extensions["weather_metrics"].settings["database"], timeout=10) as conn:
+        with database.connection_context():
             while not stop.is_set():
-                conn.execute("INSERT OR REPLACE INTO sessions (session_id, last_seen) VALUES ('w', ?)", (time.time(),))
-                conn.commit()
+                with write_transaction():
+                    execute(
+                        "INSERT INTO sessions (session_id, last_seen) VALUES ('w', ?) "
+                        "ON CONFLICT (session_id) DO UPDATE SET last_seen = excluded.last_seen",
+                        (int(time.time()),),
+                    )
                 commits[0] += 1
                 time.sleep(0.005)
 

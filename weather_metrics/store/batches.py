@@ -86,6 +86,8 @@ class _CompiledStatements:
         return sql
 
 
+# By dialect as well as kind: a process that binds the database to the other backend
+# (tests do) must not send one dialect's placeholders to the other.
 _statements: dict[tuple[RowKind, type], _CompiledStatements] = {}
 
 
