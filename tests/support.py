@@ -109,8 +109,6 @@ class Server:
             **os.environ,
             "PORT": str(self.port),
             "WEATHER_METRICS_DATABASE": databases.location(database),
-            # Beside the database on either backend: not a folder servers of other tests share.
-            "WEATHER_METRICS_EXPORT_DIR": str(database.parent / "exports"),
             "WEATHER_METRICS_RATE_LIMIT_PER_MINUTE": "1000000",
             "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
         }
