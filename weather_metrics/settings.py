@@ -163,7 +163,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "export_dir",
         "",
-        "Folder for report export files; empty means an 'exports' folder beside the database file.",
+        "Folder for report export files; empty: 'exports' beside the SQLite file, or in the working directory.",
     ),
     Setting("export_workers", 2, "Exports built at once (a child process each).", minimum=1, maximum=16),
     Setting("export_ttl_hours", 24, "Hours an export job and its file are kept.", minimum=1, maximum=720),
