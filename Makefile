@@ -51,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.exports
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.hostile
+	$(BIN)/python -m bench.postgresql
 
 # After changing a setting in weather_metrics/settings.py (a test fails until this is run).
 config-example: $(STAMP)

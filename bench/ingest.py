@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from bench.load import REQUEST_TIMEOUT, LoadPlan, Sample, drive, http_post
 from bench.workload import batch_events, current_hour, make_installs
 from tests.support import ROOT, Server
 from weather_metrics.settings import load_settings
+from weather_metrics.store.db import is_url
 from weather_metrics.store.events import event_row
 
 BATCH = 100
@@ -116,11 +117,31 @@ def process_cpu_seconds(pid: int) -> float:
     return total
 
 
-def snapshot(server: Server, db_path: Path) -> Snapshot:
-    """MAX(id) rather than COUNT(*): ids only grow, and it costs the server's CPU nothing."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10) as con:
-        max_id = con.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+# Where a server keeps its events: a SQLite file, or a PostgreSQL URL.
+Location = Path | str
+
+
+def scalar(location: Location, sql: str, params: tuple[Any, ...] = ()) -> int:
+    """One number from the server's database, read on a connection of our own (`?` placeholders)."""
+    if isinstance(location, str) and is_url(location):
+        import psycopg2
+
+        pg = psycopg2.connect(location, connect_timeout=10)
+        try:
+            with pg.cursor() as cursor:
+                cursor.execute(sql.replace("?", "%s"), params)
+                return int(cursor.fetchone()[0])
+        finally:
+            pg.close()
+    with sqlite3.connect(f"file:{location}?mode=ro", uri=True, timeout=10) as con:
+        found = con.execute(sql, params).fetchone()[0]
     con.close()
+    return int(found)
+
+
+def snapshot(server: Server, location: Location) -> Snapshot:
+    """MAX(id) rather than COUNT(*): ids only grow, and it costs the server's CPU nothing."""
+    max_id = scalar(location, "SELECT COALESCE(MAX(id), 0) FROM events")
     assert server.process is not None
     return Snapshot(max_id, writer_counters(server.url), process_cpu_seconds(server.process.pid))
 
@@ -151,7 +172,7 @@ def receive(conn: Connection, timeout: float) -> Any:
     raise RuntimeError("the load process stopped without reporting; see its traceback above")
 
 
-def run_load(server: Server, db_path: Path, plan: LoadPlan) -> LoadResult:
+def run_load(server: Server, location: Location, plan: LoadPlan) -> LoadResult:
     """Drive the server from another process; snapshot the database at the window's edges."""
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
@@ -161,9 +182,9 @@ def run_load(server: Server, db_path: Path, plan: LoadPlan) -> LoadResult:
     try:
         begin, end = receive(ours, 60)
         sleep_until(begin)
-        first = snapshot(server, db_path)
+        first = snapshot(server, location)
         sleep_until(end)
-        last = snapshot(server, db_path)
+        last = snapshot(server, location)
         samples, client_cores = receive(ours, REQUEST_TIMEOUT + 30)
     finally:
         client.join(10)
@@ -192,10 +213,14 @@ class Run:
     p99_ms: float
     cpu_per_million: float  # server CPU seconds per million events stored
     group: float  # the writer's mean group, in events
+    lost: int = 0  # acknowledged events missing from the database after the server stopped
 
 
-def run_figures(label: str, result: LoadResult) -> Run:
-    """The figures of a window, printed on two lines."""
+def run_figures(label: str, result: LoadResult, processes: int = 1) -> Run:
+    """The figures of a window, printed on two lines; the writer's only from a server of one process.
+
+    Each process has its own writer and counters, and /metrics answers for whichever took the request.
+    """
     statuses = Counter(s[2] for s in result.samples)
     acked = statuses[200] * BATCH / result.seconds
     stored = result.end.max_id - result.start.max_id
@@ -208,9 +233,8 @@ def run_figures(label: str, result: LoadResult) -> Run:
         f"p50 {percentile(latencies, 0.5):5.1f} ms, p99 {run.p99_ms:5.1f} ms; "
         f"server CPU {cpu / result.seconds:4.0%} of a core, {run.cpu_per_million:4.1f} s per million events"
     )
-    print(
-        f"{'':<9} non-200: {others or 'none'}; {writer_line(result)}; load client {result.client_cores:.0%} of a core"
-    )
+    writer = writer_line(result) if processes == 1 else f"writer figures not shown ({processes} processes)"
+    print(f"{'':<9} non-200: {others or 'none'}; {writer}; load client {result.client_cores:.0%} of a core")
     return run
 
 
@@ -232,43 +256,42 @@ def writer_line(result: LoadResult) -> str:
     )
 
 
-def max_event_id(db_path: Path) -> int:
-    if not db_path.exists():
-        return 0
-    with sqlite3.connect(db_path) as con:
-        found = con.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-    con.close()
-    return int(found)
+def max_event_id(location: Location) -> int:
+    return scalar(location, "SELECT COALESCE(MAX(id), 0) FROM events")
 
 
-def check_durability(result: LoadResult, db_path: Path, first_id: int) -> None:
-    """After SIGTERM: every acknowledged event must be in the file."""
+def check_durability(result: LoadResult, location: Location, first_id: int) -> int:
+    """After SIGTERM: every acknowledged event must be in the database; how many are missing."""
     acked = sum(1 for s in result.all_samples if s[2] == 200) * BATCH
-    with sqlite3.connect(db_path) as con:
-        rows = con.execute("SELECT COUNT(*) FROM events WHERE id > ?", (first_id,)).fetchone()[0]
-    con.close()
+    rows = scalar(location, "SELECT COUNT(*) FROM events WHERE id > ?", (first_id,))
     if rows < acked:
         print(f"{'':<9} FAIL after SIGTERM: {acked - rows:,} of {acked:,} acknowledged events missing")
+    return max(0, acked - rows)
 
 
 def measure(root: Path, label: str, tmp: Path, args: argparse.Namespace, batches: list[Batch]) -> Run:
     """Start `root`'s server on a fresh (or copied) file, load it, stop it; its figures."""
     db_path = tmp / f"{label}-{time.monotonic_ns()}.db"
     copy_database(args.from_database, db_path)
-    first_id = max_event_id(db_path)
     server = Server(db_path, root=root, rate_limit_per_minute=1_000_000_000, ack=args.ack)
+    run = load_server(server, db_path, label, args, batches)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    return run
+
+
+def load_server(server: Server, location: Location, label: str, args: argparse.Namespace, batches: list[Batch]) -> Run:
+    """Start the server (its database at `location`), load it for one window, stop it: its figures and losses."""
     requests = [http_post("127.0.0.1", server.port, "/v1/events", encode(batch)) for batch in batches]
     plan = LoadPlan("127.0.0.1", server.port, requests, args.connections, args.warmup, args.seconds)
     server.start()
     try:
-        result = run_load(server, db_path, plan)
+        first_id = max_event_id(location)  # once started: a new database has its tables by then
+        result = run_load(server, location, plan)
     finally:
         server.stop()
-    run = run_figures(label, result)
-    check_durability(result, db_path, first_id)
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    return run
+    run = run_figures(label, result, int(server.env.get("WEATHER_METRICS_WORKERS", "1")))
+    return replace(run, lost=check_durability(result, location, first_id))
 
 
 def ceiling(tmp: Path, args: argparse.Namespace, batches: list[Batch], group: float, synchronous: str) -> float:

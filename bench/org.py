@@ -27,15 +27,13 @@ from typing import Any
 from bench.ingest import encode as encode_events
 from bench.ingest import make_batches, run_load
 from bench.load import LoadPlan, http_post
+from bench.org_workload import USERS, execution, write_executions
 from tests.support import TEST_JWT_SECRET, Server
 from weather_metrics import create_app
 from weather_metrics.accounts.organizations import create_api_key
-from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.query.org_metrics import SETTLED
-from weather_metrics.store.agents import AGENTS
-from weather_metrics.store.batches import PendingBatch, write_batches
 from weather_metrics.store.db import database, open_database
-from weather_metrics.store.models import Organization, Team, TeamMember, User
+from weather_metrics.store.models import Organization, Team, User
 
 BATCH = 100
 DISTINCT_REQUESTS = 256
@@ -51,50 +49,7 @@ SHAPING_SOURCES = (
     "weather_metrics/store/productivity.py",
     "weather_metrics/core/histogram.py",
 )
-WORKLOAD_VERSION = 1  # bump when execution_rows() or build_people() change
-HOUR, DAY = 3600, 86400
-ROWS_PER_TRANSACTION = 10_000
-
-AGENTS_MIX = (
-    ("code-reviewer", 22),
-    ("test-runner", 18),
-    ("refactorer", 12),
-    ("doc-writer", 10),
-    ("planner", 9),
-    ("debugger", 8),
-    ("security-scanner", 6),
-    ("migration-helper", 5),
-    ("release-manager", 4),
-    ("dependency-bot", 3),
-    ("perf-profiler", 2),
-    ("onboarding-guide", 1),
-)
-COMMANDS = ("run", "review", "plan", "fix", "explain", "generate")
-USERS = 48
-TEAMS = 3
-UNMATCHED_SHARE = 0.1
-FAILURE_RATE = 0.05
-DURATION_MU, DURATION_SIGMA = math.log(1800), 1.0  # median 1.8 s
-
-
-def pick(rng: random.Random, weighted: tuple[tuple[str, int], ...]) -> str:
-    return rng.choices([name for name, _ in weighted], [w for _, w in weighted])[0]
-
-
-def execution(rng: random.Random, moment: datetime, identifiers: list[str]) -> dict[str, Any]:
-    """One execution as an MCP server would send it."""
-    success = rng.random() >= FAILURE_RATE
-    return {
-        "session_id": uuid.UUID(int=rng.getrandbits(128)).hex,
-        "user_identifier": rng.choice(identifiers),
-        "agent_name": pick(rng, AGENTS_MIX),
-        "command": rng.choice(COMMANDS),
-        "execution_time_ms": round(rng.lognormvariate(DURATION_MU, DURATION_SIGMA), 1),
-        "success": success,
-        "error_details": None if success else "tool call failed: exit status 1",
-        "metadata": {"model": "sonnet", "tokens": rng.randrange(100, 20_000)},
-        "timestamp": moment.isoformat(),
-    }
+WORKLOAD_VERSION = 1  # bump when bench/org_workload.py's execution_rows() or build_people() change
 
 
 # -- collect throughput -----------------------------------------------------------------------
@@ -212,89 +167,15 @@ def fingerprint(executions: int, days: int, seed: int) -> dict[str, Any]:
     }
 
 
-def build_people(org_id: str) -> list[str]:
-    """Users (one admin, one manager leading a team, developers) and teams; returns the developers' ids."""
-    ids = []
-    for index in range(USERS):
-        role = "admin" if index == 0 else "manager" if index == 1 else "developer"
-        user = User.create(
-            id=str(uuid.uuid4()),
-            organization=org_id,
-            email=f"user{index}@bench.test",
-            name=f"User {index}",
-            role=role,
-            active=True,
-            created_at=0,
-            updated_at=0,
-        )
-        ids.append(user.id)
-    for t in range(TEAMS):
-        team = Team.create(id=str(uuid.uuid4()), organization=org_id, name=f"team-{t}", description="", created_at=0)
-        members = ids[2 + t :: TEAMS] + ([ids[1]] if t == 0 else [])
-        for user_id in members:
-            TeamMember.create(team=team.id, user=user_id, role="member", created_at=0)
-    return ids
-
-
-def execution_rows(
-    rng: random.Random, org_id: str, users: list[str], span: tuple[int, int], count: int
-) -> list[tuple[Any, ...]]:
-    """Rows as agent_row() builds them, generated directly (the build writes 10M of them)."""
-    agents = [name for name, _ in AGENTS_MIX]
-    weights = [w for _, w in AGENTS_MIX]
-    chosen = rng.choices(agents, weights, k=count)
-    rows = []
-    for agent in chosen:
-        occurred = rng.uniform(span[0], span[1])
-        duration = round(rng.lognormvariate(DURATION_MU, DURATION_SIGMA), 1)
-        success = rng.random() >= FAILURE_RATE
-        matched = rng.random() >= UNMATCHED_SHARE
-        user = rng.choice(users)
-        rows.append(
-            (
-                org_id,
-                "bench",
-                int(occurred),
-                occurred,
-                int(occurred) // HOUR * HOUR,
-                None,
-                user if matched else None,
-                user if matched else f"laptop-{rng.randrange(20)}",
-                agent,
-                rng.choice(COMMANDS),
-                duration,
-                latency_bucket(duration),
-                1 if success else 0,
-                None if success else "tool call failed",
-                None,
-            )
-        )
-    return rows
-
-
 def build(path: Path, executions: int, days: int, seed: int) -> None:
     partial = path.with_name(path.name + ".partial")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{partial}{suffix}").unlink(missing_ok=True)
     print(f"building {path} with {executions:,} executions over {days} days ...", flush=True)
     started = time.perf_counter()
-    rng = random.Random(seed)
     open_database(str(partial), "normal")
     with database.connection_context():
-        org = Organization.create(id=str(uuid.uuid4()), name="Bench", created_at=0)
-        users = build_people(org.id)
-        newest = int(time.time())
-        oldest = newest - days * DAY + HOUR
-        chunks = math.ceil(executions / ROWS_PER_TRANSACTION)
-        step = (newest - oldest) / chunks
-        for k in range(chunks):
-            count = min(ROWS_PER_TRANSACTION, executions - k * ROWS_PER_TRANSACTION)
-            span = (oldest + int(k * step), oldest + int((k + 1) * step))
-            write_batches(
-                [PendingBatch(rows=execution_rows(rng, org.id, users, span, count), response={}, kind=AGENTS)]
-            )
-            if (k + 1) % max(1, chunks // 10) == 0:
-                print(f"  {(k + 1) / chunks:4.0%} written", flush=True)
+        write_executions(executions, days, seed)
         database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     database.close_all()
     for suffix in ("", "-wal", "-shm"):
@@ -326,6 +207,56 @@ def time_get(client: Any, url: str, headers: dict[str, str], runs: int, warmup: 
     return timings
 
 
+Case = tuple[str, str, str, bool]  # path, caller's role, query string, headline (has the p95 target)
+
+
+def sign_in(app: Any) -> tuple[dict[str, dict[str, str]], str]:
+    """Authorization headers of the admin, the manager and a developer; the query naming every team."""
+    with app.app_context():
+        tokens = app.extensions["weather_metrics"].tokens
+        teams = "&".join(f"team_ids={t.id}" for t in Team.select().order_by(Team.name))
+        people = {role: User.get(User.role == role) for role in ("admin", "manager", "developer")}
+        headers = {
+            role: {"Authorization": "Bearer " + tokens.start_session(user).as_dict()["access_token"]}
+            for role, user in people.items()
+        }
+    return headers, teams
+
+
+def query_cases(days: int, teams: str) -> list[Case]:
+    """Every organization query timed: agent metrics in each scope, team comparison, productivity trends."""
+    today = datetime.now(UTC).date()
+    start90 = (today - timedelta(days=days - 1)).isoformat()
+    start30 = (today - timedelta(days=29)).isoformat()
+    start7 = (today - timedelta(days=6)).isoformat()
+    end = today.isoformat()
+    agents = [
+        ("admin", f"start_date={start90}&end_date={end}&aggregation=day", True),
+        ("admin", f"start_date={start90}&end_date={end}&aggregation=week", False),
+        ("admin", f"start_date={start90}&end_date={end}&aggregation=month", False),
+        ("admin", f"start_date={start90}&end_date={end}&aggregation=hour&limit=1000", False),
+        ("admin", f"start_date={start90}&end_date={end}&agent_name=code-reviewer", False),
+        ("admin", f"start_date={start90}&end_date={end}&success_only=true", False),
+        ("admin", f"start_date={start30}&end_date={end}", False),
+        ("admin", f"start_date={start7}&end_date={end}&aggregation=hour", False),
+        ("manager", f"start_date={start90}&end_date={end}", False),
+        ("developer", f"start_date={start90}&end_date={end}", False),
+        ("manager", f"start_date={start90}&end_date={end}&agent_name=code-reviewer", False),
+        ("developer", f"start_date={start90}&end_date={end}&aggregation=week", False),
+    ]
+    return [("/api/metrics/agents", *case) for case in agents] + [
+        ("/api/analytics/team-comparison", "admin", f"start_date={start90}&end_date={end}&{teams}", False),
+        ("/api/analytics/team-comparison", "manager", f"start_date={start90}&end_date={end}", False),
+        ("/api/analytics/productivity-trends", "admin", f"start_date={start90}&end_date={end}", False),
+        ("/api/analytics/productivity-trends", "developer", f"start_date={start90}&end_date={end}", False),
+    ]
+
+
+def shown(path: str, query: str, teams: str) -> str:
+    """A case as printed: the endpoint's last part and its query, the teams' ids abbreviated."""
+    return (path.rsplit("/", 1)[1] + " " + query.replace(teams, "team_ids=<all 3>"))[:100]
+
+
 def bench_query(args: argparse.Namespace) -> None:
     path = args.database or RESULTS / "org-10m.db"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -344,40 +275,10 @@ def bench_query(args: argparse.Namespace) -> None:
     )
     client = app.test_client()
     try:
+        headers, teams = sign_in(app)
         with app.app_context():
-            tokens = app.extensions["weather_metrics"].tokens
-            teams = "&".join(f"team_ids={t.id}" for t in Team.select().order_by(Team.name))
-            people = {role: User.get(User.role == role) for role in ("admin", "manager", "developer")}
-            headers = {
-                role: {"Authorization": "Bearer " + tokens.start_session(user).as_dict()["access_token"]}
-                for role, user in people.items()
-            }
             total = database.execute_sql("SELECT COUNT(*) FROM agent_executions").fetchone()[0]
-        today = datetime.now(UTC).date()
-        start90 = (today - timedelta(days=args.days - 1)).isoformat()
-        start30 = (today - timedelta(days=29)).isoformat()
-        start7 = (today - timedelta(days=6)).isoformat()
-        end = today.isoformat()
-        agents = [
-            ("admin", f"start_date={start90}&end_date={end}&aggregation=day", True),
-            ("admin", f"start_date={start90}&end_date={end}&aggregation=week", False),
-            ("admin", f"start_date={start90}&end_date={end}&aggregation=month", False),
-            ("admin", f"start_date={start90}&end_date={end}&aggregation=hour&limit=1000", False),
-            ("admin", f"start_date={start90}&end_date={end}&agent_name=code-reviewer", False),
-            ("admin", f"start_date={start90}&end_date={end}&success_only=true", False),
-            ("admin", f"start_date={start30}&end_date={end}", False),
-            ("admin", f"start_date={start7}&end_date={end}&aggregation=hour", False),
-            ("manager", f"start_date={start90}&end_date={end}", False),
-            ("developer", f"start_date={start90}&end_date={end}", False),
-            ("manager", f"start_date={start90}&end_date={end}&agent_name=code-reviewer", False),
-            ("developer", f"start_date={start90}&end_date={end}&aggregation=week", False),
-        ]
-        cases = [("/api/metrics/agents", *case) for case in agents] + [
-            ("/api/analytics/team-comparison", "admin", f"start_date={start90}&end_date={end}&{teams}", False),
-            ("/api/analytics/team-comparison", "manager", f"start_date={start90}&end_date={end}", False),
-            ("/api/analytics/productivity-trends", "admin", f"start_date={start90}&end_date={end}", False),
-            ("/api/analytics/productivity-trends", "developer", f"start_date={start90}&end_date={end}", False),
-        ]
+        cases = query_cases(args.days, teams)
         print(
             f"\n== organization queries, {total:,} executions over {args.days} days, "
             f"Flask test client, {args.runs} runs; cold target < {TARGET_COLD_MS:.0f} ms"
@@ -397,10 +298,9 @@ def bench_query(args: argparse.Namespace) -> None:
                 if headline
                 else ""
             )
-            shown = (path_.rsplit("/", 1)[1] + " " + query.replace(teams, "team_ids=<all 3>"))[:100]
             verdict = "PASS" if cold < TARGET_COLD_MS else "FAIL"
             figures = f"{cold:>8.1f} {statistics.median(timings):>9.1f} {p95:>7.1f}"
-            print(f"{role:<10} {shown:<100} {figures}  cold {verdict}{mark}")
+            print(f"{role:<10} {shown(path_, query, teams):<100} {figures}  cold {verdict}{mark}")
         print(f"{passed} of {len(cases)} queries answer cold in under {TARGET_COLD_MS:.0f} ms")
     finally:
         app.extensions["weather_metrics"].close()

@@ -19,12 +19,12 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from bench.workload import HOUR, current_hour, event_rows, make_installs
+from bench.workload import HOUR, Write, current_hour, event_rows, make_installs, write_batch
 from weather_metrics import create_app
 from weather_metrics.query import stats
 from weather_metrics.settings import load_settings
-from weather_metrics.store.batches import PendingBatch, write_batches
-from weather_metrics.store.db import database, open_database
+from weather_metrics.store.db import database, is_postgresql, open_database
+from weather_metrics.store.events import EVENTS
 from weather_metrics.store.pruning import prune
 
 DEFAULT_EVENTS = 10_000_000
@@ -106,18 +106,20 @@ def file_mb(path: Path) -> float:
     return sum(Path(f"{path}{s}").stat().st_size for s in ("", "-wal") if Path(f"{path}{s}").exists()) / 1e6
 
 
-def write_events(events: int, days: int, seed: int) -> None:
-    """Events in arrival order, `EVENTS_PER_TRANSACTION` per write_batches call, into the open database."""
+def write_events(
+    events: int, days: int, seed: int, per_transaction: int = EVENTS_PER_TRANSACTION, write: Write = write_batch
+) -> None:
+    """Events in arrival order, `per_transaction` per write (a write_batches call), into the open database."""
     rng = random.Random(seed)
     installs = make_installs(rng, max(1_000, min(200_000, events // 50)))
     newest = current_hour() + HOUR
     oldest = newest - days * DAY + HOUR  # stays inside the retention the server prunes to
-    chunks = math.ceil(events / EVENTS_PER_TRANSACTION)
+    chunks = math.ceil(events / per_transaction)
     span = (newest - oldest) / chunks
     for k in range(chunks):
-        count = min(EVENTS_PER_TRANSACTION, events - k * EVENTS_PER_TRANSACTION)
+        count = min(per_transaction, events - k * per_transaction)
         hours = (oldest + int(k * span), oldest + int((k + 1) * span))
-        write_batches([PendingBatch(rows=event_rows(rng, installs, hours, count, hours[1]), response={})])
+        write(EVENTS, event_rows(rng, installs, hours, count, hours[1]))
         if (k + 1) % max(1, chunks // 10) == 0:
             print(f"  {(k + 1) / chunks:4.0%} written", flush=True)
 
@@ -141,10 +143,10 @@ def build(path: Path, events: int, days: int, seed: int) -> None:
     print(f"built in {seconds:.1f} s ({events / seconds:,.0f} events/s); file {file_mb(path):,.0f} MB")
 
 
-def describe(path: Path) -> None:
-    """Print what the database holds, and prune it as the server does at start."""
-    settings = load_settings({"database": str(path)})
-    open_database(str(path), "normal")
+def describe(location: Path | str) -> None:
+    """Print what the database (a file or a PostgreSQL URL) holds, and prune it as the server does at start."""
+    settings = load_settings({"database": str(location)})
+    open_database(str(location), "normal")
     with database.connection_context():
         pruned = prune(
             datetime.now(UTC),
@@ -155,10 +157,14 @@ def describe(path: Path) -> None:
         events = database.execute_sql("SELECT COUNT(*) FROM events").fetchone()[0]
         sessions = database.execute_sql("SELECT COUNT(*) FROM sessions").fetchone()[0]
         newest = database.execute_sql("SELECT MAX(hour) FROM tool_hourly").fetchone()[0] or 0
+        if is_postgresql():
+            size_mb = database.execute_sql("SELECT pg_database_size(current_database())").fetchone()[0] / 1e6
+        else:
+            size_mb = file_mb(Path(location))
     database.close_all()
     age_days = (current_hour() - newest) / DAY
     print(
-        f"database {path}: {events:,} events, {sessions:,} sessions, {file_mb(path):,.0f} MB; "
+        f"database {location}: {events:,} events, {sessions:,} sessions, {size_mb:,.0f} MB; "
         f"newest hour {age_days:.1f} days ago" + (f"; pruned {pruned:,} rows past retention" if pruned else "")
     )
     if age_days > 1:
@@ -184,6 +190,13 @@ def time_get(client: FlaskClient, url: str, runs: int, warmup: int, cold: bool =
     return timings
 
 
+def stats_questions(client: FlaskClient) -> list[tuple[str, str]]:
+    """(endpoint, period) of every /v1/stats question timed; the tool asked about is the busiest."""
+    busiest = client.get("/v1/stats/tools?period=90d").get_json()["tools"][0]["name"]
+    endpoints = ("overview", "tools", f"tool/{busiest}", "errors", "performance")
+    return [(endpoint, period) for endpoint in endpoints for period in PERIODS]
+
+
 Timings = tuple[str, str, list[float], list[float]]
 
 
@@ -199,14 +212,11 @@ def measure(path: Path, runs: int, warmup: int) -> list[Timings]:
     )
     client = app.test_client()
     try:
-        busiest = client.get("/v1/stats/tools?period=90d").get_json()["tools"][0]["name"]
-        endpoints = ("overview", "tools", f"tool/{busiest}", "errors", "performance")
         out = []
-        for endpoint in endpoints:
-            for period in PERIODS:
-                url = f"/v1/stats/{endpoint}?period={period}"
-                cold = time_get(client, url, runs, warmup, cold=True)
-                out.append((f"/v1/stats/{endpoint}", period, cold, time_get(client, url, runs, warmup)))
+        for endpoint, period in stats_questions(client):
+            url = f"/v1/stats/{endpoint}?period={period}"
+            cold = time_get(client, url, runs, warmup, cold=True)
+            out.append((f"/v1/stats/{endpoint}", period, cold, time_get(client, url, runs, warmup)))
         return out
     finally:
         app.extensions["weather_metrics"].close()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from weather_metrics.core.histogram import latency_bucket
-from weather_metrics.store.events import EVENT_COLUMNS
+from weather_metrics.store.batches import PendingBatch, write_batches
+from weather_metrics.store.events import EVENT_COLUMNS, EVENTS
+from weather_metrics.store.rowkind import RowKind
 
 HOUR = 3600
 
@@ -156,3 +159,12 @@ def event_rows(
         error = errors[i] if failed else None
         rows.append((received_at, hour, install.version, tools[i], int(failed), level, *measured, error, *session))
     return rows
+
+
+Rows = list[tuple[Any, ...]]
+Write = Callable[[RowKind, Rows], None]  # how a database build stores one chunk of rows
+
+
+def write_batch(kind: RowKind, rows: Rows) -> None:
+    """Commit rows as the server's writer does: one write_batches transaction, rollups included."""
+    write_batches([PendingBatch(rows=rows, response={}, kind=None if kind is EVENTS else kind)])
