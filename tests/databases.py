@@ -113,7 +113,7 @@ def rows(path: Path | str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         conn.autocommit = True
         with conn.cursor() as cursor:
             cursor.execute(sql.replace("%", "%%").replace("?", "%s"), params)
-            return list(cursor.fetchall())
+            return list(cursor.fetchall()) if cursor.description else []
     finally:
         conn.close()
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import databases
 from tests.support import ROOT, TEST_JWT_SECRET, Server, http
 
 ZONE = "Pacific/Auckland"  # far from UTC, so local days and UTC days clearly differ
@@ -108,7 +109,7 @@ def create_org_with_cli(database: Path, name: str, email: str) -> tuple[str, str
     """`flask --app app create-org` as an operator runs it; the organization id, admin id and password."""
     env = {
         **os.environ,
-        "WEATHER_METRICS_DATABASE": str(database),
+        "WEATHER_METRICS_DATABASE": databases.location(database),
         "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
         **{f"WEATHER_METRICS_{k.upper()}": str(v) for k, v in CHEAP_ARGON2.items()},
     }

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import threading
 import time
 from collections import Counter
+from contextlib import ExitStack
 from http.client import HTTPException
 from pathlib import Path
 
 import pytest
 
+from tests import databases
 from tests.support import Server, http, make_event
 
 
@@ -25,10 +26,7 @@ def post_batch(server: Server, batch_id: int, size: int = 20, **headers: str) ->
 
 
 def stored_per_batch(database: Path) -> Counter[str]:
-    with sqlite3.connect(database) as conn:
-        rows = conn.execute("SELECT session_id, COUNT(*) FROM events GROUP BY session_id").fetchall()
-    conn.close()
-    return Counter(dict(rows))
+    return Counter(dict(databases.rows(database, "SELECT session_id, COUNT(*) FROM events GROUP BY session_id")))
 
 
 class Stream:
@@ -115,16 +113,14 @@ def test_sigkill_loses_no_acknowledged_event_and_stores_none_twice(tmp_path):
 def test_sigterm_writes_everything_accepted(tmp_path, ack):
     database = tmp_path / "metrics.db"
     server = Server(database, ack=ack, ack_timeout_seconds=20).start()
-    blocker = sqlite3.connect(database, timeout=5)
-    with Stream(server) as stream:
+    with Stream(server) as stream, ExitStack() as blocker:
         stream.wait_for_acks(10)
-        blocker.execute("BEGIN IMMEDIATE")  # the writer stalls, so accepted work piles up in the queue
+        blocker.enter_context(databases.holding_write_lock(database))  # the writer stalls: accepted work piles up
         time.sleep(1.0)
         server.process.send_signal(signal.SIGTERM)
         time.sleep(0.5)
-        blocker.rollback()
+        blocker.close()
         assert server.process.wait(60) == 0
-    blocker.close()
     acked = list(stream.acked)
     stored = stored_per_batch(database)
     assert len(acked) >= 10
@@ -136,8 +132,8 @@ def test_overload_answers_503_with_retry_after_and_recovers(tmp_path):
     with Server(
         database, queue_max_events=200, metrics_max_items=100, ack_timeout_seconds=1, retry_after_seconds=3
     ) as server:
-        blocker = sqlite3.connect(database, timeout=5)
-        blocker.execute("BEGIN IMMEDIATE")  # hold the write lock: the writer is slowed on purpose
+        blocker = ExitStack()
+        blocker.enter_context(databases.holding_write_lock(database))  # the writer is slowed on purpose
         answers: list[tuple[int, dict[str, str], object]] = []
 
         def post(i: int) -> None:
@@ -150,7 +146,6 @@ def test_overload_answers_503_with_retry_after_and_recovers(tmp_path):
         for thread in threads:
             thread.join(30)
         assert http("GET", server.url + "/v1/health")[0] == 200  # readers are not blocked by the writer
-        blocker.rollback()
         blocker.close()
 
         statuses = Counter(status for status, _, _ in answers)
@@ -196,9 +191,7 @@ def test_rate_limit_holds_for_the_whole_server(tmp_path):
 def test_health_reports_a_broken_database(tmp_path):
     database = tmp_path / "metrics.db"
     with Server(database) as server:
-        with sqlite3.connect(database) as conn:
-            conn.execute("DROP TABLE schema_version")
-        conn.close()
+        databases.rows(database, "DROP TABLE schema_version")
         status, _, body = http("GET", server.url + "/v1/health")
         assert (status, body) == (503, {"status": "unhealthy", "database": "disconnected"})
         assert http("GET", server.url + "/v1/status")[2]["database"]["connected"] is False
