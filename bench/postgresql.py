@@ -207,7 +207,7 @@ def copy_text(value: Any) -> str:
 
 
 def fold(kinds: tuple[RowKind, ...]) -> None:
-    """Fold every row into the rollups at once, with write_batches' own statements (bound to id > 0).
+    """Fold every row into the rollups at once, with write_batches' own statements (bound to every id).
 
     The rollups are sums, counts and maxima, so one pass over all rows gives what a
     write_batches call per chunk would have given.
@@ -215,7 +215,7 @@ def fold(kinds: tuple[RowKind, ...]) -> None:
     with database.atomic():
         database.execute_sql("SET LOCAL work_mem = '256MB'")  # the aggregates stay in memory
         for kind in kinds:
-            for sql, params in compiled(kind).rollups(0):
+            for sql, params in compiled(kind).rollups(0, 2**62):
                 database.execute_sql(sql, params)
         versions.bump(kind.table for kind in kinds)
 

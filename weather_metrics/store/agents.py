@@ -17,7 +17,7 @@ from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR
 from weather_metrics.core.vocabulary import dump_json
 from weather_metrics.store.db import BaseModel, FlagField
-from weather_metrics.store.rowkind import SINCE, RawRollup, RowKind, item_seconds, summed
+from weather_metrics.store.rowkind import RawRollup, RowKind, item_seconds, new_rows, summed
 
 
 class AgentExecution(BaseModel):
@@ -220,7 +220,7 @@ def _span_histogram(model: Any, owner: str) -> RawRollup:
         model,
         f"INSERT INTO {table} ({owner}, span, start, agent_name, success, bucket, calls)"
         f" SELECT {owner}, s.length / {DAY}, hour / s.length * s.length, agent_name, success, latency_bucket,"
-        f" COUNT(id) FROM agent_executions, ({spans}) AS s WHERE id > ? AND {owner} IS NOT NULL"
+        f" COUNT(id) FROM agent_executions, ({spans}) AS s WHERE id > ? AND id <= ? AND {owner} IS NOT NULL"
         f" GROUP BY 1, 2, 3, 4, 5, 6 ON CONFLICT ({owner}, span, start, agent_name, success, bucket)"
         f" DO UPDATE SET calls = {table}.calls + excluded.calls",
     )
@@ -228,7 +228,7 @@ def _span_histogram(model: Any, owner: str) -> RawRollup:
 
 def _agent_rollups() -> list[Any]:
     a = AgentExecution
-    new = a.id > SINCE
+    new = new_rows(a.id)
     hour = a.hour + 0  # `+ 0`: stay on the rowid range (see store/events.py _rollup_queries)
     day = a.hour / DAY * DAY
     user = new & a.user_id.is_null(False)

@@ -21,7 +21,7 @@ from weather_metrics.store import versions
 from weather_metrics.store.db import database, execute, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
-from weather_metrics.store.rowkind import SINCE, RowKind
+from weather_metrics.store.rowkind import SINCE, UNTIL, RowKind
 
 
 @dataclass(eq=False)
@@ -59,20 +59,20 @@ class _CompiledStatements:
 
     def __init__(self, kind: RowKind) -> None:
         self.kind = kind
-        self._rollups: list[tuple[str, list[Any], int]] | None = None
+        self._rollups: list[tuple[str, list[Any], int, int]] | None = None
         self._inserts: dict[int, str] = {}
 
-    def rollups(self, since_id: int) -> list[tuple[str, list[Any]]]:
+    def rollups(self, since_id: int, until_id: int) -> list[tuple[str, list[Any]]]:
         if self._rollups is None:
             compiled = []
             for query in self.kind.rollups():
                 sql, params = query.sql()
-                compiled.append((sql, params, params.index(SINCE)))
+                compiled.append((sql, params, params.index(SINCE), params.index(UNTIL)))
             self._rollups = compiled
         out = []
-        for sql, params, slot in self._rollups:
+        for sql, params, since, until in self._rollups:
             bound = list(params)
-            bound[slot] = since_id
+            bound[since], bound[until] = since_id, until_id
             out.append((sql, bound))
         return out
 
@@ -115,7 +115,8 @@ def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
             params = [value for row in rows[start : start + size] for value in row]
             database.execute_sql(statements.insert(size), params)
             start += size
-    for sql, params in statements.rollups(before):
+    after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+    for sql, params in statements.rollups(before, after):
         database.execute_sql(sql, params)
 
 

@@ -21,7 +21,7 @@ from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR, parse_timestamp
 from weather_metrics.ingest.events.validation import normalize_country
 from weather_metrics.store.db import BaseModel, FlagField
-from weather_metrics.store.rowkind import SINCE, RowKind, summed
+from weather_metrics.store.rowkind import RowKind, new_rows, summed
 
 
 class Event(BaseModel):
@@ -220,7 +220,7 @@ def _tool_latency(model: Any, period: Any, span: int) -> Any:
     # sort again for an ORDER BY that repeats the start expression (its bound numbers differ).
     return model.insert_from(
         Event.select(Event.timestamp_hour / span * span, Event.tool, Event.latency_bucket, fn.COUNT(Event.id))
-        .where((Event.id > SINCE) & Event.latency_bucket.is_null(False))
+        .where(new_rows(Event.id) & Event.latency_bucket.is_null(False))
         .group_by(*_FIRST_THREE)
         .order_by(*_FIRST_THREE),
         fields=[period, model.tool, model.bucket, model.calls],
@@ -229,7 +229,7 @@ def _tool_latency(model: Any, period: Any, span: int) -> Any:
 
 def _rollup_queries() -> list[Any]:
     """INSERT ... SELECT ... ON CONFLICT statements folding new rows into every rollup."""
-    new = Event.id > SINCE
+    new = new_rows(Event.id)
     # `+ 0` keeps the planner on the rowid range: grouping by the bare column would make
     # it walk the whole timestamp index instead (390 ms a commit on 10M rows).
     hour = Event.timestamp_hour + 0

@@ -18,7 +18,7 @@ from peewee import (
 from weather_metrics.core.times import HOUR
 from weather_metrics.core.vocabulary import dump_json
 from weather_metrics.store.db import BaseModel
-from weather_metrics.store.rowkind import SINCE, RowKind, item_seconds, summed
+from weather_metrics.store.rowkind import RowKind, item_seconds, new_rows, summed
 
 
 class ProductivityMetric(BaseModel):
@@ -109,7 +109,7 @@ def _productivity_rollups() -> list[Any]:
                 fn.MIN(p.value),
                 fn.MAX(p.value),
             )
-            .where(p.id > SINCE)
+            .where(new_rows(p.id))
             .group_by(p.organization_id, hour, p.metric_type, user, team),
             fields=[
                 h.organization_id,

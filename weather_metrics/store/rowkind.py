@@ -16,7 +16,9 @@ class RowKind:
     """A table the writer appends rows to, with the rollups folded from each commit's rows.
 
     `rollups` builds INSERT ... SELECT ... ON CONFLICT queries over the rows with
-    `id > SINCE`; they are compiled once and bound to the commit's first new id.
+    `id > SINCE AND id <= UNTIL` (`new_rows`); they are compiled once and bound to the ids
+    just before and at the end of the commit's rows. The closed range lets PostgreSQL see,
+    without statistics on the table, that few rows match: it reads them through the key.
     """
 
     table: str
@@ -30,6 +32,12 @@ def summed(model: Any, *names: str) -> dict[Any, Any]:
 
 
 SINCE = -987_654_321  # stands for "id of the last row before this transaction"
+UNTIL = -987_654_320  # stands for "id of the last row this transaction wrote"
+
+
+def new_rows(key: Any) -> Any:
+    """The condition that picks the commit's own rows by their id column `key`."""
+    return (key > SINCE) & (key <= UNTIL)
 
 
 def item_seconds(item: dict[str, Any]) -> float:
@@ -41,7 +49,7 @@ def item_seconds(item: dict[str, Any]) -> float:
 
 @dataclass(frozen=True)
 class RawRollup:
-    """A rollup statement into `model` written as SQL, for what peewee cannot build; `?` is SINCE, its one parameter."""
+    """A rollup statement into `model` written as SQL, for what peewee cannot build; its `?`s are SINCE and UNTIL."""
 
     model: Any
     text: str
@@ -49,4 +57,4 @@ class RawRollup:
     def sql(self) -> tuple[str, list[Any]]:
         """The statement in the bound database's placeholders, as peewee's `query.sql()` gives it."""
         param = self.model._meta.database.param  # noqa: SLF001 - peewee's way to reach a model's database
-        return self.text.replace("%", "%%" if param == "%s" else "%").replace("?", param), [SINCE]
+        return self.text.replace("%", "%%" if param == "%s" else "%").replace("?", param), [SINCE, UNTIL]
