@@ -696,7 +696,7 @@ def test_deactivation_ends_sessions_for_good(client, acme):
 
 
 def test_current_password_guesses_share_the_accounts_login_limit(make_app):
-    app = make_app(login_rate_limit_per_account="3 per minute")
+    app = make_app(login_rate_limit_per_account="3 per hour")
     client = app.test_client()
     dev = seed_org(app)["developer"]  # its login used one of the three
     path = f"/api/users/{dev.user.id}"
