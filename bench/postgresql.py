@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import os
 import secrets
@@ -39,7 +38,7 @@ from tests.support import ROOT, Server
 from weather_metrics import create_app
 from weather_metrics.query.org_metrics import SETTLED
 from weather_metrics.query.stats import ANSWERS
-from weather_metrics.store import versions
+from weather_metrics.store import db, versions
 from weather_metrics.store.agents import AGENTS
 from weather_metrics.store.batches import compiled
 from weather_metrics.store.db import database, open_database
@@ -192,18 +191,8 @@ def fingerprint(events: int, days: int, seed: int) -> dict[str, Any]:
 
 def copy_rows(kind: RowKind, rows: Rows) -> None:
     """Append rows with COPY, leaving their rollups to `fold`: the build's fast path for write_batches."""
-    text = "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows)
     with database.atomic():
-        database.cursor().copy_expert(f"COPY {kind.table} ({', '.join(kind.columns)}) FROM STDIN", io.StringIO(text))
-
-
-def copy_text(value: Any) -> str:
-    """A value in COPY's text format."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return repr(value) if isinstance(value, float) else str(int(value))
+        db.copy_rows(kind.table, kind.columns, rows)
 
 
 def fold(kinds: tuple[RowKind, ...]) -> None:

@@ -346,3 +346,15 @@ def test_a_process_that_opens_either_backend_in_turn_writes_to_both(make_app, pg
         assert response.status_code == 200, (backend, response.get_json())
         with db.database.connection_context():
             assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 2, backend
+
+
+def test_rows_copied_in_arrive_exactly_as_given(make_app, pg_url):
+    make_app(database=pg_url)
+    tricky = ["tab\there", "line\nbreak", "carriage\rreturn", "back\\slash", "\\N", "", "ünï ☃"]
+    rows = [(text, f"h{n}", "{}", n * 10**10) for n, text in enumerate(tricky)]
+    with db.database.connection_context(), db.write_transaction():
+        db.copy_rows("idempotency_keys", ("key", "body_hash", "response", "created_at"), rows)
+    with db.database.connection_context():
+        stored = db.execute("SELECT key, body_hash, response, created_at FROM idempotency_keys").fetchall()
+    assert sorted(stored) == sorted(rows)
+    assert db.copy_text(None) == "\\N" and db.copy_text(0.1) == "0.1" and db.copy_text(True) == "1"

@@ -18,7 +18,7 @@ from peewee import EXCLUDED
 
 from weather_metrics.core.times import DAY
 from weather_metrics.store import versions
-from weather_metrics.store.db import database, execute, write_transaction
+from weather_metrics.store.db import copy_rows, database, execute, is_postgresql, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
 from weather_metrics.store.rowkind import SINCE, UNTIL, RowKind
@@ -109,7 +109,9 @@ def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
     """Append rows of one kind and fold them into its rollups."""
     statements = compiled(kind)
     before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
-    start = 0
+    if is_postgresql():
+        copy_rows(kind.table, kind.columns, rows)
+    start = len(rows) if is_postgresql() else 0
     for size in _CHUNKS:
         while len(rows) - start >= size:
             params = [value for row in rows[start : start + size] for value in row]

@@ -7,6 +7,7 @@ it. Raw SQL is written once, with `?` placeholders, and runs through `execute`.
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import sqlite3
@@ -73,6 +74,21 @@ def binding() -> int:
 def is_postgresql() -> bool:
     """True when the bound database is PostgreSQL."""
     return isinstance(database.obj, PooledPostgresqlDatabase)
+
+
+def copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Append rows on PostgreSQL with COPY: about four times cheaper than a multi-row INSERT."""
+    text = "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows)
+    database.cursor().copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
+
+
+def copy_text(value: Any) -> str:
+    """A value in COPY's text format."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return repr(value) if isinstance(value, float) else str(int(value))
 
 
 def execute(sql: str, params: Any = ()) -> Any:
