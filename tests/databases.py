@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from weather_metrics.store.db import pyformat
+
 BACKEND = os.environ.get("WEATHER_METRICS_TEST_BACKEND", "sqlite")
 ON_POSTGRESQL = BACKEND == "postgresql"
 SERVER = os.environ.get("WEATHER_METRICS_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432")
@@ -112,7 +114,7 @@ def rows(path: Path | str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
     try:
         conn.autocommit = True
         with conn.cursor() as cursor:
-            cursor.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+            cursor.execute(pyformat(sql), params)
             return list(cursor.fetchall()) if cursor.description else []
     finally:
         conn.close()

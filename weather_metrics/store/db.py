@@ -93,9 +93,12 @@ def copy_text(value: Any) -> str:
 
 def execute(sql: str, params: Any = ()) -> Any:
     """Run raw SQL written with `?` placeholders on either backend; the cursor."""
-    if is_postgresql():
-        sql = sql.replace("%", "%%").replace("?", "%s")
-    return database.execute_sql(sql, params)
+    return database.execute_sql(pyformat(sql) if is_postgresql() else sql, params)
+
+
+def pyformat(sql: str) -> str:
+    """SQL written with `?` placeholders in psycopg2's style: `%s`, with a literal `%` doubled."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 def sqlite_pragmas(synchronous: str) -> list[tuple[str, object]]:

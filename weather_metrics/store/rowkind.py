@@ -9,6 +9,7 @@ from typing import Any
 from peewee import EXCLUDED
 
 from weather_metrics.core.times import parse_timestamp
+from weather_metrics.store.db import pyformat
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,4 +58,4 @@ class RawRollup:
     def sql(self) -> tuple[str, list[Any]]:
         """The statement in the bound database's placeholders, as peewee's `query.sql()` gives it."""
         param = self.model._meta.database.param  # noqa: SLF001 - peewee's way to reach a model's database
-        return self.text.replace("%", "%%" if param == "%s" else "%").replace("?", param), [SINCE, UNTIL]
+        return (pyformat(self.text) if param == "%s" else self.text), [SINCE, UNTIL]
