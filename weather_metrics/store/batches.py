@@ -111,15 +111,21 @@ def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
     before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
     if is_postgresql():
         copy_rows(kind.table, kind.columns, rows)
-    start = len(rows) if is_postgresql() else 0
+    else:
+        _insert(statements, rows)
+    after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+    for sql, params in statements.rollups(before, after):
+        database.execute_sql(sql, params)
+
+
+def _insert(statements: _CompiledStatements, rows: list[tuple[Any, ...]]) -> None:
+    """Append rows with multi-row INSERTs of a few fixed sizes (SQLite)."""
+    start = 0
     for size in _CHUNKS:
         while len(rows) - start >= size:
             params = [value for row in rows[start : start + size] for value in row]
             database.execute_sql(statements.insert(size), params)
             start += size
-    after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
-    for sql, params in statements.rollups(before, after):
-        database.execute_sql(sql, params)
 
 
 def _claim_key(batch: PendingBatch, now: int, ttl: int) -> bool:
