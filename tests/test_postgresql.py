@@ -1,8 +1,8 @@
 """The PostgreSQL backend against a real server at 127.0.0.1:5432 (user postgres, trust auth).
 
-Each test works in a schema of its own in the database `weather_metrics_test` (created when
-missing) and drops it afterwards. Without a server, or without psycopg2, the tests skip;
-under WEATHER_METRICS_TEST_STRICT=1 they fail instead.
+Each test works in a new schema of its own (tests/databases.py), on either backend's run.
+Without a server that can be started, or without psycopg2, the tests skip; under
+WEATHER_METRICS_TEST_STRICT=1 they fail instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -36,8 +35,6 @@ from weather_metrics.store.migrate import (
 
 SQLITE_SCHEMA = ROOT / "schema.sql"
 POSTGRESQL_SCHEMA = ROOT / "schema.postgresql.sql"
-SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "connect_timeout": 5}
-TEST_DATABASE = "weather_metrics_test"
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -46,48 +43,29 @@ def unavailable(reason: str) -> NoReturn:
     pytest.skip(f"{reason}: PostgreSQL tests skipped (WEATHER_METRICS_TEST_STRICT=1 fails them instead)")
 
 
-def connect_test_database() -> Any:
-    """A connection to the test database, which is created when missing; skips without a server."""
+def fresh_schema_url(path: Path) -> str:
+    """A URL for a new empty schema standing for `path` (tests/databases.py); skips without a server."""
     try:
-        import psycopg2
-        from psycopg2 import errors
+        return databases.postgresql_location(path, fresh=True)
     except ImportError:
         unavailable("psycopg2 (the psycopg2-binary package, the PostgreSQL driver)")
-    try:
-        return psycopg2.connect(dbname=TEST_DATABASE, **SERVER)
-    except psycopg2.OperationalError:
-        pass  # no such database, or no server: the maintenance database tells which
-    try:
-        admin = psycopg2.connect(dbname="postgres", **SERVER)
-    except psycopg2.OperationalError as error:
-        unavailable(f"a PostgreSQL server at {SERVER['host']}:{SERVER['port']} ({' '.join(str(error).split())})")
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {TEST_DATABASE}")
-    except (errors.DuplicateDatabase, errors.UniqueViolation):
-        pass  # another test process made it first
-    finally:
-        admin.close()
-    return psycopg2.connect(dbname=TEST_DATABASE, **SERVER)
+    except RuntimeError as error:
+        unavailable(str(error))
 
 
 @pytest.fixture
-def pg_schema() -> Iterator[tuple[Any, str]]:
-    """A connection and a new empty schema on its search_path; the schema is dropped afterwards."""
-    conn = connect_test_database()
-    schema = f"schema_parity_{uuid.uuid4().hex[:12]}"
+def pg_schema(tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    """A connection to a new empty schema (on its search_path), and the schema's name."""
+    import psycopg2
+
+    conn = psycopg2.connect(fresh_schema_url(tmp_path / "parity.db"))
     with conn.cursor() as cursor:
-        cursor.execute(f"CREATE SCHEMA {schema}")
-        cursor.execute(f"SET search_path TO {schema}")
-    conn.commit()
+        cursor.execute("SELECT current_schema()")
+        schema = cursor.fetchone()[0]
     try:
         yield conn, schema
     finally:
         conn.rollback()
-        with conn.cursor() as cursor:
-            cursor.execute(f"DROP SCHEMA {schema} CASCADE")
-        conn.commit()
         conn.close()
 
 
@@ -190,9 +168,8 @@ def test_schema_parity_normalises_conditions_and_defaults(tmp_path, pg_schema):
 
 @pytest.fixture
 def pg_url(tmp_path: Path) -> str:
-    """A URL for an empty schema of this test's own (dropped when the test ends, see conftest.py)."""
-    connect_test_database().close()  # skips (or fails under STRICT) without a server
-    return databases.postgresql_location(tmp_path / "pg.db", fresh=True)
+    """A URL for an empty schema of this test's own (released when the test ends, see conftest.py)."""
+    return fresh_schema_url(tmp_path / "pg.db")
 
 
 def test_a_postgresql_url_gets_the_full_schema_at_the_current_version(make_app, pg_url):
