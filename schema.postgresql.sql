@@ -235,7 +235,7 @@ CREATE TABLE IF NOT EXISTS agent_hourly (
     success BIGINT NOT NULL,
     calls BIGINT NOT NULL,
     duration_sum DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (organization_id, hour, agent_name, success)
+    PRIMARY KEY (organization_id, hour, agent_name, success) INCLUDE (calls, duration_sum)
 );
 
 -- Per-user tables have no organization column: a user id belongs to one organization,
@@ -247,7 +247,7 @@ CREATE TABLE IF NOT EXISTS agent_user_hourly (
     success BIGINT NOT NULL,
     calls BIGINT NOT NULL,
     duration_sum DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (user_id, hour, agent_name, success)
+    PRIMARY KEY (user_id, hour, agent_name, success) INCLUDE (calls, duration_sum)
 );
 
 -- Log-scale duration histograms per UTC day (see weather_metrics/histogram.py).
@@ -258,7 +258,7 @@ CREATE TABLE IF NOT EXISTS agent_latency_daily (
     success BIGINT NOT NULL,
     bucket BIGINT NOT NULL,
     calls BIGINT NOT NULL,
-    PRIMARY KEY (organization_id, day, agent_name, success, bucket)
+    PRIMARY KEY (organization_id, day, agent_name, success, bucket) INCLUDE (calls)
 );
 
 CREATE TABLE IF NOT EXISTS agent_user_latency_daily (
@@ -268,7 +268,7 @@ CREATE TABLE IF NOT EXISTS agent_user_latency_daily (
     success BIGINT NOT NULL,
     bucket BIGINT NOT NULL,
     calls BIGINT NOT NULL,
-    PRIMARY KEY (user_id, day, agent_name, success, bucket)
+    PRIMARY KEY (user_id, day, agent_name, success, bucket) INCLUDE (calls)
 );
 
 -- The same sums per UTC day: a range of whole days reads these, only its edges the hourly ones.
@@ -279,7 +279,7 @@ CREATE TABLE IF NOT EXISTS agent_daily (
     success BIGINT NOT NULL,
     calls BIGINT NOT NULL,
     duration_sum DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (organization_id, day, agent_name, success)
+    PRIMARY KEY (organization_id, day, agent_name, success) INCLUDE (calls, duration_sum)
 );
 
 CREATE TABLE IF NOT EXISTS agent_user_daily (
@@ -289,7 +289,7 @@ CREATE TABLE IF NOT EXISTS agent_user_daily (
     success BIGINT NOT NULL,
     calls BIGINT NOT NULL,
     duration_sum DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (user_id, day, agent_name, success)
+    PRIMARY KEY (user_id, day, agent_name, success) INCLUDE (calls, duration_sum)
 );
 
 -- The daily histograms summed over spans of 4, 16 and 64 UTC days, each starting on a
@@ -303,7 +303,7 @@ CREATE TABLE IF NOT EXISTS agent_latency_spans (
     success BIGINT NOT NULL,
     bucket BIGINT NOT NULL,
     calls BIGINT NOT NULL,
-    PRIMARY KEY (organization_id, span, start, agent_name, success, bucket)
+    PRIMARY KEY (organization_id, span, start, agent_name, success, bucket) INCLUDE (calls)
 );
 
 CREATE TABLE IF NOT EXISTS agent_user_latency_spans (
@@ -314,7 +314,7 @@ CREATE TABLE IF NOT EXISTS agent_user_latency_spans (
     success BIGINT NOT NULL,
     bucket BIGINT NOT NULL,
     calls BIGINT NOT NULL,
-    PRIMARY KEY (user_id, span, start, agent_name, success, bucket)
+    PRIMARY KEY (user_id, span, start, agent_name, success, bucket) INCLUDE (calls)
 );
 
 CREATE TABLE IF NOT EXISTS productivity_metrics (
