@@ -21,7 +21,7 @@ from weather_metrics.webhooks import deliveries as webhooks
 
 RULE = re.compile(r'<li class="rule-list__item" data-rule="([0-9a-f-]{36})" data-enabled="(true|false)"')
 RULE_NAME = re.compile(r'<h2 class="rule-list__name" id="rule-\d+">([^<]*)</h2>')
-ALERT = re.compile(r'<tr data-alert="([0-9a-f-]{36})" data-state="(firing|resolved)">')
+ALERT = re.compile(r'<tr role="row" data-alert="([0-9a-f-]{36})" data-state="(firing|resolved)">')
 PROBLEM = re.compile(r'<p class="field__problem" id="(\w+)-problem">([^<]*)</p>')
 
 
