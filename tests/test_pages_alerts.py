@@ -48,10 +48,19 @@ def site(service, acme, globex) -> dict[str, Any]:
     rules = {
         "Org errors": make(acme["admin"], name="Org errors"),
         "Ops calls": make(
-            acme["admin"], name="Ops calls", metric="call_volume", comparison="lt", threshold=1, scope={"type": "team", "id": ops.id}
+            acme["admin"],
+            name="Ops calls",
+            metric="call_volume",
+            comparison="lt",
+            threshold=1,
+            scope={"type": "team", "id": ops.id},
         ),
         "Core latency": make(
-            acme["manager"], name="Core latency", metric="p95_latency_ms", threshold=800, scope={"type": "team", "id": core.id}
+            acme["manager"],
+            name="Core latency",
+            metric="p95_latency_ms",
+            threshold=800,
+            scope={"type": "team", "id": core.id},
         ),
         "Globex errors": make(globex["admin"], name="Globex errors"),
     }
@@ -117,7 +126,7 @@ def test_admins_and_managers_list_the_rules_the_api_lists_for_them(site, who, na
     assert [name for _, name in shown] == names
     page = browser_of(site, member).get("/alerts").text
     assert 'href="/alerts" aria-current="page">Alerts</a>' in page  # in the navigation, marked as here
-    assert "Team Core" in page and "95th percentile duration" in page and "&gt; <span class=\"nowrap\">800 ms" in page
+    assert "Team Core" in page and "95th percentile duration" in page and '&gt; <span class="nowrap">800 ms' in page
 
 
 def test_developers_are_refused_as_by_the_api_and_see_no_alerts_in_the_navigation(site):
@@ -209,7 +218,12 @@ def test_a_rule_created_through_the_form_is_the_one_the_api_shows(site):
         1500.5,
         10,
     )
-    assert (made["severity"], made["cooldown_minutes"], made["enabled"], made["metric_type"]) == ("critical", 30, True, None)
+    assert (made["severity"], made["cooldown_minutes"], made["enabled"], made["metric_type"]) == (
+        "critical",
+        30,
+        True,
+        None,
+    )
     assert made["id"] in dict(listed(admin))
 
 
@@ -222,6 +236,7 @@ def test_a_rule_created_through_the_form_is_the_one_the_api_shows(site):
         ({"threshold": "150"}, {"threshold": "Must be between 0 and 100 for error_rate."}),
         ({"metric": "productivity"}, {"metric_type": "Required when metric is productivity."}),
         ({"scope_type": "team"}, {"scope_team": "Required for scope type team."}),
+        ({"scope_type": "team", "scope_team": "no-such-team"}, {"scope_team": "Team no-such-team not found."}),
         ({"scope_type": "agent", "scope_name": "a" * 300}, {"scope_name": None}),
         ({"severity": "apocalyptic"}, {"severity": None}),
     ],
@@ -234,7 +249,10 @@ def test_a_refused_form_comes_back_with_each_problem_beside_its_field(site, chan
     assert set(shown) == set(problems), shown
     for name, text in problems.items():
         assert text is None or unescape(shown[name]) == text, shown
-        assert f'aria-invalid="true" aria-describedby="{name}-' in page.text or f'aria-describedby="{name}-hint {name}-problem"' in page.text
+        assert (
+            f'aria-invalid="true" aria-describedby="{name}-' in page.text
+            or f'aria-describedby="{name}-hint {name}-problem"' in page.text
+        )
     assert f'value="{changes.get("name", "Kept as typed")}"' in page.text  # the form keeps what was typed
     assert len(api(site, site["acme"]["admin"], "GET", "/api/alerts/rules").get_json()["rules"]) == 3
 
@@ -250,7 +268,9 @@ def test_a_manager_may_not_keep_a_rule_outside_their_teams(site):
     manager = browser_of(site, site["acme"]["manager"])
     page = send(manager, "/alerts/new", **form(name="Everyone"))
     assert page.status_code == 403
-    assert dict(PROBLEM.findall(page.text)) == {"scope_type": "Managers may only keep alert rules scoped to one of their teams."}
+    assert dict(PROBLEM.findall(page.text)) == {
+        "scope_type": "Managers may only keep alert rules scoped to one of their teams."
+    }
     page = send(manager, "/alerts/new", **form(name="Ops too", scope_type="team", scope_team=site["ops"]))
     assert page.status_code == 403
     # Only their own teams are offered.
@@ -304,7 +324,10 @@ def fire_everything(site: dict[str, Any]) -> None:
     app: Flask = site["app"]
     acme = site["acme"]
     org = acme["admin"].user.organization_id
-    rows = [(AT - 60, acme["developer"].user.id, "a", "c", 2000.0, False), (AT - 50, acme["manager"].user.id, "a", "c", 900.0, False)]
+    rows = [
+        (AT - 60, acme["developer"].user.id, "a", "c", 2000.0, False),
+        (AT - 50, acme["manager"].user.id, "a", "c", 900.0, False),
+    ]
     executions(app, org, rows)
     assert step_all(app, evaluator(), AT) == 4  # every rule once; Globex's reads no executions of its own
     with app.app_context():
@@ -340,3 +363,25 @@ def test_the_history_pages_and_filters_as_the_api_does(site):
     assert ALERT.findall(admin.get("/alerts/history?severity=low").text) == []
     for query in ("page=0", "limit=1000", "state=asleep", "colour=red"):
         assert admin.get("/alerts/history?" + query).status_code == 400, query
+
+
+def test_a_rule_whose_team_was_deleted_can_still_be_edited_and_disabled(site):
+    app, rule_id = site["app"], site["rules"]["Ops calls"]
+    with app.app_context():
+        accounts.delete_team(accounts.find_team(site["acme"]["admin"].user.organization_id, site["ops"]))
+    admin = browser_of(site, site["acme"]["admin"])
+    assert "Team no longer in the organization" in admin.get("/alerts").text
+    fields = form(name="Ops calls, renamed", metric="call_volume", comparison="lt", threshold="1")
+    fields.update(scope_type="team", scope_team=site["ops"])  # as the edit form sends it back
+    assert send(admin, f"/alerts/{rule_id}/edit", **fields).status_code == 303
+    assert send(admin, f"/alerts/{rule_id}/enabled", enabled="false").status_code == 303
+    rule = api(site, site["acme"]["admin"], "GET", f"/api/alerts/rules/{rule_id}").get_json()
+    assert (rule["name"], rule["enabled"], rule["scope"]) == (
+        "Ops calls, renamed",
+        False,
+        {"type": "team", "id": site["ops"]},
+    )
+    moved = send(admin, f"/alerts/{site['rules']['Org errors']}/edit", **{**fields, "name": "Moved"})
+    assert moved.status_code == 400 and dict(PROBLEM.findall(moved.text)) == {
+        "scope_team": f"Team {site['ops']} not found."
+    }

@@ -46,8 +46,14 @@ class RuleForm:
 
 
 def blank_form() -> RuleForm:
-    """A new rule's form: errors above 20 % of the organization's calls over 15 minutes, checked once an hour."""
-    values = {"name": "", "metric": "error_rate", "metric_type": "", "scope_type": "organization", "scope_team": ""}
+    """A new rule's form: errors above 20 % of the organization's calls over 15 minutes, quiet for an hour after."""
+    values: dict[str, Any] = {
+        "name": "",
+        "metric": "error_rate",
+        "metric_type": "",
+        "scope_type": "organization",
+        "scope_team": "",
+    }
     values.update(scope_name="", comparison="gt", threshold="20", window_minutes="15", severity="high")
     values.update(cooldown_minutes="60", enabled=True)
     return RuleForm(values)

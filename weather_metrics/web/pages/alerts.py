@@ -16,7 +16,7 @@ from typing import Any
 from flask import redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, NotFound
+from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 
 from weather_metrics.accounts.logins import BrowserLogin
 from weather_metrics.alerts import rules as alerts
@@ -186,7 +186,7 @@ def switch_alert_rule(rule_id: str) -> ResponseReturnValue:
     except errors.QueryError as exc:  # a rule that no longer fits together: its form says why
         raise BadRequest(f"{exc}: {'; '.join(exc.details.values())}. Edit the rule first.") from None
     except errors.OutOfScope as exc:
-        raise BadRequest(f"{exc}.") from None
+        raise Forbidden(f"{exc}.") from None
     return redirect(url_for("pages.alert_rules", done="enabled" if wanted == "true" else "disabled"), 303)
 
 
@@ -242,7 +242,11 @@ def alert_history() -> str:
 
 # OpenAPI, merged into /openapi.json by web/docs.py: pages answer HTML, their errors too.
 BROWSER_SESSION: list[dict[str, list[str]]] = [{"browserSession": []}]
-SEEN = {"303": "Nobody signed in: to the sign-in page, then back", "403": "Developers (a page)", "429": "Too many requests"}
+SEEN = {
+    "303": "Nobody signed in: to the sign-in page, then back",
+    "403": "Developers (a page)",
+    "429": "Too many requests",
+}
 SENT = {**SEEN, "403": "Developers, or a form without this browser's token (a page)", "413": "Form too large"}
 RULE_ID = [{"name": "rule_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 FORM = {
