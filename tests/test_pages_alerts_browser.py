@@ -7,6 +7,7 @@ Screenshots of the rules, the form (with its problems) and the history at both w
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -147,7 +148,7 @@ def test_a_rule_made_with_the_form_fires_and_its_alert_appears_live(browser, ser
     assert row.get_attribute("data-alert") == alert["id"] and alert["metric_value"] == 75.0
     assert "Reviewer failing" in row.text and "75.0 %" in row.text and "Firing" in row.text
     status = browser.find_element(By.ID, "live-status").text
-    assert status.startswith("Live: “Reviewer failing” fired at"), status
+    assert re.fullmatch(r"Live: “Reviewer failing” fired at \d\d:\d\d:\d\d UTC\.", status), status
     full_page_screenshot(browser, screenshots / f"alert-history-live-{DESKTOP}.png", DESKTOP)
     assert console_problems(browser) == []
 

@@ -15,9 +15,6 @@
   function say(text) {
     status.textContent = text;
   }
-  function time() {
-    return new Date().toLocaleTimeString("en", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  }
 
   // The page as the server draws it now; its history replaces this one's.
   function redraw() {
@@ -52,7 +49,8 @@
   function heard(alert) {
     document.body.dataset.alerts = String(Number(document.body.dataset.alerts || 0) + 1);
     var where = page > 1 ? " It is on the first page." : "";
-    say("Live: \u201c" + alert.rule_name + "\u201d fired at " + time() + "." + where);
+    // The evaluation's own time, in UTC like every time of the page.
+    say("Live: \u201c" + alert.rule_name + "\u201d fired at " + String(alert.timestamp).slice(11, 19) + " UTC." + where);
     redraw();
   }
 
