@@ -114,6 +114,10 @@ TEMPLATES = (
     "pages/signed_in.html",
     "pages/dashboards.html",
     "pages/dashboard.html",
+    "pages/alerts.html",
+    "pages/alert_form.html",
+    "pages/alert_delete.html",
+    "pages/alert_history.html",
 )
 
 
