@@ -20,6 +20,7 @@ from weather_metrics.web.limits import account_key, account_limit
 from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id
 from weather_metrics.web.services import services
 
+
 @bp.get("/users")
 @authenticated()
 def list_users() -> ResponseReturnValue:

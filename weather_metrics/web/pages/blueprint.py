@@ -112,6 +112,13 @@ TEMPLATES = (
     "pages/sign_in.html",
     "pages/account.html",
     "pages/signed_in.html",
+    "pages/_admin.html",
+    "pages/admin_users.html",
+    "pages/admin_user_created.html",
+    "pages/admin_teams.html",
+    "pages/admin_keys.html",
+    "pages/admin_key_created.html",
+    "pages/admin_organization.html",
     "pages/dashboards.html",
     "pages/dashboard.html",
 )
