@@ -14,7 +14,7 @@ from tests.test_signin import TOKEN, bearer, sign_in
 
 ADMIN_PAGES = ["/admin/users", "/admin/teams", "/admin/organization"]
 PROBLEM = re.compile(r'<p class="field__problem" id="([^"]+)-problem">([^<]+)</p>')
-SECRET = re.compile(r'id="secret" class="secret__value" type="text" value="([^"]+)"')
+SECRET = re.compile(r'<textarea id="secret" class="secret__value"[^>]*>([^<]+)</textarea>')
 
 
 @pytest.fixture
