@@ -161,6 +161,17 @@ def test_an_admin_changes_a_role_and_access_and_the_api_agrees(site):
     assert api_user(site, developer.email)["active"] is True
 
 
+def test_deactivating_ends_the_user_s_sessions_and_reactivating_brings_none_back(site):
+    from tests.test_signin import signed_in_as
+
+    admin, developer = browser(site, "admin"), browser(site, "developer")
+    user = site["acme"]["developer"].user
+    assert signed_in_as(developer) == user.email
+    assert submit(admin, f"/admin/users/{user.id}/active", active="false").status_code == 303
+    assert submit(admin, f"/admin/users/{user.id}/active", active="true").status_code == 303
+    assert signed_in_as(developer) is None
+
+
 def test_the_last_admin_stays_an_admin(site):
     client = browser(site, "admin")
     admin = site["acme"]["admin"].user
@@ -212,6 +223,8 @@ def test_a_refused_team_says_why_beside_the_field(site):
     client = browser(site, "admin")
     empty = submit(client, "/admin/teams", "/admin/teams", name="", description="x" * 2001)
     assert empty.status_code == 400 and set(problems(empty)) == {"name", "description"}
+    nul = submit(client, "/admin/teams", "/admin/teams", name="Co\x00re", description="\x00")
+    assert nul.status_code == 400 and set(problems(nul)) == {"name", "description"}
     taken = submit(client, "/admin/teams", "/admin/teams", name="Core")
     assert taken.status_code == 409 and "already exists" in problems(taken)["name"]
     bad_role = submit(client, f"/admin/teams/{site['ops']}/members", "/admin/teams",
@@ -276,6 +289,7 @@ def test_a_revoked_key_is_refused_and_cannot_be_revoked_twice(site):
 def test_a_refused_key_says_why_and_managers_make_none(site):
     page = submit(browser(site, "admin"), "/admin/keys", "/admin/keys", name="", scope="write")
     assert page.status_code == 400 and set(problems(page)) == {"name", "scope"}
+    assert submit(browser(site, "admin"), "/admin/keys", "/admin/keys", name="\x00").status_code == 400
     manager = browser(site, "manager")
     assert submit(manager, "/admin/keys", name="sneaky").status_code == 403
     assert submit(manager, f"/admin/keys/{site['key']}/revoke").status_code == 403

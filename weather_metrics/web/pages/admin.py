@@ -20,6 +20,7 @@ from werkzeug.exceptions import BadRequest, Forbidden, NotFound
 from weather_metrics.accounts.logins import BrowserLogin
 from weather_metrics.core import errors
 from weather_metrics.store.models import Organization
+from weather_metrics.web import nul
 from weather_metrics.web.api.schemas import MAX_PAGE, OrganizationUpdateSchema
 from weather_metrics.web.pages.account import _html_page
 from weather_metrics.web.pages.blueprint import bp
@@ -42,8 +43,15 @@ def form_fields(*names: str) -> dict[str, str]:
     return {name: value for name, value in found.items() if value}
 
 
-def checked(schema: Schema, data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """The fields loaded by the API's schema, and what is wrong with each field it refuses."""
+def checked(schema: Schema, data: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The fields loaded by the API's schema, and what is wrong with each field it refuses.
+
+    A NUL character is refused first, as the API refuses it in a JSON body (web/nul.py): PostgreSQL
+    cannot store one.
+    """
+    with_nul = {name: nul.MESSAGE for name, value in data.items() if nul.NUL in value}
+    if with_nul:
+        return {}, with_nul
     try:
         return schema.load(data), {}
     except ValidationError as exc:
