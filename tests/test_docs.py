@@ -86,7 +86,7 @@ def test_each_surface_asks_for_its_own_credentials(client):
         )
         if path.startswith("/v1/") or path in public:
             assert names == set(), path
-        elif path in ("/sign-in", "/sign-out", "/account") or path.startswith(("/dashboards", "/live/", "/alerts")):
+        elif path in ("/sign-in", "/sign-out", "/account") or path.startswith(("/dashboards", "/live/", "/alerts", "/admin/")):
             # pages: a browser's session cookie, once signed in
             assert names == (set() if path == "/sign-in" else {"browserSession"}), (method, path)
         elif path.startswith("/mcp/"):

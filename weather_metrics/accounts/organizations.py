@@ -15,9 +15,9 @@ from typing import Any
 from peewee import IntegrityError
 
 from weather_metrics.accounts.passwords import Passwords, generate_password
-from weather_metrics.core.errors import Conflict, NotFound, OutOfScope
+from weather_metrics.core.errors import Conflict, NotFound, OutOfScope, Rejected
 from weather_metrics.core.times import iso
-from weather_metrics.store.db import database, execute
+from weather_metrics.store.db import database, execute, write_transaction
 from weather_metrics.store.models import ApiKey, Organization, Team, TeamMember, User
 
 ROLES = ("admin", "manager", "developer")
@@ -27,6 +27,9 @@ API_KEY_PREFIX = "wm_"
 # organization-wide metrics and analytics of /api. A key has exactly one scope.
 INGEST, READ = "ingest", "read"
 KEY_SCOPES = (INGEST, READ)
+# Email too: addresses are unique across organizations, so a refused change (409) would tell
+# anyone whether an address has an account elsewhere. Admins, who create accounts, change them.
+ADMIN_ONLY_FIELDS = ("role", "active", "email")
 
 
 def _now() -> int:
@@ -92,6 +95,43 @@ def update_user(user: User, changes: dict[str, Any]) -> User:
     except IntegrityError:
         raise Conflict("A user with this email already exists") from None
     return user
+
+
+def change_user(actor: User, user_id: str, changes: dict[str, Any]) -> User:
+    """Change a user of the actor's organization as the actor may (a new password arrives hashed).
+
+    The last-admin check and the change happen in one write transaction, with no other write between.
+    """
+    with write_transaction():
+        user = find_user(actor.organization_id, user_id)
+        check_user_changes(actor, user, changes)
+        return update_user(user, changes)
+
+
+def check_user_changes(actor: User, user: User, changes: dict[str, Any]) -> None:
+    """Admins change anyone; others only their own name and password; an organization keeps an active admin."""
+    if actor.role != "admin":
+        if user.id != actor.id:
+            raise Rejected(403, "Only admins may change other users")
+        refused = {name: "Only admins may change this" for name in ADMIN_ONLY_FIELDS if name in changes}
+        if refused:
+            raise Rejected(403, "Only admins may change role, active or email", refused)
+    leaves_admins = changes.get("role", "admin") != "admin" or changes.get("active") is False
+    if user.role == "admin" and leaves_admins and _other_active_admins(user) == 0:
+        raise Rejected(409, "The organization must keep at least one active admin")
+
+
+def _other_active_admins(user: User) -> int:
+    return (
+        User.select()
+        .where(
+            (User.organization == user.organization_id)
+            & (User.role == "admin")
+            & (User.active == True)  # noqa: E712 - peewee expression
+            & (User.id != user.id)
+        )
+        .count()
+    )
 
 
 def list_users(

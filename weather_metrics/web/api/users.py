@@ -10,7 +10,6 @@ from flask.typing import ResponseReturnValue
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.accounts.passwords import PasswordPolicyError
 from weather_metrics.query.org_metrics import pagination
-from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import User
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import UserCreateSchema, UserQuerySchema, UserUpdateSchema
@@ -20,10 +19,6 @@ from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.limits import account_key, account_limit
 from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id
 from weather_metrics.web.services import services
-
-# Email too: addresses are unique across organizations, so a refused change (409) would tell
-# anyone whether an address has an account elsewhere. Admins, who create accounts, change them.
-ADMIN_ONLY_FIELDS = ("role", "active", "email")
 
 
 @bp.get("/users")
@@ -122,41 +117,13 @@ def update_user(user_id: str) -> ResponseReturnValue:
             changes["password_hash"] = state.passwords.hash(new_password)  # before the lock: it is slow
         except PasswordPolicyError as exc:
             raise ApiProblem(400, "Request validation failed", {"password": str(exc)}) from None
-    with write_transaction():  # the last-admin check and the change, with no other write between
-        user = accounts.find_user(me.organization_id, user_id)
-        _authorize_changes(me, user, changes)
-        user = accounts.update_user(user, changes)
+    user = accounts.change_user(me, user_id, changes)
     if new_password is not None:
         # Whoever knew the old password is signed out everywhere but here.
         state.tokens.revoke_user_sessions(user.id, keep=g.claims["sid"] if user.id == me.id else None)
     if changes.get("active") is False:
         state.tokens.revoke_user_sessions(user.id)  # so reactivation brings back no old token
     return jsonify(accounts.user_view(user))
-
-
-def _authorize_changes(me: User, user: User, changes: dict[str, Any]) -> None:
-    if me.role != "admin":
-        if user.id != me.id:
-            raise ApiProblem(403, "Only admins may change other users")
-        refused = {name: "Only admins may change this" for name in ADMIN_ONLY_FIELDS if name in changes}
-        if refused:
-            raise ApiProblem(403, "Only admins may change role, active or email", refused)
-    leaves_admins = changes.get("role", "admin") != "admin" or changes.get("active") is False
-    if user.role == "admin" and leaves_admins and _other_active_admins(user) == 0:
-        raise ApiProblem(409, "The organization must keep at least one active admin")
-
-
-def _other_active_admins(user: User) -> int:
-    return (
-        User.select()
-        .where(
-            (User.organization == user.organization_id)
-            & (User.role == "admin")
-            & (User.active == True)  # noqa: E712 - peewee expression
-            & (User.id != user.id)
-        )
-        .count()
-    )
 
 
 # OpenAPI, merged into /openapi.json by web/docs.py.

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from weather_metrics.web.pages import account, alerts, dashboards, oidc, stats
+from weather_metrics.web.pages import (
+    account,
+    admin,
+    admin_keys,
+    admin_teams,
+    admin_users,
+    alerts,
+    dashboards,
+    oidc,
+    stats,
+)
 from weather_metrics.web.pages.blueprint import bp, compile_templates, error_page, wants_page
 
-ROUTE_MODULES = (account, alerts, dashboards, oidc, stats)
+ROUTE_MODULES = (account, admin, admin_keys, admin_teams, admin_users, alerts, dashboards, oidc, stats)
 __all__ = ["ROUTE_MODULES", "bp", "compile_templates", "error_page", "wants_page"]
