@@ -151,7 +151,7 @@ def open_database(
             location,
             max_connections=max_connections,
             stale_timeout=300,
-            pragmas=sqlite_pragmas(synchronous) + ([("query_only", 1)] if read_only else []),
+            pragmas=_read_only(sqlite_pragmas(synchronous)) if read_only else sqlite_pragmas(synchronous),
             check_same_thread=False,
         )
     )
@@ -164,6 +164,11 @@ def open_database(
                 copy = backup(file, backup_dir / f"{file.stem}-v{current}-before-upgrade-{stamp}.db")
                 log.warning("schema upgrade from version %d: a copy of the database is at %s", current, copy.path)
             upgrade(conn)
+
+
+def _read_only(pragmas: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """Pragmas of a reader that writes nothing: not even the journal mode of a file in another (a backup's DELETE)."""
+    return [(name, value) for name, value in pragmas if name != "journal_mode"] + [("query_only", 1)]
 
 
 class _PostgreSQL(PooledPostgresqlDatabase):
