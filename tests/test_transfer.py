@@ -7,6 +7,7 @@ The source is always a SQLite file and the target a schema on the local PostgreS
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import shutil
 import sqlite3
@@ -24,7 +25,8 @@ from flask import Flask
 from tests import databases
 from tests.support import KEEP_HISTORY, TEST_JWT_SECRET, Member, login, make_event, rule_body, seed_org
 from weather_metrics import create_app
-from weather_metrics.store.backup import lock_path
+from weather_metrics.store import db
+from weather_metrics.store.backup import lock_path, release_service_lock
 
 SETTINGS = {
     "jwt_secret": TEST_JWT_SECRET,
@@ -126,6 +128,12 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
         boards = client.get("/api/dashboards", headers=people["developer"].headers).get_json()["dashboards"]
     finally:
         close(app)
+    # As when the service's process ends: everything in the main file, and the service lock let go.
+    db.database.close_all()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+    conn.close()
+    release_service_lock(path)
     return Source(path, people["developer"], stats, boards)
 
 
@@ -136,14 +144,16 @@ def target(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def command(source: Source, tmp_path: Path) -> Iterator[Any]:
-    """Runs `flask copy-to-postgresql ...` in an app configured on the source, as an operator would."""
+def command(source: Source, target: str, tmp_path: Path) -> Iterator[Any]:
+    """Runs `flask copy-to-postgresql SOURCE TARGET ...` with the `database` setting on a scratch file (as
+    docs/storage.md says), or on `configured`."""
     apps: list[Flask] = []
 
-    def run(*args: str) -> Result:
-        app = build(source.path)
+    def run(*options: str, configured: str = str(tmp_path / "scratch.db")) -> Result:
+        app = create_app({**SETTINGS, "database": configured})
+        app.config["TESTING"] = True
         apps.append(app)
-        return app.test_cli_runner().invoke(args=["copy-to-postgresql", *args])
+        return app.test_cli_runner().invoke(args=["copy-to-postgresql", str(source.path), target, *options])
 
     yield run
     for app in apps:
@@ -160,8 +170,14 @@ def target_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def test_the_service_on_the_copy_answers_as_it_did_on_sqlite(source: Source, target: str, command: Any) -> None:
-    result = command(str(source.path), target)
+    before = digest(source.path)
+    result = command()
+    assert digest(source.path) == before  # read only
     assert result.exit_code == 0, result.output
     assert "copied        events" in result.output and "check         the same" in result.output
     tables = [line.split()[1] for line in result.output.splitlines() if line.startswith("copied ") and "rows" in line]
@@ -183,11 +199,11 @@ def test_the_service_on_the_copy_answers_as_it_did_on_sqlite(source: Source, tar
 
 
 def test_a_target_with_rows_is_refused_and_the_check_alone_passes(source: Source, target: str, command: Any) -> None:
-    assert command(str(source.path), target).exit_code == 0
-    again = command(str(source.path), target)
+    assert command().exit_code == 0
+    again = command()
     assert again.exit_code != 0
     assert "the target database is not empty: table" in again.output
-    check = command(str(source.path), target, "--check-only")
+    check = command("--check-only")
     assert check.exit_code == 0, check.output
     assert "copied" not in check.output and "check         the same" in check.output
 
@@ -204,21 +220,29 @@ def test_a_target_with_rows_is_refused_and_the_check_alone_passes(source: Source
 def test_one_changed_row_fails_the_check_naming_its_table(
     source: Source, target: str, command: Any, change: str, table: str
 ) -> None:
-    assert command(str(source.path), target).exit_code == 0
+    assert command().exit_code == 0
     target_rows(target, change)
-    check = command(str(source.path), target, "--check-only")
+    check = command("--check-only")
     assert check.exit_code != 0
     assert f"differs       {table}: " in check.output
     assert "check         the same" not in check.output
 
 
 def test_a_change_to_rollups_shows_in_the_stats_answers(source: Source, target: str, command: Any) -> None:
-    assert command(str(source.path), target).exit_code == 0
+    assert command().exit_code == 0
     target_rows(target, "UPDATE tool_hourly SET calls = calls + 1 WHERE tool = 'geocode'")
-    check = command(str(source.path), target, "--check-only")
+    check = command("--check-only")
     assert check.exit_code != 0
     assert "differs       tool_hourly: the same" in check.output
     assert "differs       /v1/stats/overview?period=7d on " in check.output
+
+
+def test_the_database_setting_on_either_database_is_refused(source: Source, target: str, command: Any) -> None:
+    for configured in (str(source.path), target):
+        result = command(configured=configured)
+        assert result.exit_code != 0
+        assert "the database setting names a database this command compares" in result.output
+    assert target_rows(target, "SELECT COUNT(*) FROM events") == [(0,)]
 
 
 def test_a_source_of_another_schema_version_is_refused(source: Source, target: str, tmp_path: Path) -> None:
@@ -241,7 +265,7 @@ def test_a_source_a_running_service_holds_is_refused(source: Source, target: str
     held = os.open(lock_path(source.path), os.O_RDONLY)  # as another process serving the file holds it
     try:
         fcntl.flock(held, fcntl.LOCK_SH)
-        result = command(str(source.path), target)
+        result = command()
     finally:
         os.close(held)
     assert result.exit_code != 0

@@ -101,8 +101,14 @@ def restore(file: Path) -> None:
 @click.option("--check-only", is_flag=True, help="Copy nothing: only compare SOURCE with a TARGET copied before.")
 def copy_to_postgresql(source: Path, target: str, check_only: bool) -> None:
     """Copy a SQLite database (the service stopped) into an empty PostgreSQL database, then check the two agree."""
-    services().close()  # this command's own app: its threads are not needed
-    backups.release_service_lock(source.resolve())  # held by this command's app when it is configured on SOURCE
+    state = services()
+    state.close()  # this command's own app: its threads are not needed
+    if db.resolved(state.settings["database"]) in (str(source.resolve()), target):
+        raise click.ClickException(
+            "the database setting names a database this command compares, and the command's own start runs the "
+            "service's background work (alerts, webhooks, pruning) on that one: run it with the setting on "
+            "neither, e.g. WEATHER_METRICS_DATABASE=/tmp/scratch.db"
+        )
     try:
         if not check_only:
             _copy(source, target)
