@@ -228,9 +228,13 @@ def _target_columns() -> dict[str, tuple[str, ...]]:
 
 def db_name(target: str) -> str:
     """The target as the operator may see it in output: the URL without its password."""
+    import psycopg2
     from psycopg2.extensions import make_dsn, parse_dsn
 
-    params = parse_dsn(target)
+    try:
+        params = parse_dsn(target)
+    except psycopg2.Error:
+        return "the target (an unreadable URL)"
     params.pop("password", None)
     return make_dsn(**params)
 
