@@ -25,6 +25,7 @@ from flask import Flask
 from tests import databases
 from tests.support import KEEP_HISTORY, TEST_JWT_SECRET, Member, login, make_event, rule_body, seed_org
 from weather_metrics import create_app
+from weather_metrics.query import parity
 from weather_metrics.store import db
 from weather_metrics.store.backup import lock_path, release_service_lock
 
@@ -271,3 +272,19 @@ def test_a_source_a_running_service_holds_is_refused(source: Source, target: str
     assert result.exit_code != 0
     assert "a running service uses" in result.output
     assert target_rows(target, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "equal"),
+    [
+        ({"avg_ms": 457.8, "calls": 20}, {"avg_ms": 457.9, "calls": 20}, True),  # a half-way sum rounded apart
+        ({"avg_ms": 457.8}, {"avg_ms": 458.0}, False),
+        ({"rate": 0.123}, {"rate": 0.125}, False),
+        ({"sum": 1234.56789012345}, {"sum": 1234.5678901234502}, True),
+        ({"calls": 20}, {"calls": 21}, False),
+        ({"tools": ["a", "b"]}, {"tools": ["b", "a"]}, False),
+        ({"p95_ms": None}, {"p95_ms": 0.0}, False),
+    ],
+)
+def test_answers_compare_equal_within_the_last_decimal_only(left: Any, right: Any, equal: bool) -> None:
+    assert parity.same(left, right) is equal
