@@ -262,6 +262,24 @@ def test_a_source_of_another_schema_version_is_refused(source: Source, target: s
     assert target_rows(target, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()") == [(0,)]
 
 
+def test_a_row_postgresql_cannot_hold_stops_the_copy_and_leaves_the_target_empty(
+    source: Source, target: str, tmp_path: Path
+) -> None:
+    odd = tmp_path / "odd.db"
+    shutil.copyfile(source.path, odd)
+    with sqlite3.connect(odd) as conn:  # SQLite keeps text in an INTEGER column; BIGINT cannot
+        conn.execute("UPDATE events SET retry_count = 'many' WHERE id = 5")
+    conn.close()
+    app = build(tmp_path / "scratch.db")
+    try:
+        result = app.test_cli_runner().invoke(args=["copy-to-postgresql", str(odd), target])
+    finally:
+        close(app)
+    assert result.exit_code != 0
+    assert "table events: a row after the first 0 cannot be copied" in result.output
+    assert target_rows(target, "SELECT COUNT(*) FROM agent_executions") == [(0,)]  # copied before events, rolled back
+
+
 def test_a_source_a_running_service_holds_is_refused(source: Source, target: str, command: Any) -> None:
     held = os.open(lock_path(source.path), os.O_RDONLY)  # as another process serving the file holds it
     try:

@@ -79,7 +79,11 @@ def is_postgresql() -> bool:
 
 def copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """Append rows on PostgreSQL with COPY: about four times cheaper than a multi-row INSERT."""
-    text = "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows)
+    copy_lines(table, columns, "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows))
+
+
+def copy_lines(table: str, columns: tuple[str, ...], text: str) -> None:
+    """Append rows given as lines of COPY's text format."""
     database.cursor().copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
 
 
