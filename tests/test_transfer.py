@@ -262,6 +262,25 @@ def test_a_source_of_another_schema_version_is_refused(source: Source, target: s
     assert target_rows(target, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()") == [(0,)]
 
 
+def test_a_backup_file_is_copied_without_a_byte_of_it_changing(source: Source, target: str, tmp_path: Path) -> None:
+    """A backup is in rollback-journal mode: a reader setting WAL mode, as the service's connections do, writes."""
+    backup_file = tmp_path / "backup.db"
+    with sqlite3.connect(source.path) as live, sqlite3.connect(backup_file) as copy:
+        live.backup(copy)
+        copy.execute("PRAGMA journal_mode = DELETE")
+    live.close()
+    copy.close()
+    before = digest(backup_file)
+    app = build(tmp_path / "scratch.db")
+    try:
+        result = app.test_cli_runner().invoke(args=["copy-to-postgresql", str(backup_file), target])
+    finally:
+        close(app)
+    assert result.exit_code == 0, result.output
+    assert digest(backup_file) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("backup")) == ["backup.db"]
+
+
 def test_a_row_postgresql_cannot_hold_stops_the_copy_and_leaves_the_target_empty(
     source: Source, target: str, tmp_path: Path
 ) -> None:
