@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.hostile
 	$(BIN)/python -m bench.postgresql
+	$(BIN)/python -m bench.transfer
 
 # After changing a setting in weather_metrics/settings.py (a test fails until this is run).
 config-example: $(STAMP)

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from peewee import DatabaseProxy, IntegerField, Model, OperationalError
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
@@ -78,7 +79,11 @@ def is_postgresql() -> bool:
 
 def copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """Append rows on PostgreSQL with COPY: about four times cheaper than a multi-row INSERT."""
-    text = "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows)
+    copy_lines(table, columns, "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows))
+
+
+def copy_lines(table: str, columns: tuple[str, ...], text: str) -> None:
+    """Append rows given as lines of COPY's text format."""
     database.cursor().copy_expert(f"COPY {table} ({', '.join(columns)}) FROM STDIN", io.StringIO(text))
 
 
@@ -122,11 +127,11 @@ def open_database(
 ) -> None:
     """Bind the shared handle to a SQLite file or a PostgreSQL URL and bring its schema up to date.
 
-    Read-only, the schema is only read. On SQLite, the file (and so its WAL, which SQLite
-    creates alike) is readable by its owner only; before migrating an older schema, a copy
-    goes to `backup_dir` (None: no copy), and this process holds the database's service lock
-    from now on, so a restore refuses to replace it underneath. On PostgreSQL, copies are
-    pg_dump's job (docs/storage.md).
+    Read-only, nothing is written (a SQLite file is opened with mode=ro). Otherwise, on SQLite,
+    the file (and so its WAL, which SQLite creates alike) is readable by its owner only; before
+    migrating an older schema, a copy goes to `backup_dir` (None: no copy), and this process
+    holds the database's service lock from now on, so a restore refuses to replace it
+    underneath. On PostgreSQL, copies are pg_dump's job (docs/storage.md).
     """
     global _bindings
     _bindings += 1
@@ -140,30 +145,43 @@ def open_database(
                 _check_collation()
         return
     file = Path(location).expanduser().resolve()
+    if read_only:  # mode=ro: no write of any kind, not even a checkpoint of the WAL when the last reader closes
+        _bind_sqlite(
+            f"file:{quote(str(file))}?mode=ro", max_connections, _read_only(sqlite_pragmas(synchronous)), uri=True
+        )
+        return
     file.parent.mkdir(parents=True, exist_ok=True)
-    if not read_only:
-        for own in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
-            if own == file or own.exists():
-                private_file(own)
-        hold_service_lock(file)
+    for own in (file, Path(f"{file}-wal"), Path(f"{file}-shm")):
+        if own == file or own.exists():
+            private_file(own)
+    hold_service_lock(file)
+    _bind_sqlite(location, max_connections, sqlite_pragmas(synchronous))
+    with database.connection_context():
+        conn = database.connection()
+        current = schema_version(conn)
+        if backup_dir is not None and current is not None and current < SCHEMA_VERSION:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            copy = backup(file, backup_dir / f"{file.stem}-v{current}-before-upgrade-{stamp}.db")
+            log.warning("schema upgrade from version %d: a copy of the database is at %s", current, copy.path)
+        upgrade(conn)
+
+
+def _bind_sqlite(location: str, max_connections: int, pragmas: list[tuple[str, object]], uri: bool = False) -> None:
     database.initialize(
         PooledSqliteDatabase(
             location,
             max_connections=max_connections,
             stale_timeout=300,
-            pragmas=sqlite_pragmas(synchronous) + ([("query_only", 1)] if read_only else []),
+            pragmas=pragmas,
             check_same_thread=False,
+            uri=uri,
         )
     )
-    if not read_only:
-        with database.connection_context():
-            conn = database.connection()
-            current = schema_version(conn)
-            if backup_dir is not None and current is not None and current < SCHEMA_VERSION:
-                stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-                copy = backup(file, backup_dir / f"{file.stem}-v{current}-before-upgrade-{stamp}.db")
-                log.warning("schema upgrade from version %d: a copy of the database is at %s", current, copy.path)
-            upgrade(conn)
+
+
+def _read_only(pragmas: list[tuple[str, object]]) -> list[tuple[str, object]]:
+    """Pragmas of a reader that writes nothing: not even the journal mode of a file in another (a backup's DELETE)."""
+    return [(name, value) for name, value in pragmas if name != "journal_mode"] + [("query_only", 1)]
 
 
 class _PostgreSQL(PooledPostgresqlDatabase):

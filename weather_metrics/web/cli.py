@@ -1,7 +1,9 @@
-"""Command-line tasks: `flask --app app create-org NAME --admin EMAIL`, `backup [FILE]`, `restore FILE`."""
+"""Command-line tasks: `flask --app app create-org NAME --admin EMAIL`, `backup [FILE]`, `restore FILE`,
+`copy-to-postgresql SOURCE URL [--check-only]`."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,8 +12,9 @@ from flask import Flask
 from flask.cli import with_appcontext
 
 from weather_metrics.accounts import organizations as accounts
+from weather_metrics.query import parity
 from weather_metrics.store import backup as backups
-from weather_metrics.store import db
+from weather_metrics.store import db, transfer
 from weather_metrics.store.migrate import SCHEMA_VERSION
 from weather_metrics.web.services import services
 
@@ -91,7 +94,50 @@ def restore(file: Path) -> None:
         click.echo(f"replaced      {kept} (kept; delete it once the restore is checked)")
 
 
+@click.command("copy-to-postgresql")
+@with_appcontext
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target")
+@click.option("--check-only", is_flag=True, help="Copy nothing: only compare SOURCE with a TARGET copied before.")
+def copy_to_postgresql(source: Path, target: str, check_only: bool) -> None:
+    """Copy a SQLite database (the service stopped) into an empty PostgreSQL database, then check the two agree."""
+    state = services()
+    state.close()  # this command's own app: its threads are not needed
+    if db.resolved(state.settings["database"]) in (str(source.resolve()), target):
+        raise click.ClickException(
+            "the database setting names a database this command compares, and the command's own start runs the "
+            "service's background work (alerts, webhooks, pruning) on that one: run it with the setting on "
+            "neither, e.g. WEATHER_METRICS_DATABASE=/tmp/scratch.db"
+        )
+    try:
+        if not check_only:
+            _copy(source, target)
+        click.echo("checking      rows and contents of every table, then /v1/stats answers")
+        differences = transfer.table_differences(source, target)
+        differences += parity.answer_differences(source, target, datetime.now(UTC))
+    except transfer.TransferError as exc:
+        raise click.ClickException(str(exc)) from None
+    for difference in differences:
+        click.echo(f"differs       {difference.subject}: {difference.detail}", err=True)
+    if differences:
+        raise click.ClickException(f"the target differs from the source in {len(differences)} place(s) listed above")
+    click.echo("check         the same: row counts and contents of every table, and the /v1/stats answers")
+
+
+def _copy(source: Path, target: str) -> None:
+    started = time.monotonic()
+    copied = transfer.copy_database(
+        source,
+        target,
+        lambda table: click.echo(f"copied        {table.name:<26} {table.rows:>11,} rows {table.seconds:9.2f} s"),
+    )
+    seconds = time.monotonic() - started
+    rows = sum(table.rows for table in copied)
+    click.echo(f"copied        {len(copied)} tables, {rows:,} rows in {seconds:.1f} s into {transfer.db_name(target)}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(create_org)
     app.cli.add_command(backup)
     app.cli.add_command(restore)
+    app.cli.add_command(copy_to_postgresql)
