@@ -65,6 +65,9 @@ def test_every_operation_has_a_summary_one_declared_tag_and_its_security(client)
     assert used == set(declared), "a declared tag groups nothing"
 
 
+PAGE_PREFIXES = ("/dashboards", "/live/", "/alerts", "/admin/")  # pages behind the browser session
+
+
 def test_each_surface_asks_for_its_own_credentials(client):
     spec = client.get("/openapi.json").json
     schemes = {
@@ -86,7 +89,7 @@ def test_each_surface_asks_for_its_own_credentials(client):
         )
         if path.startswith("/v1/") or path in public:
             assert names == set(), path
-        elif path in ("/sign-in", "/sign-out", "/account") or path.startswith(("/dashboards", "/live/", "/alerts", "/admin/")):
+        elif path in ("/sign-in", "/sign-out", "/account") or path.startswith(PAGE_PREFIXES):
             # pages: a browser's session cookie, once signed in
             assert names == (set() if path == "/sign-in" else {"browserSession"}), (method, path)
         elif path.startswith("/mcp/"):
