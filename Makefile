@@ -27,14 +27,15 @@ test: $(STAMP)
 
 # The tests whose results depend on the database, on the PostgreSQL server at 127.0.0.1:5432
 # (docs/storage.md, "Tests"): storage, queries, accounts, alerts, webhooks, live updates and
-# exports. Pages, documents, settings and HTTP handling read the database through the same
-# code. POSTGRES_TESTS=tests runs every test there.
+# exports, and every documented answer (test_openapi_conformance). Pages, documents, settings,
+# memory and HTTP handling read the database through the same code. tests/test_postgresql*.py
+# use the server on either run, so `make test` runs them. POSTGRES_TESTS=tests runs every test there.
 POSTGRES_TESTS ?= $(addprefix tests/,$(addsuffix .py,\
-    test_postgresql test_writer test_smoke test_stats test_rowkinds test_agent_rollups \
+    test_writer test_smoke test_stats test_rowkinds test_agent_rollups \
     test_org_ingest test_org_queries test_org_extremes test_analytics test_timestamps test_mcp \
     test_read_keys test_api_keys test_users_teams test_auth test_dashboards test_alerts \
-    test_webhooks test_relay test_ws test_reports test_answers test_hostile test_workers test_nul \
-    test_server test_org_e2e test_schema test_backup))
+    test_webhooks test_relay test_ws test_reports test_answers test_nul \
+    test_server test_org_e2e test_schema test_backup test_openapi_conformance))
 
 test-postgres: $(STAMP)
 	WEATHER_METRICS_TEST_BACKEND=postgresql $(BIN)/python -m pytest -n $(TEST_WORKERS) $(POSTGRES_TESTS)

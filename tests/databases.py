@@ -91,13 +91,17 @@ def copy(source: Path | str, target: Path | str) -> None:
     from_schema, to_schema = _paths[Path(source).resolve()], _paths[Path(target).resolve()]
     if not _tables(to_schema):
         admin(f"SET search_path = {to_schema}; {SCHEMA_SQL.read_text()}; RESET search_path")
-    tables = _tables(from_schema)
+    tables, identities = _shape(from_schema)
     statements = ["SET session_replication_role = replica"]  # rows arrive in any order: no foreign-key checks
     statements += [f"DELETE FROM {to_schema}.{table}" for table in tables]
     statements += [f"INSERT INTO {to_schema}.{table} SELECT * FROM {from_schema}.{table}" for table in tables]
+    statements += [  # identity columns go on after the rows copied in
+        f"SELECT setval(pg_get_serial_sequence('{to_schema}.{table}', '{column}'), "
+        f"COALESCE((SELECT MAX({column}) FROM {to_schema}.{table}), 0) + 1, false)"
+        for table, column in identities
+    ]
     statements.append("SET session_replication_role = DEFAULT")
     admin("; ".join(statements))
-    _restart_identities(to_schema, from_rows=True)
 
 
 def rows(path: Path | str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
@@ -169,14 +173,19 @@ def _new_schema() -> str:
 
 
 def _take_spare() -> str:
-    """A spare schema with its tables emptied as a new database has them; a new one if it is still in use."""
+    """A spare schema with its tables emptied as a new database has them; a new one if it is still in use.
+
+    One round trip: a spare holds exactly the tables of schema.postgresql.sql (`_current`), so
+    their names and identity columns are the same for every spare and are looked up once.
+    """
     schema = _spare.pop()
-    tables = [table for table in _tables(schema) if table != "schema_version"]
+    tables, identities = _shape(schema)
     first_rows = re.search(r"INSERT INTO data_versions[^;]*;", SCHEMA_SQL.read_text())
     assert first_rows is not None, "schema.postgresql.sql no longer seeds data_versions"
     statements = ["SET lock_timeout = '2s'", "SET session_replication_role = replica"]
-    statements += [f"DELETE FROM {schema}.{table}" for table in tables]
+    statements += [f"DELETE FROM {schema}.{table}" for table in tables if table != "schema_version"]
     statements += [f"SET search_path = {schema}", first_rows[0], "RESET search_path"]
+    statements += [f"SELECT setval(pg_get_serial_sequence('{schema}.{t}', '{c}'), 1, false)" for t, c in identities]
     statements += ["SET session_replication_role = DEFAULT", "RESET lock_timeout"]
     try:
         admin("; ".join(statements))
@@ -184,8 +193,22 @@ def _take_spare() -> str:
         admin("ROLLBACK; RESET ALL")
         _drop(schema)
         return _new_schema()
-    _restart_identities(schema, from_rows=False)
     return schema
+
+
+_shapes: dict[str, tuple[list[str], list[tuple[str, str]]]] = {}  # schema file text -> tables, identity columns
+
+
+def _shape(schema: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """The tables of a current schema and its identity columns (table, column), read from `schema` once."""
+    text = SCHEMA_SQL.read_text()
+    if text not in _shapes:
+        identities = admin_rows(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            f"WHERE table_schema = '{schema}' AND is_identity = 'YES' ORDER BY table_name"
+        )
+        _shapes[text] = (sorted(_tables(schema)), [(table, column) for table, column in identities])
+    return _shapes[text]
 
 
 def _tables(schema: str) -> list[str]:
@@ -203,16 +226,6 @@ def _current(schema: str) -> bool:
         return False
     tables = set(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", SCHEMA_SQL.read_text()))
     return version == [(SCHEMA_VERSION,)] and set(_tables(schema)) == tables
-
-
-def _restart_identities(schema: str, from_rows: bool) -> None:
-    """Identity columns go on after the rows copied in (or start at 1 again)."""
-    for table, column in admin_rows(
-        "SELECT table_name, column_name FROM information_schema.columns "
-        f"WHERE table_schema = '{schema}' AND is_identity = 'YES'"
-    ):
-        after = f"COALESCE((SELECT MAX({column}) FROM {schema}.{table}), 0) + 1" if from_rows else "1"
-        admin(f"SELECT setval(pg_get_serial_sequence('{schema}.{table}', '{column}'), {after}, false)")
 
 
 def _drop(schema: str) -> None:

@@ -486,6 +486,7 @@ def test_brackets_nested_thousands_deep_are_a_bad_message_not_a_crash(server, so
     assert sock.next() == {"type": "pong"}
 
 
+@databases.sqlite_only  # the socket's input budget; no statement of the database in it
 def test_a_client_that_sends_too_many_bytes_is_cut_off_while_it_does_not_read(world):
     """Big messages, then pings: the server stops reading at its input budget, whatever the frames.
 
@@ -637,6 +638,7 @@ def closed_by_server(raw: socket.socket, within: float) -> bool:
     return False
 
 
+@databases.sqlite_only  # pings on an open socket; no statement of the database in it
 def test_a_client_that_does_not_answer_pings_is_closed_and_one_that_does_stays(server, sockets):
     alive = open_socket(sockets, server)  # simple-websocket's client answers pings by itself
     silent = raw_upgrade(server.port)
@@ -788,6 +790,7 @@ def test_plain_http_to_ws_gets_an_error_body(server):
     assert status == 400 and body["error"]["code"] == "VALIDATION_ERROR" and "Upgrade" in body["error"]["message"]
 
 
+@databases.sqlite_only  # close codes at shutdown; test_server.py stops the writer on PostgreSQL
 def test_sigterm_with_open_sockets_closes_them_and_stops_promptly(tmp_path):
     path = tmp_path / "metrics.db"
     with Server(path, workers=2) as server:
@@ -801,6 +804,7 @@ def test_sigterm_with_open_sockets_closes_them_and_stops_promptly(tmp_path):
             assert sock.closed_with() == 1001
 
 
+@databases.sqlite_only  # the request threads' budget for sockets; no statement of the database in it
 def test_sockets_do_not_take_the_threads_http_needs(tmp_path):
     """threads=12 keeps eight for HTTP: of many upgrades at once, four become sockets and HTTP still answers."""
     database = tmp_path / "metrics.db"

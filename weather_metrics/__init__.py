@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -32,10 +33,10 @@ from weather_metrics.reports.builder import FORMATS
 from weather_metrics.reports.runner import ReportRunner
 from weather_metrics.runtime import prometheus
 from weather_metrics.runtime.logs import configure_logging
-from weather_metrics.settings import SettingsError, load_settings, require_secret
+from weather_metrics.settings import ENV_PREFIX, SettingsError, load_settings, require_secret
 from weather_metrics.store.backup import backup_folder
 from weather_metrics.store.batches import write_batches
-from weather_metrics.store.db import database, is_postgresql, open_database
+from weather_metrics.store.db import CannotOpen, database, is_postgresql, open_database
 from weather_metrics.store.pruning import prune_step
 from weather_metrics.store.writer import EventWriter
 from weather_metrics.web import api, cli, docs, limits, mcp, nul, observability, pages, v1, ws
@@ -87,6 +88,20 @@ def _on_commit(*hooks: Any) -> Any:
     return record
 
 
+def open_store(settings: dict[str, Any], config: dict[str, Any] | None = None, max_connections: int = 128) -> None:
+    """Open the database the settings name; one that cannot be opened stops start-up, naming the setting.
+
+    `config`: the overrides the settings were loaded with (a value there did not come from the environment).
+    """
+    backups = backup_folder(settings["backup_dir"], settings["database"]) if settings["backup_before_upgrade"] else None
+    try:
+        open_database(settings["database"], settings["synchronous"], max_connections, backup_dir=backups)
+    except CannotOpen as exc:
+        variable = ENV_PREFIX + "DATABASE"
+        given = os.environ.get(variable) == settings["database"] and "database" not in (config or {})
+        raise SettingsError(f"setting 'database'{f' ({variable})' if given else ''}: {exc}") from None
+
+
 def _dashboard_data(viewer: Any, dashboard_id: str, now: datetime, max_days: int) -> dict[str, Any]:
     return dashboards.dashboard_data(viewer, dashboard_id, now, max_days)
 
@@ -98,14 +113,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app = Flask(__name__, static_folder=None)  # each blueprint serves its own files: pages at /static
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    open_database(
-        settings["database"],
-        settings["synchronous"],
-        max_connections=settings["threads"] + 8,
-        backup_dir=backup_folder(settings["backup_dir"], settings["database"])
-        if settings["backup_before_upgrade"]
-        else None,
-    )
+    open_store(settings, config, max_connections=settings["threads"] + 8)
 
     stats.ANSWERS.resize(settings["stats_cache_mib"] * 2**20)
 

@@ -33,7 +33,7 @@ from weather_metrics.live.hub import (
     text_frame,
 )
 from weather_metrics.query.scope import team_member_ids
-from weather_metrics.store.db import database, execute, write_transaction
+from weather_metrics.store.db import database, execute, reconnect, write_transaction
 from weather_metrics.store.models import AuthSession, User
 
 log = logging.getLogger(__name__)
@@ -305,6 +305,7 @@ class Relay:
                         self.check_accounts(self.hub.clients())
                 except Exception:  # noqa: BLE001 - a failing database must not end the thread
                     log.exception("relaying live events failed")
+                    reconnect()
                 if not busy:
                     self._stop.wait(POLL_SECONDS if len(self.hub) else IDLE_POLL_SECONDS)
         finally:
@@ -318,6 +319,7 @@ class Relay:
                     self.dashboards_step(wait=1.0)
                 except Exception:  # noqa: BLE001 - retried when the dashboard changes again
                     log.exception("dashboard update failed")
+                    reconnect()
         finally:
             database.close()
 

@@ -148,13 +148,14 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
     Interrupted exports are settled by each worker's report runner, by their leases.
     """
-    from weather_metrics.store.backup import backup_folder
-    from weather_metrics.store.db import database, open_database
+    from weather_metrics import open_store
+    from weather_metrics.store.db import database
 
-    backups = (
-        backup_folder(_settings["backup_dir"], _settings["database"]) if _settings["backup_before_upgrade"] else None
-    )
-    open_database(_settings["database"], _settings["synchronous"], backup_dir=backups)
+    try:
+        open_store(_settings)
+    except SettingsError as exc:  # one line naming the setting, not a traceback through gunicorn
+        server.log.error("%s", exc)
+        raise SystemExit(1) from None
     database.close_all()
 
 

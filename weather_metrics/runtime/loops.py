@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from weather_metrics.store.db import database
+from weather_metrics.store.db import database, reconnect
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class StepThreads:
                     busy = self._step(number)
                 except Exception:  # noqa: BLE001 - a failing database must not end the thread
                     log.exception("%s step failed", self._name)
+                    reconnect()
                 if not busy:
                     self._stop.wait(self._idle)
         finally:

@@ -16,12 +16,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from peewee import DatabaseProxy, IntegerField, Model, OperationalError
+from peewee import DatabaseProxy, IntegerField, InterfaceError, Model, OperationalError
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from weather_metrics.core.errors import Unavailable
+from weather_metrics.core.errors import ServiceError, Unavailable
 from weather_metrics.store.backup import backup, hold_service_lock, private_file
 from weather_metrics.store.migrate import SCHEMA_VERSION, schema_version, upgrade
 
@@ -39,6 +39,36 @@ def is_url(location: str) -> bool:
 def resolved(location: str) -> str:
     """The `database` setting in full: a SQLite file's absolute path, or the URL as given."""
     return location if is_url(location) else str(Path(location).expanduser().resolve())
+
+
+class CannotOpen(ServiceError):
+    """The database a URL names cannot be opened; the message has the URL without its password, and the reason."""
+
+    def __init__(self, url: str, reason: BaseException) -> None:
+        safe, secrets = without_password(url)
+        lines = str(reason).replace(url, safe).replace("FATAL:", "").splitlines()
+        text = "; ".join(" ".join(line.split()) for line in lines if line.strip())
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        super().__init__(f"cannot open {safe}: {text or type(reason).__name__}")
+
+
+def without_password(url: str) -> tuple[str, set[str]]:
+    """The URL with its password (in the user part or a password= parameter) shown as ***, and the passwords."""
+    scheme, _, rest = url.partition("://")
+    where, mark, query = rest.partition("?")
+    userinfo, at, host = where.rpartition("@")  # the last @: a password may hold one
+    user, colon, password = userinfo.partition(":")
+    secrets = {password, unquote(password)} if colon else set()
+    pairs = []
+    for pair in query.split("&") if mark else []:
+        key, equals, value = pair.partition("=")
+        if unquote(key) == "password":
+            secrets |= {value, unquote(value)}
+            value = "***"
+        pairs.append(key + equals + value)
+    where = f"{user}{':***' if colon else ''}{at}{host}"
+    return f"{scheme}://{where}{mark}{'&'.join(pairs)}", {secret for secret in secrets if secret}
 
 
 class StorageFull(Unavailable):
@@ -140,9 +170,12 @@ def open_database(
     if is_url(location):
         database.initialize(_postgresql(location, max_connections, read_only))
         if not read_only:
-            with database.connection_context():
+            _connect_or_explain(location)
+            try:
                 upgrade(database.connection(), "postgresql")
                 _check_collation()
+            finally:
+                database.close()
         return
     file = Path(location).expanduser().resolve()
     if read_only:  # mode=ro: no write of any kind, not even a checkpoint of the WAL when the last reader closes
@@ -201,11 +234,23 @@ def _number(value: str | None, _cursor: Any) -> int | float | None:
     return float(value) if any(c in value for c in ".eEN") else int(value)
 
 
+def _connect_or_explain(url: str) -> None:
+    """The first connection: a server that is down, a database or role it lacks, fails with the reason."""
+    try:
+        database.connect()
+    except (OperationalError, InterfaceError) as exc:
+        raise CannotOpen(url, exc) from None
+
+
 def _postgresql(url: str, max_connections: int, read_only: bool) -> PooledPostgresqlDatabase:
     """A pool on the server the URL names; every transaction commits synchronously (ack = durable)."""
+    from psycopg2 import ProgrammingError
     from psycopg2.extensions import parse_dsn
 
-    params: dict[str, Any] = parse_dsn(url)
+    try:
+        params: dict[str, Any] = parse_dsn(url)
+    except ProgrammingError as exc:  # not a URL libpq can read: "invalid dsn: ..."
+        raise CannotOpen(url, exc) from None
     name = params.pop("dbname", None) or params.get("user") or "postgres"
     options = [params.pop("options", ""), "-c synchronous_commit=on"]
     if read_only:
@@ -240,6 +285,21 @@ def _release_pool() -> None:
         pool.close_idle()
         pool._in_use.clear()  # noqa: SLF001
         pool._pool_available.notify_all()  # noqa: SLF001
+
+
+def reconnect() -> None:
+    """Give this thread a fresh connection after a failure that may have been the connection's own.
+
+    A background loop holds one connection for its life: after a PostgreSQL restart (or a
+    dropped backend) every statement on it fails until it is replaced. The pool discards a
+    dead one when it comes back and checks the one it hands out.
+    """
+    try:
+        if not database.is_closed():
+            database.close()
+        database.connect()
+    except Exception:  # noqa: BLE001 - the next step fails, reports it, and comes here again
+        log.warning("reconnecting to the database failed", exc_info=True)
 
 
 def ping() -> bool:

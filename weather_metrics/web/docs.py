@@ -6,6 +6,7 @@ schemas they name in COMPONENTS; this module puts them together under TAGS.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from types import ModuleType
@@ -157,8 +158,14 @@ def flask_path(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
 
 
+@functools.cache
+def served_spec() -> dict[str, Any]:
+    """The document /openapi.json serves, built once per process (it depends on the code alone)."""
+    return build_spec()
+
+
 def init_app(app: Flask) -> None:
-    spec = build_spec()
+    spec = served_spec()
 
     @app.get("/openapi.json")
     def openapi() -> Response:
