@@ -114,6 +114,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, writer thread, blueprints, metrics."""
     settings = load_settings(config)
     configure_logging(settings["log_format"], settings["log_level"])
+    v1_limiter = _v1_limiter(settings)  # before the database: an unreachable Redis stops the start at once
 
     app = Flask(__name__, static_folder=None)  # each blueprint serves its own files: pages at /static
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -150,7 +151,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         writer=writer,
         intake=intake,
         org_intake=OrgIntake(writer, settings, intake.cpu_gate),
-        limiter=_v1_limiter(settings),
+        limiter=v1_limiter,
         passwords=Passwords(
             settings["password_time_cost"],
             settings["password_memory_kib"],
