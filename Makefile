@@ -58,7 +58,7 @@ bench: $(STAMP)
 
 # After changing a setting in weather_metrics/settings.py (a test fails until this is run).
 config-example: $(STAMP)
-	$(BIN)/python -c 'from weather_metrics.settings import example_config; print(example_config(), end="")' > config.example.toml
+	$(BIN)/python -c 'from weather_metrics.runtime.config_example import example_config; print(example_config(), end="")' > config.example.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -285,7 +285,7 @@ def test_values_past_a_settings_maximum_stop_start_up(key, value):
 
 def test_config_example_is_what_the_settings_table_says():
     """Regenerate with: make config-example"""
-    from weather_metrics.settings import example_config
+    from weather_metrics.runtime.config_example import example_config
 
     assert EXAMPLE.read_text() == example_config()
 

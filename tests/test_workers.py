@@ -5,45 +5,17 @@ Real parts: gunicorn with two workers, the machine's Redis for rate-limit counte
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.redis_store import local_redis_url
 from tests.support import Server, http, seed_org, seeded_database
-
-REDIS = ("127.0.0.1", 6379)
-START_REDIS = [
-    "redis-server",
-    "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly", "no",
-    "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
-]  # fmt: skip
-
-
-def redis_answers() -> bool:
-    try:
-        with socket.create_connection(REDIS, timeout=1) as conn:
-            conn.sendall(b"PING\r\n")
-            return conn.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
 def redis_url() -> str:
-    """The local Redis, started if it is installed but down."""
-    if not redis_answers():
-        if shutil.which("redis-server") is None:
-            pytest.skip("Redis is neither running on 127.0.0.1:6379 nor installed (redis-server)")
-        subprocess.run(START_REDIS, check=True, capture_output=True)
-        deadline = time.monotonic() + 10
-        while not redis_answers():
-            assert time.monotonic() < deadline, "redis-server started but does not answer"
-            time.sleep(0.1)
-    return "redis://127.0.0.1:6379"
+    return local_redis_url()
 
 
 def test_rate_limits_count_across_workers_with_redis(tmp_path: Path, redis_url: str) -> None:

@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from flask import Flask, request
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing.exceptions import WebsocketMismatch
@@ -22,6 +23,7 @@ from weather_metrics.accounts.tokens import TokenService
 from weather_metrics.alerts.evaluator import AlertEvaluator
 from weather_metrics.alerts.rules import SEVERITIES
 from weather_metrics.core.ratelimit import TokenBucketLimiter
+from weather_metrics.core.shared_ratelimit import SharedTokenBucketLimiter, redis_client
 from weather_metrics.core.times import HOUR
 from weather_metrics.ingest.events.intake import EventIntake
 from weather_metrics.ingest.org.intake import OrgIntake
@@ -102,6 +104,23 @@ def open_store(settings: dict[str, Any], config: dict[str, Any] | None = None, m
         raise SettingsError(f"setting 'database'{f' ({variable})' if given else ''}: {exc}") from None
 
 
+def _v1_limiter(settings: dict[str, Any]) -> TokenBucketLimiter | SharedTokenBucketLimiter:
+    """The /v1 per-address buckets: in this process, or in Redis when redis_url is set (checked here, at start)."""
+    own = TokenBucketLimiter(settings["rate_limit_per_minute"], settings["rate_limit_burst"])
+    if not settings["redis_url"]:
+        return own
+    fallback = prometheus.rate_limit_fallbacks_total.labels("v1").inc
+    shared = SharedTokenBucketLimiter(
+        redis_client(settings["redis_url"]), limits.key_prefix(settings) + ":v1", own, on_fallback=fallback
+    )
+    try:
+        shared.check()
+    except RedisError as exc:
+        where = limits.shown(settings["redis_url"])
+        raise SettingsError(f"setting 'redis_url': Redis does not answer at {where}: {exc}") from None
+    return shared
+
+
 def _dashboard_data(viewer: Any, dashboard_id: str, now: datetime, max_days: int) -> dict[str, Any]:
     return dashboards.dashboard_data(viewer, dashboard_id, now, max_days)
 
@@ -110,6 +129,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the service: settings, database, writer thread, blueprints, metrics."""
     settings = load_settings(config)
     configure_logging(settings["log_format"], settings["log_level"])
+    v1_limiter = _v1_limiter(settings)  # before the database: an unreachable Redis stops the start at once
 
     app = Flask(__name__, static_folder=None)  # each blueprint serves its own files: pages at /static
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -139,7 +159,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         writer=writer,
         intake=intake,
         org_intake=OrgIntake(writer, settings, intake.cpu_gate),
-        limiter=TokenBucketLimiter(settings["rate_limit_per_minute"], settings["rate_limit_burst"]),
+        limiter=v1_limiter,
         passwords=Passwords(
             settings["password_time_cost"],
             settings["password_memory_kib"],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tomllib
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from limits import parse_many
+from redis.connection import parse_url
 
 from weather_metrics.core.errors import ServiceError
 
@@ -47,16 +47,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "workers",
         1,
-        "Server processes. One suits most installations; with more, set rate_limit_storage so that "
+        "Server processes. One suits most installations; with more, set redis_url so that "
         "rate limits count across them (docs/configuration.md, 'Several worker processes').",
         minimum=1,
         maximum=64,
     ),
     Setting(
+        "redis_url",
+        "",
+        "A Redis (redis://host:port/db) that every process and host of the service shares for its rate limits "
+        "(/v1, /api, /mcp); empty: each process counts alone.",
+    ),
+    Setting(
         "rate_limit_storage",
-        "memory://",
-        "Where /api and /mcp rate limits are counted: memory:// (each process alone) or a "
-        "redis://host:port URI shared by every process.",
+        "",
+        "Where /api and /mcp rate limits are counted, if not redis_url: memory:// (each process alone) or redis://.",
     ),
     Setting(
         "ack",
@@ -365,11 +370,14 @@ def _check_together(settings: dict[str, Any]) -> None:
             "setting 'queue_max_events': must be at least metrics_max_items "
             f"({settings['metrics_max_items']}), or the largest request could never be queued"
         )
-    if not settings["rate_limit_storage"].startswith(("memory://", "redis://", "rediss://")):
+    if settings["rate_limit_storage"] and not settings["rate_limit_storage"].startswith(
+        ("memory://", "redis://", "rediss://")
+    ):
         raise SettingsError(
             "setting 'rate_limit_storage': must be memory:// or a redis://host:port URI, "
             f"got {settings['rate_limit_storage']!r}"
         )
+    _check_redis_url(settings["redis_url"])
     secret = settings["jwt_secret"]
     if secret and len(secret) < 32:
         raise SettingsError("setting 'jwt_secret': must be at least 32 characters")
@@ -377,6 +385,14 @@ def _check_together(settings: dict[str, Any]) -> None:
     if sso and len(sso) < 3:
         missing = sorted({"oidc_issuer", "oidc_audience", "oidc_jwks"} - set(sso))
         raise SettingsError(f"setting '{missing[0]}': SSO needs oidc_issuer, oidc_audience and oidc_jwks together")
+
+
+def _check_redis_url(url: str) -> None:
+    try:
+        if url and (not url.startswith(("redis://", "rediss://")) or not parse_url(url).get("host")):
+            raise ValueError("must be redis://host:port/db or rediss://…")
+    except ValueError as exc:
+        raise SettingsError(f"setting 'redis_url': {exc}, got {url!r}") from None
 
 
 def require_secret(settings: dict[str, Any]) -> str:
@@ -387,31 +403,3 @@ def require_secret(settings: dict[str, Any]) -> str:
             "or jwt_secret in config.toml (`make run` writes a random one there)."
         )
     return str(settings["jwt_secret"])
-
-
-def example_config() -> str:
-    """config.example.toml, made from SETTINGS (see `make config-example`)."""
-    lines = [
-        "# weather_metrics settings, each shown with its default.",
-        "# Copy to config.toml (read from the working directory) or point WEATHER_METRICS_CONFIG at a file.",
-        "# Every setting can also be set by an environment variable WEATHER_METRICS_<NAME IN CAPITALS>,",
-        "# for example WEATHER_METRICS_DATABASE=/var/lib/weather_metrics/metrics.db; PORT sets the port too.",
-        "# A bad value stops start-up with a message naming the setting.",
-        "",
-    ]
-
-    def number(value: float) -> str:
-        return f"{value:g}" if isinstance(value, float) else str(value)
-
-    for setting in SETTINGS:
-        lines.append(f"# {setting.help}")
-        if setting.choices:
-            lines.append(f"# One of: {', '.join(setting.choices)}.")
-        if setting.minimum is not None or setting.maximum is not None:
-            low = "…" if setting.minimum is None else number(setting.minimum)
-            high = "…" if setting.maximum is None else number(setting.maximum)
-            lines.append(f"# Allowed: {low} to {high}.")
-        value = json.dumps(setting.default) if isinstance(setting.default, (str, bool)) else repr(setting.default)
-        lines.append(f"{setting.name} = {value}")
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"

@@ -1,4 +1,4 @@
-"""Token-bucket rate limiting per client, shared by every thread of the server process."""
+"""Token-bucket rate limiting per client, shared by every thread of the server process (see shared_ratelimit.py)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,13 @@ class Decision:
             "x-ratelimit-remaining": str(self.remaining),
             "x-ratelimit-reset": str(self.reset_at),
         }
+
+
+def decision(capacity: int, rate: float, cost: int, allowed: bool, tokens: float, now: float) -> Decision:
+    """What a hit of `cost` that left `tokens` in the bucket at `now` answers (the headers' figures)."""
+    reset_at = now + (capacity - tokens) / rate
+    retry_after = 0 if allowed else max(1, math.ceil((cost - tokens) / rate))
+    return Decision(allowed, capacity, int(tokens), math.ceil(reset_at), retry_after)
 
 
 class TokenBucketLimiter:
@@ -58,9 +65,7 @@ class TokenBucketLimiter:
             self._buckets.move_to_end(key)
             if len(self._buckets) > self._max_clients:
                 self._evict(now)
-        reset_at = now + (self.capacity - tokens) / self.rate
-        retry_after = 0 if allowed else max(1, math.ceil((cost - tokens) / self.rate))
-        return Decision(allowed, self.capacity, int(tokens), math.ceil(reset_at), retry_after)
+        return decision(self.capacity, self.rate, cost, allowed, tokens, now)
 
     def _evict(self, now: float) -> None:
         """Forget one of the least recently seen clients: the one closest to a full bucket.

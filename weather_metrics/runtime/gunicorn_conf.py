@@ -4,9 +4,8 @@ SQLite takes one writer at a time, so one process with one EventWriter commits t
 whole service's events in shared transactions (group commit). More processes share the
 database file: each has its own writer (they take turns at SQLite's write lock), and
 WebSocket events reach every process through the `live_events` table. What stays per
-process with more than one: the /v1 rate limiter and the Prometheus counters, and the
-/api and /mcp rate limits unless `rate_limit_storage` points at Redis (docs/configuration.md,
-"Several worker processes").
+process with more than one: the Prometheus counters, and the rate limits unless `redis_url`
+names a Redis (docs/configuration.md, "Several worker processes"; docs/scaling.md).
 """
 
 from __future__ import annotations

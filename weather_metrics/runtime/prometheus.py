@@ -115,6 +115,13 @@ alert_evaluations_total = Counter("weather_metrics_alert_evaluations_total", "Al
 
 alerts_fired_total = Counter("weather_metrics_alerts_fired_total", "Alerts fired, by rule severity", ["severity"])
 
+# Rate limits with redis_url set (core/shared_ratelimit.py, web/limits.py).
+rate_limit_fallbacks_total = Counter(
+    "weather_metrics_rate_limit_fallbacks_total",
+    "Requests whose rate limit this process decided alone because Redis failed, by limiter: v1, or api (/api, /mcp)",
+    ["limiter"],
+)
+
 
 def start_at_zero(formats: Iterable[str], severities: Iterable[str]) -> None:
     """Every series of the labelled counters, at 0 from the start: rate() and increase() then see the first count."""
@@ -125,3 +132,5 @@ def start_at_zero(formats: Iterable[str], severities: Iterable[str]) -> None:
         webhook_deliveries_total.labels(outcome)
     for severity in severities:
         alerts_fired_total.labels(severity)
+    for limiter in ("v1", "api"):
+        rate_limit_fallbacks_total.labels(limiter)

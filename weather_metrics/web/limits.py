@@ -5,15 +5,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
+from weather_metrics.core.shared_ratelimit import REDIS_OPTIONS
+from weather_metrics.runtime import prometheus
 from weather_metrics.store.db import resolved
 from weather_metrics.web.auth import client_ip
 from weather_metrics.web.services import EXTENSION, services
 
-# Storage comes from the setting rate_limit_storage (see init_app).
+# Storage comes from the settings rate_limit_storage or redis_url (see init_app).
 limiter = Limiter(key_func=client_ip, headers_enabled=True, strategy="sliding-window-counter")
 # The public statistics pages; the sign-in pages share the API's login limits, kept here.
 OWN_LIMITER_PAGES = frozenset({"pages.overview", "pages.tool"})
@@ -70,8 +73,33 @@ def init_app(app: Flask) -> None:
         return response
 
     settings = app.extensions[EXTENSION].settings
-    app.config["RATELIMIT_STORAGE_URI"] = settings["rate_limit_storage"]
-    # Every process of one service shares its counters, and only them: they are named after its database.
-    named = resolved(settings["database"])
-    app.config["RATELIMIT_KEY_PREFIX"] = "weather_metrics:" + hashlib.sha256(named.encode()).hexdigest()[:16]
+    storage = settings["rate_limit_storage"] or settings["redis_url"] or "memory://"
+    app.config["RATELIMIT_STORAGE_URI"] = storage
+    app.config["RATELIMIT_KEY_PREFIX"] = key_prefix(settings)
+    if storage != "memory://":
+        # Redis failing: each process counts alone (its own memory, the same limits) and logs it, rather than
+        # answer 500 or refuse everyone; flask-limiter tries Redis again after 1, 2, 4… 32 seconds.
+        app.config["RATELIMIT_STORAGE_OPTIONS"] = REDIS_OPTIONS
+        app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
+        app.config["RATELIMIT_SWALLOW_ERRORS"] = True
+        app.after_request(count_fallback)
     limiter.init_app(app)
+
+
+def count_fallback(response: Response) -> Response:
+    # flask-limiter has no public word for "storage down"; its flag is read here only (flask-limiter is pinned).
+    if limiter._storage_dead and request.blueprint in ("api", "mcp"):  # noqa: SLF001
+        prometheus.rate_limit_fallbacks_total.labels("api").inc()
+    return response
+
+
+def key_prefix(settings: dict[str, Any]) -> str:
+    """Every process of one service shares its counters, and only them: they are named after its database."""
+    named = resolved(settings["database"])
+    return "weather_metrics:" + hashlib.sha256(named.encode()).hexdigest()[:16]
+
+
+def shown(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()

@@ -14,6 +14,7 @@ from weather_metrics.accounts.sso import OidcVerifier
 from weather_metrics.accounts.tokens import TokenService
 from weather_metrics.alerts.evaluator import AlertEvaluator
 from weather_metrics.core.ratelimit import TokenBucketLimiter
+from weather_metrics.core.shared_ratelimit import SharedTokenBucketLimiter
 from weather_metrics.ingest.events.intake import EventIntake
 from weather_metrics.ingest.org.intake import OrgIntake
 from weather_metrics.live.relay import Relay
@@ -33,7 +34,7 @@ class ServiceState:
     writer: EventWriter
     intake: EventIntake
     org_intake: OrgIntake
-    limiter: TokenBucketLimiter
+    limiter: TokenBucketLimiter | SharedTokenBucketLimiter  # the /v1 per-address buckets
     passwords: Passwords
     tokens: TokenService
     sso: OidcVerifier | None
