@@ -11,7 +11,8 @@ import hashlib
 import os
 import shutil
 import sqlite3
-from collections.abc import Iterator
+import subprocess
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from click.testing import Result
 from flask import Flask
 
 from tests import databases
-from tests.support import KEEP_HISTORY, TEST_JWT_SECRET, Member, login, make_event, rule_body, seed_org
+from tests.support import KEEP_HISTORY, ROOT, TEST_JWT_SECRET, Member, login, make_event, rule_body, seed_org
 from weather_metrics import create_app
 from weather_metrics.query import parity
 from weather_metrics.store import db
@@ -54,6 +55,12 @@ def build(path: Path, **settings: Any) -> Flask:
     app = create_app({**SETTINGS, "database": str(path), **settings})
     app.config["TESTING"] = True
     return app
+
+
+def copy_command(configured: Path, *args: str) -> Result:
+    """`flask copy-to-postgresql ARGS` in an app as app.py builds it for commands (no background threads)."""
+    app = create_app({**SETTINGS, "database": str(configured)}, background=False)
+    return app.test_cli_runner().invoke(args=["copy-to-postgresql", *args])
 
 
 def close(app: Flask) -> None:
@@ -145,20 +152,13 @@ def target(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def command(source: Source, target: str, tmp_path: Path) -> Iterator[Any]:
-    """Runs `flask copy-to-postgresql SOURCE TARGET ...` with the `database` setting on a scratch file (as
-    docs/storage.md says), or on `configured`."""
-    apps: list[Flask] = []
+def command(source: Source, target: str, tmp_path: Path) -> Any:
+    """Runs `flask copy-to-postgresql SOURCE TARGET ...` with the `database` setting on a file of its own."""
 
-    def run(*options: str, configured: str = str(tmp_path / "scratch.db")) -> Result:
-        app = create_app({**SETTINGS, "database": configured})
-        app.config["TESTING"] = True
-        apps.append(app)
-        return app.test_cli_runner().invoke(args=["copy-to-postgresql", str(source.path), target, *options])
+    def run(*options: str) -> Result:
+        return copy_command(tmp_path / "scratch.db", str(source.path), target, *options)
 
-    yield run
-    for app in apps:
-        close(app)
+    return run
 
 
 def target_rows(url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -238,12 +238,29 @@ def test_a_change_to_rollups_shows_in_the_stats_answers(source: Source, target: 
     assert "differs       /v1/stats/overview?period=7d on " in check.output
 
 
-def test_the_database_setting_on_either_database_is_refused(source: Source, target: str, command: Any) -> None:
-    for configured in (str(source.path), target):
-        result = command(configured=configured)
-        assert result.exit_code != 0
-        assert "the database setting names a database this command compares" in result.output
-    assert target_rows(target, "SELECT COUNT(*) FROM events") == [(0,)]
+def flask(configured: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`flask --app app ...` in a subprocess with the `database` setting on `configured`, as an operator runs it."""
+    env = {
+        **os.environ,
+        "WEATHER_METRICS_CONFIG": os.devnull,
+        "WEATHER_METRICS_DATABASE": configured,
+        "WEATHER_METRICS_JWT_SECRET": TEST_JWT_SECRET,
+    }
+    argv = [sys.executable, "-m", "flask", "--app", "app", *args]
+    return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_the_database_setting_may_name_the_source_or_the_target(source: Source, target: str) -> None:
+    """The service's config as it was (the source) or as it will be (the target): the command's start runs
+    no background work on either, so the source's pending webhook deliveries and due alert rule stay as they were."""
+    before = digest(source.path)
+    copied = flask(str(source.path), "copy-to-postgresql", str(source.path), target)
+    assert copied.returncode == 0, copied.stdout + copied.stderr
+    assert "check         the same" in copied.stdout
+    assert digest(source.path) == before
+    checked = flask(target, "copy-to-postgresql", "--check-only", str(source.path), target)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "check         the same" in checked.stdout
 
 
 def test_a_source_of_another_schema_version_is_refused(source: Source, target: str, tmp_path: Path) -> None:
@@ -252,11 +269,7 @@ def test_a_source_of_another_schema_version_is_refused(source: Source, target: s
     with sqlite3.connect(older) as conn:
         conn.execute("UPDATE schema_version SET version = version - 1")
     conn.close()
-    app = build(tmp_path / "other.db")
-    try:
-        result = app.test_cli_runner().invoke(args=["copy-to-postgresql", str(older), target])
-    finally:
-        close(app)
+    result = copy_command(tmp_path / "other.db", str(older), target)
     assert result.exit_code != 0
     assert "start the service of this release once on it" in result.output
     assert target_rows(target, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema()") == [(0,)]
@@ -271,11 +284,7 @@ def test_a_backup_file_is_copied_without_a_byte_of_it_changing(source: Source, t
     live.close()
     copy.close()
     before = digest(backup_file)
-    app = build(tmp_path / "scratch.db")
-    try:
-        result = app.test_cli_runner().invoke(args=["copy-to-postgresql", str(backup_file), target])
-    finally:
-        close(app)
+    result = copy_command(tmp_path / "scratch.db", str(backup_file), target)
     assert result.exit_code == 0, result.output
     assert digest(backup_file) == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("backup")) == ["backup.db"]
@@ -289,11 +298,7 @@ def test_a_row_postgresql_cannot_hold_stops_the_copy_and_leaves_the_target_empty
     with sqlite3.connect(odd) as conn:  # SQLite keeps text in an INTEGER column; BIGINT cannot
         conn.execute("UPDATE events SET retry_count = 'many' WHERE id = 5")
     conn.close()
-    app = build(tmp_path / "scratch.db")
-    try:
-        result = app.test_cli_runner().invoke(args=["copy-to-postgresql", str(odd), target])
-    finally:
-        close(app)
+    result = copy_command(tmp_path / "scratch.db", str(odd), target)
     assert result.exit_code != 0
     assert "table events: a row after the first 0 cannot be copied" in result.output
     assert target_rows(target, "SELECT COUNT(*) FROM agent_executions") == [(0,)]  # copied before events, rolled back

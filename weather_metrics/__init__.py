@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 from datetime import UTC, datetime
@@ -125,8 +124,12 @@ def _dashboard_data(viewer: Any, dashboard_id: str, now: datetime, max_days: int
     return dashboards.dashboard_data(viewer, dashboard_id, now, max_days)
 
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the service: settings, database, writer thread, blueprints, metrics."""
+def create_app(config: dict[str, Any] | None = None, *, background: bool = True) -> Flask:
+    """Build the service: settings, database, blueprints, metrics, and (unless `background` is False) its threads.
+
+    Without them (app.py, which `flask --app app <command>` also imports) nothing runs until
+    `ServiceState.start`: gunicorn's workers call it (runtime/gunicorn_conf.py), a command never does.
+    """
     settings = load_settings(config)
     configure_logging(settings["log_format"], settings["log_level"])
     v1_limiter = _v1_limiter(settings)  # before the database: an unreachable Redis stops the start at once
@@ -220,15 +223,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
-    # Threads last: an app that failed to build leaves none running.
-    writer.start()
-    atexit.register(writer.close)
-    state.reports.start()
-    atexit.register(state.reports.close)
-    webhooks.start()
-    atexit.register(webhooks.close)
-    state.relay.start()
-    atexit.register(state.relay.close)
-    state.alerts.start()
-    atexit.register(state.alerts.close)
+    if background:
+        state.start()  # last: an app that failed to build leaves no thread running
     return app

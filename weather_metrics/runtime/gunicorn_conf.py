@@ -159,11 +159,16 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
-    """On SIGTERM, close the worker's WebSockets first: open ones would hold it for graceful_timeout."""
+    """Start the app's background threads in this worker (app.py builds it without them, as `flask` commands use it).
+
+    On SIGTERM, close the worker's WebSockets first: open ones would hold it for graceful_timeout.
+    """
+    state = getattr(worker.wsgi, "extensions", {}).get("weather_metrics")
+    if state is not None:
+        state.start()
     stop = worker.handle_exit
 
     def handle_exit(sig, frame):  # type: ignore[no-untyped-def]
-        state = getattr(worker.wsgi, "extensions", {}).get("weather_metrics")
         if state is not None:
             state.relay.drop_all()
         stop(sig, frame)

@@ -1,5 +1,10 @@
 """Command-line tasks: `flask --app app create-org NAME --admin EMAIL`, `backup [FILE]`, `restore FILE`,
-`copy-to-postgresql SOURCE URL [--check-only]`."""
+`copy-to-postgresql SOURCE URL [--check-only]`.
+
+They run in app.py's app, built without the service's background threads (no alert
+evaluation, webhook delivery, pruning or export recovery): a command changes only what it says.
+Every write goes straight to the database; none needs the event writer.
+"""
 
 from __future__ import annotations
 
@@ -26,15 +31,12 @@ from weather_metrics.web.services import services
 @click.option("--admin-name", default="", help="The admin's name (default: the part of the email before @).")
 def create_org(name: str, admin_email: str, admin_name: str) -> None:
     """Create an organization and its first admin, and print the admin's one-time password."""
-    state = services()
     try:
         org, admin, password = accounts.create_organization(
-            name, admin_email, admin_name or admin_email.split("@")[0], state.passwords
+            name, admin_email, admin_name or admin_email.split("@")[0], services().passwords
         )
     except accounts.Conflict:
         raise click.ClickException(f"A user with email {admin_email.lower()} already exists") from None
-    finally:
-        state.close()
     click.echo(f"organization  {org.name} ({org.id})")
     click.echo(f"admin         {admin.email} ({admin.id})")
     click.echo(f"password      {password}")
@@ -55,7 +57,6 @@ def _sqlite_only(database: str, tool: str) -> None:
 def backup(file: Path | None) -> None:
     """Copy the database, consistent as of one moment, while the service runs (default: into backup_dir)."""
     state = services()
-    state.close()  # this command's own app: its threads are not needed
     _sqlite_only(state.settings["database"], "pg_dump")
     database = Path(state.settings["database"]).expanduser().resolve()
     if file is None:
@@ -80,11 +81,9 @@ def backup(file: Path | None) -> None:
 def restore(file: Path) -> None:
     """Replace the database with a backup; refused while a service uses the database."""
     state = services()
-    state.close()  # this command's own app lets go of the database first
     _sqlite_only(state.settings["database"], "pg_restore")
-    db.database.close_all()
+    _let_go(state.settings["database"])
     database = Path(state.settings["database"]).expanduser().resolve()
-    backups.release_service_lock(database)
     try:
         kept = backups.restore(file, database, SCHEMA_VERSION)
     except (ValueError, OSError, backups.DatabaseInUse) as exc:
@@ -101,14 +100,7 @@ def restore(file: Path) -> None:
 @click.option("--check-only", is_flag=True, help="Copy nothing: only compare SOURCE with a TARGET copied before.")
 def copy_to_postgresql(source: Path, target: str, check_only: bool) -> None:
     """Copy a SQLite database (the service stopped) into an empty PostgreSQL database, then check the two agree."""
-    state = services()
-    state.close()  # this command's own app: its threads are not needed
-    if db.resolved(state.settings["database"]) in (str(source.resolve()), target):
-        raise click.ClickException(
-            "the database setting names a database this command compares, and the command's own start runs the "
-            "service's background work (alerts, webhooks, pruning) on that one: run it with the setting on "
-            "neither, e.g. WEATHER_METRICS_DATABASE=/tmp/scratch.db"
-        )
+    _let_go(services().settings["database"])  # the setting may name SOURCE: the copy holds its lock alone
     try:
         if not check_only:
             _copy(source, target)
@@ -122,6 +114,13 @@ def copy_to_postgresql(source: Path, target: str, check_only: bool) -> None:
     if differences:
         raise click.ClickException(f"the target differs from the source in {len(differences)} place(s) listed above")
     click.echo("check         the same: row counts and contents of every table, and the /v1/stats answers")
+
+
+def _let_go(location: str) -> None:
+    """Close this process's connections to the configured database, and its service lock on a SQLite file."""
+    db.database.close_all()
+    if not db.is_url(location):
+        backups.release_service_lock(Path(location).expanduser().resolve())
 
 
 def _copy(source: Path, target: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,14 +46,34 @@ class ServiceState:
     # The pages' sign-in through the same provider (accounts/oidc.py); None when SSO is off.
     sign_in_provider: OidcProvider | None = None
     started: float = field(default_factory=time.monotonic)
+    # The background threads run (start()): only in a process that serves, never in a `flask` command.
+    running: bool = False
     # Refused /v1 batches logged: a few a minute per address.
     refusals: Sampler = field(default_factory=lambda: Sampler(per_minute=3))
 
     def uptime(self) -> float:
         return time.monotonic() - self.started
 
+    def start(self) -> None:
+        """Start the background threads: the writer (and its pruning), exports, webhook deliveries, the live relay,
+        alert evaluation. Idempotent; they stop at close() or when the process exits."""
+        if self.running:
+            return
+        self.running = True
+        self.writer.start()
+        self.reports.start()  # settles exports a stopped process left behind first
+        self.webhooks.start()
+        self.relay.start()
+        self.alerts.start()
+        atexit.register(self.close)
+
     def close(self) -> None:
-        """Stop the background threads and close the sockets, then the writer once everything accepted is written."""
+        """Stop the background threads and close the sockets, then the writer once everything accepted is written.
+
+        Nothing to do where they never started (a `flask` command's app).
+        """
+        if not self.running:
+            return
         self.relay.close()
         self.alerts.close()
         self.reports.close()
