@@ -5,12 +5,20 @@ Real parts: gunicorn with two workers, the machine's Redis for rate-limit counte
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_store import local_redis_url
-from tests.support import Server, http, seed_org, seeded_database
+from tests.support import Server, http, make_event, raw_upgrade, sample, seed_org, seeded_database
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +42,84 @@ def test_a_rate_limit_storage_that_is_not_memory_or_redis_stops_start_up(tmp_pat
     server = Server(tmp_path / "metrics.db", rate_limit_storage="mongodb://localhost")
     with pytest.raises(RuntimeError, match="rate_limit_storage"):
         server.start()
+
+
+def worker_pids(server: Server) -> set[int]:
+    """The gunicorn master's children: its workers."""
+    assert server.process is not None
+    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(server.process.pid)], capture_output=True, text=True)
+    return {int(pid) for pid in found.stdout.split()}
+
+
+def answering_pids(server: Server) -> set[int]:
+    """The workers that answered POST /v1/events, from the access log's pid field."""
+    return {int(pid) for pid in re.findall(r'"POST /v1/events HTTP/1.1" 200 .* <(\d+)> rid=', server.log.read_text())}
+
+
+def holding_sockets(server: Server) -> list[int]:
+    """The pid of the process holding each connection accepted on the server's port (`ss`, as the kernel says)."""
+    found = subprocess.run(
+        ["ss", "-Htnp", "state", "established", "sport", "=", f":{server.port}"], capture_output=True, text=True
+    )
+    return [int(pid) for pid in re.findall(r"pid=(\d+)", found.stdout)]
+
+
+def scrape_until(server: Server, name: str, labels: dict[str, str], expect: float) -> str:
+    """/metrics once `name` reads `expect` (the workers count a commit just after acknowledging it), or at 15 s."""
+    deadline = time.monotonic() + 15
+    while True:
+        text = str(http("GET", server.url + "/metrics")[2])
+        if sample(text, name, labels) == expect or time.monotonic() > deadline:
+            return text
+        time.sleep(0.1)
+
+
+def test_every_scrape_counts_every_worker_and_keeps_a_killed_workers_counts(tmp_path: Path) -> None:
+    """Two workers: whichever answers /metrics, it shows both; a killed worker's counters stay, its sockets go."""
+    events = "events_received_total"
+    labels = {"analytics_level": "standard", "tool": "get_forecast"}
+    with Server(tmp_path / "metrics.db", workers=2, ws_max_connections_per_user=20) as server, ExitStack() as sockets:
+        posted = 0
+        for _ in range(10):  # until both workers have answered: each request on a connection of its own
+            with ThreadPoolExecutor(8) as pool:
+                answers = list(
+                    pool.map(lambda _: http("POST", server.url + "/v1/events", {"events": [make_event()]}), range(16))
+                )
+            assert {answer[0] for answer in answers} == {200}
+            posted += len(answers)
+            if len(answering_pids(server)) == 2:
+                break
+        assert len(answering_pids(server)) == 2, server.log.read_text()[-2000:]
+        for _ in range(6):
+            sockets.enter_context(raw_upgrade(server.port))
+        deadline = time.monotonic() + 15
+        while sample(str(http("GET", server.url + "/metrics")[2]), "weather_metrics_websocket_connections") != 6:
+            assert time.monotonic() < deadline, "the sockets of both workers were never counted together"
+            time.sleep(0.2)
+
+        scrape_until(server, events, labels, posted)
+        for _ in range(8):  # a connection each: both workers answer some of these
+            text = str(http("GET", server.url + "/metrics")[2])
+            assert sample(text, events, labels) == posted
+            assert sample(text, "weather_metrics_writer_queue_rows") == 0
+            build = [
+                s
+                for f in text_string_to_metric_families(text)
+                if f.name == "weather_metrics_build_info"
+                for s in f.samples
+            ]
+            assert [s.value for s in build] == [1.0], build
+
+        holders = holding_sockets(server)
+        assert set(holders) <= worker_pids(server) and len(holders) == 6, holders
+        victim = max(set(holders), key=holders.count)  # the killed worker holds sockets, the other maybe some
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while victim in worker_pids(server) or len(worker_pids(server)) < 2:
+            assert time.monotonic() < deadline, "gunicorn did not replace the killed worker"
+            time.sleep(0.2)
+        left = 6 - holders.count(victim)  # the other worker's sockets: the killed worker's are not served
+        for _ in range(8):
+            text = str(http("GET", server.url + "/metrics")[2])
+            assert sample(text, events, labels) == posted
+            assert sample(text, "weather_metrics_websocket_connections") == left

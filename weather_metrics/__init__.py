@@ -186,8 +186,7 @@ def create_app(config: dict[str, Any] | None = None, *, background: bool = True)
         sign_in_provider=_sign_in_provider(settings),
     )
     app.extensions[EXTENSION] = state
-    prometheus.writer_queue_rows.set_function(lambda: writer.depth)
-    prometheus.websocket_connections.set_function(lambda: len(state.relay.hub))
+    prometheus.PROCESS_GAUGES.watch(lambda: writer.depth, lambda: len(state.relay.hub))
     prometheus.start_at_zero(FORMATS, SEVERITIES)
     prometheus.describe_database("postgresql" if is_postgresql() else "sqlite")
     if settings["trusted_proxies"]:

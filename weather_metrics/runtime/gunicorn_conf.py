@@ -4,20 +4,43 @@ SQLite takes one writer at a time, so one process with one EventWriter commits t
 whole service's events in shared transactions (group commit). More processes share the
 database file: each has its own writer (they take turns at SQLite's write lock), and
 WebSocket events reach every process through the `live_events` table. What stays per
-process with more than one: the Prometheus counters, and the rate limits unless `redis_url`
-names a Redis (docs/configuration.md, "Several worker processes"; docs/scaling.md).
+process with more than one: the rate limits unless `redis_url` names a Redis
+(docs/configuration.md, "Several worker processes"; docs/scaling.md).
+
+The Procfile loads this file by its path, so its first lines run before anything imports
+prometheus_client: they turn on its multiprocess mode, with whatever number of workers, and
+/metrics adds up every worker's counters (docs/operating.md, "Metrics").
 """
 
 from __future__ import annotations
 
-import logging
-import signal
-from pathlib import Path
-from typing import Any
+import atexit
+import os
+import sys
+import tempfile
 
-from gunicorn.glogging import Logger
+# prometheus_client chooses its mode when first imported, and the weather_metrics package imports
+# it, settings included: so the mode cannot wait for the `workers` setting. A directory of this
+# start's own (mode 0700, empty), removed when the master exits. Imported as a module (`python:...`), the
+# package came first: the metrics stay per process, and the master says so once started.
+MULTIPROCESS = "prometheus_client" not in sys.modules
+if MULTIPROCESS:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="weather-metrics-prometheus-")
+    _MASTER = os.getpid()
+    # Not on a worker's exit (a forked worker runs these too), and also when a bad setting stops the start.
+    atexit.register(
+        lambda: os.getpid() == _MASTER and shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    )
 
-from weather_metrics.runtime.logs import (
+import logging  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from gunicorn.glogging import Logger  # noqa: E402
+
+from weather_metrics.runtime.logs import (  # noqa: E402
     BackgroundLines,
     RedactingFilter,
     RequestIdFilter,
@@ -25,7 +48,7 @@ from weather_metrics.runtime.logs import (
     formatter,
     redact_query,
 )
-from weather_metrics.settings import SettingsError, load_settings, require_secret
+from weather_metrics.settings import SettingsError, load_settings, require_secret  # noqa: E402
 
 _settings = load_settings()
 
@@ -156,6 +179,12 @@ def on_starting(server):  # type: ignore[no-untyped-def]
         server.log.error("%s", exc)
         raise SystemExit(1) from None
     database.close_all()
+    if not MULTIPROCESS and workers > 1:
+        server.log.warning(
+            "/metrics shows only the worker that answers: run gunicorn with "
+            "--config weather_metrics/runtime/gunicorn_conf.py (as the Procfile does) to add up all %d",
+            workers,
+        )
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
@@ -166,6 +195,10 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     state = getattr(worker.wsgi, "extensions", {}).get("weather_metrics")
     if state is not None:
         state.start()
+    if MULTIPROCESS:
+        from weather_metrics.runtime.prometheus import PROCESS_GAUGES
+
+        PROCESS_GAUGES.start_sampling()
     stop = worker.handle_exit
 
     def handle_exit(sig, frame):  # type: ignore[no-untyped-def]
@@ -181,3 +214,12 @@ def worker_exit(server, worker):  # type: ignore[no-untyped-def]
     state = getattr(worker.wsgi, "extensions", {}).get("weather_metrics")
     if state is not None:
         state.close()
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """In the master, once a worker is gone (stopped or killed): drop its live gauges, keep its counters."""
+    if MULTIPROCESS:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+

@@ -3,14 +3,19 @@
 The public contract's three series keep their names; every other series of the project is
 named weather_metrics_*. docs/operating.md ("Metrics") lists them all. Label values come
 from short fixed lists (formats, outcomes, kinds), never from ids or what a client sent.
+
+Under gunicorn every worker writes its values to files that /metrics adds up (prometheus_client's
+multiprocess mode, set up in runtime/gunicorn_conf.py): each gauge says how its processes' values
+combine, and a value only this process can read is set from it (ProcessGauges), not read by a function.
 """
 
 from __future__ import annotations
 
 import platform
 import sqlite3
+import threading
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -48,12 +53,14 @@ events_received_total = Counter(
 )
 
 
+# Set by each app, not here: a value set at import in gunicorn's master would stay in its file, and a
+# PostgreSQL service would also show database="sqlite". "max": every worker of one start says the same.
 build_info = Gauge(
     "weather_metrics_build_info",
     "Always 1: the version of the service, its Python and its database",
     ["version", "python_version", "database", "sqlite_version"],
+    multiprocess_mode="max",
 )
-build_info.labels(service_version(), platform.python_version(), "sqlite", sqlite3.sqlite_version).set(1)
 
 
 def describe_database(backend: str) -> None:
@@ -62,9 +69,12 @@ def describe_database(backend: str) -> None:
     build_info.labels(service_version(), platform.python_version(), backend, sqlite3.sqlite_version).set(1)
 
 
-# The write path (store/writer.py); the factory points the gauges at this process's writer and hub.
+# The write path (store/writer.py); ProcessGauges sets the gauges from this process's writer and hub.
+# "livesum": the processes' rows and sockets add up, and a worker that died takes its own with it.
 writer_queue_rows = Gauge(
-    "weather_metrics_writer_queue_rows", "Rows accepted (events and organization metrics) and not yet committed"
+    "weather_metrics_writer_queue_rows",
+    "Rows accepted (events and organization metrics) and not yet committed",
+    multiprocess_mode="livesum",
 )
 
 writer_batch_rows = Histogram(
@@ -79,7 +89,50 @@ writer_commit_seconds = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
 )
 
-websocket_connections = Gauge("weather_metrics_websocket_connections", "Open WebSocket connections of this process")
+websocket_connections = Gauge(
+    "weather_metrics_websocket_connections", "Open WebSocket connections", multiprocess_mode="livesum"
+)
+
+
+class ProcessGauges:
+    """The gauges whose values only this process can read: its write queue and its sockets.
+
+    A function-backed gauge (set_function) is read from this process's registry, which /metrics
+    does not serve in multiprocess mode (it adds up the files), so the values are set instead:
+    in the process answering a scrape, and every `interval` seconds in each gunicorn worker
+    (`start_sampling`), so a scrape sees the other workers' values at most that old.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._queue_rows: Callable[[], int] = lambda: 0
+        self._sockets: Callable[[], int] = lambda: 0
+        self._stop = threading.Event()
+
+    def watch(self, queue_rows: Callable[[], int], sockets: Callable[[], int]) -> None:
+        """Read the gauges from these (the app built last, as there is one per process)."""
+        self._queue_rows, self._sockets = queue_rows, sockets
+
+    def sample(self) -> None:
+        writer_queue_rows.set(self._queue_rows())
+        websocket_connections.set(self._sockets())
+
+    def start_sampling(self) -> threading.Thread:
+        """Set the gauges every `interval` seconds, in a daemon thread, until `stop`."""
+        self._stop.clear()
+        thread = threading.Thread(target=self._run, name="metrics-sampler", daemon=True)
+        thread.start()
+        return thread
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+PROCESS_GAUGES = ProcessGauges()
 
 
 # Organization metrics (ingest/org/intake.py), counted when committed: replays are not counted again.

@@ -1,7 +1,9 @@
 """Serving /metrics, counting and timing requests, and request ids (the series: runtime/prometheus.py).
 
-The Procfile runs one server process (see weather_metrics/runtime/gunicorn_conf.py), so the
-process-wide registry counts the whole service.
+Under gunicorn PROMETHEUS_MULTIPROC_DIR is set (runtime/gunicorn_conf.py) and the exporter
+answers a scrape from a MultiProcessCollector over every worker's files, so whichever worker
+answers, the page counts the whole host. Elsewhere (tests, `flask` commands) the process's
+own registry is served.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 
 from weather_metrics.runtime.logs import current_request_id
 from weather_metrics.runtime.prometheus import (
+    PROCESS_GAUGES,
     events_received_total,
     http_request_duration_seconds,
     http_requests_total,
@@ -91,6 +94,8 @@ def init_app(app: Flask) -> None:
         given = request.headers.get("X-Request-ID", "")
         g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         current_request_id.set(g.request_id)  # on every line logged while handling the request
+        if request.path == "/metrics":
+            PROCESS_GAUGES.sample()  # this process's gauges as of now; the other workers' as of their last sample
 
     @app.teardown_request
     def forget_request_id(_exc: BaseException | None) -> None:
