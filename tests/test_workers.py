@@ -90,13 +90,6 @@ def test_every_scrape_counts_every_worker_and_keeps_a_killed_workers_counts(tmp_
             if len(answering_pids(server)) == 2:
                 break
         assert len(answering_pids(server)) == 2, server.log.read_text()[-2000:]
-        for _ in range(6):
-            sockets.enter_context(raw_upgrade(server.port))
-        deadline = time.monotonic() + 15
-        while sample(str(http("GET", server.url + "/metrics")[2]), "weather_metrics_websocket_connections") != 6:
-            assert time.monotonic() < deadline, "the sockets of both workers were never counted together"
-            time.sleep(0.2)
-
         scrape_until(server, events, labels, posted)
         for _ in range(8):  # a connection each: both workers answer some of these
             text = str(http("GET", server.url + "/metrics")[2])
@@ -109,6 +102,13 @@ def test_every_scrape_counts_every_worker_and_keeps_a_killed_workers_counts(tmp_
                 for s in f.samples
             ]
             assert [s.value for s in build] == [1.0], build
+
+        for _ in range(6):
+            sockets.enter_context(raw_upgrade(server.port))
+        deadline = time.monotonic() + 15
+        while sample(str(http("GET", server.url + "/metrics")[2]), "weather_metrics_websocket_connections") != 6:
+            assert time.monotonic() < deadline, "the sockets of both workers were never counted together"
+            time.sleep(0.2)
 
         holders = holding_sockets(server)
         assert set(holders) <= worker_pids(server) and len(holders) == 6, holders
