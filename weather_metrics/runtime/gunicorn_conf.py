@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import sys
 import tempfile
 
@@ -28,12 +29,14 @@ if MULTIPROCESS:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="weather-metrics-prometheus-")
     _MASTER = os.getpid()
     # Not on a worker's exit (a forked worker runs these too), and also when a bad setting stops the start.
-    atexit.register(
-        lambda: os.getpid() == _MASTER and shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
-    )
+
+    @atexit.register
+    def _remove_metrics_dir() -> None:
+        if os.getpid() == _MASTER:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
 
 import logging  # noqa: E402
-import shutil  # noqa: E402
 import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -222,4 +225,3 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
-
