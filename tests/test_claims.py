@@ -1,12 +1,15 @@
-"""Two gunicorn instances on one PostgreSQL: each due alert fires once, each delivery and export runs once.
+"""Claims across instances: each due alert fires once, each delivery and export runs once.
 
-Both instances share one export folder (docs/scaling.md), so an export built by one
-downloads from the other. Every check runs several rounds, each making work due for
-both instances at the same moment, so that their claims race.
+End to end, two gunicorn instances on one PostgreSQL sharing one export folder
+(docs/scaling.md), so an export built by one downloads from the other; every check runs
+several rounds, each making work due for both at the same moment. In process, on either
+backend, two claimers read the same candidate while the write lock is held elsewhere,
+then claim in turn: exactly one may win.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +25,11 @@ import pytest
 from tests import databases
 from tests.support import TEST_JWT_SECRET, Server, http, rule_body, seed_org
 from weather_metrics import create_app
+from weather_metrics.alerts.evaluator import AlertEvaluator
+from weather_metrics.reports.jobs import create_job
+from weather_metrics.reports.runner import ReportRunner
+from weather_metrics.store.db import WRITE_LOCK, database
+from weather_metrics.webhooks.deliveries import WebhookDeliverer, enqueue
 
 ROUNDS = 3
 RULES = 6  # rules made due at once in each round
@@ -178,3 +186,84 @@ def test_an_export_requested_on_one_instance_is_built_once_and_downloads_from_th
             built = download(cluster.second, cluster.admin, job_id)
             assert built.strip(), job_id
             assert download(cluster.first, cluster.admin, job_id) == built
+
+
+# -- in process, on either backend ---------------------------------------------------------------
+
+
+def raced(path: Path, claims: list[Callable[[], Any]]) -> list[Any]:
+    """Run the claims in threads while another connection holds the write lock, so all read first; their results."""
+    url = databases.location(path)
+    holder: Any = psycopg2.connect(url) if databases.ON_POSTGRESQL else sqlite3.connect(path, isolation_level=None)
+    results: list[Any] = [None] * len(claims)
+
+    def run(number: int) -> None:
+        with database.connection_context():
+            results[number] = claims[number]()
+
+    try:
+        if databases.ON_POSTGRESQL:
+            holder.cursor().execute("SELECT pg_advisory_lock(%s)", (WRITE_LOCK,))
+        else:
+            holder.execute("BEGIN IMMEDIATE")
+        threads = [threading.Thread(target=run, args=(number,)) for number in range(len(claims))]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.5)  # each has read its candidates and waits for the write lock
+    finally:
+        holder.rollback() if databases.ON_POSTGRESQL else holder.execute("ROLLBACK")
+        holder.close()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+@pytest.fixture
+def quiet(make_app: Callable[..., Any]) -> Any:
+    """An app whose own evaluator, deliverer and runner are stopped: the test's claimers are the only ones."""
+    app = make_app(webhook_allow_private=True)
+    state = app.extensions["weather_metrics"]
+    for loop in (state.alerts, state.webhooks, state.reports):
+        loop.close()
+    return app
+
+
+def test_of_two_runners_reading_one_queued_export_one_claims_it(quiet: Any, tmp_path: Path) -> None:
+    state = quiet.extensions["weather_metrics"]
+    admin = seed_org(quiet)["admin"]
+    with quiet.app_context():
+        job = create_job(admin.user, "productivity", "csv", {}, datetime.now(UTC), 3600)
+        runners = [ReportRunner(state.settings) for _ in range(2)]
+        claimed = raced(tmp_path / "metrics.db", [lambda r=r: r._claim(datetime.now(UTC)) for r in runners])
+    assert sorted(found.id for found in claimed if found is not None) == [job.id], claimed
+    assert [found.attempts for found in claimed if found is not None] == [1]
+
+
+def test_of_two_evaluators_reading_one_due_rule_one_claims_it(quiet: Any, tmp_path: Path) -> None:
+    state = quiet.extensions["weather_metrics"]
+    admin = seed_org(quiet)["admin"]
+    response = quiet.test_client().post("/api/alerts/rules", json=rule_body(), headers=admin.headers)
+    assert response.status_code == 201, response.get_json()
+    at = int(time.time()) + 1
+    with quiet.app_context():
+        evaluators = [AlertEvaluator(state.settings, state.webhooks.subscribers) for _ in range(2)]
+        claimed = raced(tmp_path / "metrics.db", [lambda e=e: e._claim(at) for e in evaluators])
+    assert [rule.id for rule in claimed if rule is not None] == [response.get_json()["id"]], claimed
+
+
+def test_of_two_deliverers_reading_one_due_delivery_one_claims_it(quiet: Any, tmp_path: Path) -> None:
+    state = quiet.extensions["weather_metrics"]
+    admin = seed_org(quiet)["admin"]
+    client = quiet.test_client()
+    key = client.post("/api/keys", json={"name": "k"}, headers=admin.headers).get_json()["secret"]
+    hook = {"hook_url": "http://127.0.0.1:9/hook", "events": ["alert.triggered"], "secret": SECRET}
+    hook["organization_id"] = admin.user.organization_id
+    registered = client.post("/mcp/hooks/register", json=hook, headers={"X-API-Key": key})
+    assert registered.status_code == 201, registered.get_json()
+    at = int(time.time())
+    with quiet.app_context():
+        enqueue([registered.get_json()["id"]], "alert.triggered", {"event": "alert.triggered"}, at)
+        box, subscribers = state.webhooks.box, state.webhooks.subscribers
+        deliverers = [WebhookDeliverer(state.settings, box, subscribers) for _ in range(2)]
+        claimed = raced(tmp_path / "metrics.db", [lambda d=d: d._claim(at) for d in deliverers])
+    assert [delivery.attempts for delivery, _hook in filter(None, claimed)] == [1], claimed

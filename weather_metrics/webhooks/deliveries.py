@@ -292,7 +292,7 @@ class WebhookDeliverer:
         return WebhookDelivery.select(WebhookDelivery, Webhook).join(Webhook).where(due).order_by(*oldest)
 
     def _claim(self, at: int) -> tuple[WebhookDelivery, Webhook] | None:
-        """The oldest due delivery we could claim (read without the write lock), its attempt counted and leased to us."""
+        """The oldest due delivery we could claim (read without the write lock), its attempt counted, leased to us."""
         with self._claiming:  # our threads in turn: each reads the organizations the one before took
             for delivery in list(self._due(at).limit(CLAIM_CANDIDATES)):
                 pending = (WebhookDelivery.status == "pending") & (WebhookDelivery.attempts == delivery.attempts)
