@@ -23,6 +23,7 @@ from weather_metrics.webhooks.deliveries import Subscribers, enqueue
 log = logging.getLogger(__name__)
 
 IDLE_WAIT = 1.0  # seconds the evaluator thread sleeps when no rule is due
+CLAIM_CANDIDATES = 8  # due rules read at once; another process may claim some of them first
 
 
 FIRE, RESOLVE, KEEP = "fire", "resolve", "keep"
@@ -46,8 +47,9 @@ def _target(rule: AlertRule) -> Target:
 class AlertEvaluator:
     """Evaluates due rules: `run_once` evaluates one; `start` runs a thread around it.
 
-    Several processes may evaluate the same database: a rule is claimed by moving its
-    next_evaluation_at forward only if nobody moved it since it was read.
+    Several processes or hosts may evaluate the same database: a rule is claimed by moving
+    its next_evaluation_at forward only if nobody moved it since it was read, so each due
+    time is evaluated once (docs/scaling.md).
     """
 
     def __init__(
@@ -61,32 +63,22 @@ class AlertEvaluator:
         )
 
     def _claim(self, at: int) -> AlertRule | None:
-        """The enabled rule due longest, its next evaluation moved on; None when none is due."""
+        """The enabled rule due longest that we could claim, read afresh once claimed; None when none is due.
 
-        def due() -> Any:  # a new query each time: peewee keeps a query's first() result
-            return (
-                AlertRule.select()
-                .where((AlertRule.enabled == True) & (AlertRule.next_evaluation_at <= at))  # noqa: E712
-                .order_by(AlertRule.next_evaluation_at, AlertRule.id)
-            )
-
-        # A read first: an idle poll never takes the write lock (the event writer waits for it).
-        if not due().exists():
-            return None
-        with write_transaction():
-            while True:
-                rule = due().first()
-                if rule is None:
-                    return None
-                following = at + self._interval
-                claimed = (
-                    AlertRule.update(next_evaluation_at=following)
-                    .where((AlertRule.id == rule.id) & (AlertRule.next_evaluation_at == rule.next_evaluation_at))
-                    .execute()
-                )
-                if claimed:
-                    rule.next_evaluation_at = following
-                    return rule
+        Candidates are read without the write lock (an idle poll never takes it: the event
+        writer waits for it). Each claim is one UPDATE that moves next_evaluation_at on only
+        if it still holds the value read: of several processes or hosts, one claims a due
+        time, the others see no row changed and try the next candidate.
+        """
+        due = (AlertRule.enabled == True) & (AlertRule.next_evaluation_at <= at)  # noqa: E712 - peewee expression
+        oldest = (AlertRule.next_evaluation_at, AlertRule.id)
+        for rule in list(AlertRule.select().where(due).order_by(*oldest).limit(CLAIM_CANDIDATES)):
+            still_due = (AlertRule.id == rule.id) & (AlertRule.next_evaluation_at == rule.next_evaluation_at) & due
+            with write_transaction():
+                if AlertRule.update(next_evaluation_at=at + self._interval).where(still_due).execute():
+                    # Read again: what another process recorded before our claim (a fired state) counts.
+                    return AlertRule.get_or_none(AlertRule.id == rule.id)
+        return None
 
     def run_once(self, now: datetime) -> bool:
         """Evaluate the due rule with the oldest next_evaluation_at; False when none is due."""

@@ -55,6 +55,7 @@ EXPIRY_BATCH = 100
 SPACE_CHECK_INTERVAL = 1.0  # seconds between free-space checks of a job being built
 FINISH_TRIES = 5  # tries at recording a job's outcome before leaving it to its lease
 IDLE_WAIT = 0.5  # seconds a worker sleeps when no job is queued
+CLAIM_CANDIDATES = 8  # queued jobs read at once; another process may claim some of them first
 # Files of a job: <id>-<attempt>.<ext>, <id>-<attempt>.partial.<ext> and the <id>-<attempt>.work folder.
 JOB_FILE = re.compile(r"(?P<id>[0-9a-f-]{36})-(?P<attempt>\d+)(?P<kind>\.partial|\.work)?(\.[a-z]+)?")
 
@@ -131,26 +132,33 @@ class ReportRunner:
     # -- a worker's steps ------------------------------------------------------------------------
 
     def _claim(self, now: datetime) -> ReportJob | None:
-        """The oldest queued job, now 'running', leased and ours; None when nothing is queued."""
-        queued = ReportJob.select().where(ReportJob.status == "queued").order_by(ReportJob.created_at, ReportJob.id)
-        # A read first: an idle poll never takes the write lock (the event writer waits for it).
-        if not queued.exists():
-            return None
-        with write_transaction():
-            job = queued.first()
-            if job is None:
-                return None
-            ReportJob.update(
-                status="running",
-                progress=0,
-                attempts=ReportJob.attempts + 1,
-                started_at=_epoch(now),
-                heartbeat_at=int(self._clock()),
-                error=None,
-            ).where(ReportJob.id == job.id).execute()
-            claimed: ReportJob = ReportJob.get_by_id(job.id)
-        self._held.hold(claimed)
-        return claimed
+        """The oldest queued job that we could claim, now 'running', leased and ours; None when none is queued.
+
+        Candidates are read without the write lock (an idle poll never takes it). Each claim is
+        one UPDATE that holds only while the job is still queued: of several processes or hosts,
+        one builds each job (docs/scaling.md).
+        """
+        oldest = (ReportJob.created_at, ReportJob.id)
+        candidates = ReportJob.select().where(ReportJob.status == "queued").order_by(*oldest).limit(CLAIM_CANDIDATES)
+        for job in list(candidates):
+            with write_transaction():
+                claimed = (
+                    ReportJob.update(
+                        status="running",
+                        progress=0,
+                        attempts=ReportJob.attempts + 1,
+                        started_at=_epoch(now),
+                        heartbeat_at=int(self._clock()),
+                        error=None,
+                    )
+                    .where((ReportJob.id == job.id) & (ReportJob.status == "queued"))
+                    .execute()
+                )
+                fresh: ReportJob | None = ReportJob.get_by_id(job.id) if claimed else None
+            if fresh is not None:
+                self._held.hold(fresh)
+                return fresh
+        return None
 
     def _progress(self, job: ReportJob) -> Callable[[int], None]:
         """The builder's progress callback: notes the percentage, and stops a job that is lost or out of disk."""

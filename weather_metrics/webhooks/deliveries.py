@@ -40,6 +40,7 @@ BACKOFF_BASE = 30.0  # seconds before the second attempt
 BACKOFF_CAP = float(HOUR)
 JITTER = 0.2
 IDLE_WAIT = 0.5  # seconds a deliverer thread sleeps when nothing is due
+CLAIM_CANDIDATES = 8  # due deliveries read at once; another process may claim some of them first
 CACHE_SECONDS = 60.0  # subscribers are re-read at least this often, besides invalidation
 HEADER_SIGNATURE = "X-Webhook-Signature"
 HEADER_TIMESTAMP = "X-Webhook-Timestamp"
@@ -271,6 +272,7 @@ class WebhookDeliverer:
         self._lease = int(self._timeout * 2 + 60)
         self._sending: set[str] = set()  # organizations with an attempt in flight in this process
         self._sending_lock = threading.Lock()
+        self._claiming = threading.Lock()
         self._threads = StepThreads(
             "webhook",
             self._workers,
@@ -290,24 +292,22 @@ class WebhookDeliverer:
         return WebhookDelivery.select(WebhookDelivery, Webhook).join(Webhook).where(due).order_by(*oldest)
 
     def _claim(self, at: int) -> tuple[WebhookDelivery, Webhook] | None:
-        """The oldest due delivery of an enabled webhook, its attempt counted and leased to us."""
-        # A read first: an idle poll never takes the write lock (the event writer waits for it).
-        if not self._due(at).exists():
-            return None
-        with write_transaction():
-            while True:
-                delivery = self._due(at).first()
-                if delivery is None:
-                    return None
-                claimed = (
-                    WebhookDelivery.update(attempts=WebhookDelivery.attempts + 1, next_attempt_at=at + self._lease)
-                    .where((WebhookDelivery.id == delivery.id) & (WebhookDelivery.attempts == delivery.attempts))
-                    .execute()
-                )
-                if claimed:
+        """The oldest due delivery we could claim (read without the write lock), its attempt counted, leased to us."""
+        with self._claiming:  # our threads in turn: each reads the organizations the one before took
+            for delivery in list(self._due(at).limit(CLAIM_CANDIDATES)):
+                pending = (WebhookDelivery.status == "pending") & (WebhookDelivery.attempts == delivery.attempts)
+                still_due = (WebhookDelivery.id == delivery.id) & pending & (WebhookDelivery.next_attempt_at <= at)
+                with write_transaction():  # holds only while still pending at the attempt read: one sender
+                    counted = WebhookDelivery.update(
+                        attempts=WebhookDelivery.attempts + 1, next_attempt_at=at + self._lease
+                    )
+                    claimed = counted.where(still_due).execute()
+                    fresh = WebhookDelivery.get_by_id(delivery.id) if claimed else None
+                if fresh is not None:
                     with self._sending_lock:
                         self._sending.add(delivery.webhook.organization_id)
-                    return WebhookDelivery.get_by_id(delivery.id), delivery.webhook
+                    return fresh, delivery.webhook
+        return None
 
     def _send(self, delivery: WebhookDelivery, hook: Webhook, at: int) -> int:
         body, signature = signed_body(json.loads(delivery.payload), self.box.open(hook.secret_encrypted), at)
