@@ -96,8 +96,20 @@ def test_the_pages_need_someone_signed_in(site):
     for path in ("/exports", "/exports/jobs", "/exports/0/download"):
         answer = client.get(path)
         assert answer.status_code == 303 and answer.headers["Location"] == "/sign-in?next=" + path
-    assert client.post("/exports", data=form()).status_code in (303, 403)
+    assert client.post("/exports", data=form()).status_code == 403  # no token: refused before anything
+    token = TOKEN.search(client.get("/sign-in").text).group(1)  # type: ignore[union-attr]
+    answer = client.post("/exports", data={"csrf_token": token, **form()})
+    assert answer.status_code == 303 and answer.headers["Location"] == "/sign-in?next=/exports"
     assert all_jobs(site) == []
+
+
+def test_the_pages_allowance_of_exports_is_the_apis(site):
+    app = site["app"]
+    app.extensions["weather_metrics"].settings["export_rate_limit"] = "2 per hour"
+    client = browser_of(site, site["acme"]["developer"])
+    assert [send(client).status_code for _ in range(3)] == [303, 303, 429]
+    assert len(all_jobs(site)) == 2
+    assert client.get("/exports").status_code == 200  # the other pages still answer
 
 
 def test_a_form_without_this_browsers_token_is_refused_and_queues_nothing(site):

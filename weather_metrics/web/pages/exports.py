@@ -21,16 +21,18 @@ from weather_metrics.accounts.logins import BrowserLogin
 from weather_metrics.core import errors
 from weather_metrics.core.times import HOUR
 from weather_metrics.query.scope import scope_for
+from weather_metrics.reports import builder
 from weather_metrics.reports import jobs as reports
 from weather_metrics.store.models import Team, User
 from weather_metrics.web.api.reports import CHUNK_BYTES
+from weather_metrics.web.auth import client_ip
 from weather_metrics.web.limits import limiter
 from weather_metrics.web.pages import export_form
 from weather_metrics.web.pages.alerts import HTML, SEEN, SENT, _doc
 from weather_metrics.web.pages.blueprint import bp
 from weather_metrics.web.pages.dashboards import per_person
 from weather_metrics.web.pages.export_form import ExportForm
-from weather_metrics.web.pages.sessions import current_viewer, signed_in
+from weather_metrics.web.pages.sessions import current_viewer, signed_in, viewer
 from weather_metrics.web.services import services
 
 GONE = "No export of yours has this address: it expired, or is not one you may download."
@@ -39,7 +41,8 @@ STATUS_NAMES = {"queued": "Queued", "running": "Running", "done": "Done", "faile
 
 
 def _export_key() -> str:
-    return "page-export:" + current_viewer().user.id
+    login = viewer()
+    return "page-export:" + (login.user.id if login is not None else "ip:" + client_ip())
 
 
 # The API's allowance of exports per person (export_rate_limit); a 503 (disk low) spends none of it.
@@ -157,6 +160,25 @@ def _chunks(path: Path) -> Iterator[bytes]:
 
 # OpenAPI, merged into /openapi.json by web/docs.py: pages answer HTML, their errors too.
 SEEN_ALL = {code: why for code, why in SEEN.items() if code != "403"}  # every role may export
+JOBS = {
+    "type": "object",
+    "required": ["jobs"],
+    "properties": {"jobs": {"type": "array", "items": {"$ref": "#/components/schemas/ReportJob"}}},
+}
+DOWNLOAD = {"404": "No export of yours", "409": "Queued, running or failed", **SEEN_ALL}
+
+
+def _download_doc() -> dict[str, Any]:
+    operation = _doc("The file GET /api/reports/<id>/download serves, under the same rules", DOWNLOAD)
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    files = {content_type: binary for content_type, _ext in builder.FORMATS.values()}
+    operation["responses"] = {
+        "200": {"description": "The file, in the job's format", "content": files},
+        **operation["responses"],
+    }
+    return operation
+
+
 JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 PATHS: dict[str, dict[str, Any]] = {
     "/exports": {
@@ -179,16 +201,16 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             **_doc("The same exports as JSON, polled by the page while one is running", SEEN_ALL),
             "responses": {
-                "200": {"description": "{jobs: [the job as GET /api/reports/<id> shows it, ...]}"},
+                "200": {
+                    "description": "The jobs, each as GET /api/reports/<id> shows it, with page_download_url once done",
+                    "content": {"application/json": {"schema": JOBS}},
+                },
                 **{code: {"description": why, "content": HTML} for code, why in SEEN_ALL.items()},
             },
         }
     },
     "/exports/{job_id}/download": {
-        "get": _doc(
-            "The file GET /api/reports/<id>/download serves, under the same rules",
-            {"200": "The file", "404": "No export of yours", "409": "Queued, running or failed", **SEEN_ALL},
-        ),
+        "get": _download_doc(),
         "parameters": JOB_ID,
     },
 }
