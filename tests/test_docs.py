@@ -65,7 +65,8 @@ def test_every_operation_has_a_summary_one_declared_tag_and_its_security(client)
     assert used == set(declared), "a declared tag groups nothing"
 
 
-PAGE_PREFIXES = ("/dashboards", "/live/", "/alerts", "/admin/")  # pages behind the browser session
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+PAGE_PREFIXES = ("/dashboards", "/live/", "/alerts", "/admin/", "/exports")  # pages behind the browser session
 
 
 def test_each_surface_asks_for_its_own_credentials(client):
@@ -114,8 +115,10 @@ def test_every_answer_with_a_body_has_a_schema(client):
             assert response.get("content"), where
             for media_type, content in response["content"].items():
                 assert content.get("schema"), (where, media_type)
-            if path == "/live/ticket" and status == "201":  # the one page route a script reads: JSON
+            if (path, status) in (("/live/ticket", "201"), ("/exports/jobs", "200")):  # page routes scripts read
                 assert set(response["content"]) == {"application/json"}, where
+            elif (path, status) == ("/exports/{job_id}/download", "200"):  # the export file, as the API serves it
+                assert set(response["content"]) == {"text/csv; charset=utf-8", "application/pdf", XLSX}, where
             elif "Pages" in op["tags"]:  # pages answer errors as pages too
                 assert set(response["content"]) == {"text/html"}, where
             elif status.startswith(("4", "5")) and not path.startswith("/v1/health"):

@@ -65,6 +65,16 @@ def find_job(user: User, job_id: str, now: datetime | None = None) -> ReportJob:
     return job
 
 
+def list_jobs(user: User, now: datetime, limit: int = 50) -> list[ReportJob]:
+    """The unexpired jobs find_job would give `user` (theirs; an admin's organization's), newest first."""
+    query = ReportJob.select().where(
+        (ReportJob.organization == user.organization_id) & (ReportJob.expires_at > _epoch(now))
+    )
+    if user.role != "admin":
+        query = query.where(ReportJob.user == user.id)
+    return list(query.order_by(ReportJob.created_at.desc(), ReportJob.id).limit(limit))
+
+
 def job_view(job: ReportJob) -> dict[str, Any]:
     """The job as the API shows it."""
 
