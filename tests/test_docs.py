@@ -65,7 +65,7 @@ def test_every_operation_has_a_summary_one_declared_tag_and_its_security(client)
     assert used == set(declared), "a declared tag groups nothing"
 
 
-PAGE_PREFIXES = ("/dashboards", "/live/", "/alerts", "/admin/")  # pages behind the browser session
+PAGE_PREFIXES = ("/dashboards", "/live/", "/alerts", "/admin/", "/explore/")  # pages behind the browser session
 
 
 def test_each_surface_asks_for_its_own_credentials(client):
