@@ -81,7 +81,11 @@ def test_the_agent_explorer_shows_what_the_api_gives_the_same_person(site, who):
     assert [d["key"] for d in calls["datasets"]] == ["successes", "failures"]
     for dataset in calls["datasets"] + duration["datasets"]:
         assert dataset["values"] == [p[dataset["key"]] for p in body["series"]]
-    assert figure(shown.text, "calls") == str(body["totals"]["calls"]) == {"admin": "5", "manager": "4", "developer": "2"}[who]
+    assert (
+        figure(shown.text, "calls")
+        == str(body["totals"]["calls"])
+        == {"admin": "5", "manager": "4", "developer": "2"}[who]
+    )
     assert figure(shown.text, "success_rate") == f"{body['totals']['success_rate'] * 100:.1f} %"
     rows = re.findall(r'<tr data-agent="([^"]+)">', shown.text)
     assert rows == [a["agent_name"] for a in body["agents"]]
@@ -97,9 +101,18 @@ def test_the_productivity_explorer_shows_what_the_api_gives_the_same_person(site
     assert [d["label"] for d in chart["datasets"]] == [t["metric_type"] for t in body["totals"]]
     for dataset in chart["datasets"]:
         assert dataset["values"] == [p["metrics"].get(dataset["key"], {}).get("sum", 0) for p in body["series"]]
-    sums = dict(re.findall(r'<tr data-metric="([^"]+)">\s*<th[^>]*>[^<]*</th>\s*<td class="num" data-figure="sum">([^<]*)<', shown.text))
+    sums = dict(
+        re.findall(
+            r'<tr data-metric="([^"]+)">\s*<th[^>]*>[^<]*</th>\s*<td class="num" data-figure="sum">([^<]*)<', shown.text
+        )
+    )
     assert sums == {t["metric_type"]: f"{t['sum']:,.0f}" for t in body["totals"]}
-    assert sums == {"admin": {"commits": "18", "reviews": "4"}, "manager": {"commits": "18"}, "developer": {"commits": "8"}}[who]
+    assert (
+        sums
+        == {"admin": {"commits": "18", "reviews": "4"}, "manager": {"commits": "18"}, "developer": {"commits": "8"}}[
+            who
+        ]
+    )
 
 
 @pytest.mark.parametrize("who", ROLES)
@@ -113,7 +126,9 @@ def test_the_trends_page_shows_the_api_answer_and_its_insights(site, who):
     assert [d["key"] for d in chart["datasets"]] == [m["metric_type"] for m in body["metrics"]]
     for dataset, metric in zip(chart["datasets"], body["metrics"], strict=True):
         assert dataset["values"] == [p["total"] for p in metric["series"]]
-    insights = [unescape(text) for text in re.findall(r'<li class="insight[^"]*" data-kind="[^"]+">([^<]*)</li>', shown.text)]
+    insights = [
+        unescape(text) for text in re.findall(r'<li class="insight[^"]*" data-kind="[^"]+">([^<]*)</li>', shown.text)
+    ]
     assert insights == [i["message"] for i in body["insights"]] and insights  # new data: "new" insights at least
 
 

@@ -131,7 +131,9 @@ def test_the_agent_explorer_plots_the_api_figures_for_the_filters_of_its_form(br
     browser.find_element(By.ID, "end_date").send_keys(today.isoformat(), Keys.ENTER)
     wait_drawn(browser, lambda d: "aggregation=hour" in d.current_url)
     calls, duration = plotted(browser)
-    sent = parse_qsl(urlsplit(browser.current_url).query)  # every field: the page ignores empty ones, the API refuses them
+    sent = parse_qsl(
+        urlsplit(browser.current_url).query
+    )  # every field: the page ignores empty ones, the API refuses them
     query = urlencode([(name, value) for name, value in sent if value])
     assert "agent_name=reviewer" in query and "start_date=" in query
     answer = api(server, data.people["manager"], "/api/metrics/agents?" + query)
@@ -139,7 +141,10 @@ def test_the_agent_explorer_plots_the_api_figures_for_the_filters_of_its_form(br
     assert len(series) == 48 and answer["totals"]["calls"] == 3  # the manager's scope: the developer's reviewer
     assert calls["type"] == "bar" and duration["type"] == "line"
     assert calls["labels"] == [p["period"][:10] + " " + p["period"][11:16] for p in series]
-    assert [d["values"] for d in calls["datasets"]] == [[p["successes"] for p in series], [p["failures"] for p in series]]
+    assert [d["values"] for d in calls["datasets"]] == [
+        [p["successes"] for p in series],
+        [p["failures"] for p in series],
+    ]
     assert duration["datasets"][0]["values"] == [p["avg_duration_ms"] for p in series]
     assert sum(calls["datasets"][0]["values"]) + sum(calls["datasets"][1]["values"]) == 3
     assert browser.find_element(By.CSS_SELECTOR, '[data-figure="calls"]').text == "3"

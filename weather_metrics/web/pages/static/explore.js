@@ -29,7 +29,7 @@
       drawn.borderRadius = 2;
     } else {
       drawn.backgroundColor = colour + "33";
-      drawn.pointRadius = set.values.length > 40 ? 0 : 2;
+      drawn.pointRadius = set.values.length > 60 ? 1.5 : 2.5; // a lone period between gaps stays visible
       drawn.spanGaps = false;
     }
     return drawn;
