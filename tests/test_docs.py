@@ -66,7 +66,14 @@ def test_every_operation_has_a_summary_one_declared_tag_and_its_security(client)
 
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-PAGE_PREFIXES = ("/dashboards", "/live/", "/alerts", "/admin/", "/exports")  # pages behind the browser session
+PAGE_PREFIXES = (
+    "/dashboards",
+    "/live/",
+    "/alerts",
+    "/admin/",
+    "/exports",
+    "/explore/",
+)  # pages behind the browser session
 
 
 def test_each_surface_asks_for_its_own_credentials(client):

@@ -58,9 +58,8 @@ class ProductivityQuerySchema(MetricsQuerySchema):
     )
 
 
-def _scope_and_window(query: dict[str, Any]) -> tuple[Scope, Window]:
-    """The caller's scope narrowed to the asked user or team (403/404), and the query's window (400)."""
-    scope = caller_scope()
+def scope_and_window(scope: Scope, query: dict[str, Any]) -> tuple[Scope, Window]:
+    """`scope` narrowed to the asked user or team (403/404), and the query's window (400); pages use it too."""
     window = parse_window(
         query.get("start_date"),
         query.get("end_date"),
@@ -77,7 +76,7 @@ def _scope_and_window(query: dict[str, Any]) -> tuple[Scope, Window]:
 def read_agents() -> ResponseReturnValue:
     """Agent usage and durations in your scope: totals, per agent, and a series of periods."""
     query = load(AgentQuerySchema(), request.args.to_dict())
-    scope, window = _scope_and_window(query)
+    scope, window = scope_and_window(caller_scope(), query)
     return jsonify(
         org_metrics.agent_metrics(
             scope,
@@ -95,7 +94,7 @@ def read_agents() -> ResponseReturnValue:
 def read_productivity() -> ResponseReturnValue:
     """Productivity metrics in your scope: totals per type and a series of periods."""
     query = load(ProductivityQuerySchema(), request.args.to_dict())
-    scope, window = _scope_and_window(query)
+    scope, window = scope_and_window(caller_scope(), query)
     return jsonify(
         org_metrics.productivity_metrics(
             scope, window, metric_type=query.get("metric_type"), page=query["page"], limit=query["limit"]

@@ -10,11 +10,24 @@ from weather_metrics.web.pages import (
     admin_users,
     alerts,
     dashboards,
+    explore,
     exports,
     oidc,
     stats,
 )
 from weather_metrics.web.pages.blueprint import bp, compile_templates, error_page, wants_page
 
-ROUTE_MODULES = (account, admin, admin_keys, admin_teams, admin_users, alerts, dashboards, exports, oidc, stats)
+ROUTE_MODULES = (
+    account,
+    admin,
+    admin_keys,
+    admin_teams,
+    admin_users,
+    alerts,
+    dashboards,
+    explore,
+    exports,
+    oidc,
+    stats,
+)
 __all__ = ["ROUTE_MODULES", "bp", "compile_templates", "error_page", "wants_page"]

@@ -126,6 +126,11 @@ TEMPLATES = (
     "pages/alert_form.html",
     "pages/alert_delete.html",
     "pages/alert_history.html",
+    "pages/_explore.html",
+    "pages/explore_agents.html",
+    "pages/explore_productivity.html",
+    "pages/explore_trends.html",
+    "pages/explore_teams.html",
 )
 
 
