@@ -89,6 +89,22 @@ def _check_may_manage(user: User, scope: str, team_id: str | None, owner_id: str
             raise Forbidden("Only admins and managers of the team may change its dashboards")
 
 
+def may_manage(user: User, view: dict[str, Any]) -> bool:
+    """Whether `user` may change or delete a dashboard (its dashboard_view), by the rule PUT and DELETE apply."""
+    try:
+        _check_may_manage(user, view["scope"], view["team_id"], view["owner_id"])
+    except Forbidden:
+        return False
+    return True
+
+
+def creatable_scopes(user: User) -> tuple[str, ...]:
+    """The scopes `user` may create a dashboard in: team for admins and managers (of a team they are in)."""
+    if user.role == "admin":
+        return SCOPES
+    return ("user", "team") if user.role == "manager" else ("user",)
+
+
 def _team_for(user: User, scope: str, team_id: str | None) -> str | None:
     """The team id a dashboard of `scope` keeps: required for team scope, refused otherwise."""
     if scope != "team":

@@ -10,13 +10,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import jsonify, render_template
+from flask import jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from weather_metrics import dashboards
 from weather_metrics.core import errors
-from weather_metrics.store.models import Team
+from weather_metrics.accounts.logins import BrowserLogin
+from weather_metrics.store.models import Team, TeamMember
+from weather_metrics.web.pages import dashboard_form as forms
+from weather_metrics.web.pages.dashboard_form import Form
 from weather_metrics.web.auth import client_ip
 from weather_metrics.web.limits import limiter
 from weather_metrics.web.pages.account import _html_page
@@ -89,6 +92,9 @@ def period_label(period: str, aggregation: str) -> str:
     return period[:7] if aggregation == "month" else period[:10]
 
 
+DONE = {"deleted": "The dashboard is deleted."}  # ?done=... on the list: only these words
+
+
 def _team_names(organization_id: str) -> dict[str, str]:
     return {team.id: team.name for team in Team.select().where(Team.organization == organization_id)}
 
@@ -98,6 +104,11 @@ def _team_names(organization_id: str) -> dict[str, str]:
 @per_person
 def dashboard_list() -> str:
     """The dashboards the API lists for this person: their own, their teams' and the organization's."""
+    return list_page(**new_form_context(current_viewer()), done=DONE.get(request.args.get("done", "")))
+
+
+def list_page(**context: Any) -> str:
+    """The list, with the New dashboard form (`new_form`, `new_scopes`, `new_teams`) as given."""
     login = current_viewer()
     found = [dashboards.dashboard_view(d) for d in dashboards.list_dashboards(login.user)]
     return render_template(
@@ -105,7 +116,28 @@ def dashboard_list() -> str:
         dashboards=found,
         scope_names=SCOPE_NAMES,
         teams=_team_names(login.organization.id),
+        **context,
     )
+
+
+def team_choices(login: BrowserLogin) -> dict[str, str]:
+    """Team names by id a dashboard of this person may be shared with: admins every team, managers theirs."""
+    if login.role not in ("admin", "manager"):
+        return {}
+    query = Team.select().where(Team.organization == login.organization.id).order_by(Team.name)
+    if login.role != "admin":
+        query = query.where(Team.id.in_(TeamMember.select(TeamMember.team_id).where(TeamMember.user == login.user.id)))
+    return {team.id: team.name for team in query}
+
+
+def new_form_context(login: BrowserLogin, form: Form | None = None) -> dict[str, Any]:
+    """What the list page's New dashboard form needs: the scopes this role may create, and their teams."""
+    scopes = dashboards.creatable_scopes(login.user)
+    return {
+        "new_form": form or forms.blank_new(),
+        "new_scopes": {scope: SCOPE_NAMES[scope] for scope in scopes},
+        "new_teams": team_choices(login) if "team" in scopes else {},
+    }
 
 
 @bp.get("/dashboards/<dashboard_id>")
@@ -138,6 +170,7 @@ def dashboard(dashboard_id: str) -> str:
         },
         scope_names=SCOPE_NAMES,
         teams=_team_names(login.organization.id),
+        may_edit=dashboards.may_manage(login.user, data["dashboard"]),
     )
 
 
