@@ -213,3 +213,77 @@ def delete_dashboard(dashboard_id: str) -> ResponseReturnValue:
     except errors.OutOfScope as exc:
         raise Forbidden(f"{exc}.") from None
     return redirect(url_for("pages.dashboard_list", done="deleted"), 303)
+
+
+# OpenAPI, merged into /openapi.json by web/docs.py: pages answer HTML, their errors too.
+HTML = {"text/html": {"schema": {"type": "string"}}}
+SEEN = {"303": "Nobody signed in: to the sign-in page, then back", "429": "Too many requests"}
+MINE = {
+    "403": "A dashboard you see but may not change, as PUT /api/dashboards/<id> refuses it (a page)",
+    "404": "No dashboard of yours has this id (a page)",
+}
+SENT = {**SEEN, **MINE, "403": "Not yours to change, or a form without this browser's token (a page)"}
+REFUSED = {"400": "A field refused, as the API refuses it: the form again, the problem beside the field"}
+FORM = {
+    "required": True,
+    "content": {
+        "application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "required": ["csrf_token"], "properties": {"csrf_token": {"type": "string"}}}
+        }
+    },
+}
+ID = {"in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _doc(summary: str, answers: dict[str, str], form: bool = False) -> dict[str, Any]:
+    responses = {code: {"description": why, "content": HTML} for code, why in answers.items()}
+    operation = {"summary": summary, "tags": ["Pages"], "security": [{"browserSession": []}], "responses": responses}
+    return {**operation, "requestBody": FORM} if form else operation
+
+
+def _saving(summary: str, refused: bool = True) -> dict[str, Any]:
+    return _doc(summary, {"303": "Saved: on to the edit page", **(REFUSED if refused else {}), **SENT}, form=True)
+
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/dashboards/new": {
+        "post": _doc(
+            "Create a dashboard as POST /api/dashboards does",
+            {
+                "303": "Created: on to its edit page",
+                **REFUSED,
+                **SEEN,
+                "403": "A scope not yours, or a form without this browser's token (a page)",
+            },
+            form=True,
+        )
+    },
+    "/dashboards/{dashboard_id}/edit": {
+        "get": _doc(
+            "The forms of a dashboard: name, widgets' places, a widget to add", {"200": "The forms", **MINE, **SEEN}
+        ),
+        "post": _saving("Rename a dashboard or change its description, as PUT /api/dashboards/<id> does"),
+        "parameters": [{"name": "dashboard_id", **ID}],
+    },
+    "/dashboards/{dashboard_id}/layout": {
+        "post": _saving("Each widget's title and place, as PUT /api/dashboards/<id> with the layout does"),
+        "parameters": [{"name": "dashboard_id", **ID}],
+    },
+    "/dashboards/{dashboard_id}/widgets": {
+        "post": _saving("Add a widget, as PUT /api/dashboards/<id> with the layout and it does"),
+        "parameters": [{"name": "dashboard_id", **ID}],
+    },
+    "/dashboards/{dashboard_id}/widgets/{widget_id}/delete": {
+        "post": _saving("Remove a widget, as PUT /api/dashboards/<id> with the layout without it does", refused=False),
+        "parameters": [{"name": "dashboard_id", **ID}, {"name": "widget_id", **ID}],
+    },
+    "/dashboards/{dashboard_id}/delete": {
+        "get": _doc("Asks whether to delete a dashboard", {"200": "The question", **MINE, **SEEN}),
+        "post": _doc(
+            "Delete a dashboard as DELETE /api/dashboards/<id> does",
+            {"303": "Deleted: on to /dashboards", **SENT},
+            form=True,
+        ),
+        "parameters": [{"name": "dashboard_id", **ID}],
+    },
+}

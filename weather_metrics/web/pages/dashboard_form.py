@@ -142,7 +142,7 @@ def _row_field(path: str, prefix: str) -> str | None:
 
 def _widget(row: dict[str, Any]) -> dict[str, Any]:
     """A row back as the widget the API stores; an emptied place field is left out (Required)."""
-    widget = {key: row[key] for key in ("id", "type", "metric", "filters") if key in row}
+    widget: dict[str, Any] = {key: row[key] for key in ("id", "type", "metric", "filters") if key in row}
     widget["title"] = row["title"]
     widget["position"] = {k: _number(row[k]) for k in PLACE if row[k].strip() != ""}
     return widget

@@ -15,15 +15,15 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from weather_metrics import dashboards
-from weather_metrics.core import errors
 from weather_metrics.accounts.logins import BrowserLogin
+from weather_metrics.core import errors
 from weather_metrics.store.models import Team, TeamMember
-from weather_metrics.web.pages import dashboard_form as forms
-from weather_metrics.web.pages.dashboard_form import Form
 from weather_metrics.web.auth import client_ip
 from weather_metrics.web.limits import limiter
+from weather_metrics.web.pages import dashboard_form as forms
 from weather_metrics.web.pages.account import _html_page
 from weather_metrics.web.pages.blueprint import bp
+from weather_metrics.web.pages.dashboard_form import Form
 from weather_metrics.web.pages.sessions import current_viewer, signed_in, viewer
 from weather_metrics.web.pages.stats import CHART_JS
 from weather_metrics.web.services import services
