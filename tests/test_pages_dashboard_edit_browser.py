@@ -85,8 +85,13 @@ def test_a_developer_creates_a_dashboard_with_a_widget_and_sees_it_drawn(browser
         full_page_screenshot(browser, shots / f"edit-{width}.png", width)
         fits(browser, width)
     browser.get(f"{server.url}/dashboards/{board_id}")
-    chart = "const c = document.querySelector('[data-widget] canvas'); const g = c && window.Chart && Chart.getChart(c);"
-    drawn = wait_drawn(browser, lambda d: d.execute_script(chart + "return g ? {type: g.config.type, values: g.data.datasets[0].data} : null"))
+    chart = (
+        "const c = document.querySelector('[data-widget] canvas'); const g = c && window.Chart && Chart.getChart(c);"
+    )
+    drawn = wait_drawn(
+        browser,
+        lambda d: d.execute_script(chart + "return g ? {type: g.config.type, values: g.data.datasets[0].data} : null"),
+    )
     api = api_board(server, developer, board_id)["widgets"][0]
     assert drawn == {"type": "bar", "values": [point["value"] for point in api["data"]["series"]]}
     assert sum(drawn["values"]) == 13
