@@ -12,9 +12,7 @@ the pages refuses a form without this browser's token (403), whoever sends it.
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -321,7 +319,7 @@ def test_the_navigation_links_exactly_the_pages_the_visitor_may_open(site, who):
     shown = [(rule, url_of(site, rule, row)) for rule, row in PAGES.items() if row.expected(who) == 200]
     nav: set[str] = set()
     every: set[str] = set()
-    for rule, path in shown:
+    for _rule, path in shown:
         page = client.get(path)
         if page.mimetype == "text/html":
             links = Links(page.get_data(as_text=True))
