@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.stats
 	$(BIN)/python -m bench.pages
 	$(BIN)/python -m bench.org
+	$(BIN)/python -m bench.org_pages
 	$(BIN)/python -m bench.exports
 	$(BIN)/python -m bench.live
 	$(BIN)/python -m bench.hostile
