@@ -119,6 +119,7 @@ def site(service, acme, globex) -> Site:
         "core_dashboard": _dashboard(app, admin, "Core's", "team", core.id),
         "ops_dashboard": _dashboard(app, admin, "Ops's", "team", ops.id),
         "own_dashboard": _dashboard(app, acme["developer"].user, "Mine", "user"),
+        "widget_id": "w1",  # each dashboard's one widget
         "rule_id": _rule(app, admin, {"type": "organization"}),
         "core_rule": _rule(app, admin, {"type": "team", "id": core.id}),
         "job_id": _done_job(app, admin),
@@ -173,6 +174,9 @@ PAGES: dict[str, Row] = {
     # GET /api/dashboards, /api/dashboards/<id>/data: an organization's dashboard is everyone's in it.
     "/dashboards":                       members(200, 200, 200, 200, linked=True),
     "/dashboards/<dashboard_id>":        members(200, 200, 200, 404),
+    # PUT and DELETE /api/dashboards/<id>: an organization's dashboard is its admins' to change.
+    "/dashboards/<dashboard_id>/edit":   members(200, 403, 403, 404),
+    "/dashboards/<dashboard_id>/delete": members(200, 403, 403, 404),
     # GET /api/metrics/*, /api/analytics/productivity-trends: everyone; team-comparison: admins and managers.
     "/explore/agents":                   members(200, 200, 200, 200, linked=True),
     "/explore/productivity":             members(200, 200, 200, 200, linked=True),
@@ -202,6 +206,14 @@ EXTRA: dict[tuple[str, str], Row] = {
     ("/dashboards/<dashboard_id>", "a team's nobody calling is in"):
         members(200, 404, 404, 404, values={"dashboard_id": "ops_dashboard"}),
     ("/dashboards/<dashboard_id>", "the developer's own"):
+        members(404, 404, 200, 404, values={"dashboard_id": "own_dashboard"}),
+    ("/dashboards/<dashboard_id>/edit", "a team's: its manager's to change"):
+        members(200, 200, 403, 404, values={"dashboard_id": "core_dashboard"}),
+    ("/dashboards/<dashboard_id>/edit", "a team's nobody calling is in"):
+        members(200, 404, 404, 404, values={"dashboard_id": "ops_dashboard"}),
+    ("/dashboards/<dashboard_id>/edit", "the developer's own"):
+        members(404, 404, 200, 404, values={"dashboard_id": "own_dashboard"}),
+    ("/dashboards/<dashboard_id>/delete", "the developer's own"):
         members(404, 404, 200, 404, values={"dashboard_id": "own_dashboard"}),
     ("/alerts/<rule_id>/edit", "the manager's team's"):
         members(200, 200, 403, 404, values={"rule_id": "core_rule"}),
