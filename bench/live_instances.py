@@ -15,16 +15,47 @@ import json
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg2
+from websockets.sync.client import ClientConnection, connect
 
 from bench.postgresql import drop, recreate, url
-from tests.support import Server
-from tests.test_instances import collect, execution, seed, servers, token_of_headers
-from tests.test_ws import Socket
+from tests.support import TEST_JWT_SECRET, Server, http, seed_org
+from weather_metrics import create_app
 
 DATABASE = "weather_metrics_bench_live"
+SETTINGS: dict[str, Any] = {"workers": 2, "threads": 16, "metrics_ingest_rate_limit": "100000 per minute"}
+
+
+def seed(database_url: str) -> tuple[str, str]:
+    """An organization: its admin's access token and an API key."""
+    app = create_app({"database": database_url, "jwt_secret": TEST_JWT_SECRET, "password_time_cost": 2})
+    try:
+        admin = seed_org(app, "Bench")["admin"]
+        key = app.test_client().post("/api/keys", json={"name": "k"}, headers=admin.headers).get_json()["secret"]
+    finally:
+        app.extensions["weather_metrics"].close()
+    return admin.headers["Authorization"].split(" ", 1)[1], key
+
+
+def collect(server: Server, key: str) -> str:
+    """Post one execution; its batch id."""
+    stamp = datetime.now(UTC).isoformat()
+    item = {"agent_name": "a", "command": "c", "execution_time_ms": 10, "success": True, "timestamp": stamp}
+    status, _, body = http("POST", server.url + "/mcp/metrics/collect", [item], headers={"X-API-Key": key})
+    assert status == 201, body
+    return str(body["batch_id"])
+
+
+def subscribed(server: Server, token: str) -> ClientConnection:
+    ws = connect(f"{server.url.replace('http', 'ws', 1)}/ws?token={token}", proxy=None, max_queue=None)
+    ws.send(json.dumps({"type": "subscribe", "rooms": ["org"]}))
+    while json.loads(ws.recv(10))["type"] != "subscribed":
+        pass
+    return ws
 
 
 def reads_of_live_events(database_url: str) -> int:
@@ -42,13 +73,13 @@ def reads_of_live_events(database_url: str) -> int:
         conn.close()
 
 
-def delays(first: Server, second: Server, key: str, sock: Socket, posts: int) -> list[float]:
+def delays(second: Server, key: str, ws: ClientConnection, posts: int) -> list[float]:
     found = []
     for _ in range(posts):
         started = time.perf_counter()
-        batch_id = collect(second, key, [execution()])["batch_id"]
+        batch_id = collect(second, key)
         while True:
-            message = sock.next(10)
+            message = json.loads(ws.recv(10))
             if message["type"] == "metric_ingested" and message["data"]["batch_id"] == batch_id:
                 break
         found.append(time.perf_counter() - started)
@@ -64,19 +95,16 @@ def main(argv: list[str] | None = None) -> None:
     recreate(DATABASE)
     try:
         with tempfile.TemporaryDirectory() as folder:
-            admin, key = seed(url(DATABASE))
-            first, second = servers(Path(folder), url(DATABASE))
-            with first, second:
-                token = token_of_headers(admin)
-                sock, other = Socket(first, f"?token={token}"), Socket(second, f"?token={token}")
-                for each in (sock, other):
-                    each.subscribe("org")
-                measured = delays(first, second, key, sock, args.posts)
+            token, key = seed(url(DATABASE))
+            first, second = (Server(Path(folder) / name, **SETTINGS) for name in ("first.db", "second.db"))
+            for server in (first, second):
+                server.env["WEATHER_METRICS_DATABASE"] = url(DATABASE)
+                server.env["WEATHER_METRICS_EXPORT_DIR"] = str(Path(folder) / "exports")
+            with first, second, subscribed(first, token) as ws, subscribed(second, token):
+                measured = delays(second, key, ws, args.posts)
                 before = reads_of_live_events(url(DATABASE))
                 time.sleep(args.idle)
                 reads = reads_of_live_events(url(DATABASE)) - before
-                sock.close()
-                other.close()
     finally:
         drop(DATABASE)
     figures = {

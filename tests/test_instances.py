@@ -119,9 +119,7 @@ def test_an_alert_fired_by_one_instance_reaches_a_socket_on_the_other(pair: Pair
     assert alert["data"]["rule_id"] == rule["id"] and alert["data"]["rule_name"] == "Across", alert
 
 
-def test_a_dashboard_on_one_instance_updates_with_data_posted_to_the_other(
-    pair: Pair, socket_on_first: Socket
-) -> None:
+def test_a_dashboard_on_one_instance_updates_with_data_posted_to_the_other(pair: Pair, socket_on_first: Socket) -> None:
     layout = [{"id": "calls", "type": "number", "metric": "agents.calls", "position": {"x": 0, "y": 0, "w": 2, "h": 2}}]
     status, _, dashboard = http(
         "POST", pair.first.url + "/api/dashboards", {"name": "Live", "scope": "user", "layout": layout}, pair.admin
