@@ -32,6 +32,7 @@ from weather_metrics.live.hub import (
     message,
     text_frame,
 )
+from weather_metrics.live.wakeup import Wakeup
 from weather_metrics.query.scope import team_member_ids
 from weather_metrics.store.db import database, execute, reconnect, write_transaction
 from weather_metrics.store.models import AuthSession, User
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 
 POLL_SECONDS = 0.05
+LISTENING_POLL_SECONDS = 1.0  # on PostgreSQL a commit's NOTIFY wakes the relay; polling only catches lost ones
 IDLE_POLL_SECONDS = 0.5  # without sockets the relay only keeps its place
 HEARTBEAT_SECONDS = 20
 STALE_SECONDS = 90  # a connection row not seen for this long belongs to a dead process
@@ -110,6 +112,7 @@ class Relay:
         self._stop = threading.Event()
         self.closing = False  # set by drop_all: the process is shutting down
         self._threads: list[threading.Thread] = []
+        self._wakeup: Wakeup | None = None  # made by `start`, in the process that serves
 
     # -- reading events ------------------------------------------------------------------------
 
@@ -285,6 +288,7 @@ class Relay:
     # -- threads -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._wakeup = Wakeup()
         for name, target in (("ws-relay", self._relay_loop), ("ws-dashboards", self._dashboard_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(thread)
@@ -307,9 +311,19 @@ class Relay:
                     log.exception("relaying live events failed")
                     reconnect()
                 if not busy:
-                    self._stop.wait(POLL_SECONDS if len(self.hub) else IDLE_POLL_SECONDS)
+                    self._wait()
         finally:
+            if self._wakeup is not None:
+                self._wakeup.close_connection()
             database.close()
+
+    def _wait(self) -> None:
+        """Until the next read: a commit's notice (PostgreSQL), the poll interval, or the stop."""
+        assert self._wakeup is not None
+        if not len(self.hub):
+            self._wakeup.wait(IDLE_POLL_SECONDS, notices=False)
+        else:
+            self._wakeup.wait(LISTENING_POLL_SECONDS if self._wakeup.listening else POLL_SECONDS)
 
     def _dashboard_loop(self) -> None:
         database.connect(reuse_if_open=True)
@@ -340,12 +354,16 @@ class Relay:
         if self._stop.is_set():
             return
         self._stop.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
         with self._dashboard_lock:
             self._dashboard_lock.notify_all()
         self.drop_all()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
+        if self._wakeup is not None:
+            self._wakeup.close()
         try:
             with database.connection_context():
                 self.forget_process()
