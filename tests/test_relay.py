@@ -7,6 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg2
 import pytest
 from flask import Flask
 
@@ -339,3 +340,32 @@ def test_the_relay_listens_only_on_postgresql(relay: Relay) -> None:
         assert wakeup.listening is is_postgresql()
     finally:
         wakeup.close()
+
+
+def test_an_event_that_commits_after_a_later_one_is_still_sent(make_app, tmp_path):
+    """Two instances' writers: the one that took the lower id may commit second; the relay still reads it."""
+    url = databases.postgresql_location(tmp_path / "pg.db", fresh=True)
+    app = make_app(database=url, ws_public_interval_seconds=0.1)
+    app.extensions["weather_metrics"].relay.close()
+    relay = Relay(Hub(), app.extensions["weather_metrics"].settings, no_dashboards)
+    listener = client_of(None)
+    relay.hub.add(listener)
+    relay.hub.join(listener, "public")
+    other = psycopg2.connect(url)  # another instance's writer, in the middle of its transaction
+    try:
+        with database.connection_context():
+            relay.step()
+            with other.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO live_events (organization_id, type, team_id, payload, created_at)"
+                    " VALUES (NULL, %s, NULL, %s, 0)",
+                    (live.PUBLIC_INGESTED, json.dumps({"count": 5, "errors": 0, "timestamp": "t"})),
+                )
+            record(None, live.PUBLIC_INGESTED, {"count": 2, "errors": 0, "timestamp": "t"})  # a later id, first
+            relay.step()
+            other.commit()
+            time.sleep(0.2)  # the public room's interval
+            relay.step()
+    finally:
+        other.close()
+    assert [m["data"]["count"] for m in sent(listener)] == [2, 5]
