@@ -48,6 +48,7 @@ HEARTBEAT_SECONDS = 20
 # (two writers: two processes or hosts). Ids passed over are looked for again this long;
 # one never seen was rolled back.
 GAP_SECONDS = 30.0
+EVENT_COLUMNS = "id, organization_id, type, team_id, payload"
 MAX_GAP = 500  # at most this many ids looked for again; a wider jump is not a race of writers
 STALE_SECONDS = 90  # a connection row not seen for this long belongs to a dead process
 ACCOUNT_CHECK_SECONDS = 30
@@ -135,8 +136,7 @@ class Relay:
         rows = (
             self._late_rows()
             + execute(
-                "SELECT id, organization_id, type, team_id, payload FROM live_events WHERE id > ? ORDER BY id LIMIT 1000",
-                (self._last_id,),
+                f"SELECT {EVENT_COLUMNS} FROM live_events WHERE id > ? ORDER BY id LIMIT 1000", (self._last_id,)
             ).fetchall()
         )
         for row_id, organization_id, event_type, team_id, payload in rows:
@@ -166,8 +166,7 @@ class Relay:
             return []
         waiting = sorted(self._gaps)[:MAX_GAP]
         rows: list[tuple[Any, ...]] = execute(
-            "SELECT id, organization_id, type, team_id, payload FROM live_events"
-            f" WHERE id IN ({', '.join('?' * len(waiting))}) ORDER BY id",
+            f"SELECT {EVENT_COLUMNS} FROM live_events WHERE id IN ({', '.join('?' * len(waiting))}) ORDER BY id",
             waiting,
         ).fetchall()
         for row in rows:
