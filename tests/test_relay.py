@@ -1,21 +1,25 @@
-"""The relay and its bookkeeping, stepped by hand on a real SQLite file (no sockets)."""
+"""The relay and its bookkeeping, stepped by hand on a real database (no sockets), and its wake-up on PostgreSQL."""
 
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg2
 import pytest
 from flask import Flask
 
+from tests import databases
 from tests.support import Member
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.live import events as live
 from weather_metrics.live.hub import CLOSE_ACCOUNT, CLOSE_RIGHTS_CHANGED, CLOSE_TOO_SLOW, Client, Hub, text_frame
 from weather_metrics.live.protocol import client_for
 from weather_metrics.live.relay import Relay
-from weather_metrics.store.db import database, execute, write_transaction
+from weather_metrics.live.wakeup import Wakeup
+from weather_metrics.store.db import database, execute, is_postgresql, write_transaction
 from weather_metrics.web.errors import ApiProblem
 from weather_metrics.web.ws.admission import issue_ticket, redeem_ticket
 
@@ -284,3 +288,84 @@ def test_data_commits_even_when_its_live_notice_cannot_be_stored(app, acme, capl
         assert database.execute_sql("SELECT COUNT(*) FROM events").fetchone()[0] == 2
         assert database.execute_sql("SELECT COUNT(*) FROM productivity_metrics").fetchone()[0] == 1
     assert "sockets miss this commit" in caplog.text
+
+
+# --- waking on PostgreSQL's notices ----------------------------------------------------------------
+
+
+def heard_within(wakeup: Wakeup, seconds: float) -> bool:
+    """True when `wait` returned before its `seconds` were up: a notice woke it."""
+    started = time.monotonic()
+    wakeup.wait(seconds)
+    return time.monotonic() - started < seconds / 2
+
+
+def test_a_commit_recording_an_event_wakes_listeners_again_after_the_server_drops_them(make_app, tmp_path):
+    app = make_app(database=databases.postgresql_location(tmp_path / "pg.db", fresh=True))
+    app.extensions["weather_metrics"].relay.close()
+    wakeup = Wakeup()
+    try:
+        with database.connection_context():
+            wakeup.open()
+            assert wakeup.listening
+            record(None, live.PUBLIC_INGESTED, {"count": 1, "errors": 0, "timestamp": "t"})
+            assert heard_within(wakeup, 20), "a commit's notice did not wake the listener"
+            assert not heard_within(wakeup, 0.5), "woken without a commit"
+            with database.atomic():  # a rolled-back event tells nobody
+                live.record(None, live.PUBLIC_INGESTED, {"count": 1, "errors": 0, "timestamp": "t"})
+                database.rollback()
+            assert not heard_within(wakeup, 1), "woken by a rolled-back event"
+
+            ended = databases.admin_rows(  # what a server restart does to the listening connection
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query = 'LISTEN weather_metrics_live'"
+            )
+            assert ended and all(ok for (ok,) in ended)
+            heard_within(wakeup, 5)  # the break wakes it: notices may have been lost, read now
+            assert not wakeup.listening
+            deadline = time.monotonic() + 30
+            while not wakeup.listening:  # opened again on a later wait
+                assert time.monotonic() < deadline, "the listening connection was not opened again"
+                wakeup.wait(0.5, notices=False)
+            record(None, live.PUBLIC_INGESTED, {"count": 1, "errors": 0, "timestamp": "t"})
+            assert heard_within(wakeup, 20), "no notice after the listening connection was opened again"
+    finally:
+        wakeup.close()
+
+
+def test_the_relay_listens_only_on_postgresql(relay: Relay) -> None:
+    wakeup = Wakeup()
+    try:
+        wakeup.open()
+        assert wakeup.listening is is_postgresql()
+    finally:
+        wakeup.close()
+
+
+def test_an_event_that_commits_after_a_later_one_is_still_sent(make_app, tmp_path):
+    """Two instances' writers: the one that took the lower id may commit second; the relay still reads it."""
+    url = databases.postgresql_location(tmp_path / "pg.db", fresh=True)
+    app = make_app(database=url, ws_public_interval_seconds=0.1)
+    app.extensions["weather_metrics"].relay.close()
+    relay = Relay(Hub(), app.extensions["weather_metrics"].settings, no_dashboards)
+    listener = client_of(None)
+    relay.hub.add(listener)
+    relay.hub.join(listener, "public")
+    other = psycopg2.connect(url)  # another instance's writer, in the middle of its transaction
+    try:
+        with database.connection_context():
+            relay.step()
+            with other.cursor() as cursor:
+                cursor.execute(
+                    "INSERT INTO live_events (organization_id, type, team_id, payload, created_at)"
+                    " VALUES (NULL, %s, NULL, %s, 0)",
+                    (live.PUBLIC_INGESTED, json.dumps({"count": 5, "errors": 0, "timestamp": "t"})),
+                )
+            record(None, live.PUBLIC_INGESTED, {"count": 2, "errors": 0, "timestamp": "t"})  # a later id, first
+            relay.step()
+            other.commit()
+            time.sleep(0.2)  # the public room's interval
+            relay.step()
+    finally:
+        other.close()
+    assert [m["data"]["count"] for m in sent(listener)] == [2, 5]

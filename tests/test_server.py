@@ -32,11 +32,12 @@ def stored_per_batch(database: Path) -> Counter[str]:
 class Stream:
     """Threads posting numbered batches until stopped; remembers which were acknowledged."""
 
-    def __init__(self, server: Server, threads: int = 4, size: int = 20) -> None:
+    def __init__(self, server: Server, threads: int = 4, size: int = 20, first: int = 0) -> None:
+        """`first`: the number of the first batch (streams to several servers number theirs apart)."""
         self.server, self.size = server, size
         self.acked: list[int] = []
         self.statuses: Counter[int] = Counter()
-        self._next = iter(range(1_000_000))
+        self._next = iter(range(first, first + 1_000_000))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run) for _ in range(threads)]

@@ -1,9 +1,10 @@
 """Live events: what WebSocket clients are told, written beside the data it reports.
 
 Writers call `record` inside the transaction that stores what the event reports, so an
-event exists exactly when its data committed. Every worker process reads the table
-after commit (see `relay.Relay`) and fans each event out to its own sockets: whichever
-process accepted the data, every socket of the right room hears of it.
+event exists exactly when its data committed. Every worker process, on every host, reads
+the table after commit (see `relay.Relay`; on PostgreSQL a NOTIFY at commit wakes it, see
+`wakeup`) and fans each event out to its own sockets: whichever process accepted the
+data, every socket of the right room hears of it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from weather_metrics.core.times import iso
+from weather_metrics.live import wakeup
 from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.db import database, execute
 
@@ -47,6 +49,7 @@ def record(
             now or int(datetime.now(UTC).timestamp()),
         ),
     )
+    wakeup.notify()  # PostgreSQL delivers it at commit: every instance's relay reads the event at once
 
 
 def batch_recorder(clock: Callable[[], float] | None = None) -> Callable[[list[PendingBatch]], None]:

@@ -32,6 +32,7 @@ from weather_metrics.live.hub import (
     message,
     text_frame,
 )
+from weather_metrics.live.wakeup import Wakeup
 from weather_metrics.query.scope import team_member_ids
 from weather_metrics.store.db import database, execute, reconnect, write_transaction
 from weather_metrics.store.models import AuthSession, User
@@ -40,8 +41,15 @@ log = logging.getLogger(__name__)
 
 
 POLL_SECONDS = 0.05
+LISTENING_POLL_SECONDS = 1.0  # on PostgreSQL a commit's NOTIFY wakes the relay; polling only catches lost ones
 IDLE_POLL_SECONDS = 0.5  # without sockets the relay only keeps its place
 HEARTBEAT_SECONDS = 20
+# On PostgreSQL a transaction may take its event's id before another's and commit after it
+# (two writers: two processes or hosts). Ids passed over are looked for again this long;
+# one never seen was rolled back.
+GAP_SECONDS = 30.0
+EVENT_COLUMNS = "id, organization_id, type, team_id, payload"
+MAX_GAP = 500  # at most this many ids looked for again; a wider jump is not a race of writers
 STALE_SECONDS = 90  # a connection row not seen for this long belongs to a dead process
 ACCOUNT_CHECK_SECONDS = 30
 TEAM_CACHE_SECONDS = 10
@@ -100,6 +108,7 @@ class Relay:
         self._dashboard_interval = float(settings["ws_dashboard_interval_seconds"])
         self._teams = TeamMembers()
         self._last_id: int | None = None
+        self._gaps: dict[int, float] = {}  # ids passed over (see `_skipped`) -> until when to look for them
         self._public = {"count": 0, "errors": 0}
         self._public_due = 0.0
         self._dashboards: dict[tuple[str, str], float] = {}  # (org, dashboard id) -> when to send
@@ -110,6 +119,7 @@ class Relay:
         self._stop = threading.Event()
         self.closing = False  # set by drop_all: the process is shutting down
         self._threads: list[threading.Thread] = []
+        self._wakeup: Wakeup | None = None  # made by `start`, in the process that serves
 
     # -- reading events ------------------------------------------------------------------------
 
@@ -119,21 +129,49 @@ class Relay:
             # Nobody listens: keep the place current, so a first subscriber is not sent a backlog.
             self._last_id = execute("SELECT COALESCE(MAX(id), 0) FROM live_events").fetchone()[0]
             self._public = {"count": 0, "errors": 0}
+            self._gaps.clear()
             return False
         if self._last_id is None:
             self._last_id = execute("SELECT COALESCE(MAX(id), 0) FROM live_events").fetchone()[0]
-        rows = execute(
-            "SELECT id, organization_id, type, team_id, payload FROM live_events WHERE id > ? ORDER BY id LIMIT 1000",
-            (self._last_id,),
-        ).fetchall()
+        rows = (
+            self._late_rows()
+            + execute(
+                f"SELECT {EVENT_COLUMNS} FROM live_events WHERE id > ? ORDER BY id LIMIT 1000", (self._last_id,)
+            ).fetchall()
+        )
         for row_id, organization_id, event_type, team_id, payload in rows:
-            self._last_id = row_id
+            self._skipped(row_id)
             try:
                 self._dispatch(organization_id, event_type, team_id, json.loads(payload))
             except Exception:  # noqa: BLE001 - one bad event must not stop the others
                 log.exception("live event %s could not be sent", row_id)
         self._flush_public()
         return bool(rows)
+
+    def _skipped(self, row_id: int) -> None:
+        """Move the place to `row_id`, remembering the ids passed over: their transactions may commit later."""
+        assert self._last_id is not None
+        if row_id <= self._last_id:
+            return  # a late one
+        if row_id - self._last_id <= MAX_GAP:
+            until = time.monotonic() + GAP_SECONDS
+            self._gaps.update(dict.fromkeys(range(self._last_id + 1, row_id), until))
+        self._last_id = row_id
+
+    def _late_rows(self) -> list[tuple[Any, ...]]:
+        """Events with ids passed over that have committed since; ids not seen within GAP_SECONDS are given up."""
+        now = time.monotonic()
+        self._gaps = {row_id: until for row_id, until in self._gaps.items() if until > now}
+        if not self._gaps:
+            return []
+        waiting = sorted(self._gaps)[:MAX_GAP]
+        rows: list[tuple[Any, ...]] = execute(
+            f"SELECT {EVENT_COLUMNS} FROM live_events WHERE id IN ({', '.join('?' * len(waiting))}) ORDER BY id",
+            waiting,
+        ).fetchall()
+        for row in rows:
+            del self._gaps[row[0]]
+        return rows
 
     def _dispatch(self, organization_id: str | None, event_type: str, team_id: str | None, payload: Any) -> None:
         if event_type == live.PUBLIC_INGESTED:
@@ -285,6 +323,7 @@ class Relay:
     # -- threads -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._wakeup = Wakeup()
         for name, target in (("ws-relay", self._relay_loop), ("ws-dashboards", self._dashboard_loop)):
             thread = threading.Thread(target=target, name=name, daemon=True)
             self._threads.append(thread)
@@ -307,9 +346,19 @@ class Relay:
                     log.exception("relaying live events failed")
                     reconnect()
                 if not busy:
-                    self._stop.wait(POLL_SECONDS if len(self.hub) else IDLE_POLL_SECONDS)
+                    self._wait()
         finally:
+            if self._wakeup is not None:
+                self._wakeup.close_connection()
             database.close()
+
+    def _wait(self) -> None:
+        """Until the next read: a commit's notice (PostgreSQL), the poll interval, or the stop."""
+        assert self._wakeup is not None
+        if not len(self.hub):
+            self._wakeup.wait(IDLE_POLL_SECONDS, notices=False)
+        else:
+            self._wakeup.wait(LISTENING_POLL_SECONDS if self._wakeup.listening else POLL_SECONDS)
 
     def _dashboard_loop(self) -> None:
         database.connect(reuse_if_open=True)
@@ -340,12 +389,16 @@ class Relay:
         if self._stop.is_set():
             return
         self._stop.set()
+        if self._wakeup is not None:
+            self._wakeup.set()
         with self._dashboard_lock:
             self._dashboard_lock.notify_all()
         self.drop_all()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout)
+        if self._wakeup is not None:
+            self._wakeup.close()
         try:
             with database.connection_context():
                 self.forget_process()
