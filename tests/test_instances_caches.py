@@ -72,8 +72,19 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]
     with instance(path, url) as first, instance(path, url) as second:
         tokens = call(first, "POST", "/api/auth/login", {"email": email, "password": password})
         admin = {"Authorization": f"Bearer {tokens['access_token']}"}
-        widget = {"id": "calls", "type": "number", "metric": "agents.calls", "position": {"x": 0, "y": 0, "w": 6, "h": 4}}
-        board = call(first, "POST", "/api/dashboards", {"name": "Board", "layout": [{**widget, "filters": {"range": "30d"}}]}, admin)
+        widget = {
+            "id": "calls",
+            "type": "number",
+            "metric": "agents.calls",
+            "position": {"x": 0, "y": 0, "w": 6, "h": 4},
+        }
+        board = call(
+            first,
+            "POST",
+            "/api/dashboards",
+            {"name": "Board", "layout": [{**widget, "filters": {"range": "30d"}}]},
+            admin,
+        )
         yield Service(first, second, url, admin, {"X-API-Key": secret}, board["id"])
 
 
