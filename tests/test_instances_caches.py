@@ -10,6 +10,7 @@ instances at once stores one batch.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,10 +38,11 @@ class Service:
     admin: dict[str, str]
     key: dict[str, str]
     dashboard_id: str
+    org_id: str
 
 
-def seed(url: str) -> tuple[str, str, str]:
-    """An organization with an admin and an ingest key; their email, password and the key's secret."""
+def seed(url: str) -> tuple[str, str, str, str]:
+    """An organization with an admin and an ingest key: its id, the admin's email and password, the key's secret."""
     app = create_app({"database": url, "jwt_secret": TEST_JWT_SECRET, **CHEAP_ARGON2})
     try:
         with app.app_context():
@@ -49,7 +51,7 @@ def seed(url: str) -> tuple[str, str, str]:
             _, secret = accounts.create_api_key(org.id, "mcp server", admin.id)
     finally:
         app.extensions["weather_metrics"].close()
-    return admin.email, password, secret
+    return org.id, admin.email, password, secret
 
 
 def call(server: Server, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Any:
@@ -59,7 +61,7 @@ def call(server: Server, method: str, path: str, body: Any = None, headers: dict
 
 
 def instance(path: Path, url: str) -> Server:
-    server = Server(path, **CHEAP_ARGON2)
+    server = Server(path, webhook_allow_private=True, **CHEAP_ARGON2)
     server.env["WEATHER_METRICS_DATABASE"] = url  # this backend's, whichever the run is for
     return server
 
@@ -68,7 +70,7 @@ def instance(path: Path, url: str) -> Server:
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]:
     path = tmp_path / "metrics.db"
     url = str(path) if request.param == "sqlite" else databases.postgresql_location(path, fresh=True)
-    email, password, secret = seed(url)
+    org_id, email, password, secret = seed(url)
     with instance(path, url) as first, instance(path, url) as second:
         tokens = call(first, "POST", "/api/auth/login", {"email": email, "password": password})
         admin = {"Authorization": f"Bearer {tokens['access_token']}"}
@@ -85,7 +87,7 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]
             {"name": "Board", "layout": [{**widget, "filters": {"range": "30d"}}]},
             admin,
         )
-        yield Service(first, second, url, admin, {"X-API-Key": secret}, board["id"])
+        yield Service(first, second, url, admin, {"X-API-Key": secret}, board["id"], org_id)
 
 
 def post_execution(server: Server, key: dict[str, str], days_ago: int = SETTLED_DAYS_AGO) -> None:
@@ -162,3 +164,22 @@ def test_one_idempotency_key_sent_to_both_instances_at_once_stores_one_batch(ser
     assert [status for status, _ in answers] == [200, 200], answers
     assert answers[0][1] == answers[1][1]  # the replay gets the first one's answer
     assert figures(service, service.second)[0] == before + 2
+
+
+def test_a_webhook_registered_through_one_instance_hears_the_next_batch_of_the_other(service: Service) -> None:
+    post_execution(service.first, service.key)  # the first now knows the organization has no webhooks
+    body = {
+        "hook_url": "http://127.0.0.1:9/hook",  # nothing listens: the delivery is only recorded here
+        "events": ["metrics.collected"],
+        "organization_id": service.org_id,
+        "secret": "s" * 32,
+    }
+    hook = call(service.second, "POST", "/mcp/hooks/register", body, service.key)
+    post_execution(service.first, service.key)
+    deadline = time.monotonic() + 10  # the delivery is recorded just after the batch commits
+    while True:
+        found = call(service.second, "GET", f"/mcp/hooks/{hook['id']}/deliveries", headers=service.key)
+        if found["deliveries"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert [d["event"] for d in found["deliveries"]] == ["metrics.collected"]

@@ -21,7 +21,8 @@ PRODUCTIVITY_METRICS = "productivity_metrics"
 # Agent executions of settled days (before yesterday, see `SETTLED_MARGIN`), which change
 # only by late rows and pruning: raised far less often than AGENT_EXECUTIONS.
 AGENT_HISTORY = "agent_history"
-NAMES = (EVENTS, AGENT_EXECUTIONS, PRODUCTIVITY_METRICS, AGENT_HISTORY)
+WEBHOOKS = "webhooks"  # which webhooks exist and are enabled
+NAMES = (EVENTS, AGENT_EXECUTIONS, PRODUCTIVITY_METRICS, AGENT_HISTORY, WEBHOOKS)
 SETTLED_MARGIN = 3600  # seconds a host's clock may run ahead of the writing host's
 
 
