@@ -90,9 +90,9 @@ def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service]
         yield Service(first, second, url, admin, {"X-API-Key": secret}, board["id"], org_id)
 
 
-def post_execution(server: Server, key: dict[str, str], days_ago: int = SETTLED_DAYS_AGO) -> None:
+def execution(days_ago: int = SETTLED_DAYS_AGO) -> dict[str, Any]:
     moment = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days_ago)
-    item = {
+    return {
         "session_id": "s-1",
         "user_identifier": "admin@acme.test",
         "agent_name": "reviewer",
@@ -101,7 +101,10 @@ def post_execution(server: Server, key: dict[str, str], days_ago: int = SETTLED_
         "success": True,
         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    assert call(server, "POST", "/mcp/metrics/collect", item, key)["accepted"] == 1
+
+
+def post_execution(server: Server, key: dict[str, str], days_ago: int = SETTLED_DAYS_AGO) -> None:
+    assert call(server, "POST", "/mcp/metrics/collect", execution(days_ago), key)["accepted"] == 1
 
 
 def figures(service: Service, server: Server) -> tuple[int, int, int]:
@@ -145,15 +148,14 @@ def test_pruning_by_another_process_is_in_the_next_answer_of_both(service: Servi
         assert figures(service, server)[1:] == (1, 1)
 
 
-def test_one_idempotency_key_sent_to_both_instances_at_once_stores_one_batch(service: Service) -> None:
-    before = figures(service, service.first)[0]
-    body = {"events": [make_event(), make_event()]}
+def at_once(service: Service, path: str, body: Any, headers: dict[str, str]) -> list[tuple[int, Any]]:
+    """The same request sent to both instances at the same moment; both answers."""
     answers: list[tuple[int, Any]] = []
     start = threading.Barrier(2)
 
     def send(server: Server) -> None:
         start.wait()
-        status, _, answer = http("POST", server.url + "/v1/events", body, headers={"Idempotency-Key": "batch-0001"})
+        status, _, answer = http("POST", server.url + path, body, headers=headers)
         answers.append((status, answer))
 
     threads = [threading.Thread(target=send, args=(server,)) for server in (service.first, service.second)]
@@ -161,9 +163,20 @@ def test_one_idempotency_key_sent_to_both_instances_at_once_stores_one_batch(ser
         thread.start()
     for thread in threads:
         thread.join(60)
+    return answers
+
+
+def test_one_idempotency_key_sent_to_both_instances_at_once_stores_one_batch(service: Service) -> None:
+    calls, agents, _ = figures(service, service.first)
+    body = {"events": [make_event(), make_event()]}
+    answers = at_once(service, "/v1/events", body, {"Idempotency-Key": "batch-0001"})
     assert [status for status, _ in answers] == [200, 200], answers
     assert answers[0][1] == answers[1][1]  # the replay gets the first one's answer
-    assert figures(service, service.second)[0] == before + 2
+    executions = [execution(days_ago=0)] * 3
+    answers = at_once(service, "/mcp/metrics/collect", executions, {**service.key, "Idempotency-Key": "batch-0001"})
+    assert [status for status, _ in answers] == [201, 201], answers
+    assert answers[0][1] == answers[1][1]
+    assert figures(service, service.second)[:2] == (calls + 2, agents + 3)
 
 
 def test_a_webhook_registered_through_one_instance_hears_the_next_batch_of_the_other(service: Service) -> None:
