@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from tests import databases
 from tests.support import TEST_JWT_SECRET, Server, http, make_event
 from weather_metrics import create_app
 from weather_metrics.accounts import organizations as accounts
+from weather_metrics.store import versions
 from weather_metrics.store.db import database
 from weather_metrics.store.pruning import prune
 
@@ -196,3 +198,22 @@ def test_a_webhook_registered_through_one_instance_hears_the_next_batch_of_the_o
             break
         time.sleep(0.1)
     assert [d["event"] for d in found["deliveries"]] == ["metrics.collected"]
+
+
+def test_only_executions_of_settled_days_raise_their_version(app: Flask) -> None:
+    """Executions of today and yesterday keep the settled days' answers; a late one for an older day drops them."""
+    with app.app_context():
+        passwords = app.extensions["weather_metrics"].passwords
+        org, admin, _ = accounts.create_organization("Acme", "admin@acme.test", "Admin", passwords)
+        _, secret = accounts.create_api_key(org.id, "mcp server", admin.id)
+    client = app.test_client()
+
+    def history_after(days_ago: int) -> int:
+        response = client.post("/mcp/metrics/collect", json=execution(days_ago), headers={"X-API-Key": secret})
+        assert response.status_code == 201, response.get_json()
+        with app.app_context(), database.connection_context():
+            return versions.current(versions.AGENT_HISTORY)
+
+    settled = history_after(SETTLED_DAYS_AGO)
+    assert history_after(0) == settled
+    assert history_after(SETTLED_DAYS_AGO) == settled + 1
