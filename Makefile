@@ -56,6 +56,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.hostile
 	$(BIN)/python -m bench.postgresql
 	$(BIN)/python -m bench.transfer
+	$(BIN)/python -m bench.scaling
 
 # After changing a setting in weather_metrics/settings.py (a test fails until this is run).
 config-example: $(STAMP)

@@ -503,7 +503,6 @@ def test_delivery_time_check_refuses_localhost_even_when_registration_was_bypass
         hook = webhooks.register(
             org.id, registration(org, url), app.extensions["weather_metrics"].webhooks.box, datetime.now(UTC)
         )
-    app.extensions["weather_metrics"].webhooks.subscribers.invalidate(org.id)
     collect(app, org)
     deliveries(app, count=1)
     assert step(app, datetime.now(UTC))

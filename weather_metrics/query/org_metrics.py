@@ -23,6 +23,7 @@ from weather_metrics.core.times import DAY, HOUR, iso, zone
 from weather_metrics.query import spans
 from weather_metrics.query.scope import Scope
 from weather_metrics.query.windows import Window
+from weather_metrics.store import versions
 from weather_metrics.store.agents import SPANS
 from weather_metrics.store.db import binding, execute
 
@@ -41,23 +42,20 @@ def _query(sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
 class SettledRows:
     """Results of rollup queries over UTC days before yesterday, reused until those days change.
 
-    The rollups of `raw_table` change when `write_batches` adds rows (each with a higher id)
-    and when pruning drops days past retention. Every use looks for new ids and forgets
-    results for the days they fall in; pruning clears everything in its process, and `ttl`
-    bounds what another process's pruning leaves (a cold query costs up to a few hundred
-    ms on 10M executions, so it stays long). Yesterday and today, which
-    late executions still reach, are always read afresh. A result may hold a key twice
-    when its query spans both parts: callers add rows up by key.
+    Each result is kept with the data version `data` read before its query; every
+    transaction that changes those days (a late row for one, pruning) raises the version in
+    the database (store/versions.py), so a commit in any process or on any host makes the
+    next query here read afresh. Yesterday and today, which late executions still reach, are
+    always read afresh. A result may hold a key twice when its query spans both parts:
+    callers add rows up by key.
     """
 
-    def __init__(self, raw_table: str, max_rows: int = 100_000, ttl: float = 6.0 * HOUR) -> None:
-        self._raw = raw_table
+    def __init__(self, data: str, max_rows: int = 100_000) -> None:
+        self.data = data
         self._max_rows = max_rows
-        self._ttl = ttl
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[Any, ...], tuple[float, int, Rows]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[int, Rows]] = OrderedDict()
         self._rows = 0
-        self._seen: dict[int, int] = {}  # per binding of the database: the highest raw id accounted for
 
     def rows(self, sql: str, params: tuple[Any, ...], low: int, high: int, step: int) -> Rows:
         """The rows of `sql` for the range [low, high] (in steps of `step` seconds)."""
@@ -75,48 +73,33 @@ class SettledRows:
             self._rows = 0
 
     def _settled(self, sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
-        seen = self._refresh()
+        # The version is read before the rows: rows newer than it are kept under it at worst,
+        # which costs one more query once the version moves, never a stale answer.
+        version = versions.current(self.data)
         key = (binding(), sql, params, low, high)
         with self._lock:
             entry = self._entries.get(key)
-            if entry is not None and time.monotonic() - entry[0] < self._ttl:
+            if entry is not None and entry[0] == version:
                 self._entries.move_to_end(key)
-                return entry[2]
+                return entry[1]
         rows = _query(sql, params, low, high)
         with self._lock:
-            if self._seen.get(binding()) == seen:  # no new ids since the query began
+            old = self._entries.get(key)
+            if old is None or old[0] <= version:
                 self._drop(key)
-                self._entries[key] = (time.monotonic(), high, rows)
+                self._entries[key] = (version, rows)
                 self._rows += len(rows)
                 while self._rows > self._max_rows:
                     self._drop(next(iter(self._entries)))
         return rows
 
-    def _refresh(self) -> int:
-        """Forget results of days that got rows since the last look; the highest id now."""
-        opened = binding()
-        top = execute(f"SELECT COALESCE(MAX(id), 0) FROM {self._raw}").fetchone()[0]
-        with self._lock:
-            seen = self._seen.get(opened)
-        if seen == top:
-            return top
-        oldest = None  # unknown (first look, or ids restarted): forget everything
-        if seen is not None and top > seen:
-            oldest = execute(f"SELECT MIN(hour) FROM {self._raw} WHERE id > ?", (seen,)).fetchone()[0]
-        with self._lock:
-            for key, (_, high, _) in list(self._entries.items()):
-                if key[0] == opened and (oldest is None or high >= oldest // DAY * DAY):
-                    self._drop(key)
-            self._seen[opened] = top
-        return top
-
     def _drop(self, key: tuple[Any, ...]) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
-            self._rows -= len(entry[2])
+            self._rows -= len(entry[1])
 
 
-SETTLED = SettledRows("agent_executions")
+SETTLED = SettledRows(versions.AGENT_HISTORY)
 
 
 @dataclass(frozen=True)

@@ -186,12 +186,23 @@ def write_batches(
             if rows:
                 _write_rows(kind, rows)
                 stored += len(rows)
-        versions.bump(kind.table for kind, rows in by_kind.items() if rows)  # commits with the rows
+        versions.bump(_changed_versions(by_kind, now))  # commits with the rows
         stamped = _stamp_keys(api_keys, now)
         if within is not None:
             within(batches)
     _key_stamps.update(dict.fromkeys(stamped, now))  # only once committed
     return stored
+
+
+def _changed_versions(by_kind: dict[RowKind, list[tuple[Any, ...]]], now: int) -> list[str]:
+    """The data versions a commit of these rows raises: each kind's, and the settled agent days' if reached."""
+    names = [kind.table for kind, rows in by_kind.items() if rows]
+    for kind, rows in by_kind.items():
+        if kind.table == versions.AGENT_EXECUTIONS and rows:
+            hour = kind.columns.index("hour")
+            if min(row[hour] for row in rows) < versions.settled_before(now):
+                names.append(versions.AGENT_HISTORY)
+    return names
 
 
 _KEY_STAMP_SECONDS = 60

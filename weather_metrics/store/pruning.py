@@ -78,8 +78,6 @@ def prune_step(
             removed = model.delete().where(model.id.in_(doomed)).execute()
             if removed:
                 versions.bump([name])
-        if removed and model is AgentExecution:
-            _forget_settled()  # new rows may now reuse the pruned ids the cache keys on
         deleted += removed
         if removed == chunk:
             return deleted, True
@@ -98,20 +96,12 @@ def prune_step(
             removed = model.delete().where(doomed).execute()
             if removed:
                 changed.add(name)
+                changed.add(versions.AGENT_HISTORY if name == versions.AGENT_EXECUTIONS else name)
                 dropped += removed
         deleted += dropped
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()
         versions.bump(changed)
-    if dropped:
-        _forget_settled()
     return deleted, False
-
-
-def _forget_settled() -> None:
-    """Clear cached agent query results: pruning changed rows the cache assumed fixed."""
-    from weather_metrics.query.org_metrics import SETTLED
-
-    SETTLED.clear()
 
 
 def prune(now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int) -> int:

@@ -23,11 +23,13 @@ from weather_metrics.core.errors import NotFound, ServiceError
 from weather_metrics.core.times import HOUR, iso
 from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.runtime.prometheus import webhook_deliveries_total, webhooks_disabled_total
+from weather_metrics.store import versions
 from weather_metrics.store.batches import PendingBatch
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.models import Webhook, WebhookDelivery
 from weather_metrics.webhooks import transport
 from weather_metrics.webhooks.signing import SecretBox, signed_body
+from weather_metrics.webhooks.subscribers import Subscribers
 from weather_metrics.webhooks.transport import DeliveryError, Resolver
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,6 @@ BACKOFF_CAP = float(HOUR)
 JITTER = 0.2
 IDLE_WAIT = 0.5  # seconds a deliverer thread sleeps when nothing is due
 CLAIM_CANDIDATES = 8  # due deliveries read at once; another process may claim some of them first
-CACHE_SECONDS = 60.0  # subscribers are re-read at least this often, besides invalidation
 HEADER_SIGNATURE = "X-Webhook-Signature"
 HEADER_TIMESTAMP = "X-Webhook-Timestamp"
 HEADER_DELIVERY = "X-Webhook-Delivery"
@@ -86,6 +87,7 @@ def register(organization_id: str, body: dict[str, Any], box: SecretBox, now: da
     with write_transaction():
         if Webhook.select().where(Webhook.organization == organization_id).count() >= MAX_PER_ORGANIZATION:
             raise TooMany(f"An organization has at most {MAX_PER_ORGANIZATION} webhooks")
+        versions.bump([versions.WEBHOOKS])
         return Webhook.create(
             id=str(uuid.uuid4()),
             organization=organization_id,
@@ -114,6 +116,7 @@ def delete_hook(organization_id: str, hook_id: str) -> None:
     """Delete the webhook with its deliveries; NotFound when it is not the organization's."""
     with write_transaction():
         hook = find_hook(organization_id, hook_id)
+        versions.bump([versions.WEBHOOKS])
         WebhookDelivery.delete().where(WebhookDelivery.webhook == hook.id).execute()
         hook.delete_instance()
 
@@ -157,34 +160,6 @@ def recent_deliveries(hook: Webhook, limit: int) -> list[dict[str, Any]]:
         .limit(limit)
     )
     return [delivery_view(row) for row in rows]
-
-
-class Subscribers:
-    """Each organization's enabled webhook ids per event, cached for the writer thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, dict[str, list[str]]]] = {}
-
-    def invalidate(self, organization_id: str) -> None:
-        with self._lock:
-            self._cache.pop(organization_id, None)
-
-    def of(self, organization_id: str, event: str) -> list[str]:
-        with self._lock:
-            cached = self._cache.get(organization_id)
-        if cached is None or cached[0] < time.monotonic():
-            table: dict[str, list[str]] = {}
-            hooks = Webhook.select(Webhook.id, Webhook.events).where(
-                (Webhook.organization == organization_id) & (Webhook.enabled == True)  # noqa: E712 - peewee expression
-            )
-            for hook in hooks:
-                for name in json.loads(hook.events):
-                    table.setdefault(name, []).append(hook.id)
-            cached = (time.monotonic() + CACHE_SECONDS, table)
-            with self._lock:
-                self._cache[organization_id] = cached
-        return cached[1].get(event, [])
 
 
 def enqueue(hook_ids: list[str], event: str, payload: dict[str, Any], now: int) -> None:
@@ -383,12 +358,12 @@ class WebhookDeliverer:
             return None
         reason = f"disabled after {failures} consecutive failed deliveries; last error: {error}"
         Webhook.update(enabled=False, disabled_reason=reason).where(Webhook.id == hook.id).execute()
+        versions.bump([versions.WEBHOOKS])
         dropped = (
             WebhookDelivery.update(status="failed", finished_at=at, last_error="webhook disabled")
             .where((WebhookDelivery.webhook == hook.id) & (WebhookDelivery.status == "pending"))
             .execute()
         )
-        self.subscribers.invalidate(hook.organization_id)
         return int(dropped)
 
     # -- threads -------------------------------------------------------------------------------

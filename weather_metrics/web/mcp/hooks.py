@@ -60,7 +60,6 @@ def register_hook() -> ResponseReturnValue:
         hook = webhooks.register(organization_id, body, state.webhooks.box, datetime.now(UTC))
     except webhooks.TooMany as exc:
         raise ApiProblem(400, str(exc), {"hook_url": str(exc)}) from None
-    state.webhooks.subscribers.invalidate(organization_id)
     return jsonify({"status": "registered", **webhooks.hook_view(hook)}), 201
 
 
@@ -82,7 +81,6 @@ def delete_hook(hook_id: str) -> ResponseReturnValue:
     """Delete a webhook and its deliveries."""
     organization_id = _organization()
     webhooks.delete_hook(organization_id, hook_id)
-    _state().webhooks.subscribers.invalidate(organization_id)
     return "", 204
 
 
