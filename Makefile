@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.org_pages
 	$(BIN)/python -m bench.exports
 	$(BIN)/python -m bench.live
+	$(BIN)/python -m bench.live_instances
 	$(BIN)/python -m bench.hostile
 	$(BIN)/python -m bench.postgresql
 	$(BIN)/python -m bench.transfer
