@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -331,6 +332,24 @@ def test_a_commit_recording_an_event_wakes_listeners_again_after_the_server_drop
             assert heard_within(wakeup, 20), "no notice after the listening connection was opened again"
     finally:
         wakeup.close()
+
+
+def test_a_listening_connection_opened_past_descriptor_1024_still_wakes_the_relay(make_app, tmp_path):
+    """A busy worker holds many sockets: select() refused descriptors of 1024 and up, ending the relay's thread."""
+    app = make_app(database=databases.postgresql_location(tmp_path / "pg.db", fresh=True))
+    app.extensions["weather_metrics"].relay.close()
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    wakeup = Wakeup()
+    try:
+        with database.connection_context():
+            wakeup.open()
+            assert wakeup.listening and wakeup._conn.fileno() >= 1024
+            record(None, live.PUBLIC_INGESTED, {"count": 1, "errors": 0, "timestamp": "t"})
+            assert heard_within(wakeup, 20), "a commit's notice did not wake the listener"
+    finally:
+        wakeup.close()
+        for fd in held:
+            os.close(fd)
 
 
 def test_the_relay_listens_only_on_postgresql(relay: Relay) -> None:

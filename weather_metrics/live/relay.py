@@ -342,11 +342,12 @@ class Relay:
                     if time.monotonic() >= self._next_account_check:
                         self._next_account_check = time.monotonic() + ACCOUNT_CHECK_SECONDS
                         self.check_accounts(self.hub.clients())
+                    if not busy:
+                        self._wait()
                 except Exception:  # noqa: BLE001 - a failing database must not end the thread
                     log.exception("relaying live events failed")
                     reconnect()
-                if not busy:
-                    self._wait()
+                    self._stop.wait(1.0)  # a lasting failure is logged once a second, not in a spin
         finally:
             if self._wakeup is not None:
                 self._wakeup.close_connection()

@@ -65,12 +65,17 @@ class Wakeup:
         self.open()
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            watched = [self._read_end] + ([self._conn] if self._conn is not None else [])
-            ready, _, _ = select.select(watched, [], [], left)
+            # poll, not select: a busy worker's descriptors run past select's 1024
+            watched = select.poll()
+            watched.register(self._read_end, select.POLLIN)
+            listening = self._conn.fileno() if self._conn is not None else None
+            if listening is not None:
+                watched.register(listening, select.POLLIN)
+            ready = {fd for fd, _ in watched.poll(max(1, int(left * 1000)))}
             if self._read_end in ready:
                 self._drain_pipe()
                 return
-            if ready and self._drain_notices() and notices:
+            if listening in ready and self._drain_notices() and notices:
                 return
 
     def _drain_notices(self) -> bool:
