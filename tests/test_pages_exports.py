@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from html import unescape
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -182,6 +183,24 @@ def test_a_download_is_the_file_the_api_serves(site):
     for outsider in (site["acme"]["manager"], site["globex"]["admin"]):
         assert browser_of(site, outsider).get(f"/exports/{job_id}/download").status_code == 404
         assert api(site, outsider, "GET", f"/api/reports/{job_id}/download").status_code == 404
+
+
+def test_a_file_recorded_by_another_host_downloads_from_this_hosts_folder(site):
+    """A shared export folder may be mounted elsewhere on the host that built the file (docs/scaling.md)."""
+    developer = site["acme"]["developer"]
+    add_executions(site, developer)
+    client = browser_of(site, developer)
+    assert send(client, report_type="agents").status_code == 303
+    [(job_id, _)] = listed(client)
+    assert run_all(site) == 1
+    with site["app"].app_context():
+        job = ReportJob.get_by_id(job_id)
+        job.file_path = "/mnt/elsewhere/" + Path(job.file_path).name
+        job.save()
+    mine = client.get(f"/exports/{job_id}/download")
+    theirs = api(site, developer, "GET", f"/api/reports/{job_id}/download")
+    assert mine.status_code == theirs.status_code == 200
+    assert mine.data == theirs.data
 
 
 def add_executions(site: dict[str, Any], member: Member) -> None:

@@ -101,6 +101,15 @@ def job_view(job: ReportJob) -> dict[str, Any]:
     return view
 
 
+def stored_file(export_dir: Path, job: ReportJob) -> Path | None:
+    """A finished job's file, looked up by name in this host's export folder; None when it is gone.
+
+    A shared folder (docs/scaling.md) may be mounted elsewhere than on the host that built it.
+    """
+    path = export_dir / Path(job.file_path or "").name
+    return path if job.file_path and path.is_file() else None
+
+
 def download_name(organization: str, report_type: str, created_at: int, extension: str) -> str:
     """`<org>-<type>-<date><ext>` with only characters that are safe in a header and a file system."""
     day = datetime.fromtimestamp(created_at, UTC).strftime("%Y-%m-%d")

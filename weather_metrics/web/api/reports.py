@@ -83,10 +83,8 @@ def download_export(job_id: str) -> ResponseReturnValue:
     if job.status != "done":
         reason = f": {job.error}" if job.error else ""
         raise ApiProblem(409, f"Export job is {job.status}{reason}", {"status": job.status})
-    # Looked up by name in this host's export folder: a shared folder (docs/scaling.md) may be
-    # mounted elsewhere than on the host that built the file.
-    path = services().reports.export_dir / Path(job.file_path or "").name
-    if not job.file_path or not path.is_file():  # deleted by hand, or by expiry a moment ago
+    path = reports.stored_file(services().reports.export_dir, job)
+    if path is None:  # deleted by hand, or by expiry a moment ago
         raise ApiProblem(404, f"Export job {job_id} not found")
     headers = {
         "Content-Length": str(path.stat().st_size),

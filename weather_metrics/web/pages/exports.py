@@ -141,8 +141,8 @@ def download_export(job_id: str) -> ResponseReturnValue:
         raise NotFound(GONE) from None
     if job.status != "done":
         raise Conflict(f"This export is {job.status}{': ' + job.error if job.error else ''}: nothing to download yet.")
-    path = Path(job.file_path or "")
-    if not job.file_path or not path.is_file():
+    path = reports.stored_file(services().reports.export_dir, job)
+    if path is None:
         raise NotFound(GONE)
     headers = {
         "Content-Length": str(path.stat().st_size),
