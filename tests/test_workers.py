@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -18,7 +19,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_store import local_redis_url
-from tests.support import Server, http, make_event, raw_upgrade, sample, seed_org, seeded_database
+from tests.support import ROOT, Server, http, make_event, raw_upgrade, sample, seed_org, seeded_database
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +124,19 @@ def test_every_scrape_counts_every_worker_and_keeps_a_killed_workers_counts(tmp_
             text = str(http("GET", server.url + "/metrics")[2])
             assert sample(text, events, labels) == posted
             assert sample(text, "weather_metrics_websocket_connections") == left
+
+
+def test_a_reload_keeps_the_metrics_directory_and_multiprocess_mode(tmp_path: Path) -> None:
+    """SIGHUP runs the config file again in a master that has imported prometheus_client already."""
+    script = (
+        "import os, runpy, sys\n"
+        "first = runpy.run_path('weather_metrics/runtime/gunicorn_conf.py')\n"
+        "folder = os.environ['PROMETHEUS_MULTIPROC_DIR']\n"
+        "again = runpy.run_path('weather_metrics/runtime/gunicorn_conf.py')\n"
+        "print(first['MULTIPROCESS'], again['MULTIPROCESS'], os.environ['PROMETHEUS_MULTIPROC_DIR'] == folder)\n"
+    )
+    env = {**os.environ, "WEATHER_METRICS_DATABASE": str(tmp_path / "m.db"), "WEATHER_METRICS_JWT_SECRET": "s" * 48}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True", "True"]

@@ -24,8 +24,10 @@ import tempfile
 # it, settings included: so the mode cannot wait for the `workers` setting. A directory of this
 # start's own (mode 0700, empty), removed when the master exits. Imported as a module (`python:...`), the
 # package came first: the metrics stay per process, and the master says so once started.
-MULTIPROCESS = "prometheus_client" not in sys.modules
-if MULTIPROCESS:
+# A reload (SIGHUP) runs this file again in the same master: the directory of its first run stays
+# in use, by the workers it forks too, and so does the mode.
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_client" not in sys.modules
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ and MULTIPROCESS:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="weather-metrics-prometheus-")
     _MASTER = os.getpid()
     # Not on a worker's exit (a forked worker runs these too), and also when a bad setting stops the start.
