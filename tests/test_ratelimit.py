@@ -202,3 +202,14 @@ def test_refused_batches_are_logged_with_why_a_few_a_minute_per_address(make_app
     assert all("400 validation_failed" in line and "events[0].tool" in line for line in lines)
     assert sum("10.0.0.9" in line for line in lines) == 1
     assert not any("Not-A-Tool" in line or "value-never-logged" in line for line in lines)
+
+
+def test_the_shared_counters_are_named_after_the_database_without_its_password():
+    from weather_metrics.web.limits import key_prefix
+
+    def prefix(url: str) -> str:
+        return key_prefix({"database": url})
+
+    old, new = prefix("postgresql://svc:old-secret@db:5432/metrics"), prefix("postgresql://svc:new@db:5432/metrics")
+    assert old == new
+    assert old != prefix("postgresql://svc:old-secret@db:5432/other")

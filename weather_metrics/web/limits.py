@@ -12,7 +12,7 @@ from flask_limiter import Limiter
 
 from weather_metrics.core.shared_ratelimit import REDIS_OPTIONS
 from weather_metrics.runtime import prometheus
-from weather_metrics.store.db import resolved
+from weather_metrics.store.db import is_url, resolved, without_password
 from weather_metrics.web.auth import client_ip
 from weather_metrics.web.services import EXTENSION, services
 
@@ -94,8 +94,14 @@ def count_fallback(response: Response) -> Response:
 
 
 def key_prefix(settings: dict[str, Any]) -> str:
-    """Every process of one service shares its counters, and only them: they are named after its database."""
+    """Every process of one service shares its counters, and only them: they are named after its database.
+
+    A URL is named without its password: processes during a password change still share, and key
+    names in Redis carry no trace of it.
+    """
     named = resolved(settings["database"])
+    if is_url(named):
+        named = without_password(named)[0]
     return "weather_metrics:" + hashlib.sha256(named.encode()).hexdigest()[:16]
 
 
