@@ -581,3 +581,16 @@ def test_a_dripping_receiver_of_one_organization_does_not_delay_anothers(make_ap
     collect(app, globex)
     receiver.wait_for(1, seconds=5)  # not after Acme's 30-second attempts
     assert receiver.requests[0]["body"]["organization_id"] == globex.id
+
+
+def test_a_registration_does_not_wait_on_a_slow_name_server():
+    """A hook URL whose name server does not answer is accepted (each delivery checks it again), at once."""
+
+    def silent(*args: Any) -> list[tuple[Any, ...]]:
+        time.sleep(20)
+        return []
+
+    body = {"hook_url": "https://slow.example/hook", "events": ["alert.triggered"], "secret": "s" * 32}
+    started = time.monotonic()
+    assert "hook_url" not in webhooks.validation_problems(body, allow_private=False, resolver=silent)
+    assert time.monotonic() - started < 10

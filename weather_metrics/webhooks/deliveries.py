@@ -42,6 +42,7 @@ BACKOFF_BASE = 30.0  # seconds before the second attempt
 BACKOFF_CAP = float(HOUR)
 JITTER = 0.2
 IDLE_WAIT = 0.5  # seconds a deliverer thread sleeps when nothing is due
+REGISTRATION_DNS_SECONDS = 3.0  # a registration waits this long for DNS
 CLAIM_CANDIDATES = 8  # due deliveries read at once; another process may claim some of them first
 HEADER_SIGNATURE = "X-Webhook-Signature"
 HEADER_TIMESTAMP = "X-Webhook-Timestamp"
@@ -60,8 +61,8 @@ def validation_problems(body: Any, allow_private: bool, resolver: Resolver = soc
     url = body.get("hook_url")
     try:
         _scheme, host, port, _path = transport.parse_target(url)
-        if not allow_private:
-            transport.checked_addresses(host, port, allow_private, resolver)
+        if not allow_private:  # a slow name server must not hold the request: delivery checks again
+            transport.checked_addresses(host, port, allow_private, transport.within(REGISTRATION_DNS_SECONDS, resolver))
     except DeliveryError as exc:
         if url is None:
             problems["hook_url"] = "Required"

@@ -96,6 +96,30 @@ def resolve(host: str, port: int, resolver: Resolver = socket.getaddrinfo) -> li
     return addresses
 
 
+def within(seconds: float, resolver: Resolver) -> Resolver:
+    """`resolver`, giving up after `seconds` with OSError; the lookup ends in its own thread, unwaited for."""
+
+    def resolve_in_time(*args: Any) -> list[tuple[Any, ...]]:
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                outcome["answer"] = resolver(*args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                outcome["error"] = exc
+
+        lookup = threading.Thread(target=run, name="dns-lookup", daemon=True)
+        lookup.start()
+        lookup.join(seconds)
+        if lookup.is_alive():
+            raise OSError(f"no answer within {seconds:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["answer"]  # type: ignore[no-any-return]
+
+    return resolve_in_time
+
+
 def checked_addresses(
     host: str, port: int, allow_private: bool, resolver: Resolver = socket.getaddrinfo
 ) -> list[Address]:
