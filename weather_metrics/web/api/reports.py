@@ -86,6 +86,11 @@ def download_export(job_id: str) -> ResponseReturnValue:
     path = reports.stored_file(services().reports.export_dir, job)
     if path is None:  # deleted by hand, or by expiry a moment ago
         raise ApiProblem(404, f"Export job {job_id} not found")
+    return file_download(job, path)
+
+
+def file_download(job: Any, path: Path) -> Response:
+    """A finished export's file as a download (this API's and the exports page's)."""
     headers = {
         "Content-Length": str(path.stat().st_size),
         "Content-Disposition": f'attachment; filename="{job.file_name}"',  # safe characters only

@@ -8,12 +8,10 @@ running, because the runner tells no one when a job moves on.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from flask import Response, jsonify, redirect, render_template, request, url_for
+from flask import jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import Conflict, NotFound, ServiceUnavailable
 
@@ -24,7 +22,7 @@ from weather_metrics.query.scope import scope_for
 from weather_metrics.reports import builder
 from weather_metrics.reports import jobs as reports
 from weather_metrics.store.models import Team, User
-from weather_metrics.web.api.reports import CHUNK_BYTES
+from weather_metrics.web.api.reports import file_download
 from weather_metrics.web.auth import client_ip
 from weather_metrics.web.limits import limiter
 from weather_metrics.web.pages import export_form
@@ -144,18 +142,7 @@ def download_export(job_id: str) -> ResponseReturnValue:
     path = reports.stored_file(services().reports.export_dir, job)
     if path is None:
         raise NotFound(GONE)
-    headers = {
-        "Content-Length": str(path.stat().st_size),
-        "Content-Disposition": f'attachment; filename="{job.file_name}"',
-        "Cache-Control": "no-store",
-    }
-    return Response(_chunks(path), content_type=job.content_type, headers=headers)
-
-
-def _chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK_BYTES):
-            yield chunk
+    return file_download(job, path)
 
 
 # OpenAPI, merged into /openapi.json by web/docs.py: pages answer HTML, their errors too.
