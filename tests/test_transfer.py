@@ -330,3 +330,15 @@ def test_a_source_a_running_service_holds_is_refused(source: Source, target: str
 )
 def test_answers_compare_equal_within_the_last_decimal_only(left: Any, right: Any, equal: bool) -> None:
     assert parity.same(left, right) is equal
+
+
+@pytest.mark.parametrize("options", [(), ("--check-only",)])
+def test_a_target_url_libpq_cannot_read_is_refused_without_showing_its_password(
+    source: Source, tmp_path: Path, options: tuple[str, ...]
+) -> None:
+    """A password with a bare % (not percent-encoded) is quoted whole by libpq: it stays out of the output."""
+    url = "postgresql://postgres:pa%zzword@127.0.0.1:5432/postgres"
+    result = copy_command(tmp_path / "scratch.db", str(source.path), url, *options)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a message, not a traceback
+    assert "invalid percent-encoded token" in result.output
+    assert "zzword" not in result.output

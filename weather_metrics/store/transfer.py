@@ -176,8 +176,10 @@ def _open_target(target: str) -> None:
 
     try:
         db.open_database(target, max_connections=2)
+    except db.CannotOpen as exc:  # its message already hides the password
+        raise TransferError(str(exc)) from None
     except (RuntimeError, PeeweeError, psycopg2.Error) as exc:
-        raise TransferError(f"cannot use {db_name(target)}: {exc}".strip()) from None
+        raise TransferError(str(db.CannotOpen(target, exc))) from None  # the same, without the password
 
 
 def _copy_all(conn: sqlite3.Connection, target: str, progress: Callable[[TableCopied], None]) -> list[TableCopied]:
@@ -342,8 +344,8 @@ def _target_connection(target: str) -> Iterator[Any]:
 
     try:
         conn = psycopg2.connect(target, connect_timeout=10, application_name="weather_metrics transfer check")
-    except psycopg2.Error as exc:
-        raise TransferError(f"cannot connect to {db_name(target)}: {exc}".strip()) from None
+    except psycopg2.Error as exc:  # libpq may quote the password of a URL it cannot read
+        raise TransferError(str(db.CannotOpen(target, exc))) from None
     try:
         conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
         with conn.cursor() as cursor:

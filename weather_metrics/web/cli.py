@@ -107,7 +107,7 @@ def copy_to_postgresql(source: Path, target: str, check_only: bool) -> None:
         click.echo("checking      rows and contents of every table, then /v1/stats answers")
         differences = transfer.table_differences(source, target)
         differences += parity.answer_differences(source, target, datetime.now(UTC))
-    except transfer.TransferError as exc:
+    except (transfer.TransferError, db.CannotOpen) as exc:  # a server gone during the check: its message
         raise click.ClickException(str(exc)) from None
     for difference in differences:
         click.echo(f"differs       {difference.subject}: {difference.detail}", err=True)
