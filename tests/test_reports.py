@@ -755,6 +755,30 @@ def test_a_stray_line_on_the_child_s_output_is_skipped(app, client, acme, tmp_pa
     assert "hello from sitecustomize" in caplog.text  # logged, not taken for an outcome
 
 
+def test_the_childs_command_line_names_no_database_password(make_app, tmp_path, monkeypatch):
+    """Any user of the host can read a process's command line (ps, /proc): the URL goes by the environment."""
+    server = databases.SERVER.replace("://postgres@", "://postgres:hunter2-secret@")  # trust auth ignores it
+    url = databases.postgresql_location(tmp_path / "pg.db", fresh=True).replace(databases.SERVER, server, 1)
+    app = stopped(make_app(database=url, export_dir=str(tmp_path / "exports")))
+    admin = seed_org(app, "Acme")["admin"]
+    job = queued(app.test_client(), admin, "csv", "agents")
+    start, seen = runner_module.start_child, []
+
+    def watched(*args: Any) -> Any:
+        child = start(*args)
+        deadline = time.monotonic() + 10
+        while b"--job" not in (line := Path(f"/proc/{child.pid}/cmdline").read_bytes()):  # until it has run exec
+            assert time.monotonic() < deadline, line
+        seen.append(line)  # long before it exits: it starts Python and imports the service first
+        return child
+
+    monkeypatch.setattr(runner_module, "start_child", watched)
+    assert step_all(app) == 1
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.error) == ("done", None)  # the child reached the database
+    assert len(seen) == 1 and b"--job" in seen[0] and b"hunter2" not in seen[0]
+
+
 def test_a_child_killed_from_outside_spends_an_attempt_then_fails_saying_so(service, acme, monkeypatch, caplog):
     """The out-of-memory killer, or a signal to the child alone: retried once, then failed with the signal."""
     app = stopped(service())

@@ -79,6 +79,7 @@ def _message(line: bytes) -> dict[str, Any]:
     return {}
 
 
+DATABASE_VARIABLE = "WEATHER_METRICS_EXPORT_DATABASE"  # the database the runner gives its child
 MAIN = "import sys; from weather_metrics.reports.child import main; sys.exit(main(sys.argv[1:]))"
 
 
@@ -87,11 +88,13 @@ def start_child(
 ) -> subprocess.Popen[bytes]:
     """A child process building the job's file at `out`; read it with `follow`."""
     command = [
-        *(sys.executable, "-c", MAIN, "--database", database, "--job", job_id),
+        *(sys.executable, "-c", MAIN, "--job", job_id),
         *("--out", str(out), "--work", str(work), "--max-rows", str(max_rows), "--log-format", log_format),
     ]
     path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
+    # The database by the environment: any user of the host may read a command line, which a
+    # PostgreSQL URL's password must not be on; only the service's own user reads its environment.
+    env = {**os.environ, "PYTHONPATH": path, DATABASE_VARIABLE: database}
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
 
 
@@ -124,13 +127,15 @@ def say(message: dict[str, object]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m weather_metrics.reports.child", description=__doc__)
-    parser.add_argument("--database", required=True)
+    parser.add_argument("--database", default=os.environ.get(DATABASE_VARIABLE), help=f"default: ${DATABASE_VARIABLE}")
     parser.add_argument("--job", required=True, help="the job's id")
     parser.add_argument("--out", type=Path, required=True, help="the file to write")
     parser.add_argument("--work", type=Path, required=True, help="a folder for work files")
     parser.add_argument("--max-rows", type=int, required=True)
     parser.add_argument("--log-format", choices=("text", "json"), default="text", help="as the server's log_format")
     args = parser.parse_args(argv)
+    if not args.database:
+        parser.error(f"--database or ${DATABASE_VARIABLE} is required")
     configure_logging(args.log_format, "warning", "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s")
     _end_with_parent()
     os.umask(0o077)  # export files hold users' emails: readable by the service's user only
