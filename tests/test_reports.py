@@ -24,7 +24,7 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from tests import databases
-from tests.support import Member, assert_api_error, scraped, seed_org, seeded_database
+from tests.support import Member, assert_api_error, make_event, scraped, seed_org, seeded_database
 from tests.test_org_queries import add_executions, execution
 from weather_metrics.reports import builder as report_builder
 from weather_metrics.reports import formats
@@ -581,6 +581,45 @@ def test_a_job_whose_runner_stopped_beating_is_queued_again_and_the_first_runner
     assert row is not None and (row.status, row.attempts) == ("done", 2)
     assert [path.name for path in first.export_dir.glob(f"{job['id']}*")] == [f"{job['id']}-2.xlsx"]
     assert client.get(f"/api/reports/{job['id']}/download", headers=acme["admin"].headers).status_code == 200
+
+
+def test_a_hung_export_folder_holds_no_write_lock_while_a_stranded_job_is_settled(app, client, acme, monkeypatch):
+    """The shared export folder (NFS) that stops answering stops exports only: ingestion goes on meanwhile."""
+    job = queued(client, acme["admin"], "xlsx", "agents")
+    first, second = runner(app), ReportRunner(app.extensions["weather_metrics"].settings)
+    now = datetime.now(UTC)
+    with app.app_context():
+        assert first._claim(now) is not None  # then its host went away
+    remove, entered, hung = runner_module._remove, threading.Event(), threading.Event()
+
+    def on_a_hung_mount(path: Path) -> int:
+        entered.set()
+        hung.wait(30)
+        return remove(path)
+
+    monkeypatch.setattr(runner_module, "_remove", on_a_hung_mount)
+
+    def settle() -> None:
+        with app.app_context():
+            second.reclaim(now + timedelta(seconds=LEASE_SECONDS + 5))
+
+    settling = threading.Thread(target=settle)
+    settling.start()
+    try:
+        assert entered.wait(10)
+        answered: list[int] = []
+        posting = threading.Thread(
+            target=lambda: answered.append(client.post("/v1/events", json={"events": [make_event()]}).status_code)
+        )
+        posting.start()
+        posting.join(10)
+        assert answered == [200]  # committed while the folder still hangs
+    finally:
+        hung.set()
+        settling.join(30)
+    posting.join(30)
+    row = job_row(app, job["id"])
+    assert row is not None and (row.status, row.attempts) == ("queued", 1)
 
 
 def test_expiry_also_removes_a_job_stuck_running(app, client, acme):

@@ -308,25 +308,33 @@ class ReportRunner:
 
     def reclaim(self, now: datetime) -> int:
         """Queue again (or fail, after MAX_ATTEMPTS) running jobs whose lease ran out; count settled."""
-        given_up: list[str] = []  # the formats of the jobs failed here, counted once committed
+        stranded: list[ReportJob] = []  # the jobs settled here (another runner may settle some first)
         with write_transaction():
-            stranded = list(
-                ReportJob.select().where(
-                    (ReportJob.status == "running")
-                    & (ReportJob.heartbeat_at.is_null() | (ReportJob.heartbeat_at < _epoch(now) - LEASE_SECONDS))
-                )
+            expired = ReportJob.select().where(
+                (ReportJob.status == "running")
+                & (ReportJob.heartbeat_at.is_null() | (ReportJob.heartbeat_at < _epoch(now) - LEASE_SECONDS))
             )
-            for job in stranded:
-                self._remove_files(job)
+            for job in list(expired):
                 if job.attempts < MAX_ATTEMPTS:
                     changes: dict[str, Any] = {"status": "queued", "progress": 0, "started_at": None}
                 else:
                     error = RUNNER_STOPPED.format(job.attempts)
                     changes = {"status": "failed", "error": error, "finished_at": _epoch(now)}
-                    given_up.append(job.format)
-                ReportJob.update(**changes).where(
-                    (ReportJob.id == job.id) & (ReportJob.attempts == job.attempts) & (ReportJob.status == "running")
-                ).execute()
+                if (
+                    ReportJob.update(**changes)
+                    .where(
+                        (ReportJob.id == job.id)
+                        & (ReportJob.attempts == job.attempts)
+                        & (ReportJob.status == "running")
+                    )
+                    .execute()
+                ):
+                    stranded.append(job)
+        # Once committed: the write lock is not held while a shared folder (NFS) takes its time, or hangs.
+        # A later attempt names its files after its own number, so these are the stopped attempt's alone.
+        for job in stranded:
+            self._remove_files(job)
+        given_up = [job.format for job in stranded if job.attempts >= MAX_ATTEMPTS]
         for job in stranded:
             if job.attempts < MAX_ATTEMPTS:
                 log.warning("export job %s lost its runner (attempt %d): queued again", job.id, job.attempts)
