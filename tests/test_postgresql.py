@@ -335,3 +335,31 @@ def test_rows_copied_in_arrive_exactly_as_given(make_app, pg_url):
         stored = db.execute("SELECT key, body_hash, response, created_at FROM idempotency_keys").fetchall()
     assert sorted(stored) == sorted(rows)
     assert db.copy_text(None) == "\\N" and db.copy_text(0.1) == "0.1" and db.copy_text(True) == "1"
+
+
+def test_the_write_lock_of_a_session_gone_quiet_mid_transaction_is_freed(make_app, pg_url, monkeypatch):
+    """A host that stops mid-transaction (power cut, network partition) leaves its session waiting for the next
+    statement: the server ends it after IDLE_TRANSACTION_SECONDS, and with it the write lock every host needs."""
+    monkeypatch.setattr(db, "IDLE_TRANSACTION_SECONDS", 2)
+    client = make_app(database=pg_url).test_client()
+    inside, release = threading.Event(), threading.Event()
+
+    def gone_quiet() -> None:
+        try:
+            with db.database.connection_context(), db.write_transaction():
+                inside.set()
+                release.wait(60)
+        except Exception:  # noqa: BLE001 - the server ended this session: what the test is about
+            pass
+
+    quiet = threading.Thread(target=gone_quiet)
+    quiet.start()
+    try:
+        assert inside.wait(10)
+        response = client.post("/v1/events", json={"events": [make_event()]})
+        assert response.status_code == 200, response.get_json()  # committed while the quiet one still waits
+    finally:
+        release.set()
+        quiet.join(30)
+    with db.database.connection_context():
+        assert db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1

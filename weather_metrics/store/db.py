@@ -242,6 +242,13 @@ def _connect_or_explain(url: str) -> None:
         raise CannotOpen(url, exc) from None
 
 
+# A session that waits this long for its next statement inside a transaction is ended by the server: a
+# host that stopped mid-transaction (a power cut, a network partition) would otherwise keep the write
+# lock, and every host's writes waiting, until TCP gives up on it (two hours by default on Linux).
+# The service's own transactions never wait between statements for more than moments.
+IDLE_TRANSACTION_SECONDS = 60
+
+
 def _postgresql(url: str, max_connections: int, read_only: bool) -> PooledPostgresqlDatabase:
     """A pool on the server the URL names; every transaction commits synchronously (ack = durable)."""
     from psycopg2 import ProgrammingError
@@ -252,7 +259,9 @@ def _postgresql(url: str, max_connections: int, read_only: bool) -> PooledPostgr
     except ProgrammingError as exc:  # not a URL libpq can read: "invalid dsn: ..."
         raise CannotOpen(url, exc) from None
     name = params.pop("dbname", None) or params.get("user") or "postgres"
-    options = [params.pop("options", ""), "-c synchronous_commit=on"]
+    # The idle limit first, so that a URL's own options may change it; synchronous commits stay.
+    idle = f"-c idle_in_transaction_session_timeout={IDLE_TRANSACTION_SECONDS * 1000}"
+    options = [idle, params.pop("options", ""), "-c synchronous_commit=on"]
     if read_only:
         options.append("-c default_transaction_read_only=on")
     params["options"] = " ".join(option for option in options if option)
