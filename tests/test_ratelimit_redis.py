@@ -119,6 +119,22 @@ def test_a_redis_url_that_is_not_one_stops_start_up() -> None:
             load_settings({"redis_url": url}, environ={})
 
 
+@pytest.mark.parametrize(
+    ("setting", "url"),
+    [
+        ("redis_url", "redis://:s3cret-pw@:6379/0"),  # no host
+        ("redis_url", "redis://:s3cret-pw@127.0.0.1:63790x/0"),  # a port that is not a number
+        ("redis_url", "http://user:s3cret-pw@127.0.0.1:6379"),
+        ("rate_limit_storage", "rediss+sentinel://:s3cret-pw@127.0.0.1:26379/main"),
+    ],
+)
+def test_a_url_that_is_refused_at_start_up_is_named_without_its_password(setting: str, url: str) -> None:
+    with pytest.raises(SettingsError, match=f"setting '{setting}'") as refused:
+        load_settings({setting: url}, environ={})
+    assert "s3cret" not in str(refused.value)  # the password stays out of logs
+    assert ":6379" in str(refused.value) or "127.0.0.1" in str(refused.value)  # the rest says which URL it was
+
+
 def test_a_redis_that_does_not_answer_stops_start_up(make_app) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(
         SettingsError, match=r"setting 'redis_url': Redis does not answer at redis://127\.0\.0\.1"

@@ -375,7 +375,7 @@ def _check_together(settings: dict[str, Any]) -> None:
     ):
         raise SettingsError(
             "setting 'rate_limit_storage': must be memory:// or a redis://host:port URI, "
-            f"got {settings['rate_limit_storage']!r}"
+            f"got {shown_url(settings['rate_limit_storage'])!r}"
         )
     _check_redis_url(settings["redis_url"])
     secret = settings["jwt_secret"]
@@ -392,7 +392,14 @@ def _check_redis_url(url: str) -> None:
         if url and (not url.startswith(("redis://", "rediss://")) or not parse_url(url).get("host")):
             raise ValueError("must be redis://host:port/db or rediss://…")
     except ValueError as exc:
-        raise SettingsError(f"setting 'redis_url': {exc}, got {url!r}") from None
+        raise SettingsError(f"setting 'redis_url': {exc}, got {shown_url(url)!r}") from None
+
+
+def shown_url(url: str) -> str:
+    """A URL without its user, password and query (which may hold one), for messages and logs."""
+    scheme, separator, rest = url.partition("://")
+    where, slash, path = rest.partition("?")[0].partition("/")
+    return scheme + separator + where.rpartition("@")[2] + slash + path
 
 
 def require_secret(settings: dict[str, Any]) -> str:

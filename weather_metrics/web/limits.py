@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter
 
 from weather_metrics.core.shared_ratelimit import REDIS_OPTIONS
 from weather_metrics.runtime import prometheus
+from weather_metrics.settings import shown_url
 from weather_metrics.store.db import is_url, resolved, without_password
 from weather_metrics.web.auth import client_ip
 from weather_metrics.web.services import EXTENSION, services
@@ -105,7 +105,4 @@ def key_prefix(settings: dict[str, Any]) -> str:
     return "weather_metrics:" + hashlib.sha256(named.encode()).hexdigest()[:16]
 
 
-def shown(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+shown = shown_url  # a Redis URL without its password, for messages
