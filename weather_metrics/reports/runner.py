@@ -320,28 +320,18 @@ class ReportRunner:
                 else:
                     error = RUNNER_STOPPED.format(job.attempts)
                     changes = {"status": "failed", "error": error, "finished_at": _epoch(now)}
-                if (
-                    ReportJob.update(**changes)
-                    .where(
-                        (ReportJob.id == job.id)
-                        & (ReportJob.attempts == job.attempts)
-                        & (ReportJob.status == "running")
-                    )
-                    .execute()
-                ):
+                ours = (ReportJob.id == job.id) & (ReportJob.attempts == job.attempts) & (ReportJob.status == "running")
+                if ReportJob.update(**changes).where(ours).execute():
                     stranded.append(job)
         # Once committed: the write lock is not held while a shared folder (NFS) takes its time, or hangs.
         # A later attempt names its files after its own number, so these are the stopped attempt's alone.
         for job in stranded:
             self._remove_files(job)
-        given_up = [job.format for job in stranded if job.attempts >= MAX_ATTEMPTS]
-        for job in stranded:
             if job.attempts < MAX_ATTEMPTS:
                 log.warning("export job %s lost its runner (attempt %d): queued again", job.id, job.attempts)
             else:
                 _log_failed(job, RUNNER_STOPPED.format(job.attempts))
-        for export_format in given_up:
-            exports_total.labels(export_format, "failed").inc()
+                exports_total.labels(job.format, "failed").inc()
         return len(stranded)
 
     def expire_step(self, now: datetime) -> bool:
