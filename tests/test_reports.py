@@ -818,6 +818,18 @@ def test_the_childs_command_line_names_no_database_password(make_app, tmp_path, 
     assert len(seen) == 1 and b"--job" in seen[0] and b"hunter2" not in seen[0]
 
 
+def test_a_child_leaves_nothing_in_the_servers_metrics_folder(app, client, acme, tmp_path, monkeypatch):
+    """Under gunicorn every worker's metrics are files in one folder, read at each scrape; no child's are."""
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))  # as gunicorn_conf.py sets it for the workers
+    job = queued(client, acme["admin"], "csv", "agents")
+    assert step_all(app) == 1
+    row = job_row(app, job["id"])
+    assert row is not None and row.status == "done"
+    assert sorted(path.name for path in folder.iterdir()) == []
+
+
 def test_a_child_killed_from_outside_spends_an_attempt_then_fails_saying_so(service, acme, monkeypatch, caplog):
     """The out-of-memory killer, or a signal to the child alone: retried once, then failed with the signal."""
     app = stopped(service())

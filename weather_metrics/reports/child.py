@@ -95,6 +95,9 @@ def start_child(
     # The database by the environment: any user of the host may read a command line, which a
     # PostgreSQL URL's password must not be on; only the service's own user reads its environment.
     env = {**os.environ, "PYTHONPATH": path, DATABASE_VARIABLE: database}
+    # The child counts nothing /metrics shows: without this, each one would leave its files in the
+    # workers' metrics folder (prometheus_client's multiprocess mode), read by every scrape until a restart.
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
 
 
