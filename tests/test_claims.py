@@ -9,6 +9,7 @@ then claim in turn: exactly one may win.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -29,6 +30,7 @@ from weather_metrics.alerts.evaluator import AlertEvaluator
 from weather_metrics.reports.jobs import create_job
 from weather_metrics.reports.runner import ReportRunner
 from weather_metrics.store.db import WRITE_LOCK, database
+from weather_metrics.store.models import WebhookDelivery
 from weather_metrics.webhooks.deliveries import WebhookDeliverer, enqueue
 
 ROUNDS = 3
@@ -267,3 +269,30 @@ def test_of_two_deliverers_reading_one_due_delivery_one_claims_it(quiet: Any, tm
         deliverers = [WebhookDeliverer(state.settings, box, subscribers) for _ in range(2)]
         claimed = raced(tmp_path / "metrics.db", [lambda d=d: d._claim(at) for d in deliverers])
     assert [delivery.attempts for delivery, _hook in filter(None, claimed)] == [1], claimed
+
+
+def test_an_attempt_that_ends_after_its_lease_leaves_the_next_claim_alone(quiet: Any) -> None:
+    state = quiet.extensions["weather_metrics"]
+    admin = seed_org(quiet)["admin"]
+    client = quiet.test_client()
+    key = client.post("/api/keys", json={"name": "k"}, headers=admin.headers).get_json()["secret"]
+    hook = {"hook_url": "http://127.0.0.1:9/hook", "events": ["alert.triggered"], "secret": SECRET}
+    hook["organization_id"] = admin.user.organization_id
+    registered = client.post("/mcp/hooks/register", json=hook, headers={"X-API-Key": key})
+    assert registered.status_code == 201, registered.get_json()
+    at = int(time.time())
+    with quiet.app_context():
+        enqueue([registered.get_json()["id"]], "alert.triggered", {"event": "alert.triggered"}, at)
+        box, subscribers = state.webhooks.box, state.webhooks.subscribers
+        slow, other = (WebhookDeliverer(state.settings, box, subscribers) for _ in range(2))
+        first = slow._claim(at)
+        assert first is not None
+        later = at + slow._lease + 1  # the first attempt's lease has run out: another host claims it
+        second = other._claim(later)
+        assert second is not None and second[0].attempts == 2
+        other._record(*second, later, {"attempt": 2, "error": None, "status_code": 200}, retry=False)
+        failed = {"attempt": 1, "error": "timed out", "status_code": None}
+        slow._record(*first, later + 5, failed, retry=True)  # the first attempt ends at last
+        stored = WebhookDelivery.get_by_id(first[0].id)
+    assert (stored.status, stored.attempts, stored.last_error) == ("delivered", 2, None)
+    assert [entry["attempt"] for entry in json.loads(stored.attempt_log)] == [2]

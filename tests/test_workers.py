@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_store import local_redis_url
@@ -140,3 +141,34 @@ def test_a_reload_keeps_the_metrics_directory_and_multiprocess_mode(tmp_path: Pa
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "True", "True"]
+
+
+def test_build_info_names_only_the_workers_alive(tmp_path: Path) -> None:
+    """A worker gone with a reload takes its labels with it: /metrics never names two versions."""
+    worker = (
+        "import sys\n"
+        "from weather_metrics.runtime.prometheus import build_info\n"
+        "build_info.labels(sys.argv[1], '3.11', 'sqlite', '3').set(1)\n"
+        "import os; print(os.getpid())\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+
+    def run(version: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", worker, version], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+    multiprocess.mark_process_dead(run("1.0"), str(tmp_path))  # as gunicorn_conf.child_exit does
+    run("1.1")  # its replacement, still running as far as the files say
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, str(tmp_path))
+    text = generate_latest(registry).decode()
+    build = [
+        s.labels["version"]
+        for f in text_string_to_metric_families(text)
+        if f.name == "weather_metrics_build_info"
+        for s in f.samples
+    ]
+    assert build == ["1.1"], build

@@ -54,12 +54,13 @@ events_received_total = Counter(
 
 
 # Set by each app, not here: a value set at import in gunicorn's master would stay in its file, and a
-# PostgreSQL service would also show database="sqlite". "max": every worker of one start says the same.
+# PostgreSQL service would also show database="sqlite". "livemax": every live worker says the same,
+# and a worker gone with a reload (SIGHUP after an upgrade) takes its old labels with it.
 build_info = Gauge(
     "weather_metrics_build_info",
     "Always 1: the version of the service, its Python and its database",
     ["version", "python_version", "database", "sqlite_version"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",
 )
 
 

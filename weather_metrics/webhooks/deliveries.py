@@ -337,8 +337,16 @@ class WebhookDeliverer:
         else:
             changes.update(status="failed", finished_at=at)
         disabled: int | None = None
+        ours = (WebhookDelivery.id == delivery.id) & (WebhookDelivery.status == "pending")
+        ours &= WebhookDelivery.attempts == delivery.attempts  # not claimed again since: our lease held
         with write_transaction():
-            WebhookDelivery.update(**changes).where(WebhookDelivery.id == delivery.id).execute()
+            if not WebhookDelivery.update(**changes).where(ours).execute():
+                log.warning(
+                    "webhook delivery %s: attempt %d ended after its lease; not recorded",
+                    delivery.id,
+                    delivery.attempts,
+                )
+                return
             if changes.get("status") == "delivered":
                 Webhook.update(consecutive_failures=0).where(Webhook.id == hook.id).execute()
             elif changes.get("status") == "failed":
