@@ -53,6 +53,20 @@ CREATE TABLE IF NOT EXISTS tool_hourly (
     PRIMARY KEY (hour, tool)
 );
 
+-- The same per tool and UTC day (schema version 11): a period reads its whole days here and
+-- only its other hours above.
+CREATE TABLE IF NOT EXISTS tool_daily (
+    day BIGINT NOT NULL,
+    tool TEXT NOT NULL,
+    calls BIGINT NOT NULL,
+    errors BIGINT NOT NULL,
+    timed_calls BIGINT NOT NULL,
+    response_time_sum DOUBLE PRECISION NOT NULL,
+    cache_hits BIGINT NOT NULL,
+    cache_misses BIGINT NOT NULL,
+    PRIMARY KEY (day, tool)
+);
+
 -- Log-scale response-time histogram per day (see weather_metrics/histogram.py).
 CREATE TABLE IF NOT EXISTS latency_daily (
     day BIGINT NOT NULL,

@@ -42,6 +42,20 @@ CREATE TABLE IF NOT EXISTS tool_hourly (
     PRIMARY KEY (hour, tool)
 );
 
+-- The same per tool and UTC day (schema version 11): a period reads its whole days here and
+-- only its other hours above.
+CREATE TABLE IF NOT EXISTS tool_daily (
+    day INTEGER NOT NULL,
+    tool TEXT NOT NULL,
+    calls INTEGER NOT NULL,
+    errors INTEGER NOT NULL,
+    timed_calls INTEGER NOT NULL,
+    response_time_sum REAL NOT NULL,
+    cache_hits INTEGER NOT NULL,
+    cache_misses INTEGER NOT NULL,
+    PRIMARY KEY (day, tool)
+) WITHOUT ROWID;
+
 -- Log-scale response-time histogram per day (see weather_metrics/histogram.py).
 CREATE TABLE IF NOT EXISTS latency_daily (
     day INTEGER NOT NULL,

@@ -231,10 +231,10 @@ def test_one_changed_row_fails_the_check_naming_its_table(
 
 def test_a_change_to_rollups_shows_in_the_stats_answers(source: Source, target: str, command: Any) -> None:
     assert command().exit_code == 0
-    target_rows(target, "UPDATE tool_hourly SET calls = calls + 1 WHERE tool = 'geocode'")
+    target_rows(target, "UPDATE tool_daily SET calls = calls + 1 WHERE tool = 'geocode'")
     check = command("--check-only")
     assert check.exit_code != 0
-    assert "differs       tool_hourly: the same" in check.output
+    assert "differs       tool_daily: the same" in check.output
     assert "differs       /v1/stats/overview?period=7d on " in check.output
 
 

@@ -17,7 +17,8 @@ from peewee import fn
 
 from weather_metrics.core.errors import ServiceError
 from weather_metrics.core.histogram import percentile_from_histogram
-from weather_metrics.core.times import DAY, iso
+from weather_metrics.core.times import iso
+from weather_metrics.query import tool_sums
 from weather_metrics.query.answers import AnswerCache
 from weather_metrics.store import versions
 from weather_metrics.store.db import database
@@ -28,7 +29,6 @@ from weather_metrics.store.events import (
     LatencyDaily,
     ServiceDaily,
     Session,
-    ToolHourly,
     ToolLatencyDaily,
     ToolLatencyWeekly,
     VersionDaily,
@@ -95,17 +95,6 @@ def _mean(total: float, count: int) -> float | None:
     return round(total / count, 1) if count else None
 
 
-def _tool_sums() -> list[Any]:
-    return [
-        fn.SUM(ToolHourly.calls).alias("calls"),
-        fn.SUM(ToolHourly.errors).alias("errors"),
-        fn.SUM(ToolHourly.timed_calls).alias("timed"),
-        fn.SUM(ToolHourly.response_time_sum).alias("rt_sum"),
-        fn.SUM(ToolHourly.cache_hits).alias("hits"),
-        fn.SUM(ToolHourly.cache_misses).alias("misses"),
-    ]
-
-
 def _day_entry(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "calls": row["calls"],
@@ -156,21 +145,8 @@ def _tool_entries(span: tuple[int, int], rows: list[dict[str, Any]]) -> list[dic
     return [_tool_entry(r["tool"], r, histograms.get(r["tool"], [])) for r in rows]
 
 
-def _tool_rows(span: tuple[int, int]) -> list[dict[str, Any]]:
-    return _fetch(
-        ToolHourly.select(ToolHourly.tool, *_tool_sums())
-        .where(ToolHourly.hour.between(*span))
-        .group_by(ToolHourly.tool)
-        .order_by(fn.SUM(ToolHourly.calls).desc(), ToolHourly.tool)
-        .dicts()
-    )
-
-
-_SUMS = ("calls", "errors", "timed", "rt_sum", "hits", "misses")  # the aliases of _tool_sums
-
-
 def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    return {k: sum(r[k] or 0 for r in rows) for k in _SUMS}
+    return {k: sum(r[k] or 0 for r in rows) for k in tool_sums.SUMS}
 
 
 @remembered
@@ -220,22 +196,6 @@ def _shares(
     return [{label: r["key"], "calls": r["calls"], "percentage": _rate(r["calls"], whole)} for r in rows]
 
 
-def _daily_rows(span: tuple[int, int], tool: str | None) -> list[dict[str, Any]]:
-    """Per UTC day with calls, in order: the sums of _tool_sums."""
-    where = ToolHourly.hour.between(*span)
-    if tool is not None:
-        where &= ToolHourly.tool == tool
-    # Summed per hour in SQL, in the primary key's order (no sort), and per day here: sorting the
-    # rows by a day expression for GROUP BY cost more than folding 24 rows a day.
-    hours = ToolHourly.select(ToolHourly.hour, *_tool_sums()).where(where).group_by(ToolHourly.hour)
-    days: dict[int, list[Any]] = {}
-    for hour, *sums in _tuples(hours):
-        into = days.setdefault(hour // DAY * DAY, [0] * len(sums))
-        for index, value in enumerate(sums):
-            into[index] += value
-    return [{"day": day, **dict(zip(_SUMS, sums, strict=True))} for day, sums in sorted(days.items())]
-
-
 def _daily_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"date": datetime.fromtimestamp(r["day"], UTC).strftime("%Y-%m-%d"), **_day_entry(r)} for r in rows]
 
@@ -253,7 +213,7 @@ def _response_times(histogram: Histogram, totals: dict[str, Any]) -> dict[str, f
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, response times, daily series, versions and countries of one tool; UnknownTool without data."""
     span = _bounds(period, now)
-    daily = _daily_rows(span, name)
+    daily = tool_sums.per_day(span, name)
     if not daily:
         raise UnknownTool(name)
     totals = _totals(daily)
@@ -282,7 +242,7 @@ class PeriodFigures:
     @cached_property
     def tool_rows(self) -> list[dict[str, Any]]:
         """Per tool: calls, errors and the sums behind its rates, most calls first."""
-        return _tool_rows(self.span)
+        return tool_sums.per_tool(self.span)
 
     @cached_property
     def totals(self) -> dict[str, Any]:
@@ -313,7 +273,7 @@ class PeriodFigures:
 
     def daily(self) -> dict[str, Any]:
         """Every tool's calls together, per UTC date with calls: tool_detail's daily_data summed over the tools."""
-        return {"period": self.period, "daily_data": _daily_entries(_daily_rows(self.span, None))}
+        return {"period": self.period, "daily_data": _daily_entries(tool_sums.per_day(self.span, None))}
 
     def versions_and_countries(self) -> dict[str, Any]:
         """Calls per version and per country over every tool (tool_detail's, summed), with shares of all calls."""

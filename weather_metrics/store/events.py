@@ -61,6 +61,26 @@ class ToolHourly(BaseModel):
         primary_key = CompositeKey("hour", "tool")
 
 
+class ToolDaily(BaseModel):
+    """ToolHourly summed per UTC day: a period's whole days are read here, only its other hours there.
+
+    A 90-day period then sums 91 days of rows per tool, not 2,184 hours.
+    """
+
+    day = IntegerField()
+    tool = TextField()
+    calls = IntegerField()
+    errors = IntegerField()
+    timed_calls = IntegerField()
+    response_time_sum = FloatField()
+    cache_hits = IntegerField()
+    cache_misses = IntegerField()
+
+    class Meta:
+        primary_key = CompositeKey("day", "tool")
+        without_rowid = True
+
+
 class LatencyDaily(BaseModel):
     day = IntegerField()
     bucket = IntegerField()
@@ -227,6 +247,37 @@ def _tool_latency(model: Any, period: Any, span: int) -> Any:
     ).on_conflict(conflict_target=[period, model.tool, model.bucket], update=summed(model, "calls"))
 
 
+def _tool_sums(model: Any, period: Any, start: Any) -> Any:
+    """Fold new rows into per-tool sums whose `period` column holds the start of an hour or a day."""
+    return model.insert_from(
+        Event.select(
+            start,
+            Event.tool,
+            fn.COUNT(Event.id),
+            fn.SUM(Event.is_error),
+            fn.COUNT(Event.response_time_ms),
+            fn.COALESCE(fn.SUM(Event.response_time_ms), 0),
+            fn.SUM(Case(None, [(Event.cache_hit == 1, 1)], 0)),
+            fn.SUM(Case(None, [(Event.cache_hit == 0, 1)], 0)),
+        )
+        .where(new_rows(Event.id))
+        .group_by(start, Event.tool),
+        fields=[
+            period,
+            model.tool,
+            model.calls,
+            model.errors,
+            model.timed_calls,
+            model.response_time_sum,
+            model.cache_hits,
+            model.cache_misses,
+        ],
+    ).on_conflict(
+        conflict_target=[period, model.tool],
+        update=summed(model, "calls", "errors", "timed_calls", "response_time_sum", "cache_hits", "cache_misses"),
+    )
+
+
 def _rollup_queries() -> list[Any]:
     """INSERT ... SELECT ... ON CONFLICT statements folding new rows into every rollup."""
     new = new_rows(Event.id)
@@ -234,38 +285,9 @@ def _rollup_queries() -> list[Any]:
     # it walk the whole timestamp index instead (390 ms a commit on 10M rows).
     hour = Event.timestamp_hour + 0
     day = _day(Event.timestamp_hour)
-    counted = fn.SUM(Case(None, [(Event.cache_hit == 1, 1)], 0))
-    missed = fn.SUM(Case(None, [(Event.cache_hit == 0, 1)], 0))
     return [
-        ToolHourly.insert_from(
-            Event.select(
-                hour,
-                Event.tool,
-                fn.COUNT(Event.id),
-                fn.SUM(Event.is_error),
-                fn.COUNT(Event.response_time_ms),
-                fn.COALESCE(fn.SUM(Event.response_time_ms), 0),
-                counted,
-                missed,
-            )
-            .where(new)
-            .group_by(hour, Event.tool),
-            fields=[
-                ToolHourly.hour,
-                ToolHourly.tool,
-                ToolHourly.calls,
-                ToolHourly.errors,
-                ToolHourly.timed_calls,
-                ToolHourly.response_time_sum,
-                ToolHourly.cache_hits,
-                ToolHourly.cache_misses,
-            ],
-        ).on_conflict(
-            conflict_target=[ToolHourly.hour, ToolHourly.tool],
-            update=summed(
-                ToolHourly, "calls", "errors", "timed_calls", "response_time_sum", "cache_hits", "cache_misses"
-            ),
-        ),
+        _tool_sums(ToolHourly, ToolHourly.hour, hour),
+        _tool_sums(ToolDaily, ToolDaily.day, day),
         LatencyDaily.insert_from(
             Event.select(day, Event.latency_bucket, fn.COUNT(Event.id))
             .where(new & Event.latency_bucket.is_null(False))

@@ -33,6 +33,7 @@ from weather_metrics.store.events import (
     LatencyDaily,
     ServiceDaily,
     Session,
+    ToolDaily,
     ToolHourly,
     ToolLatencyDaily,
     ToolLatencyWeekly,
@@ -230,6 +231,7 @@ class WebhookDelivery(BaseModel):
 
 ROLLUP_MODELS = (
     ToolHourly,
+    ToolDaily,
     LatencyDaily,
     ToolLatencyDaily,
     ToolLatencyWeekly,

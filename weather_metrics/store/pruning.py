@@ -30,6 +30,7 @@ from weather_metrics.store.events import (
     LatencyDaily,
     ServiceDaily,
     Session,
+    ToolDaily,
     ToolHourly,
     ToolLatencyDaily,
     ToolLatencyWeekly,
@@ -41,7 +42,7 @@ from weather_metrics.store.productivity import ProductivityHourly, ProductivityM
 # Every table read for figures, past `rollup_retention_days`, with the data version it counts in.
 ROLLUPS: tuple[tuple[str, Any, str], ...] = (
     *((versions.EVENTS, model, "hour") for model in (ToolHourly,)),
-    *((versions.EVENTS, model, "day") for model in (LatencyDaily, VersionDaily, CountryDaily, ServiceDaily)),
+    *((versions.EVENTS, model, "day") for model in (ToolDaily, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily)),
     (versions.EVENTS, ToolLatencyDaily, "day"),
     # A block goes once its last day does. No period reaches before the cutoff (the longest
     # is 90 days, rollup_retention_days at least 90), so none reads a block it straddles.
