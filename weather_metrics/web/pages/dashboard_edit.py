@@ -18,15 +18,15 @@ from werkzeug.exceptions import Forbidden, NotFound
 from weather_metrics import dashboards
 from weather_metrics.accounts.logins import BrowserLogin
 from weather_metrics.core import errors
+from weather_metrics.query.scope import scope_for
 from weather_metrics.web.pages import dashboard_form as forms
 from weather_metrics.web.pages import widget_form as widgets
 from weather_metrics.web.pages.blueprint import bp
 from weather_metrics.web.pages.dashboard_form import Form, Stale
-from weather_metrics.web.pages.explore_figures import team_choices, user_choices
-from weather_metrics.web.pages.widget_form import LayoutForm
 from weather_metrics.web.pages.dashboards import SCOPE_NAMES, list_page, metric_label, new_form_context, per_person
-from weather_metrics.query.scope import scope_for
+from weather_metrics.web.pages.explore_figures import team_choices, user_choices
 from weather_metrics.web.pages.sessions import current_viewer, signed_in
+from weather_metrics.web.pages.widget_form import LayoutForm
 
 GONE = "No dashboard of yours has this address: it was deleted, or is not shared with you."
 DONE = {  # what the edit page says after a form (?done=...): only these words, never text from the URL
@@ -285,7 +285,8 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/dashboards/{dashboard_id}/edit": {
         "get": _doc(
-            "The forms of a dashboard: name and filters, widgets' places, a widget to add", {"200": "The forms", **MINE, **SEEN}
+            "The forms of a dashboard: name and filters, widgets' places, a widget to add",
+            {"200": "The forms", **MINE, **SEEN},
         ),
         "post": saving("Name, description, default and filters of a dashboard, as PUT /api/dashboards/<id> does"),
         "parameters": [{"name": "dashboard_id", **ID}],
