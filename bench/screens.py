@@ -17,7 +17,6 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from bench import org as org_bench
 from bench import org_pages
@@ -46,7 +45,8 @@ const out = [...document.querySelectorAll('body *')].filter(e => {
     if (['auto', 'scroll', 'hidden'].includes(getComputedStyle(p).overflowX) && p !== document.body) return false;
   }
   return true;
-}).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).split(' ')[0] : ''));
+}).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+  + (e.className ? '.' + String(e.className).split(' ')[0] : ''));
 return {page: document.documentElement.scrollWidth, tables: boxes.length, out: out.slice(0, 5)};
 """
 
