@@ -17,12 +17,12 @@ import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench import org as org_bench
 from bench import org_pages
 from bench.stats import size_label
-from tests.support import TEST_JWT_SECRET, Server, chromium
-from tests.test_pages_browser import full_page_screenshot, set_width
+from tests.support import TEST_JWT_SECRET, Server, chromium, full_page_screenshot, set_width
 from weather_metrics import create_app
 from weather_metrics.alerts import rules as alerts
 from weather_metrics.reports import jobs as reports
@@ -32,8 +32,8 @@ from weather_metrics.web.api.alert_schemas import RuleCreateSchema
 from weather_metrics.web.pages.sessions import SESSION_COOKIE
 
 WIDTHS = (375, 1440)
-RULE = {"name": "Errors above 5 %", "metric": "error_rate", "scope": {"type": "organization"}, "comparison": "gt"}
-RULE.update(threshold=5, window_minutes=60, severity="high", cooldown_minutes=30)
+RULE: dict[str, Any] = {"name": "Errors above 5 %", "metric": "error_rate", "scope": {"type": "organization"}}
+RULE.update(comparison="gt", threshold=5, window_minutes=60, severity="high", cooldown_minutes=30)
 # What sticks out: the page wider than the window, a table wider than its scrolling box, any element past the edge.
 OVERFLOW = """
 const width = window.innerWidth;
