@@ -540,3 +540,28 @@ def rule_body(**changes: Any) -> dict[str, Any]:
         "cooldown_minutes": 0,
     }
     return {**body, **changes}
+
+
+# Pages in Chromium: a phone or a desktop, and the whole page as a PNG.
+PHONE, DESKTOP = 375, 1440
+
+
+def set_width(driver: Any, width: int) -> None:
+    """A phone (touch, overlay scrollbars, the viewport meta tag obeyed) at 375 px, else a desktop window."""
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": 812 if width == PHONE else 900, "deviceScaleFactor": 1, "mobile": width == PHONE},
+    )
+
+
+def full_page_screenshot(driver: Any, path: Path, width: int) -> None:
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {
+            "format": "png",
+            "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+        },
+    )
+    path.write_bytes(base64.b64decode(shot["data"]))

@@ -7,7 +7,6 @@ Screenshots of every page at both widths go to the module's tmp folder (screensh
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,21 +15,24 @@ from typing import Any
 import pytest
 
 from tests.support import (
+    DESKTOP,
+    PHONE,
     ROOT,
     Member,
     Server,
     assert_vendored,
     console_problems,
+    full_page_screenshot,
     http,
     requested_urls,
     seed_org,
     seeded_database,
+    set_width,
     wait_drawn,
 )
 from tests.test_pages import TOOLS, decimal, page_events
 
 AXE = ROOT / "tests" / "vendor" / "axe-core-4.14.1"  # the accessibility checker; where it came from: its README.md
-PHONE, DESKTOP = 375, 1440
 # name: (path, status)
 PAGES = {
     "overview": ("/", 200),
@@ -83,14 +85,6 @@ def server(database: tuple[Path, Member]) -> Iterator[Server]:
         yield running
 
 
-def set_width(driver: Any, width: int) -> None:
-    """A phone (touch, overlay scrollbars, the viewport meta tag obeyed) at 375 px, else a desktop window."""
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": width, "height": 812 if width == PHONE else 900, "deviceScaleFactor": 1, "mobile": width == PHONE},
-    )
-
-
 def drawn(driver: Any) -> bool:
     """The document is loaded, and its chart (if any) or Swagger UI has drawn."""
     return bool(
@@ -124,19 +118,6 @@ def accessibility_problems(driver: Any) -> list[str]:
         "  error => done(['axe failed: ' + error]));"
     )
     return list(violations)
-
-
-def full_page_screenshot(driver: Any, path: Path, width: int) -> None:
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    shot = driver.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {
-            "format": "png",
-            "captureBeyondViewport": True,
-            "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-        },
-    )
-    path.write_bytes(base64.b64decode(shot["data"]))
 
 
 @pytest.fixture(scope="module")

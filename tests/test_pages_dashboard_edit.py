@@ -73,6 +73,19 @@ def send(client: Any, path: str, **fields: str) -> Any:
     return client.post(path, data={"csrf_token": token_of(client), **fields})
 
 
+HIDDEN = re.compile(r'<input type="hidden" name="([\w-]+)" value="([^"]*)">')
+
+
+def hidden(client: Any, board_id: str, action: str) -> dict[str, str]:
+    """The hidden fields but the token (versions, ids) of the edit page's form that posts to `action`."""
+    page = client.get(f"/dashboards/{board_id}/edit").text
+    start = page.find(f'action="{action}"')
+    if start < 0:
+        return {}
+    form = page[start : page.index("</form>", start)]
+    return {name: unescape(value) for name, value in HIDDEN.findall(form) if name != "csrf_token"}
+
+
 def problems(page: Any) -> dict[str, str]:
     return {name: unescape(text) for name, text in PROBLEM.findall(page.text)}
 
@@ -136,7 +149,8 @@ def test_the_edit_pages_and_link_follow_the_apis_rule_for_each_dashboard(site, w
         shown = browser.get(f"/dashboards/{board_id}")
         assert shown.status_code == (404 if expected == 404 else 200), name
         assert (board_id in EDIT_LINK.findall(shown.text)) == (expected == 200), name
-        answer = send(browser, f"/dashboards/{board_id}/edit", name="Renamed " + name, description="")
+        seen = hidden(browser, board_id, f"/dashboards/{board_id}/edit")
+        answer = send(browser, f"/dashboards/{board_id}/edit", name="Renamed " + name, description="", **seen)
         assert answer.status_code == (303 if expected == 200 else expected), name
         assert (stored_name(site, board_id) == "Renamed " + name) == (expected == 200), name
 
@@ -172,6 +186,7 @@ def test_a_developer_builds_a_dashboard_and_each_change_reads_back_through_the_a
     layout = {"layout-0-id": first["id"], "layout-0-title": "Calls", "layout-0-x": "6", "layout-0-y": "1"}
     layout.update({"layout-0-w": "6", "layout-0-h": "3", "layout-1-id": second["id"], "layout-1-title": "Commits"})
     layout.update({"layout-1-x": "0", "layout-1-y": "0", "layout-1-w": "12", "layout-1-h": "2"})
+    layout.update(hidden(developer, board_id, f"/dashboards/{board_id}/layout"))
     assert send(developer, f"/dashboards/{board_id}/layout", **layout).status_code == 303
     board = api(site, "developer", "GET", f"/api/dashboards/{board_id}").get_json()
     assert [(w["title"], w["position"]) for w in board["layout"]] == [
@@ -181,8 +196,10 @@ def test_a_developer_builds_a_dashboard_and_each_change_reads_back_through_the_a
     assert board["layout"][0]["filters"] == first["filters"]  # what the form does not show is kept
     page = developer.get(f"/dashboards/{board_id}").text
     assert page.index('data-widget="' + second["id"]) < page.index('data-widget="' + first["id"])  # drawn by y
-    assert send(developer, edit, name="Still mine", description="").status_code == 303
-    assert send(developer, f"/dashboards/{board_id}/widgets/{first['id']}/delete").status_code == 303
+    details = hidden(developer, board_id, edit)
+    assert send(developer, edit, name="Still mine", description="", **details).status_code == 303
+    remove = f"/dashboards/{board_id}/widgets/{first['id']}/delete"
+    assert send(developer, remove, **hidden(developer, board_id, remove)).status_code == 303
     board = api(site, "developer", "GET", f"/api/dashboards/{board_id}").get_json()
     assert (board["name"], board["description"], [w["id"] for w in board["layout"]]) == (
         "Still mine",
@@ -226,6 +243,7 @@ def test_refused_forms_come_back_with_each_problem_beside_its_field_and_change_n
     widget = stored(site, board_id)["layout"][0]
     layout = {"layout-0-id": widget["id"], "layout-0-title": "t" * 101, "layout-0-x": "12", "layout-0-y": ""}
     layout.update({"layout-0-w": "6", "layout-0-h": "25"})
+    layout["layout-0-version"] = hidden(admin, board_id, f"/dashboards/{board_id}/layout")["layout-0-version"]
     page = send(admin, f"/dashboards/{board_id}/layout", **layout)
     assert page.status_code == 400
     assert set(problems(page)) == {"layout-0-title", "layout-0-x", "layout-0-y", "layout-0-h"}

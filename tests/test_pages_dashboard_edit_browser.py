@@ -1,17 +1,25 @@
 """The dashboard forms in Debian's Chromium, on the real server: a developer creates a dashboard, adds a widget and sees
-it drawn with the API's figures; the forms (also refused, with their problems) at both widths pass axe and fit.
+it drawn with the API's figures; the forms (also refused, with their problems) at both widths pass axe and fit. And two
+sessions of the developer adding widgets to one dashboard at the same moment, on the real server: both are kept.
 
 Screenshots of the new dashboard form and the edit page at both widths go to the module's tmp folder.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
+from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests import databases
 from tests.support import Member, Server, console_problems, http, seed_org, seeded_database, wait_drawn
 from tests.test_dashboards import record_productivity
 from tests.test_pages_browser import DESKTOP, PHONE, accessibility_problems, full_page_screenshot, set_width
@@ -97,3 +105,58 @@ def test_a_developer_creates_a_dashboard_with_a_widget_and_sees_it_drawn(browser
     assert sum(drawn["values"]) == 13
     assert browser.find_element(By.CSS_SELECTOR, ".widget__title").text == "Commits per day"
     assert console_problems(browser) == []
+
+
+class Session:
+    """A browser without JavaScript on the real server: its own cookies, and the form token of the last page read."""
+
+    TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+    def __init__(self, server: Server) -> None:
+        self.url = server.url
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+        self.token = ""
+
+    def get(self, path: str) -> str:
+        with self.opener.open(self.url + path, timeout=30) as answer:
+            page = answer.read().decode()
+        found = self.TOKEN.search(page)
+        self.token = found.group(1) if found else self.token
+        return page
+
+    def post(self, path: str, **fields: str) -> str:
+        """The form sent; the address it ends on after the redirect."""
+        body = urllib.parse.urlencode({"csrf_token": self.token, **fields}).encode()
+        with self.opener.open(self.url + path, data=body, timeout=30) as answer:
+            return str(answer.url)
+
+
+def test_two_sessions_adding_widgets_at_the_same_moment_both_keep_theirs(server, seeded):
+    """Both requests reach the server while another writer holds the database: each reads the layout only once it
+    may write, so the second adds its widget after the first's (a read before waiting would lose one)."""
+    path, developer = seeded
+    tabs = [Session(server), Session(server)]
+    for tab in tabs:
+        tab.get("/sign-in")
+        tab.post("/sign-in", email=developer.user.email, password=developer.password, next="/account")
+    tabs[0].get("/dashboards")
+    board_id = tabs[0].post("/dashboards/new", name="Raced", description="", scope="user").split("/")[-2]
+    for tab in tabs:
+        assert "Add a widget" in tab.get(f"/dashboards/{board_id}/edit")
+    ended: list[str] = []
+
+    def add(tab: Session, title: str) -> None:
+        fields = {"add-type": "line", "add-metric": "agents.calls", "add-title": title}
+        fields.update({"add-x": "0", "add-y": "0", "add-w": "6", "add-h": "4"})
+        ended.append(tab.post(f"/dashboards/{board_id}/widgets", **fields))
+
+    with databases.holding_write_lock(path):
+        adding = [threading.Thread(target=add, args=(tab, f"Tab {i}")) for i, tab in enumerate(tabs)]
+        for thread in adding:
+            thread.start()
+        time.sleep(1.5)  # both requests are in the server, waiting for the write lock
+    for thread in adding:
+        thread.join(30)
+    assert [url.rsplit("?", 1)[-1] for url in ended] == ["done=added", "done=added"]
+    titles = [widget["title"] for widget in api_board(server, developer, board_id)["dashboard"]["layout"]]
+    assert sorted(titles) == ["Tab 0", "Tab 1"]

@@ -120,6 +120,7 @@ def site(service, acme, globex) -> Site:
         "ops_dashboard": _dashboard(app, admin, "Ops's", "team", ops.id),
         "own_dashboard": _dashboard(app, acme["developer"].user, "Mine", "user"),
         "widget_id": "w1",  # each dashboard's one widget
+        "no_widget": "w2",  # a widget no dashboard has
         "rule_id": _rule(app, admin, {"type": "organization"}),
         "core_rule": _rule(app, admin, {"type": "team", "id": core.id}),
         "job_id": _done_job(app, admin),
@@ -177,6 +178,7 @@ PAGES: dict[str, Row] = {
     # PUT and DELETE /api/dashboards/<id>: an organization's dashboard is its admins' to change.
     "/dashboards/<dashboard_id>/edit":   members(200, 403, 403, 404),
     "/dashboards/<dashboard_id>/delete": members(200, 403, 403, 404),
+    "/dashboards/<dashboard_id>/widgets/<widget_id>": members(200, 403, 403, 404),
     # GET /api/metrics/*, /api/analytics/productivity-trends: everyone; team-comparison: admins and managers.
     "/explore/agents":                   members(200, 200, 200, 200, linked=True),
     "/explore/productivity":             members(200, 200, 200, 200, linked=True),
@@ -215,6 +217,12 @@ EXTRA: dict[tuple[str, str], Row] = {
         members(404, 404, 200, 404, values={"dashboard_id": "own_dashboard"}),
     ("/dashboards/<dashboard_id>/delete", "the developer's own"):
         members(404, 404, 200, 404, values={"dashboard_id": "own_dashboard"}),
+    ("/dashboards/<dashboard_id>/widgets/<widget_id>", "a team's: its manager's to change"):
+        members(200, 200, 403, 404, values={"dashboard_id": "core_dashboard"}),
+    ("/dashboards/<dashboard_id>/widgets/<widget_id>", "the developer's own"):
+        members(404, 404, 200, 404, values={"dashboard_id": "own_dashboard"}),
+    ("/dashboards/<dashboard_id>/widgets/<widget_id>", "a widget it does not have"):
+        members(404, 403, 403, 404, values={"widget_id": "no_widget"}),
     ("/alerts/<rule_id>/edit", "the manager's team's"):
         members(200, 200, 403, 404, values={"rule_id": "core_rule"}),
     ("/alerts/<rule_id>/delete", "the manager's team's"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -198,6 +199,16 @@ def update_dashboard(user: User, dashboard_id: str, changes: dict[str, Any]) -> 
             _check_metrics(user.organization_id, changes["layout"])
         _apply(dashboard, scope, team_id, changes)
         return _store(dashboard)
+
+
+def change_dashboard(
+    user: User, dashboard_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+) -> Dashboard | None:
+    """Read the dashboard and write `change(view)`'s changes in one write transaction, so no other change falls
+    between the read and the write (None writes nothing; an exception from `change` writes nothing either)."""
+    with write_transaction():
+        changes = change(dashboard_view(find_dashboard(user, dashboard_id)))
+        return None if changes is None else update_dashboard(user, dashboard_id, changes)
 
 
 def _apply(dashboard: Dashboard, scope: str, team_id: str | None, changes: dict[str, Any]) -> None:

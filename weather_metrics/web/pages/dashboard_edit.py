@@ -8,6 +8,7 @@ change 403; a refused form comes back (400, or 403 for a scope not theirs) with 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -17,11 +18,15 @@ from werkzeug.exceptions import Forbidden, NotFound
 from weather_metrics import dashboards
 from weather_metrics.accounts.logins import BrowserLogin
 from weather_metrics.core import errors
+from weather_metrics.query.scope import scope_for
 from weather_metrics.web.pages import dashboard_form as forms
+from weather_metrics.web.pages import widget_form as widgets
 from weather_metrics.web.pages.blueprint import bp
-from weather_metrics.web.pages.dashboard_form import Form, LayoutForm
+from weather_metrics.web.pages.dashboard_form import Form, Stale
 from weather_metrics.web.pages.dashboards import SCOPE_NAMES, list_page, metric_label, new_form_context, per_person
+from weather_metrics.web.pages.explore_figures import team_choices, user_choices
 from weather_metrics.web.pages.sessions import current_viewer, signed_in
+from weather_metrics.web.pages.widget_form import LayoutForm
 
 GONE = "No dashboard of yours has this address: it was deleted, or is not shared with you."
 DONE = {  # what the edit page says after a form (?done=...): only these words, never text from the URL
@@ -30,7 +35,12 @@ DONE = {  # what the edit page says after a form (?done=...): only these words, 
     "layout": "The layout is saved.",
     "added": "The widget is added.",
     "removed": "The widget is removed.",
+    "changed": "The widget is saved.",
 }
+STALE = (
+    "Not saved: {what} after this page was opened (in another tab, or by someone else). "
+    "Below is the dashboard as it is now; make your change again if it is still wanted."
+)
 
 
 @bp.post("/dashboards/new")
@@ -77,43 +87,77 @@ def _why_not(scope: str) -> str:
     return "Only its owner may change a personal dashboard."
 
 
+def choices(login: BrowserLogin, board: dict[str, Any]) -> dict[str, Any]:
+    """What the widget and filter fields offer: every metric, type and filter value the API takes for this person.
+
+    A team or person already chosen on the dashboard (by someone who sees more) stays offered, so saving keeps it.
+    """
+    scope = scope_for(login.user)
+    teams, users = team_choices(login, scope), user_choices(login, scope)
+    metrics = {metric: metric_label(metric) for metric in sorted(dashboards.known_metrics(login.organization.id))}
+    for filters in [board["filters"], *(w.get("filters", {}) for w in board["layout"])]:
+        if filters.get("team_id"):
+            teams.setdefault(filters["team_id"], f"A team you do not lead ({filters['team_id']})")
+        if filters.get("user_id"):
+            users.setdefault(filters["user_id"], f"Someone outside your teams ({filters['user_id']})")
+    for w in board["layout"]:
+        metrics.setdefault(w["metric"], metric_label(w["metric"]))
+    return {
+        "metrics": metrics,
+        "teams": teams,
+        "users": users,
+        "labels": metric_label,
+        "type_names": forms.TYPE_NAMES,
+        "range_names": forms.RANGE_NAMES,
+        "aggregation_names": forms.AGGREGATION_NAMES,
+        "success_names": forms.SUCCESS_NAMES,
+        "widget_blanks": forms.WIDGET_BLANKS,
+        "board_blanks": forms.BOARD_BLANKS,
+    }
+
+
 def _edit_page(
     board: dict[str, Any],
     status: int = 200,
     details: Form | None = None,
     layout: LayoutForm | None = None,
     widget: Form | None = None,
+    stale: str | None = None,
 ) -> ResponseReturnValue:
     login = current_viewer()
-    metrics = sorted(dashboards.known_metrics(login.organization.id))
     page = render_template(
         "pages/dashboard_edit.html",
         board=board,
         details=details or forms.details_of(board),
-        layout=layout or forms.layout_of(board["layout"]),
-        widget=widget or forms.blank_widget(board["layout"]),
-        metrics={metric: metric_label(metric) for metric in metrics},
-        labels=metric_label,
-        type_names=forms.TYPE_NAMES,
-        range_names=forms.RANGE_NAMES,
-        aggregation_names=forms.AGGREGATION_NAMES,
+        layout=layout or widgets.layout_of(board["layout"]),
+        widget=widget or widgets.blank_widget(board["layout"]),
         done=DONE.get(request.args.get("done", "")),
+        stale=STALE.format(what=stale) if stale else None,
+        **choices(login, board),
     )
     return page, status
 
 
-def _saved(dashboard_id: str, done: str) -> ResponseReturnValue:
-    return redirect(url_for("pages.edit_dashboard", dashboard_id=dashboard_id, done=done), 303)
+def stale_page(login: BrowserLogin, dashboard_id: str, exc: Stale) -> ResponseReturnValue:
+    """409: nothing was written; the edit page of the dashboard as it is now, saying what changed."""
+    return _edit_page(_editable(login, dashboard_id), 409, stale=str(exc))
 
 
-def _update(login: BrowserLogin, dashboard_id: str, changes: dict[str, Any]) -> None:
-    """PUT /api/dashboards/<id>'s change; a dashboard deleted or no longer theirs meanwhile is 404 or 403."""
+def change(login: BrowserLogin, dashboard_id: str, edit: Callable[[dict[str, Any]], dict[str, Any] | None]) -> bool:
+    """dashboards.change_dashboard for the pages: False when `edit` refused the form (nothing written).
+
+    A dashboard deleted or no longer theirs meanwhile is 404 or 403; Stale and QueryError reach the caller.
+    """
     try:
-        dashboards.update_dashboard(login.user, dashboard_id, changes)
+        return dashboards.change_dashboard(login.user, dashboard_id, edit) is not None
     except errors.NotFound:
         raise NotFound(GONE) from None
     except errors.OutOfScope as exc:
         raise Forbidden(f"{exc}.") from None
+
+
+def _saved(dashboard_id: str, done: str) -> ResponseReturnValue:
+    return redirect(url_for("pages.edit_dashboard", dashboard_id=dashboard_id, done=done), 303)
 
 
 @bp.get("/dashboards/<dashboard_id>/edit")
@@ -128,14 +172,22 @@ def edit_dashboard(dashboard_id: str) -> ResponseReturnValue:
 @signed_in()
 @per_person
 def update_dashboard_details(dashboard_id: str) -> ResponseReturnValue:
-    """Rename a dashboard or change its description, as PUT /api/dashboards/<id> does."""
+    """Name, description, default and the dashboard's filters, as PUT /api/dashboards/<id> does; 409 when stale."""
     login = current_viewer()
     board = _editable(login, dashboard_id)
     form = forms.sent_details(request.form)
     changes = forms.checked_details(form)
     if changes is None:
         return _edit_page(board, 400, details=form)
-    _update(login, dashboard_id, changes)
+
+    def edit(stored: dict[str, Any]) -> dict[str, Any]:
+        forms.check_details_version(form, stored)
+        return changes
+
+    try:
+        change(login, dashboard_id, edit)
+    except Stale as exc:
+        return stale_page(login, dashboard_id, exc)
     return _saved(dashboard_id, "saved")
 
 
@@ -143,51 +195,22 @@ def update_dashboard_details(dashboard_id: str) -> ResponseReturnValue:
 @signed_in()
 @per_person
 def update_dashboard_layout(dashboard_id: str) -> ResponseReturnValue:
-    """Each widget's title and place (x, y, w, h on the 12-column grid), as PUT with {"layout": ...} does."""
+    """Each widget's title and place (x, y, w, h on the 12-column grid), as PUT with {"layout": ...} does.
+
+    Made on the layout as stored when it is written: widgets added meanwhile are kept; one changed or removed since
+    the page was built makes the form stale (409), nothing written.
+    """
     login = current_viewer()
     board = _editable(login, dashboard_id)
-    form = forms.sent_layout(request.form, board["layout"])
-    changes = forms.checked_layout(form)
-    if changes is None:
-        return _edit_page(board, 400, layout=form)
+    rows, form = widgets.sent_rows(request.form), LayoutForm([])
     try:
-        _update(login, dashboard_id, changes)
+        if change(login, dashboard_id, lambda stored: widgets.layout_change(rows, form, stored["layout"])):
+            return _saved(dashboard_id, "layout")
+    except Stale as exc:
+        return stale_page(login, dashboard_id, exc)
     except errors.QueryError as exc:
-        return _edit_page(board, 400, layout=forms.layout_problems(form, exc.details, str(exc)))
-    return _saved(dashboard_id, "layout")
-
-
-@bp.post("/dashboards/<dashboard_id>/widgets")
-@signed_in()
-@per_person
-def add_dashboard_widget(dashboard_id: str) -> ResponseReturnValue:
-    """Add a widget: the stored layout and the new one, as PUT with {"layout": ...} does."""
-    login = current_viewer()
-    board = _editable(login, dashboard_id)
-    form = forms.sent_widget(request.form)
-    changes = forms.checked_widget(form, board["layout"])
-    if changes is None:
-        return _edit_page(board, 400, widget=form)
-    try:
-        _update(login, dashboard_id, changes)
-    except errors.QueryError as exc:
-        index = len(board["layout"])
-        return _edit_page(board, 400, widget=forms.widget_problems(form, exc.details, str(exc), index))
-    return _saved(dashboard_id, "added")
-
-
-@bp.post("/dashboards/<dashboard_id>/widgets/<widget_id>/delete")
-@signed_in()
-@per_person
-def remove_dashboard_widget(dashboard_id: str, widget_id: str) -> ResponseReturnValue:
-    """Remove one widget, as PUT with the layout without it does; a widget already gone is 404."""
-    login = current_viewer()
-    board = _editable(login, dashboard_id)
-    kept = [widget for widget in board["layout"] if widget["id"] != widget_id]
-    if len(kept) == len(board["layout"]):
-        raise NotFound("This dashboard has no such widget: it was removed already.")
-    _update(login, dashboard_id, {"layout": kept})
-    return _saved(dashboard_id, "removed")
+        return _edit_page(board, 400, layout=widgets.layout_problems(form, exc.details, str(exc)))
+    return _edit_page(_editable(login, dashboard_id), 400, layout=form)
 
 
 @bp.get("/dashboards/<dashboard_id>/delete")
@@ -223,6 +246,7 @@ MINE = {
     "404": "No dashboard of yours has this id (a page)",
 }
 SENT = {**SEEN, **MINE, "403": "Not yours to change, or a form without this browser's token (a page)"}
+STALE_ANSWER = {"409": "Changed since the form was built (another tab): nothing saved; the dashboard as it is now"}
 REFUSED = {"400": "A field refused, as the API refuses it: the form again, the problem beside the field"}
 FORM = {
     "required": True,
@@ -241,8 +265,9 @@ def _doc(summary: str, answers: dict[str, str], form: bool = False) -> dict[str,
     return {**operation, "requestBody": FORM} if form else operation
 
 
-def _saving(summary: str, refused: bool = True) -> dict[str, Any]:
-    return _doc(summary, {"303": "Saved: on to the edit page", **(REFUSED if refused else {}), **SENT}, form=True)
+def saving(summary: str, refused: bool = True) -> dict[str, Any]:
+    answers = {"303": "Saved: on to the edit page", **(REFUSED if refused else {}), **STALE_ANSWER, **SENT}
+    return _doc(summary, answers, form=True)
 
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -260,22 +285,15 @@ PATHS: dict[str, dict[str, Any]] = {
     },
     "/dashboards/{dashboard_id}/edit": {
         "get": _doc(
-            "The forms of a dashboard: name, widgets' places, a widget to add", {"200": "The forms", **MINE, **SEEN}
+            "The forms of a dashboard: name and filters, widgets' places, a widget to add",
+            {"200": "The forms", **MINE, **SEEN},
         ),
-        "post": _saving("Rename a dashboard or change its description, as PUT /api/dashboards/<id> does"),
+        "post": saving("Name, description, default and filters of a dashboard, as PUT /api/dashboards/<id> does"),
         "parameters": [{"name": "dashboard_id", **ID}],
     },
     "/dashboards/{dashboard_id}/layout": {
-        "post": _saving("Each widget's title and place, as PUT /api/dashboards/<id> with the layout does"),
+        "post": saving("Each widget's title and place, as PUT /api/dashboards/<id> with the layout does"),
         "parameters": [{"name": "dashboard_id", **ID}],
-    },
-    "/dashboards/{dashboard_id}/widgets": {
-        "post": _saving("Add a widget, as PUT /api/dashboards/<id> with the layout and it does"),
-        "parameters": [{"name": "dashboard_id", **ID}],
-    },
-    "/dashboards/{dashboard_id}/widgets/{widget_id}/delete": {
-        "post": _saving("Remove a widget, as PUT /api/dashboards/<id> with the layout without it does", refused=False),
-        "parameters": [{"name": "dashboard_id", **ID}, {"name": "widget_id", **ID}],
     },
     "/dashboards/{dashboard_id}/delete": {
         "get": _doc("Asks whether to delete a dashboard", {"200": "The question", **MINE, **SEEN}),

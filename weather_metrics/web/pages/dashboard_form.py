@@ -1,10 +1,15 @@
 """The dashboard forms of the pages: their fields read into the bodies POST and PUT /api/dashboards take, checked by
-the API's own schemas, and each problem the API names by path (layout.2.position.x) put beside its field.
+the API's own schemas, and each problem the API names by path (filters.range) put beside its field.
+
+A form that changes a dashboard carries the version of what it was built from (a hash of the dashboard's details, or
+of one widget); when that changed meanwhile (another tab, another person), the change is refused as Stale rather than
+written over it. Widgets: widget_form.py.
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +23,16 @@ from weather_metrics.web.api.dashboard_schemas import DashboardCreateSchema, Das
 MAX_FIELD = 1000  # longer than any field the schemas accept: kept to this on the page sent back
 NEW_FIELDS = ("name", "description", "scope", "team_id")
 DETAIL_FIELDS = ("name", "description")
-WIDGET_FIELDS = ("type", "metric", "title", "range", "aggregation", "x", "y", "w", "h")
-PLACE = ("x", "y", "w", "h")
+FILTER_KEYS = ("range", "start_date", "end_date", "aggregation", "agent_name", "user_id", "team_id", "success_only")
 TYPE_NAMES = {"line": "Line chart", "bar": "Bar chart", "area": "Area chart", "pie": "Pie chart by agent"}
 TYPE_NAMES.update(number="Single number", table="Table")
-RANGE_NAMES = {"": "The dashboard's (7 days unless set)", **{key: f"Last {key}" for key in RANGES}}
-AGGREGATION_NAMES = {"": "The dashboard's (by day unless set)", **{key: f"By {key}" for key in AGGREGATIONS}}
+RANGE_NAMES = {key: f"Last {key}" for key in RANGES}
+AGGREGATION_NAMES = {key: f"By {key}" for key in AGGREGATIONS}
+SUCCESS_NAMES = {"true": "Successful calls only", "false": "Every call"}
+# What an empty filter field means: on a widget, the dashboard's filter; on the dashboard, the API's default.
+WIDGET_BLANKS = dict.fromkeys(("range", "aggregation", "success_only", "team_id", "user_id"), "The dashboard's")
+BOARD_BLANKS = {"range": "Last 7d, or the dates below", "aggregation": "By day", "success_only": "Every call"}
+BOARD_BLANKS.update(team_id="Every team you see", user_id="Everyone you see")
 assert set(TYPE_NAMES) == set(WIDGET_TYPES)
 
 
@@ -77,6 +86,34 @@ def shown(messages: dict[str, Any], name_of: Any) -> dict[str, str]:
     return problems
 
 
+class Stale(Exception):
+    """The form was built from a dashboard or widget that changed since: nothing is written; says what changed."""
+
+
+def version(value: Any) -> str:
+    """What a form carries of the dashboard or widget it was built from: equal only while that is unchanged."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def filter_values(filters: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Stored filters as form fields: every key, empty when not set; success_only as "true" or "false"."""
+    values = {}
+    for key in FILTER_KEYS:
+        value = filters.get(key, "")
+        values[prefix + key] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return values
+
+
+def filters_body(values: dict[str, str], prefix: str = "") -> dict[str, Any]:
+    """The filters object the API takes: an empty field is not set; anything else goes to the schema as typed."""
+    body: dict[str, Any] = {}
+    for key in FILTER_KEYS:
+        text = values.get(prefix + key, "")
+        if text.strip() != "":
+            body[key] = {"true": True, "false": False}.get(text, text) if key == "success_only" else text
+    return body
+
+
 # A new dashboard: name, description, scope and its team.
 def blank_new() -> Form:
     return Form({"name": "", "description": "", "scope": "user", "team_id": ""})
@@ -96,110 +133,44 @@ def checked_new(form: Form) -> dict[str, Any] | None:
     return loaded
 
 
-# Name and description of a dashboard being edited.
+# Name, description, whether it is the default and the dashboard's filters, of a dashboard being edited.
+BOARD_FIELDS = (*DETAIL_FIELDS, "is_default", "version", *(f"filter-{key}" for key in FILTER_KEYS))
+
+
+def details_version(board: dict[str, Any]) -> str:
+    return version({key: board[key] for key in ("name", "description", "is_default", "filters")})
+
+
 def details_of(board: dict[str, Any]) -> Form:
-    return Form({name: board[name] for name in DETAIL_FIELDS})
+    values = {name: board[name] for name in DETAIL_FIELDS}
+    values.update(is_default="1" if board["is_default"] else "", version=details_version(board))
+    return Form({**values, **filter_values(board["filters"], "filter-")})
 
 
 def sent_details(form: MultiDict[str, str]) -> Form:
-    return Form(_typed(form, DETAIL_FIELDS))
+    return Form(_typed(form, BOARD_FIELDS))
+
+
+def _details_field(path: str) -> str | None:
+    """name -> name; filters.range -> filter-range; filters -> filter-range."""
+    if path in (*DETAIL_FIELDS, "is_default"):
+        return path
+    parts = path.split(".")
+    if parts[0] != "filters":
+        return None
+    return "filter-" + (parts[1] if len(parts) > 1 and parts[1] in FILTER_KEYS else "range")
 
 
 def checked_details(form: Form) -> dict[str, Any] | None:
     """The body PUT /api/dashboards/<id> would load from the form; None with form.problems filled when refused."""
-    body = dict(form.values)
-    loaded, form.problems = _load(DashboardUpdateSchema(), body, lambda path: path if path in DETAIL_FIELDS else None)
+    values = form.values
+    body = {name: values[name] for name in DETAIL_FIELDS}
+    body.update(is_default=values["is_default"] != "", filters=filters_body(values, "filter-"))
+    loaded, form.problems = _load(DashboardUpdateSchema(), body, _details_field)
     return loaded
 
 
-# The layout: each widget's title and place, by row.
-def layout_of(layout: list[dict[str, Any]]) -> LayoutForm:
-    rows = [{**w, "title": w.get("title", ""), **{k: str(w["position"][k]) for k in PLACE}} for w in layout]
-    return LayoutForm(rows)
-
-
-def sent_layout(form: MultiDict[str, str], layout: list[dict[str, Any]]) -> LayoutForm:
-    """The stored widgets with the title and place typed in their rows (by widget id: rows of widgets gone are not)."""
-    typed = {form.get(f"layout-{i}-id", ""): i for i in range(len(layout) + 50) if f"layout-{i}-id" in form}
-    rows = []
-    for widget in layout:
-        if widget["id"] not in typed:
-            rows.append(layout_of([widget]).rows[0])
-            continue
-        row = _typed(form, ("title", *PLACE), f"layout-{typed[widget['id']]}-")
-        rows.append({**widget, **row})
-    return LayoutForm(rows)
-
-
-def _row_field(path: str, prefix: str) -> str | None:
-    """layout.2.position.x -> layout-2-x; layout.2.title -> layout-2-title; layout.2 -> layout-2-x."""
-    parts = path.split(".")
-    if len(parts) < 2 or parts[0] != "layout" or not parts[1].isdigit():
-        return None
-    name = parts[-1] if len(parts) > 2 else "x"
-    return f"{prefix}{parts[1]}-{'x' if name == 'position' else name}"
-
-
-def _widget(row: dict[str, Any]) -> dict[str, Any]:
-    """A row back as the widget the API stores; an emptied place field is left out (Required)."""
-    widget: dict[str, Any] = {key: row[key] for key in ("id", "type", "metric", "filters") if key in row}
-    widget["title"] = row["title"]
-    widget["position"] = {k: _number(row[k]) for k in PLACE if row[k].strip() != ""}
-    return widget
-
-
-def layout_body(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [_widget(row) for row in rows]
-
-
-def checked_layout(form: LayoutForm) -> dict[str, Any] | None:
-    """{"layout": [...]} as PUT /api/dashboards/<id> loads it; None with form.problems filled when refused."""
-    body = {"layout": layout_body(form.rows)}
-    loaded, form.problems = _load(DashboardUpdateSchema(), body, lambda path: _row_field(path, "layout-"))
-    return loaded
-
-
-def layout_problems(form: LayoutForm, details: dict[str, Any], message: str) -> LayoutForm:
-    form.problems = shown(details, lambda path: _row_field(path, "layout-")) if details else {"_form": message}
-    return form
-
-
-# A widget to add.
-def blank_widget(layout: list[dict[str, Any]]) -> Form:
-    """A line chart of calls, half the width, below every widget."""
-    below = max((w["position"]["y"] + w["position"]["h"] for w in layout), default=0)
-    values = {"type": "line", "metric": "agents.calls", "title": "", "range": "", "aggregation": ""}
-    values.update(x="0", y=str(below), w="6", h="4")
-    return Form(values)
-
-
-def sent_widget(form: MultiDict[str, str]) -> Form:
-    return Form(_typed(form, WIDGET_FIELDS, "add-"))
-
-
-def _new_widget(values: dict[str, str]) -> dict[str, Any]:
-    filters = {key: values[key] for key in ("range", "aggregation") if values[key] != ""}
-    widget: dict[str, Any] = {"id": uuid.uuid4().hex[:12], "type": values["type"], "metric": values["metric"]}
-    widget.update(title=values["title"], filters=filters)
-    widget["position"] = {k: _number(values[k]) for k in PLACE if values[k].strip() != ""}
-    return widget
-
-
-def _added_field(path: str, index: int) -> str | None:
-    """The add form's field for layout.<index>.filters.range and the like; other widgets' paths show above it."""
-    parts = path.split(".")
-    if parts[:2] != ["layout", str(index)]:
-        return None
-    return "add-" + (parts[-1] if len(parts) > 2 else "type")
-
-
-def checked_widget(form: Form, layout: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """{"layout": stored + the new widget} as PUT /api/dashboards/<id> loads it; None with form.problems filled."""
-    body = {"layout": [*layout, _new_widget(form.values)]}
-    loaded, form.problems = _load(DashboardUpdateSchema(), body, lambda path: _added_field(path, len(layout)))
-    return loaded
-
-
-def widget_problems(form: Form, details: dict[str, Any], message: str, index: int) -> Form:
-    form.problems = shown(details, lambda path: _added_field(path, index)) if details else {"_form": message}
-    return form
+def check_details_version(form: Form, board: dict[str, Any]) -> None:
+    """Stale when the name, description, default or filters changed since the form was built."""
+    if form.values["version"] != details_version(board):
+        raise Stale("the name, description, default or filters were changed")
