@@ -21,7 +21,7 @@ from weather_metrics.store import versions
 from weather_metrics.store.db import copy_rows, database, execute, is_postgresql, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
-from weather_metrics.store.rowkind import SINCE, UNTIL, RowKind
+from weather_metrics.store.rowkind import SINCE, UNTIL, RowKind, Totals
 
 
 @dataclass(eq=False)
@@ -62,15 +62,23 @@ class _CompiledStatements:
         self._rollups: list[tuple[str, list[Any], int, int]] | None = None
         self._inserts: dict[int, str] = {}
 
-    def rollups(self, since_id: int, until_id: int) -> list[tuple[str, list[Any]]]:
+    @property
+    def ranged(self) -> bool:
+        """Whether the kind has rollup statements over an id range (then the commit's ids are looked up)."""
+        return bool(self._compiled_rollups())
+
+    def _compiled_rollups(self) -> list[tuple[str, list[Any], int, int]]:
         if self._rollups is None:
             compiled = []
             for query in self.kind.rollups():
                 sql, params = query.sql()
                 compiled.append((sql, params, params.index(SINCE), params.index(UNTIL)))
             self._rollups = compiled
+        return self._rollups
+
+    def rollups(self, since_id: int, until_id: int) -> list[tuple[str, list[Any]]]:
         out = []
-        for sql, params, since, until in self._rollups:
+        for sql, params, since, until in self._compiled_rollups():
             bound = list(params)
             bound[since], bound[until] = since_id, until_id
             out.append((sql, bound))
@@ -108,14 +116,46 @@ def compiled(kind: RowKind) -> _CompiledStatements:
 def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
     """Append rows of one kind and fold them into its rollups."""
     statements = compiled(kind)
-    before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+    ranged = statements.ranged
+    if ranged:
+        before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
     if is_postgresql():
         copy_rows(kind.table, kind.columns, rows)
     else:
         _insert(statements, rows)
-    after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
-    for sql, params in statements.rollups(before, after):
-        database.execute_sql(sql, params)
+    if ranged:
+        after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+        for sql, params in statements.rollups(before, after):
+            database.execute_sql(sql, params)
+    if kind.totals is not None:
+        for totals in kind.totals(rows):
+            upsert_totals(totals)
+
+
+# Bound parameters per upsert statement: SQLite's bound (PostgreSQL's is 65,535).
+_MAX_PARAMETERS = 32_766
+
+
+def upsert_totals(totals: Totals) -> None:
+    """Add a rollup's new figures to its table, in key order: one statement of many rows, a few past the bound."""
+    table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
+    columns = totals.key + totals.figures
+    changes = ", ".join(
+        f"{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
+        if c in totals.latest
+        else f"{c} = {table}.{c} + excluded.{c}"
+        for c in totals.figures
+    )
+    one = "(" + ", ".join([database.param] * len(columns)) + ")"
+    items = sorted(totals.rows.items())
+    step = _MAX_PARAMETERS // len(columns)
+    for start in range(0, len(items), step):
+        part = items[start : start + step]
+        database.execute_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(part))}"
+            f" ON CONFLICT ({', '.join(totals.key)}) DO UPDATE SET {changes}",
+            [value for key, figures in part for value in (*key, *figures)],
+        )
 
 
 def _insert(statements: _CompiledStatements, rows: list[tuple[Any, ...]]) -> None:
