@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from peewee import EXCLUDED
@@ -147,14 +148,15 @@ def upsert_totals(totals: Totals) -> None:
         for c in totals.figures
     )
     one = "(" + ", ".join([database.param] * len(columns)) + ")"
-    items = sorted(totals.rows.items())
+    figures = totals.rows
+    keys = sorted(figures)  # the keys alone: comparing (key, figures) pairs costs more
     step = _MAX_PARAMETERS // len(columns)
-    for start in range(0, len(items), step):
-        part = items[start : start + step]
+    for start in range(0, len(keys), step):
+        part = keys[start : start + step]
         database.execute_sql(
             f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(part))}"
             f" ON CONFLICT ({', '.join(totals.key)}) DO UPDATE SET {changes}",
-            [value for key, figures in part for value in (*key, *figures)],
+            list(chain.from_iterable(key + figures[key] for key in part)),
         )
 
 

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from itertools import compress, repeat
-from operator import eq, is_not
+from operator import is_not
 from typing import Any
 
 from peewee import AutoField, CompositeKey, FloatField, IntegerField, TextField
@@ -239,19 +239,31 @@ def _counted(model: Any, keys: Iterable[Row]) -> Totals:
 
 
 def _tool_hourly(keys: list[Row], errors: Row, times: Row, caches: Row) -> Totals:
-    """Calls, errors, timed calls and their total time, cache hits and misses, per hour and tool."""
+    """Calls, errors, timed calls and their total time, cache hits and misses, per hour and tool.
+
+    One count per distinct (key, error, timed, cache) and a loop over those: fewer passes
+    than a count per figure.
+    """
     timed = _present(times)
     spent: dict[Row, float] = {}
     for key, ms in compress(zip(keys, times, strict=True), timed):
         spent[key] = spent.get(key, 0.0) + ms
-    failed, timed_calls = Counter(compress(keys, errors)), Counter(compress(keys, timed))
-    hits = Counter(compress(keys, map(eq, caches, repeat(1))))
-    misses = Counter(compress(keys, map(eq, caches, repeat(0))))
-    figures = {
-        key: (calls, failed[key], timed_calls[key], spent.get(key, 0.0), hits[key], misses[key])
-        for key, calls in Counter(keys).items()
-    }
-    return Totals(ToolHourly, _key_of(ToolHourly), TOOL_HOURLY_FIGURES, figures)
+    figures: dict[Row, list[Any]] = {}
+    for (key, failed, measured, cache), calls in Counter(zip(keys, errors, timed, caches, strict=True)).items():
+        counts = figures.get(key)
+        if counts is None:
+            counts = figures[key] = [0, 0, 0, spent.get(key, 0.0), 0, 0]
+        counts[0] += calls
+        if failed:
+            counts[1] += calls
+        if measured:
+            counts[2] += calls
+        if cache == 1:
+            counts[4] += calls
+        elif cache == 0:
+            counts[5] += calls
+    rows = {key: tuple(counts) for key, counts in figures.items()}
+    return Totals(ToolHourly, _key_of(ToolHourly), TOOL_HOURLY_FIGURES, rows)
 
 
 TOOL_HOURLY_FIGURES = ("calls", "errors", "timed_calls", "response_time_sum", "cache_hits", "cache_misses")
