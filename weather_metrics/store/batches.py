@@ -133,12 +133,12 @@ def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
             upsert_totals(totals)
 
 
-# Bound parameters per upsert statement: SQLite's bound (PostgreSQL's is 65,535).
+# SQLite's bound on a statement's parameters (PostgreSQL's is 65,535).
 _MAX_PARAMETERS = 32_766
 
 
 def upsert_totals(totals: Totals) -> None:
-    """Add a rollup's new figures to its table, in key order: one statement of many rows, a few past the bound."""
+    """Add a rollup's new figures to its table, in key order, in a few multi-row statements."""
     table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
     columns = totals.key + totals.figures
     changes = ", ".join(
@@ -150,14 +150,35 @@ def upsert_totals(totals: Totals) -> None:
     one = "(" + ", ".join([database.param] * len(columns)) + ")"
     figures = totals.rows
     keys = sorted(figures)  # the keys alone: comparing (key, figures) pairs costs more
-    step = _MAX_PARAMETERS // len(columns)
-    for start in range(0, len(keys), step):
-        part = keys[start : start + step]
+    start = 0
+    for size in _upsert_sizes(len(keys), len(columns)):
+        part = keys[start : start + size]
+        start += size
         database.execute_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(part))}"
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * size)}"
             f" ON CONFLICT ({', '.join(totals.key)}) DO UPDATE SET {changes}",
             list(chain.from_iterable(key + figures[key] for key in part)),
         )
+
+
+def _upsert_sizes(count: int, width: int) -> list[int]:
+    """Rows of each upsert statement for `count` rows of `width` columns.
+
+    On SQLite, powers of two: a statement of any other length would be compiled afresh at
+    almost every commit (the number of keys changes), which cost more than the upserts
+    themselves; a dozen lengths per table stay in the connection's statement cache.
+    PostgreSQL parses every statement anyway, so there the fewest statements.
+    """
+    most = _MAX_PARAMETERS // width
+    if is_postgresql():
+        return [min(most, count - start) for start in range(0, count, most)]
+    sizes, size = [], 1 << (most.bit_length() - 1)
+    while count:
+        while size > count:
+            size //= 2
+        sizes.append(size)
+        count -= size
+    return sizes
 
 
 def _insert(statements: _CompiledStatements, rows: list[tuple[Any, ...]]) -> None:
