@@ -40,7 +40,7 @@ from weather_metrics.query.org_metrics import SETTLED
 from weather_metrics.query.stats import ANSWERS
 from weather_metrics.store import db, versions
 from weather_metrics.store.agents import AGENTS
-from weather_metrics.store.batches import compiled
+from weather_metrics.store.batches import compiled, upsert_totals
 from weather_metrics.store.db import database, open_database
 from weather_metrics.store.events import EVENTS
 from weather_metrics.store.rowkind import RowKind
@@ -190,9 +190,11 @@ def fingerprint(events: int, days: int, seed: int) -> dict[str, Any]:
 
 
 def copy_rows(kind: RowKind, rows: Rows) -> None:
-    """Append rows with COPY, leaving their rollups to `fold`: the build's fast path for write_batches."""
+    """Append rows with COPY and add up their Totals, leaving rollup statements to `fold`: the build's fast path."""
     with database.atomic():
         db.copy_rows(kind.table, kind.columns, rows)
+        for totals in kind.totals(rows) if kind.totals else []:
+            upsert_totals(totals)
 
 
 def fold(kinds: tuple[RowKind, ...]) -> None:

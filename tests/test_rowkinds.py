@@ -7,9 +7,33 @@ import sys
 import pytest
 
 from weather_metrics.store.agents import AGENTS, AgentExecution
-from weather_metrics.store.events import EVENTS, Event
+from weather_metrics.store.events import EVENTS, Event, event_row
 from weather_metrics.store.productivity import PRODUCTIVITY, ProductivityMetric
 
+# One row of each kind that declares totals: every optional column filled in.
+SAMPLE_ROWS = {
+    "events": [
+        event_row(
+            {
+                "version": "1.0.0",
+                "tool": "search",
+                "status": "error",
+                "timestamp_hour": "2025-11-12T20:00:00Z",
+                "analytics_level": "detailed",
+                "response_time_ms": 120.5,
+                "service": "api",
+                "cache_hit": True,
+                "retry_count": 1,
+                "country": "DE",
+                "error_type": "NetworkError",
+                "session_id": "a" * 16,
+                "sequence_number": 3,
+                "parameters": {"limit": 10},
+            },
+            0,
+        )
+    ]
+}
 KINDS = [(EVENTS, Event), (AGENTS, AgentExecution), (PRODUCTIVITY, ProductivityMetric)]
 
 
@@ -20,11 +44,23 @@ def test_a_kinds_columns_are_its_models_in_order(kind, model):
 
 
 @pytest.mark.parametrize(("kind", "model"), KINDS, ids=lambda k: getattr(k, "table", getattr(k, "__name__", "")))
-def test_a_kinds_rollups_fold_its_rows_into_tables_declared_beside_it(kind, model):
+def test_a_kinds_rollups_fold_its_rows_into_tables_declared_beside_it(app, kind, model):
+    """`app`: a query renders its SQL for the bound database."""
     home = sys.modules[model.__module__]
     rollups = kind.rollups()
-    assert rollups
     for query in rollups:
-        target = query.model
-        assert getattr(home, target.__name__, None) is target, f"{target.__name__} is not declared in {home.__name__}"
         assert model._meta.table_name in str(query.sql()[0])  # it reads this kind's rows
+    totals = kind.totals(SAMPLE_ROWS[kind.table]) if kind.totals else []
+    assert rollups or totals
+    for target in [query.model for query in rollups] + [figures.model for figures in totals]:
+        assert getattr(home, target.__name__, None) is target, f"{target.__name__} is not declared in {home.__name__}"
+
+
+def test_totals_name_their_tables_columns():
+    """Each rollup added up in Python upserts into its table's own key and figure columns."""
+    for figures in EVENTS.totals(SAMPLE_ROWS["events"]):
+        columns = [f.column_name for f in figures.model._meta.sorted_fields]
+        assert set(figures.key) | set(figures.figures) == set(columns), figures.model
+        assert figures.latest <= set(figures.figures)
+        assert all(len(key) == len(figures.key) for key in figures.rows), figures.model
+        assert all(len(values) == len(figures.figures) for values in figures.rows.values()), figures.model

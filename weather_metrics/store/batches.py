@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 from peewee import EXCLUDED
@@ -21,7 +22,7 @@ from weather_metrics.store import versions
 from weather_metrics.store.db import copy_rows, database, execute, is_postgresql, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
-from weather_metrics.store.rowkind import SINCE, UNTIL, RowKind
+from weather_metrics.store.rowkind import SINCE, UNTIL, RowKind, Totals
 
 
 @dataclass(eq=False)
@@ -62,15 +63,23 @@ class _CompiledStatements:
         self._rollups: list[tuple[str, list[Any], int, int]] | None = None
         self._inserts: dict[int, str] = {}
 
-    def rollups(self, since_id: int, until_id: int) -> list[tuple[str, list[Any]]]:
+    @property
+    def ranged(self) -> bool:
+        """Whether the kind has rollup statements over an id range (then the commit's ids are looked up)."""
+        return bool(self._compiled_rollups())
+
+    def _compiled_rollups(self) -> list[tuple[str, list[Any], int, int]]:
         if self._rollups is None:
             compiled = []
             for query in self.kind.rollups():
                 sql, params = query.sql()
                 compiled.append((sql, params, params.index(SINCE), params.index(UNTIL)))
             self._rollups = compiled
+        return self._rollups
+
+    def rollups(self, since_id: int, until_id: int) -> list[tuple[str, list[Any]]]:
         out = []
-        for sql, params, since, until in self._rollups:
+        for sql, params, since, until in self._compiled_rollups():
             bound = list(params)
             bound[since], bound[until] = since_id, until_id
             out.append((sql, bound))
@@ -108,14 +117,68 @@ def compiled(kind: RowKind) -> _CompiledStatements:
 def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
     """Append rows of one kind and fold them into its rollups."""
     statements = compiled(kind)
-    before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+    ranged = statements.ranged
+    if ranged:
+        before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
     if is_postgresql():
         copy_rows(kind.table, kind.columns, rows)
     else:
         _insert(statements, rows)
-    after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
-    for sql, params in statements.rollups(before, after):
-        database.execute_sql(sql, params)
+    if ranged:
+        after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
+        for sql, params in statements.rollups(before, after):
+            database.execute_sql(sql, params)
+    if kind.totals is not None:
+        for totals in kind.totals(rows):
+            upsert_totals(totals)
+
+
+# SQLite's bound on a statement's parameters (PostgreSQL's is 65,535).
+_MAX_PARAMETERS = 32_766
+
+
+def upsert_totals(totals: Totals) -> None:
+    """Add a rollup's new figures to its table, in key order, in a few multi-row statements."""
+    table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
+    columns = totals.key + totals.figures
+    changes = ", ".join(
+        f"{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
+        if c in totals.latest
+        else f"{c} = {table}.{c} + excluded.{c}"
+        for c in totals.figures
+    )
+    one = "(" + ", ".join([database.param] * len(columns)) + ")"
+    figures = totals.rows
+    keys = sorted(figures)  # the keys alone: comparing (key, figures) pairs costs more
+    start = 0
+    for size in _upsert_sizes(len(keys), len(columns)):
+        part = keys[start : start + size]
+        start += size
+        database.execute_sql(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * size)}"
+            f" ON CONFLICT ({', '.join(totals.key)}) DO UPDATE SET {changes}",
+            list(chain.from_iterable(key + figures[key] for key in part)),
+        )
+
+
+def _upsert_sizes(count: int, width: int) -> list[int]:
+    """Rows of each upsert statement for `count` rows of `width` columns.
+
+    On SQLite, powers of two: a statement of any other length would be compiled afresh at
+    almost every commit (the number of keys changes), which cost more than the upserts
+    themselves; a dozen lengths per table stay in the connection's statement cache.
+    PostgreSQL parses every statement anyway, so there the fewest statements.
+    """
+    most = _MAX_PARAMETERS // width
+    if is_postgresql():
+        return [min(most, count - start) for start in range(0, count, most)]
+    sizes, size = [], 1 << (most.bit_length() - 1)
+    while count:
+        while size > count:
+            size //= 2
+        sizes.append(size)
+        count -= size
+    return sizes
 
 
 def _insert(statements: _CompiledStatements, rows: list[tuple[Any, ...]]) -> None:

@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
+from collections.abc import Iterable
+from itertools import compress, repeat
+from operator import is_not
 from typing import Any
 
-from peewee import (
-    EXCLUDED,
-    SQL,
-    AutoField,
-    Case,
-    CompositeKey,
-    FloatField,
-    IntegerField,
-    TextField,
-    fn,
-)
+from peewee import AutoField, CompositeKey, FloatField, IntegerField, TextField
 
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import DAY, HOUR, parse_timestamp
 from weather_metrics.ingest.events.validation import normalize_country
 from weather_metrics.store.db import BaseModel, FlagField
-from weather_metrics.store.rowkind import RowKind, new_rows, summed
+from weather_metrics.store.rowkind import Row, RowKind, Totals, no_rollup_queries
 
 
 class Event(BaseModel):
@@ -221,121 +215,111 @@ def event_row(event: dict[str, Any], received_at: int) -> tuple[Any, ...]:
     )
 
 
-def _day(column: Any) -> Any:
-    # Integer division in SQL; peewee's `%` operator means LIKE, not modulo.
-    return column / DAY * DAY
+def _event_totals(rows: list[Row]) -> list[Totals]:
+    """Every rollup's figures over a commit's rows, in the order they are written.
 
-
-def _later(model: Any, name: str) -> dict[Any, Any]:
-    ours, theirs = getattr(model, name), getattr(EXCLUDED, name)
-    return {ours: Case(None, [(theirs > ours, theirs)], ours)}
-
-
-_FIRST_THREE = (SQL("1"), SQL("2"), SQL("3"))  # the first three selected columns, by position
-
-
-def _tool_latency(model: Any, period: Any, span: int) -> Any:
-    """Fold new rows into a per-tool histogram whose `period` column holds the start of a day or block."""
-    # Upserts in key order, so they walk the table's B-tree once. By position: SQLite would
-    # sort again for an ORDER BY that repeats the start expression (its bound numbers differ).
-    return model.insert_from(
-        Event.select(Event.timestamp_hour / span * span, Event.tool, Event.latency_bucket, fn.COUNT(Event.id))
-        .where(new_rows(Event.id) & Event.latency_bucket.is_null(False))
-        .group_by(*_FIRST_THREE)
-        .order_by(*_FIRST_THREE),
-        fields=[period, model.tool, model.bucket, model.calls],
-    ).on_conflict(conflict_target=[period, model.tool, model.bucket], update=summed(model, "calls"))
-
-
-def _tool_sums(model: Any, period: Any, start: Any) -> Any:
-    """Fold new rows into per-tool sums whose `period` column holds the start of an hour or a day."""
-    return model.insert_from(
-        Event.select(
-            start,
-            Event.tool,
-            fn.COUNT(Event.id),
-            fn.SUM(Event.is_error),
-            fn.COUNT(Event.response_time_ms),
-            fn.COALESCE(fn.SUM(Event.response_time_ms), 0),
-            fn.SUM(Case(None, [(Event.cache_hit == 1, 1)], 0)),
-            fn.SUM(Case(None, [(Event.cache_hit == 0, 1)], 0)),
-        )
-        .where(new_rows(Event.id))
-        .group_by(start, Event.tool),
-        fields=[
-            period,
-            model.tool,
-            model.calls,
-            model.errors,
-            model.timed_calls,
-            model.response_time_sum,
-            model.cache_hits,
-            model.cache_misses,
-        ],
-    ).on_conflict(
-        conflict_target=[period, model.tool],
-        update=summed(model, "calls", "errors", "timed_calls", "response_time_sum", "cache_hits", "cache_misses"),
+    Counted by Counter over zipped columns, which runs in C: a loop per row in Python
+    would cost more than the INSERT ... SELECT ... GROUP BY statements this replaced.
+    Hours are positive (validated within the retention window), so `//` cuts them to
+    days as SQL's integer division did.
+    """
+    _, hours, versions, tools, errors, _, times, buckets, services, caches, _, countries, types, sessions, _, _ = zip(
+        *rows, strict=True
     )
-
-
-def _rollup_queries() -> list[Any]:
-    """INSERT ... SELECT ... ON CONFLICT statements folding new rows into every rollup."""
-    new = new_rows(Event.id)
-    # `+ 0` keeps the planner on the rowid range: grouping by the bare column would make
-    # it walk the whole timestamp index instead (390 ms a commit on 10M rows).
-    hour = Event.timestamp_hour + 0
-    day = _day(Event.timestamp_hour)
+    days = list(map({hour: hour // DAY * DAY for hour in set(hours)}.__getitem__, hours))
+    weeks = list(map({hour: hour // WEEK * WEEK for hour in set(hours)}.__getitem__, hours))
+    bucketed = _present(buckets)
+    hourly = _tool_hourly(list(zip(hours, tools, strict=True)), errors, times, caches)
     return [
-        _tool_sums(ToolHourly, ToolHourly.hour, hour),
-        _tool_sums(ToolDaily, ToolDaily.day, day),
-        LatencyDaily.insert_from(
-            Event.select(day, Event.latency_bucket, fn.COUNT(Event.id))
-            .where(new & Event.latency_bucket.is_null(False))
-            .group_by(day, Event.latency_bucket),
-            fields=[LatencyDaily.day, LatencyDaily.bucket, LatencyDaily.calls],
-        ).on_conflict(conflict_target=[LatencyDaily.day, LatencyDaily.bucket], update=summed(LatencyDaily, "calls")),
-        _tool_latency(ToolLatencyDaily, ToolLatencyDaily.day, DAY),
-        _tool_latency(ToolLatencyWeekly, ToolLatencyWeekly.week, WEEK),
-        VersionDaily.insert_from(
-            Event.select(day, Event.tool, Event.version, fn.COUNT(Event.id))
-            .where(new)
-            .group_by(day, Event.tool, Event.version),
-            fields=[VersionDaily.day, VersionDaily.tool, VersionDaily.version, VersionDaily.calls],
-        ).on_conflict(
-            conflict_target=[VersionDaily.day, VersionDaily.tool, VersionDaily.version],
-            update=summed(VersionDaily, "calls"),
-        ),
-        CountryDaily.insert_from(
-            Event.select(day, Event.tool, Event.country, fn.COUNT(Event.id))
-            .where(new & Event.country.is_null(False))
-            .group_by(day, Event.tool, Event.country),
-            fields=[CountryDaily.day, CountryDaily.tool, CountryDaily.country, CountryDaily.calls],
-        ).on_conflict(
-            conflict_target=[CountryDaily.day, CountryDaily.tool, CountryDaily.country],
-            update=summed(CountryDaily, "calls"),
-        ),
-        ServiceDaily.insert_from(
-            Event.select(day, Event.service, fn.COUNT(Event.id))
-            .where(new & Event.service.is_null(False))
-            .group_by(day, Event.service),
-            fields=[ServiceDaily.day, ServiceDaily.service, ServiceDaily.calls],
-        ).on_conflict(conflict_target=[ServiceDaily.day, ServiceDaily.service], update=summed(ServiceDaily, "calls")),
-        ErrorDaily.insert_from(
-            Event.select(day, fn.COALESCE(Event.error_type, "unknown"), fn.COUNT(Event.id), fn.MAX(hour))
-            .where(new & (Event.is_error == 1))
-            .group_by(day, fn.COALESCE(Event.error_type, "unknown")),
-            fields=[ErrorDaily.day, ErrorDaily.error_type, ErrorDaily.errors, ErrorDaily.last_seen],
-        ).on_conflict(
-            conflict_target=[ErrorDaily.day, ErrorDaily.error_type],
-            update={**summed(ErrorDaily, "errors"), **_later(ErrorDaily, "last_seen")},
-        ),
-        Session.insert_from(
-            Event.select(Event.session_id, fn.MAX(hour))
-            .where(new & Event.session_id.is_null(False))
-            .group_by(Event.session_id),
-            fields=[Session.session_id, Session.last_seen],
-        ).on_conflict(conflict_target=[Session.session_id], update=_later(Session, "last_seen")),
+        hourly,
+        _tool_daily(hourly),
+        _counted(LatencyDaily, compress(zip(days, buckets, strict=True), bucketed)),
+        _counted(ToolLatencyDaily, compress(zip(days, tools, buckets, strict=True), bucketed)),
+        _counted(ToolLatencyWeekly, compress(zip(weeks, tools, buckets, strict=True), bucketed)),
+        _counted(VersionDaily, zip(days, tools, versions, strict=True)),
+        _counted(CountryDaily, compress(zip(days, tools, countries, strict=True), _present(countries))),
+        _counted(ServiceDaily, compress(zip(days, services, strict=True), _present(services))),
+        _error_daily(compress(zip(days, types, hours, strict=True), errors)),
+        _sessions(compress(zip(sessions, hours, strict=True), _present(sessions))),
     ]
 
 
-EVENTS = RowKind("events", EVENT_COLUMNS, _rollup_queries)
+def _present(column: Row) -> list[bool]:
+    """Whether each value of a column is not NULL: a selector for `compress`."""
+    return list(map(is_not, column, repeat(None)))
+
+
+def _key_of(model: Any) -> tuple[str, ...]:
+    """The columns of a rollup table's primary key: what its upsert conflicts on."""
+    key = model._meta.primary_key  # noqa: SLF001 - peewee's way to reach a model's fields
+    return tuple(key.field_names) if isinstance(key, CompositeKey) else (key.column_name,)
+
+
+def _counted(model: Any, keys: Iterable[Row]) -> Totals:
+    """A rollup whose one figure, `calls`, counts the rows of each key."""
+    return Totals(model, _key_of(model), ("calls",), {key: (n,) for key, n in Counter(keys).items()})
+
+
+def _tool_hourly(keys: list[Row], errors: Row, times: Row, caches: Row) -> Totals:
+    """Calls, errors, timed calls and their total time, cache hits and misses, per hour and tool.
+
+    One count per distinct (key, error, timed, cache) and a loop over those: fewer passes
+    than a count per figure.
+    """
+    timed = _present(times)
+    spent: dict[Row, float] = {}
+    for key, ms in compress(zip(keys, times, strict=True), timed):
+        spent[key] = spent.get(key, 0.0) + ms
+    figures: dict[Row, list[Any]] = {}
+    for (key, failed, measured, cache), calls in Counter(zip(keys, errors, timed, caches, strict=True)).items():
+        counts = figures.get(key)
+        if counts is None:
+            counts = figures[key] = [0, 0, 0, spent.get(key, 0.0), 0, 0]
+        counts[0] += calls
+        if failed:
+            counts[1] += calls
+        if measured:
+            counts[2] += calls
+        if cache == 1:
+            counts[4] += calls
+        elif cache == 0:
+            counts[5] += calls
+    rows = {key: tuple(counts) for key, counts in figures.items()}
+    return Totals(ToolHourly, _key_of(ToolHourly), TOOL_HOURLY_FIGURES, rows)
+
+
+TOOL_HOURLY_FIGURES = ("calls", "errors", "timed_calls", "response_time_sum", "cache_hits", "cache_misses")
+
+
+def _tool_daily(hourly: Totals) -> Totals:
+    """The hourly per-tool sums added up per UTC day: a long period reads a row a day."""
+    figures: dict[Row, list[Any]] = {}
+    for (hour, tool), counts in hourly.rows.items():
+        day = figures.setdefault((hour // DAY * DAY, tool), [0, 0, 0, 0.0, 0, 0])
+        for i, value in enumerate(counts):
+            day[i] += value
+    rows = {key: tuple(counts) for key, counts in figures.items()}
+    return Totals(ToolDaily, _key_of(ToolDaily), TOOL_HOURLY_FIGURES, rows)
+
+
+def _error_daily(failures: Iterable[tuple[int, str | None, int]]) -> Totals:
+    """Errors per day and type (`unknown` when the event named none), and the latest hour each was seen."""
+    figures: dict[Row, Row] = {}
+    for day, error_type, hour in failures:
+        key = (day, "unknown" if error_type is None else error_type)
+        errors, last_seen = figures.get(key, (0, hour))
+        figures[key] = (errors + 1, max(last_seen, hour))
+    return Totals(ErrorDaily, _key_of(ErrorDaily), ("errors", "last_seen"), figures, frozenset({"last_seen"}))
+
+
+def _sessions(seen: Iterable[tuple[str, int]]) -> Totals:
+    """The latest hour each session was seen in."""
+    latest: dict[str, int] = {}
+    for session, hour in seen:
+        if hour > latest.get(session, -1):
+            latest[session] = hour
+    figures = {(session,): (hour,) for session, hour in latest.items()}
+    return Totals(Session, _key_of(Session), ("last_seen",), figures, frozenset({"last_seen"}))
+
+
+EVENTS = RowKind("events", EVENT_COLUMNS, no_rollup_queries, _event_totals)

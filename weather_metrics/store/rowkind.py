@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,20 +11,47 @@ from peewee import EXCLUDED
 from weather_metrics.core.times import parse_timestamp
 from weather_metrics.store.db import pyformat
 
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Totals:
+    """One rollup's figures over a commit's rows, added up in Python: `key` columns to `figures` columns.
+
+    The writer upserts them into `model` in one multi-row statement (a few past its
+    parameter bound), in key order: each stored figure gains the new one, or for a column
+    in `latest` keeps the larger of the two.
+    """
+
+    model: Any
+    key: tuple[str, ...]
+    figures: tuple[str, ...]
+    rows: Mapping[Row, Row]
+    latest: frozenset[str] = frozenset()
+
+
+def no_rollup_queries() -> list[Any]:
+    """For a kind whose rollups are all `totals`."""
+    return []
+
 
 @dataclass(frozen=True, eq=False)
 class RowKind:
     """A table the writer appends rows to, with the rollups folded from each commit's rows.
 
-    `rollups` builds INSERT ... SELECT ... ON CONFLICT queries over the rows with
-    `id > SINCE AND id <= UNTIL` (`new_rows`); they are compiled once and bound to the ids
-    just before and at the end of the commit's rows. The closed range lets PostgreSQL see,
-    without statistics on the table, that few rows match: it reads them through the key.
+    A rollup is declared in one of two ways. `rollups` builds INSERT ... SELECT ... ON
+    CONFLICT queries over the rows with `id > SINCE AND id <= UNTIL` (`new_rows`); they
+    are compiled once and bound to the ids just before and at the end of the commit's
+    rows. The closed range lets PostgreSQL see, without statistics on the table, that few
+    rows match: it reads them through the key. `totals` adds the rows in hand up in
+    Python instead (`Totals`): no statement reads them back, and a kind without
+    `rollups` needs no ids at all.
     """
 
     table: str
     columns: tuple[str, ...]
     rollups: Callable[[], list[Any]]
+    totals: Callable[[list[Row]], list[Totals]] | None = None
 
 
 def summed(model: Any, *names: str) -> dict[Any, Any]:
