@@ -594,3 +594,21 @@ def test_a_registration_does_not_wait_on_a_slow_name_server():
     started = time.monotonic()
     assert "hook_url" not in webhooks.validation_problems(body, allow_private=False, resolver=silent)
     assert time.monotonic() - started < 10
+
+
+def test_a_batch_is_acknowledged_with_its_deliveries_already_stored(private_app, receiver):
+    """Deliveries commit with the rows: a crash after the commit loses none; a later webhook hears nothing of it."""
+    org = make_org(private_app, "Acme")
+    register(private_app, org, receiver.url)
+    writer = private_app.extensions["weather_metrics"].writer
+    listener = writer._on_commit
+
+    def slow_listener(*args: Any) -> None:  # what runs after the acknowledgement may be late
+        time.sleep(1)
+        listener(*args)
+
+    writer._on_commit = slow_listener
+    collect(private_app, org)
+    with private_app.app_context():
+        stored = webhooks.WebhookDelivery.select().count()
+    assert stored == 1

@@ -76,6 +76,16 @@ def _sign_in_provider(settings: dict[str, Any]) -> OidcProvider | None:
     return OidcProvider(settings["oidc_issuer"], settings["oidc_audience"], settings["oidc_client_secret"])
 
 
+def _within(*hooks: Any) -> Any:
+    """One `write_batches` hook that calls each of `hooks` inside the commit's transaction, in turn."""
+
+    def record(batches: Any) -> None:
+        for hook in hooks:
+            hook(batches)
+
+    return record
+
+
 def _on_commit(*hooks: Any) -> Any:
     """One writer on_commit hook that calls each of `hooks`; one failing does not skip the rest."""
 
@@ -143,13 +153,14 @@ def create_app(config: dict[str, Any] | None = None, *, background: bool = True)
     webhooks = WebhookDeliverer(settings, SecretBox(require_secret(settings)), Subscribers())
     writer = EventWriter(
         write=partial(
-            write_batches, idempotency_ttl=settings["idempotency_ttl_hours"] * HOUR, within=live.batch_recorder()
+            write_batches,
+            idempotency_ttl=settings["idempotency_ttl_hours"] * HOUR,
+            within=_within(live.batch_recorder(), collected_recorder(webhooks.subscribers)),
         ),
         max_events=settings["queue_max_events"],
         max_batch_events=settings["writer_max_batch_events"],
         on_commit=_on_commit(
             observability.commit_recorder(observability.ToolLabels(settings["metrics_max_tools"])),
-            collected_recorder(webhooks.subscribers),
         ),
         housekeeping=partial(_housekeeping, settings),
         housekeeping_interval=settings["prune_interval_seconds"],

@@ -25,7 +25,7 @@ from weather_metrics.runtime.loops import StepThreads
 from weather_metrics.runtime.prometheus import webhook_deliveries_total, webhooks_disabled_total
 from weather_metrics.store import versions
 from weather_metrics.store.batches import PendingBatch
-from weather_metrics.store.db import write_transaction
+from weather_metrics.store.db import database, write_transaction
 from weather_metrics.store.models import Webhook, WebhookDelivery
 from weather_metrics.webhooks import transport
 from weather_metrics.webhooks.signing import SecretBox, signed_body
@@ -191,10 +191,21 @@ def enqueue(hook_ids: list[str], event: str, payload: dict[str, Any], now: int) 
             WebhookDelivery.insert_many(rows).execute()
 
 
-def collected_recorder(subscribers: Subscribers) -> Callable[[list[PendingBatch], int, float], None]:
-    """A writer on_commit hook: a metrics.collected delivery per subscribed webhook and stored organization batch."""
+def collected_recorder(subscribers: Subscribers) -> Callable[[list[PendingBatch]], None]:
+    """A `write_batches` hook: a metrics.collected delivery per subscribed webhook and stored organization batch.
 
-    def record(batches: list[PendingBatch], _stored: int, _seconds: float) -> None:
+    It runs inside the commit's transaction, so a batch's deliveries commit with its rows: a
+    batch is acknowledged only with them, and a webhook registered after that never hears it.
+    """
+
+    def record(batches: list[PendingBatch]) -> None:
+        try:
+            with database.atomic():  # a savepoint: the rows commit even if their deliveries cannot be stored
+                enqueue_collected(batches)
+        except Exception:  # noqa: BLE001 - losing a delivery must not lose the data
+            log.exception("metrics.collected deliveries of a commit could not be stored")
+
+    def enqueue_collected(batches: list[PendingBatch]) -> None:
         now = datetime.now(UTC)
         for batch in batches:
             if batch.kind is None or not batch.stored or not batch.rows:
