@@ -20,6 +20,7 @@ from weather_metrics.query import org_metrics
 from weather_metrics.query.scope import Scope
 from weather_metrics.query.windows import parse_window
 from weather_metrics.store import db
+from weather_metrics.store.migrate import SCHEMA_VERSION
 
 HISTORY = ROOT / "tests" / "schema_history" / "postgresql"
 ROLLUPS = [
@@ -61,7 +62,7 @@ def test_a_version_9_database_gets_the_same_keys_and_indexes_as_a_new_one(tmp_pa
         cursor.execute("SELECT user_id, day, agent_name, success, calls, duration_sum FROM agent_user_daily")
         assert cursor.fetchall() == [("u", 86400, "reviewer", 1, 3, 12.5)]
         cursor.execute("SELECT version FROM schema_version")
-        assert cursor.fetchall() == [(10,)]
+        assert cursor.fetchall() == [(SCHEMA_VERSION,)]
 
 
 def explained(statements: list[tuple[str, Any]]) -> dict[str, str]:

@@ -1,20 +1,26 @@
-"""Team rollups equal the sum of their current members' per-user rows, and answers read from them are the per-user path's."""
+"""Team rollups equal the sum of their current members' rows; answers read from them equal the per-user path's."""
 
 from __future__ import annotations
 
 import random
+import sqlite3
 import uuid
+from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from tests import databases
+from tests.support import ROOT
+from tests.test_postgresql import fresh_schema_url, psycopg2_connect
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import zone
 from weather_metrics.query import analytics, org_metrics
 from weather_metrics.query.scope import narrow, organization_scope, scope_for
 from weather_metrics.query.windows import parse_window
+from weather_metrics.store import db
 from weather_metrics.store.agents import AGENTS
 from weather_metrics.store.batches import PendingBatch, write_batches
 from weather_metrics.store.db import database, execute
@@ -232,3 +238,59 @@ def test_a_membership_change_shows_in_the_next_answer_over_past_days(app, organi
         assert scope.rollup_teams == frozenset({team_a.id})
         assert after["totals"]["calls"] > before["totals"]["calls"]
         assert after == org_metrics.agent_metrics(per_user(scope), span)
+
+
+# A version 10 database: two teams sharing a member, and that member's rows of one day.
+VERSION_10_ROWS = (
+    "INSERT INTO organizations (id, name, created_at) VALUES ('o', 'O', 0)",
+    "INSERT INTO users (id, organization_id, email, name, role, active, created_at, updated_at)"
+    " VALUES ('u', 'o', 'u@o.test', 'U', 'developer', 1, 0, 0), ('v', 'o', 'v@o.test', 'V', 'developer', 1, 0, 0)",
+    "INSERT INTO teams (id, organization_id, name, description, created_at) VALUES ('t1', 'o', 'a', '', 0),"
+    " ('t2', 'o', 'b', '', 0)",
+    "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ('t1', 'u', 'member', 0),"
+    " ('t1', 'v', 'member', 0), ('t2', 'u', 'member', 0)",
+    "INSERT INTO agent_user_daily (user_id, day, agent_name, success, calls, duration_sum)"
+    " VALUES ('u', 86400, 'reviewer', 1, 3, 12.5), ('v', 86400, 'reviewer', 1, 2, 4.0)",
+    "INSERT INTO agent_user_latency_spans (user_id, span, start, agent_name, success, bucket, calls)"
+    " VALUES ('u', 4, 0, 'reviewer', 1, 7, 3), ('v', 4, 0, 'reviewer', 1, 7, 2)",
+    "INSERT INTO schema_version (version) VALUES (10)",
+)
+FILLED = (
+    [("t1", 86400, "reviewer", 1, 5, 16.5), ("t2", 86400, "reviewer", 1, 3, 12.5)],
+    [("t1", 4, 0, "reviewer", 1, 7, 5), ("t2", 4, 0, "reviewer", 1, 7, 3)],
+)
+
+
+@databases.sqlite_only
+def test_a_version_10_sqlite_database_gets_team_rows_from_its_memberships(tmp_path):
+    path = tmp_path / "v10.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript((ROOT / "tests" / "schema_history" / "v10.sql").read_text())
+        for statement in VERSION_10_ROWS:
+            conn.execute(statement)
+        conn.commit()
+    db.open_database(str(path))
+    db.database.close_all()
+    with closing(sqlite3.connect(path)) as conn:
+        found = [conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in TEAM_TABLES]
+    assert tuple(found) == FILLED
+
+
+def test_a_version_10_postgresql_database_gets_team_rows_from_its_memberships(tmp_path):
+    url = fresh_schema_url(tmp_path / "v10.db")
+    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
+        cursor.execute((ROOT / "tests" / "schema_history" / "postgresql" / "v10.sql").read_text())
+        for statement in VERSION_10_ROWS:
+            cursor.execute(statement)
+        conn.commit()
+    db.open_database(url)
+    db.database.close_all()
+    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
+        found = []
+        for table in TEAM_TABLES:
+            cursor.execute(f"SELECT * FROM {table} ORDER BY 1")
+            found.append(cursor.fetchall())
+    assert tuple(found) == FILLED
+
+
+TEAM_TABLES = ("agent_team_daily", "agent_team_latency_spans")

@@ -8,7 +8,10 @@ as spans of days. Results over days before yesterday are kept in `SETTLED`.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from bisect import bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -19,10 +22,10 @@ from weather_metrics.core.histogram import percentile_from_histogram
 from weather_metrics.core.times import DAY, HOUR, iso, zone
 from weather_metrics.query import spans
 from weather_metrics.query.scope import Scope
-from weather_metrics.query.settled import SETTLED, SettledRows, query_rows
 from weather_metrics.query.windows import Window
+from weather_metrics.store import versions
 from weather_metrics.store.agents import SPANS
-from weather_metrics.store.db import execute
+from weather_metrics.store.db import binding, execute
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,73 @@ log = logging.getLogger(__name__)
 PERCENTILES = (("p50_duration_ms", 0.50), ("p95_duration_ms", 0.95), ("p99_duration_ms", 0.99))
 AGENT_METRICS = ("calls", "successes", "failures", "success_rate", "avg_duration_ms", *(n for n, _ in PERCENTILES))
 Rows = list[tuple[Any, ...]]
+
+
+def _query(sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
+    return execute(sql, (*params, low, high)).fetchall()  # type: ignore[no-any-return]
+
+
+class SettledRows:
+    """Results of rollup queries over UTC days before yesterday, reused until those days change.
+
+    Each result is kept with the data version `data` read before its query; every
+    transaction that changes those days (a late row for one, pruning) raises the version in
+    the database (store/versions.py), so a commit in any process or on any host makes the
+    next query here read afresh. Yesterday and today, which late executions still reach, are
+    always read afresh. A result may hold a key twice when its query spans both parts:
+    callers add rows up by key.
+    """
+
+    def __init__(self, data: str, max_rows: int = 100_000) -> None:
+        self.data = data
+        self._max_rows = max_rows
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[tuple[Any, ...], tuple[int, Rows]] = OrderedDict()
+        self._rows = 0
+
+    def rows(self, sql: str, params: tuple[Any, ...], low: int, high: int, step: int) -> Rows:
+        """The rows of `sql` for the range [low, high] (in steps of `step` seconds)."""
+        recent = int(time.time()) // DAY * DAY - DAY
+        out: Rows = []
+        if low <= min(high, recent - step):
+            out += self._settled(sql, params, low, min(high, recent - step))
+        if max(low, recent) <= high:
+            out += _query(sql, params, max(low, recent), high)
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._rows = 0
+
+    def _settled(self, sql: str, params: tuple[Any, ...], low: int, high: int) -> Rows:
+        # The version is read before the rows: rows newer than it are kept under it at worst,
+        # which costs one more query once the version moves, never a stale answer.
+        version = versions.current(self.data)
+        key = (binding(), sql, params, low, high)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] == version:
+                self._entries.move_to_end(key)
+                return entry[1]
+        rows = _query(sql, params, low, high)
+        with self._lock:
+            old = self._entries.get(key)
+            if old is None or old[0] <= version:
+                self._drop(key)
+                self._entries[key] = (version, rows)
+                self._rows += len(rows)
+                while self._rows > self._max_rows:
+                    self._drop(next(iter(self._entries)))
+        return rows
+
+    def _drop(self, key: tuple[Any, ...]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._rows -= len(entry[1])
+
+
+SETTLED = SettledRows(versions.AGENT_HISTORY)
 
 
 @dataclass(frozen=True)
@@ -40,12 +110,12 @@ class _Filter:
     where: str
     params: tuple[Any, ...]
     settled: SettledRows | None = None  # where results of past days are kept
-    days: _Filter | None = None  # for an hourly table: the daily one's filter, when not the same owners'
+    days: _Filter | None = None  # an hourly table's: the daily one's filter, when its owners differ
 
     def rows(self, select: str, column: str, low: int, high: int, group: str) -> Rows:
         sql = f"SELECT {select} FROM {self.table} WHERE {self.where} AND {column} BETWEEN ? AND ? GROUP BY {group}"
         if self.settled is None:
-            return query_rows(sql, self.params, low, high)
+            return _query(sql, self.params, low, high)
         return self.settled.rows(sql, self.params, low, high, HOUR if column == "hour" else DAY)
 
 
@@ -72,8 +142,8 @@ def sql_in(column: str, values: frozenset[str], params: list[Any]) -> str:
 
 
 def _agent_filter(scope: Scope, table: str, agent_name: str | None, success_only: bool) -> _Filter:
-    """Whole organization: the organization rollup; teams that cover the scope: their team rollups
-    (hours still per user); otherwise the per-user one, for the scope's users."""
+    """Whole organization: the organization rollup; teams covering the scope: their rollups (hours per
+    user); otherwise the per-user one, for the scope's users."""
     params: list[Any] = []
     days = None
     if scope.user_ids is None:

@@ -31,8 +31,8 @@ def team_member_ids(team_ids: frozenset[str] | set[str]) -> frozenset[str]:
 
 def _teams_scope(org_id: str, team_ids: frozenset[str], also: frozenset[str] = frozenset()) -> Scope:
     """The members of the teams and `also`; their rollups stand for them when no one is counted twice or left out."""
-    pairs = list(TeamMember.select(TeamMember.user_id).where(TeamMember.team.in_(sorted(team_ids))).tuples())
-    members = frozenset(user for (user,) in pairs)
+    pairs = [m.user_id for m in TeamMember.select(TeamMember.user_id).where(TeamMember.team.in_(sorted(team_ids)))]
+    members = frozenset(pairs)
     # Overlapping teams would count a shared member twice (a manager in two teams is in both): per-user rows then.
     disjoint = bool(team_ids) and len(pairs) == len(members) and also <= members
     return Scope(org_id, members | also, team_ids, team_ids if disjoint else None)

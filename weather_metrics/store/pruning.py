@@ -54,7 +54,10 @@ ROLLUPS: tuple[tuple[str, Any, str], ...] = (
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentDaily, AgentUserDaily)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentTeamDaily, AgentTeamLatencyDaily)),
     # A span goes once it lies wholly before the cutoff (its "end"), likewise.
-    *((versions.AGENT_EXECUTIONS, model, "end") for model in (AgentLatencySpans, AgentUserLatencySpans, AgentTeamLatencySpans)),
+    *(
+        (versions.AGENT_EXECUTIONS, model, "end")
+        for model in (AgentLatencySpans, AgentUserLatencySpans, AgentTeamLatencySpans)
+    ),
     (versions.PRODUCTIVITY_METRICS, ProductivityHourly, "hour"),
 )
 

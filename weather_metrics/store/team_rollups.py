@@ -113,9 +113,7 @@ def _fold_member(team_id: str, user_id: str, sign: int) -> None:
     """Add (sign 1) or subtract (-1) the user's per-user rows to or from the team's."""
     for table, user_table, key, sums in _MIRRORS:
         weighted = ", ".join(f"? * {name}" for name in sums)
-        select = (
-            f"SELECT ?, {', '.join(key)}, {weighted} FROM {user_table} WHERE user_id = ? ORDER BY {', '.join(key)}"
-        )
+        select = f"SELECT ?, {', '.join(key)}, {weighted} FROM {user_table} WHERE user_id = ? ORDER BY {', '.join(key)}"
         execute(_upsert(table, key, sums).format(select=select), (team_id, *([sign] * len(sums)), user_id))
         if sign < 0:  # a row all of whose calls left with the user is no row: the per-user path has none
             execute(f"DELETE FROM {table} WHERE team_id = ? AND calls = 0", (team_id,))
