@@ -32,7 +32,7 @@ test: $(STAMP)
 # use the server on either run, so `make test` runs them. POSTGRES_TESTS=tests runs every test there.
 POSTGRES_TESTS ?= $(addprefix tests/,$(addsuffix .py,\
     test_writer test_totals test_smoke test_stats test_rowkinds test_agent_rollups \
-    test_org_ingest test_org_queries test_org_extremes test_analytics test_timestamps test_mcp \
+    test_org_ingest test_org_queries test_org_extremes test_analytics test_team_rollups test_timestamps test_mcp \
     test_read_keys test_api_keys test_users_teams test_auth test_dashboards test_alerts \
     test_webhooks test_relay test_ws test_reports test_answers test_nul test_tool_sums \
     test_server test_org_e2e test_schema test_backup test_openapi_conformance))

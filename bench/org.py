@@ -46,6 +46,7 @@ RESULTS = ROOT / "bench" / "results"
 SHAPING_SOURCES = (
     "schema.sql",
     "weather_metrics/store/agents.py",
+    "weather_metrics/store/team_rollups.py",
     "weather_metrics/store/productivity.py",
     "weather_metrics/core/histogram.py",
 )

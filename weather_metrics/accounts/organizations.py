@@ -19,6 +19,7 @@ from weather_metrics.core.errors import Conflict, NotFound, OutOfScope, Rejected
 from weather_metrics.core.times import iso
 from weather_metrics.store.db import database, execute, write_transaction
 from weather_metrics.store.models import ApiKey, Organization, Team, TeamMember, User
+from weather_metrics.store.team_rollups import add_member_rows, drop_team_rows, remove_member_rows
 
 ROLES = ("admin", "manager", "developer")
 TEAM_ROLES = ("lead", "member")
@@ -168,10 +169,11 @@ def user_view(user: User) -> dict[str, Any]:
 def create_team(org_id: str, name: str, description: str, lead: User | None = None) -> Team:
     """A new team; `lead` (a manager creating it) leads it from the start."""
     try:
-        with database.atomic():
+        with write_transaction():  # the lead's rows join the team's rollups (store/team_rollups.py)
             team = Team.create(id=_id(), organization=org_id, name=name, description=description, created_at=_now())
             if lead is not None:
                 TeamMember.create(team=team.id, user=lead.id, role="lead", created_at=_now())
+                add_member_rows(team.id, lead.id)
             return team
     except IntegrityError:
         raise Conflict(f"A team named {name!r} already exists") from None
@@ -237,23 +239,33 @@ def membership_view(member: TeamMember, show_email: bool = True) -> dict[str, An
     return view
 
 
+# Every change of a team's members changes its rollups in the same write transaction, which
+# also orders it with the writer's commits: the team's rows stay the sum of its current members'.
+
+
 def add_member(team: Team, user: User, role: str) -> TeamMember:
     try:
-        with database.atomic():
-            return TeamMember.create(team=team.id, user=user.id, role=role, created_at=_now())
+        with write_transaction():
+            member = TeamMember.create(team=team.id, user=user.id, role=role, created_at=_now())
+            add_member_rows(team.id, user.id)
+            return member
     except IntegrityError:
         raise Conflict(f"User {user.id} is already a member of this team") from None
 
 
 def remove_member(team: Team, user_id: str) -> None:
-    deleted = TeamMember.delete().where((TeamMember.team == team.id) & (TeamMember.user == user_id)).execute()
+    with write_transaction():
+        deleted = TeamMember.delete().where((TeamMember.team == team.id) & (TeamMember.user == user_id)).execute()
+        if deleted:
+            remove_member_rows(team.id, user_id)
     if not deleted:
         raise NotFound(f"User {user_id} is not a member of this team")
 
 
 def delete_team(team: Team) -> None:
-    with database.atomic():
+    with write_transaction():
         TeamMember.delete().where(TeamMember.team == team.id).execute()
+        drop_team_rows(team.id)
         team.delete_instance()
 
 

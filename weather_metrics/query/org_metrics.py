@@ -110,6 +110,7 @@ class _Filter:
     where: str
     params: tuple[Any, ...]
     settled: SettledRows | None = None  # where results of past days are kept
+    days: _Filter | None = None  # an hourly table's: the daily one's filter, when its owners differ
 
     def rows(self, select: str, column: str, low: int, high: int, group: str) -> Rows:
         sql = f"SELECT {select} FROM {self.table} WHERE {self.where} AND {column} BETWEEN ? AND ? GROUP BY {group}"
@@ -141,12 +142,19 @@ def sql_in(column: str, values: frozenset[str], params: list[Any]) -> str:
 
 
 def _agent_filter(scope: Scope, table: str, agent_name: str | None, success_only: bool) -> _Filter:
-    """Whole organization: the organization rollup; otherwise the per-user one, for the scope's users."""
+    """Whole organization: the organization rollup; teams covering the scope: their rollups (hours per
+    user); otherwise the per-user one, for the scope's users."""
     params: list[Any] = []
+    days = None
     if scope.user_ids is None:
         clauses = ["organization_id = ?"]
         params.append(scope.organization_id)
+    elif scope.rollup_teams is not None and not table.endswith("_hourly"):
+        table = table.replace("agent_", "agent_team_", 1)
+        clauses = [sql_in("team_id", scope.rollup_teams, params)]
     else:  # per-user tables: the scope's user ids are all of its organization
+        if scope.rollup_teams is not None:
+            days = _agent_filter(scope, table.replace("_hourly", "_daily"), agent_name, success_only)
         table = table.replace("agent_", "agent_user_", 1)
         clauses = [sql_in("user_id", scope.user_ids, params)]
     if agent_name is not None:
@@ -154,7 +162,7 @@ def _agent_filter(scope: Scope, table: str, agent_name: str | None, success_only
         params.append(agent_name)
     if success_only:
         clauses.append("success = 1")
-    return _Filter(table, " AND ".join(clauses), tuple(params), SETTLED)
+    return _Filter(table, " AND ".join(clauses), tuple(params), SETTLED, days)
 
 
 def _productivity_filter(scope: Scope, metric_type: str | None) -> _Filter:
@@ -231,7 +239,7 @@ def _agent_rows(hourly: _Filter, key: str | None, low: int, high: int, cuts: lis
     with `cuts` (period starts), a day a period starts inside is read by the hour.
     """
     days, hours = spans.whole_days(low, high, cuts or [])
-    daily = replace(hourly, table=hourly.table.replace("_hourly", "_daily"))
+    daily = hourly.days or replace(hourly, table=hourly.table.replace("_hourly", "_daily"))
     out: Rows = []
     for part, column, ranges in ((hourly, "hour", hours), (daily, "day", days)):
         group = key or column

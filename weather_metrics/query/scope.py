@@ -13,17 +13,29 @@ class Scope:
     """Whose data a caller may see inside their organization.
 
     `user_ids` None means every user; otherwise only rows of those users. Productivity rows
-    tagged with a team in `team_ids` are visible too (None: every team).
+    tagged with a team in `team_ids` are visible too (None: every team). `rollup_teams`, when
+    set, are teams whose members are exactly `user_ids`, each user in one of them only: the sum
+    of their team rollups (store/team_rollups.py) is the sum of those users' rows.
     """
 
     organization_id: str
     user_ids: frozenset[str] | None
     team_ids: frozenset[str] | None
+    rollup_teams: frozenset[str] | None = None
 
 
 def team_member_ids(team_ids: frozenset[str] | set[str]) -> frozenset[str]:
     rows = TeamMember.select(TeamMember.user_id).where(TeamMember.team.in_(sorted(team_ids)))
     return frozenset(row.user_id for row in rows)
+
+
+def _teams_scope(org_id: str, team_ids: frozenset[str], also: frozenset[str] = frozenset()) -> Scope:
+    """The members of the teams and `also`; their rollups stand for them when no one is counted twice or left out."""
+    pairs = [m.user_id for m in TeamMember.select(TeamMember.user_id).where(TeamMember.team.in_(sorted(team_ids)))]
+    members = frozenset(pairs)
+    # Overlapping teams would count a shared member twice (a manager in two teams is in both): per-user rows then.
+    disjoint = bool(team_ids) and len(pairs) == len(members) and also <= members
+    return Scope(org_id, members | also, team_ids, team_ids if disjoint else None)
 
 
 def organization_scope(org_id: str) -> Scope:
@@ -37,7 +49,7 @@ def scope_for(user: User) -> Scope:
         return organization_scope(user.organization_id)
     if user.role == "manager":
         teams = frozenset(m.team_id for m in TeamMember.select(TeamMember.team_id).where(TeamMember.user == user.id))
-        return Scope(user.organization_id, team_member_ids(teams) | {user.id}, teams)
+        return _teams_scope(user.organization_id, teams, frozenset({user.id}))
     return Scope(user.organization_id, frozenset({user.id}), frozenset())
 
 
@@ -53,9 +65,11 @@ def narrow(scope: Scope, user_id: str | None = None, team_id: str | None = None)
             raise UnknownTarget("No such team in this organization")
         if scope.team_ids is not None and team_id not in scope.team_ids:
             raise OutOfScope("This team is outside your scope")
-        members = team_member_ids({team_id})
-        users = members if scope.user_ids is None else members & scope.user_ids
-        scope = Scope(org, users, frozenset({team_id}))
+        team = _teams_scope(org, frozenset({team_id}))
+        members = team.user_ids or frozenset()
+        if scope.user_ids is not None and not members <= scope.user_ids:  # some members are not the caller's
+            team = Scope(org, members & scope.user_ids, team.team_ids)
+        scope = team
     if user_id is not None:
         if not User.select().where((User.id == user_id) & (User.organization == org)).exists():
             raise UnknownTarget("No such user in this organization")

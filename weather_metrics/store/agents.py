@@ -18,6 +18,7 @@ from weather_metrics.core.times import DAY, HOUR
 from weather_metrics.core.vocabulary import dump_json
 from weather_metrics.store.db import BaseModel, FlagField
 from weather_metrics.store.rowkind import RawRollup, RowKind, item_seconds, new_rows, summed
+from weather_metrics.store.team_rollups import rollups as team_rollups
 
 
 class AgentExecution(BaseModel):
@@ -325,6 +326,7 @@ def _agent_rollups() -> list[Any]:
         _sums(AgentUserDaily, "user_id", day, user),
         _span_histogram(AgentLatencySpans, "organization_id"),
         _span_histogram(AgentUserLatencySpans, "user_id"),
+        *team_rollups(SPANS),
     ]
 
 

@@ -40,6 +40,7 @@ from weather_metrics.store.events import (
     VersionDaily,
 )
 from weather_metrics.store.productivity import ProductivityHourly, ProductivityMetric
+from weather_metrics.store.team_rollups import TEAM_MODELS
 from weather_metrics.store.versions import DataVersion
 
 
@@ -249,6 +250,7 @@ ORG_ROLLUP_MODELS = (
     AgentUserDaily,
     AgentLatencySpans,
     AgentUserLatencySpans,
+    *TEAM_MODELS,
     ProductivityHourly,
 )
 ACCOUNT_MODELS = (Organization, User, Team, TeamMember, AuthSession, RefreshToken, ApiKey)

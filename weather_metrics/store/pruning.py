@@ -38,6 +38,7 @@ from weather_metrics.store.events import (
 )
 from weather_metrics.store.models import IdempotencyKey
 from weather_metrics.store.productivity import ProductivityHourly, ProductivityMetric
+from weather_metrics.store.team_rollups import AgentTeamDaily, AgentTeamLatencyDaily, AgentTeamLatencySpans
 
 # Every table read for figures, past `rollup_retention_days`, with the data version it counts in.
 ROLLUPS: tuple[tuple[str, Any, str], ...] = (
@@ -52,8 +53,12 @@ ROLLUPS: tuple[tuple[str, Any, str], ...] = (
     *((versions.AGENT_EXECUTIONS, model, "hour") for model in (AgentHourly, AgentUserHourly)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentLatencyDaily, AgentUserLatencyDaily)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentDaily, AgentUserDaily)),
+    *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentTeamDaily, AgentTeamLatencyDaily)),
     # A span goes once it lies wholly before the cutoff (its "end"), likewise.
-    *((versions.AGENT_EXECUTIONS, model, "end") for model in (AgentLatencySpans, AgentUserLatencySpans)),
+    *(
+        (versions.AGENT_EXECUTIONS, model, "end")
+        for model in (AgentLatencySpans, AgentUserLatencySpans, AgentTeamLatencySpans)
+    ),
     (versions.PRODUCTIVITY_METRICS, ProductivityHourly, "hour"),
 )
 
