@@ -253,18 +253,25 @@ def test_of_two_evaluators_reading_one_due_rule_one_claims_it(quiet: Any, tmp_pa
     assert [rule.id for rule in claimed if rule is not None] == [response.get_json()["id"]], claimed
 
 
-def test_of_two_deliverers_reading_one_due_delivery_one_claims_it(quiet: Any, tmp_path: Path) -> None:
-    state = quiet.extensions["weather_metrics"]
-    admin = seed_org(quiet)["admin"]
-    client = quiet.test_client()
+def due_delivery(app: Any) -> int:
+    """A webhook of a new organization with one delivery due now; returns now."""
+    admin = seed_org(app)["admin"]
+    client = app.test_client()
     key = client.post("/api/keys", json={"name": "k"}, headers=admin.headers).get_json()["secret"]
     hook = {"hook_url": "http://127.0.0.1:9/hook", "events": ["alert.triggered"], "secret": SECRET}
     hook["organization_id"] = admin.user.organization_id
     registered = client.post("/mcp/hooks/register", json=hook, headers={"X-API-Key": key})
     assert registered.status_code == 201, registered.get_json()
     at = int(time.time())
-    with quiet.app_context():
+    with app.app_context():
         enqueue([registered.get_json()["id"]], "alert.triggered", {"event": "alert.triggered"}, at)
+    return at
+
+
+def test_of_two_deliverers_reading_one_due_delivery_one_claims_it(quiet: Any, tmp_path: Path) -> None:
+    state = quiet.extensions["weather_metrics"]
+    at = due_delivery(quiet)
+    with quiet.app_context():
         box, subscribers = state.webhooks.box, state.webhooks.subscribers
         deliverers = [WebhookDeliverer(state.settings, box, subscribers) for _ in range(2)]
         claimed = raced(tmp_path / "metrics.db", [lambda d=d: d._claim(at) for d in deliverers])
@@ -273,16 +280,8 @@ def test_of_two_deliverers_reading_one_due_delivery_one_claims_it(quiet: Any, tm
 
 def test_an_attempt_that_ends_after_its_lease_leaves_the_next_claim_alone(quiet: Any) -> None:
     state = quiet.extensions["weather_metrics"]
-    admin = seed_org(quiet)["admin"]
-    client = quiet.test_client()
-    key = client.post("/api/keys", json={"name": "k"}, headers=admin.headers).get_json()["secret"]
-    hook = {"hook_url": "http://127.0.0.1:9/hook", "events": ["alert.triggered"], "secret": SECRET}
-    hook["organization_id"] = admin.user.organization_id
-    registered = client.post("/mcp/hooks/register", json=hook, headers={"X-API-Key": key})
-    assert registered.status_code == 201, registered.get_json()
-    at = int(time.time())
+    at = due_delivery(quiet)
     with quiet.app_context():
-        enqueue([registered.get_json()["id"]], "alert.triggered", {"event": "alert.triggered"}, at)
         box, subscribers = state.webhooks.box, state.webhooks.subscribers
         slow, other = (WebhookDeliverer(state.settings, box, subscribers) for _ in range(2))
         first = slow._claim(at)
