@@ -44,6 +44,7 @@ from weather_metrics.web import api, cli, docs, limits, mcp, nul, observability,
 from weather_metrics.web.errors import ApiProblem, error_response
 from weather_metrics.web.services import EXTENSION, ServiceState
 from weather_metrics.web.v1.blueprint import error_response as v1_error_response
+from weather_metrics.web.v1.shortcut import EventsShortcut
 from weather_metrics.web.ws import connection
 from weather_metrics.webhooks.deliveries import Subscribers, WebhookDeliverer, collected_recorder
 from weather_metrics.webhooks.signing import SecretBox
@@ -200,6 +201,8 @@ def create_app(config: dict[str, Any] | None = None, *, background: bool = True)
     prometheus.PROCESS_GAUGES.watch(lambda: writer.depth, lambda: len(state.relay.hub))
     prometheus.start_at_zero(FORMATS, SEVERITIES)
     prometheus.describe_database("postgresql" if is_postgresql() else "sqlite")
+    # Inside ProxyFix: the shortcut's rate limit counts the client's address, not the proxy's.
+    app.wsgi_app = EventsShortcut(app.wsgi_app, state, app.json.dumps)  # type: ignore[method-assign]
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
         # Not X-Forwarded-Host: nginx sends the browser's Host itself (docs/nginx.conf) and passes on any

@@ -40,6 +40,8 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 # A caller's own request id is kept when it is safe to log and echo back.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
+# The id a request was given before Flask saw it (web/v1/shortcut.py), in its WSGI environ.
+REQUEST_ID_KEY = "weather_metrics.request_id"
 
 
 exporter = PrometheusMetrics.for_app_factory(export_defaults=False, path="/metrics")
@@ -92,7 +94,8 @@ def init_app(app: Flask) -> None:
     def start_timer() -> None:
         g.request_started = time.perf_counter()
         given = request.headers.get("X-Request-ID", "")
-        g.request_id = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        chosen = request.environ.get(REQUEST_ID_KEY)  # the shortcut's, when it passed the request on
+        g.request_id = chosen or (given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex)
         current_request_id.set(g.request_id)  # on every line logged while handling the request
         if request.path == "/metrics":
             PROCESS_GAUGES.sample()  # this process's gauges as of now; the other workers' as of their last sample

@@ -52,6 +52,18 @@ class EventIntake:
         except KeyReused as exc:
             raise InvalidBatch(str(exc)) from None
 
+    def accept_plain(self, raw: bytes) -> dict[str, Any] | None:
+        """The answer for a body without an Idempotency-Key that the compiled path accepts; None for any
+        other body, which `accept` then judges. Raises Unavailable, as `accept` does, when it was not stored."""
+        with self.cpu_gate:
+            now = self._clock()
+            batch = self._compiled(raw, now)
+        return None if batch is None else deliver(self.writer, batch, self.ack_on_commit, self.ack_timeout)
+
+    def _compiled(self, raw: bytes, now: datetime) -> PendingBatch | None:
+        rows = accepted_rows(raw, now, self.retention_days, int(now.timestamp()))
+        return None if rows is None else PendingBatch(rows=rows, response=_accepted(len(rows), now))
+
     def _prepare(self, raw: bytes, idempotency_key: str | None) -> PendingBatch | dict[str, Any]:
         """The batch to queue, or the answer already given to its Idempotency-Key.
 
@@ -61,9 +73,9 @@ class EventIntake:
         now = self._clock()
         received_at = int(now.timestamp())
         if idempotency_key is None:
-            rows = accepted_rows(raw, now, self.retention_days, received_at)
-            if rows is not None:
-                return PendingBatch(rows=rows, response=_accepted(len(rows), now))
+            batch = self._compiled(raw, now)
+            if batch is not None:
+                return batch
         try:
             body = parse_json(raw)
         except MalformedJson as exc:

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from weather_metrics.web.services import services
 from weather_metrics.web.v1.errors import ApiError, as_api_error
+from weather_metrics.web.v1.shortcut import RATE_DECISION, bucket_key
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def log_refusal(status: int, body: dict[str, Any]) -> None:
 
 def client_bucket(bucket: str) -> str:
     """The limiter key of this client's `bucket`: "events" (POST /v1/events) or "reads" (/v1 reads, pages)."""
-    return f"{bucket}:{request.remote_addr or 'unknown'}"
+    return bucket_key(bucket, request.remote_addr)
 
 
 @bp.before_request
@@ -86,7 +87,9 @@ def limit_rate() -> None:
     """
     if request.endpoint in RATE_LIMIT_EXEMPT:
         return
-    decision = services().limiter.hit(client_bucket("events" if request.endpoint in INGESTION else "reads"))
+    decision = request.environ.get(RATE_DECISION)  # already counted by the shortcut (shortcut.py)
+    if decision is None:
+        decision = services().limiter.hit(client_bucket("events" if request.endpoint in INGESTION else "reads"))
     g.rate_limit = decision
     if not decision.allowed:
         raise ApiError(429, "rate_limit_exceeded", "Rate limit exceeded", retry_after=decision.retry_after)

@@ -1,0 +1,100 @@
+"""POST /v1/events without Flask's per-request work, when the request needs none of it.
+
+Most of the service's requests are batches of events that the compiled path accepts
+(ingest/events/compiled.py). Routing, the request context and a dozen hooks cost about as much
+CPU as decoding the batch, so such a request is answered here instead: one sent with a
+Content-Length within the limit, no Idempotency-Key and no query string, from an address within
+its rate limit. It gets the same status, body and headers as the view would give
+(tests/test_shortcut.py holds them equal), is counted in the same rate-limit bucket and request
+metrics, and carries a request id.
+
+Every other request goes on to Flask as it came, the body already read put back. What was decided
+here travels with it in the WSGI environ: the rate-limit decision (so a request is counted once),
+the request id, and a batch the writer did not take (so it is not queued twice): the view raises
+that instead, and the answer is the /v1 error body as always.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from weather_metrics.core.errors import Unavailable
+from weather_metrics.runtime.logs import current_request_id
+from weather_metrics.runtime.prometheus import http_request_duration_seconds, http_requests_total
+from weather_metrics.web.observability import REQUEST_ID, REQUEST_ID_KEY
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from weather_metrics.web.services import ServiceState
+
+PATH = "/v1/events"
+MAX_BODY_BYTES = 100 * 1024
+# What the shortcut hands on to Flask in the environ.
+RATE_DECISION = "weather_metrics.rate_limit"
+NOT_STORED = "weather_metrics.not_stored"
+
+
+def bucket_key(bucket: str, address: str | None) -> str:
+    """The limiter key of an address's `bucket`: "events" (POST /v1/events) or "reads" (/v1 reads, pages)."""
+    return f"{bucket}:{address or 'unknown'}"
+
+
+class EventsShortcut:
+    """WSGI middleware in front of the Flask app: answers plain accepted batches, passes on the rest."""
+
+    def __init__(self, app: WSGIApplication, state: ServiceState, dumps: Callable[[Any], str]) -> None:
+        self.app = app
+        self.state = state
+        self.dumps = dumps
+        labels = ("POST", PATH, "200")
+        self.requests = http_requests_total.labels(*labels)
+        self.duration = http_request_duration_seconds.labels(*labels)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        length = plain_length(environ)
+        if length is None:
+            return self.app(environ, start_response)
+        started = time.perf_counter()
+        decision = environ[RATE_DECISION] = self.state.limiter.hit(bucket_key("events", environ.get("REMOTE_ADDR")))
+        if not decision.allowed:
+            return self.app(environ, start_response)
+        raw = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(raw)  # for Flask, should it get the request after all
+        given = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = environ[REQUEST_ID_KEY] = given if REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        answer = None
+        if len(raw) == length:  # else the client went away: Flask's answer to a short body
+            token = current_request_id.set(request_id)
+            try:
+                answer = self.state.intake.accept_plain(raw)
+            except Unavailable as exc:
+                environ[NOT_STORED] = exc
+            finally:
+                current_request_id.reset(token)
+        if answer is None:
+            return self.app(environ, start_response)
+        body = (self.dumps(answer) + "\n").encode()
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        headers += decision.headers().items()
+        headers.append(("X-Request-ID", request_id))
+        start_response("200 OK", headers)
+        self.requests.inc()
+        self.duration.observe(time.perf_counter() - started)
+        return [body]
+
+
+def plain_length(environ: WSGIEnvironment) -> int | None:
+    """The body's length when the request may take the shortcut; None when Flask must see it."""
+    if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != PATH:
+        return None
+    if environ.get("QUERY_STRING") or "HTTP_IDEMPOTENCY_KEY" in environ or "HTTP_TRANSFER_ENCODING" in environ:
+        return None
+    length = environ.get("CONTENT_LENGTH") or ""
+    if not (0 < len(length) <= 6 and length.isascii() and length.isdigit()) or int(length) > MAX_BODY_BYTES:
+        return None
+    return int(length)
