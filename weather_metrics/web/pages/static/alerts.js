@@ -1,5 +1,5 @@
-// Keeps /alerts/history current over /ws: a ticket from POST /live/ticket (this browser's session cookie and
-// its X-CSRF-Token), then the room alerts, whose alert_triggered says a rule of this person's has fired.
+// Keeps /alerts/history current over /ws (live.js): the room alerts, whose alert_triggered says a rule of
+// this person's has fired.
 // The page then fetches itself again and swaps in its history, so what it shows stays what the server draws
 // (the same alerts, scopes and pages as GET /api/alerts gives this person).
 // A file, not an inline script: the pages' Content-Security-Policy runs scripts of this origin only.
@@ -8,7 +8,6 @@
   var block = document.getElementById("alerts-live");
   var page = JSON.parse(block.textContent).page;
   var status = document.getElementById("live-status");
-  var attempts = 0;
   var fetching = false;
   var again = false;
 
@@ -54,56 +53,13 @@
     redraw();
   }
 
-  function connect() {
-    fetch("/live/ticket", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRF-Token": block.dataset.csrf },
-      redirect: "manual"
-    })
-      .then(function (answer) {
-        if (answer.status !== 201) throw new Error("no ticket (" + answer.status + ")");
-        return answer.json();
-      })
-      .then(function (ticket) {
-        var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-        var socket = new WebSocket(scheme + location.host + ticket.url);
-        socket.addEventListener("open", function () {
-          socket.send(JSON.stringify({ type: "subscribe", rooms: ["alerts"] }));
-        });
-        socket.addEventListener("message", function (message) {
-          var event = JSON.parse(message.data);
-          if (event.type === "subscribed") {
-            attempts = 0;
-            document.body.dataset.live = "on";
-            say("Live: new alerts appear here as they fire.");
-          } else if (event.type === "alert_triggered") {
-            heard(event.data);
-          } else if (event.type === "error") {
-            say("Live updates are off: " + event.error.message);
-          }
-        });
-        socket.addEventListener("close", function (closing) {
-          document.body.dataset.live = "off";
-          if (closing.code === 4401) {
-            say("Live updates stopped: you are signed out. Reload the page after signing in.");
-          } else {
-            retry();
-          }
-        });
-      })
-      .catch(function () { retry(); });
-  }
-
-  function retry() {
-    attempts += 1;
-    if (attempts > 5) {
-      say("Live updates are off; reload the page to try again.");
-      return;
+  window.followLive({
+    csrf: block.dataset.csrf,
+    rooms: ["alerts"],
+    say: say,
+    listening: "Live: new alerts appear here as they fire.",
+    heard: function (event) {
+      if (event.type === "alert_triggered") heard(event.data);
     }
-    say("Live updates paused; trying again\u2026");
-    setTimeout(connect, Math.min(30000, 1000 * Math.pow(2, attempts)));
-  }
-
-  connect();
+  });
 })();

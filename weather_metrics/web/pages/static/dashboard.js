@@ -1,7 +1,7 @@
 // Draws a dashboard's widgets from the JSON block #dashboard-live (the entries of GET /api/dashboards/<id>/data)
-// and keeps them current over /ws: a ticket from POST /live/ticket (this browser's session cookie and its
-// X-CSRF-Token), then the room dashboard:<id>, whose dashboard_update messages carry one widget's new entry,
-// and the viewer's own room (admins: the organization's), whose metric_ingested says new data is stored.
+// and keeps them current over /ws (live.js): the room dashboard:<id>, whose dashboard_update messages carry
+// one widget's new entry, and the viewer's own room (admins: the organization's), whose metric_ingested
+// says new data is stored.
 // A file, not an inline script: the pages' Content-Security-Policy runs scripts of this origin only.
 (function () {
   "use strict";
@@ -169,70 +169,24 @@
     if (sections[entry.id]) render(sections[entry.id], entry);
   });
 
-  // Live updates.
-  var attempts = 0;
-  function say(text) {
-    status.textContent = text;
-  }
+  // Live updates (live.js).
   function time() {
     return new Date().toLocaleTimeString("en", { hour: "2-digit", minute: "2-digit", second: "2-digit" });
   }
-
-  function connect() {
-    fetch("/live/ticket", {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { "X-CSRF-Token": block.dataset.csrf },
-      redirect: "manual"
-    })
-      .then(function (answer) {
-        if (answer.status !== 201) throw new Error("no ticket (" + answer.status + ")");
-        return answer.json();
-      })
-      .then(function (ticket) {
-        var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-        var socket = new WebSocket(scheme + location.host + ticket.url);
-        socket.addEventListener("open", function () {
-          socket.send(JSON.stringify({ type: "subscribe", rooms: ["dashboard:" + board.dashboard_id, board.data_room] }));
-        });
-        socket.addEventListener("message", function (message) {
-          var event = JSON.parse(message.data);
-          if (event.type === "subscribed") {
-            attempts = 0;
-            document.body.dataset.live = "on";
-            say("Live: widgets update as new data arrives.");
-          } else if (event.type === "dashboard_update" && sections[event.data.widget_id]) {
-            render(sections[event.data.widget_id], event.data.data);
-            say("Live: updated at " + time() + ".");
-          } else if (event.type === "metric_ingested") {
-            document.body.dataset.ingested = String(Number(document.body.dataset.ingested || 0) + event.data.count);
-            say("Live: " + event.data.count.toLocaleString("en") + " new " + (event.data.count === 1 ? "record" : "records") +
-              " at " + time() + "; the widgets follow within seconds.");
-          } else if (event.type === "error") {
-            say("Live updates are off: " + event.error.message);
-          }
-        });
-        socket.addEventListener("close", function (closing) {
-          document.body.dataset.live = "off";
-          if (closing.code === 4401) {
-            say("Live updates stopped: you are signed out. Reload the page after signing in.");
-          } else {
-            retry();
-          }
-        });
-      })
-      .catch(function () { retry(); });
-  }
-
-  function retry() {
-    attempts += 1;
-    if (attempts > 5) {
-      say("Live updates are off; reload the page to try again.");
-      return;
+  window.followLive({
+    csrf: block.dataset.csrf,
+    rooms: ["dashboard:" + board.dashboard_id, board.data_room],
+    say: function (text) { status.textContent = text; },
+    listening: "Live: widgets update as new data arrives.",
+    heard: function (event) {
+      if (event.type === "dashboard_update" && sections[event.data.widget_id]) {
+        render(sections[event.data.widget_id], event.data.data);
+        status.textContent = "Live: updated at " + time() + ".";
+      } else if (event.type === "metric_ingested") {
+        document.body.dataset.ingested = String(Number(document.body.dataset.ingested || 0) + event.data.count);
+        status.textContent = "Live: " + event.data.count.toLocaleString("en") + " new " +
+          (event.data.count === 1 ? "record" : "records") + " at " + time() + "; the widgets follow within seconds.";
+      }
     }
-    say("Live updates paused; trying again\u2026");
-    setTimeout(connect, Math.min(30000, 1000 * Math.pow(2, attempts)));
-  }
-
-  connect();
+  });
 })();
