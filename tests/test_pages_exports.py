@@ -113,6 +113,21 @@ def test_the_pages_allowance_of_exports_is_the_apis(site):
     assert client.get("/exports").status_code == 200  # the other pages still answer
 
 
+def test_the_page_and_the_api_spend_one_allowance_of_exports(site):
+    """export_rate_limit is a person's, wherever they ask: two through the API leave one for the page."""
+    app = site["app"]
+    app.extensions["weather_metrics"].settings["export_rate_limit"] = "3 per hour"
+    developer = site["acme"]["developer"]
+    body = {"report_type": "productivity", "format": "csv"}
+    assert [api(site, developer, "POST", "/api/reports/export", json=body).status_code for _ in range(2)] == [202, 202]
+    client = browser_of(site, developer)
+    assert [send(client).status_code for _ in range(2)] == [303, 429]
+    assert api(site, developer, "POST", "/api/reports/export", json=body).status_code == 429
+    assert len(all_jobs(site)) == 3
+    other = browser_of(site, site["acme"]["manager"])  # another person's allowance is untouched
+    assert send(other).status_code == 303
+
+
 def test_a_form_without_this_browsers_token_is_refused_and_queues_nothing(site):
     admin = browser_of(site, site["acme"]["admin"])
     other = browser_of(site, site["acme"]["admin"])

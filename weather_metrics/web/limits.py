@@ -48,6 +48,17 @@ def address_limit(**options: Any) -> Callable[..., Any]:
     )
 
 
+def export_limit(key_func: Callable[[], str]) -> Callable[..., Any]:
+    """A person's exports (export_rate_limit): the API and the exports page spend one allowance, under the
+    key "user:<id>" on both. A 503 (exports paused while the disk is low) did nothing and spends none of it."""
+    return limiter.shared_limit(
+        lambda: services().settings["export_rate_limit"],
+        scope="exports",
+        key_func=key_func,
+        deduct_when=lambda response: response.status_code != 503,
+    )
+
+
 def account_key(email: str) -> str:
     return f"login:{email.lower()}"
 

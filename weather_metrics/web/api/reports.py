@@ -15,12 +15,12 @@ from weather_metrics.core.times import HOUR
 from weather_metrics.reports import builder
 from weather_metrics.reports import filters as report_filters
 from weather_metrics.reports import jobs as reports
+from weather_metrics.web import limits
 from weather_metrics.web.api.blueprint import bp
 from weather_metrics.web.api.schemas import StrictSchema
 from weather_metrics.web.auth import authenticated, caller_key, current_user
 from weather_metrics.web.bodies import json_body
 from weather_metrics.web.errors import ApiProblem
-from weather_metrics.web.limits import limiter
 from weather_metrics.web.openapi import RATE_LIMITED, TOO_LARGE, UNAUTHORIZED, operation, path_id
 from weather_metrics.web.services import services
 
@@ -40,13 +40,8 @@ class ExportRequestSchema(StrictSchema):
     )
 
 
-# Exports have their own per-user limit (setting export_rate_limit), instead of the /api one.
-# A 503 (exports paused while the disk is low) did nothing: it spends none of the user's exports.
-export_limit = limiter.limit(
-    lambda: services().settings["export_rate_limit"],
-    key_func=caller_key,
-    deduct_when=lambda response: response.status_code != 503,
-)
+# Exports have their own per-user limit (setting export_rate_limit), shared with the exports page.
+export_limit = limits.export_limit(caller_key)
 
 
 @bp.post("/reports/export")

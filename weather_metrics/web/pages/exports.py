@@ -22,9 +22,9 @@ from weather_metrics.query.scope import scope_for
 from weather_metrics.reports import builder
 from weather_metrics.reports import jobs as reports
 from weather_metrics.store.models import Team, User
+from weather_metrics.web import limits
 from weather_metrics.web.api.reports import file_download
 from weather_metrics.web.auth import client_ip
-from weather_metrics.web.limits import limiter
 from weather_metrics.web.pages import export_form
 from weather_metrics.web.pages.alerts import HTML, SEEN, SENT, _doc
 from weather_metrics.web.pages.blueprint import bp
@@ -39,16 +39,12 @@ STATUS_NAMES = {"queued": "Queued", "running": "Running", "done": "Done", "faile
 
 
 def _export_key() -> str:
+    """The API's key for the same person (web/auth.py caller_key): one allowance of exports for both."""
     login = viewer()
-    return "page-export:" + (login.user.id if login is not None else "ip:" + client_ip())
+    return "user:" + login.user.id if login is not None else "ip:" + client_ip()
 
 
-# The API's allowance of exports per person (export_rate_limit); a 503 (disk low) spends none of it.
-export_limit = limiter.limit(
-    lambda: services().settings["export_rate_limit"],
-    key_func=_export_key,
-    deduct_when=lambda response: response.status_code != 503,
-)
+export_limit = limits.export_limit(_export_key)
 
 
 def _choices(login: BrowserLogin) -> dict[str, dict[str, str]]:
