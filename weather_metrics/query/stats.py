@@ -42,19 +42,26 @@ class UnknownTool(ServiceError, LookupError):
     """The tool has no data in the period."""
 
 
-def remembered(compute: Callable[..., Answer]) -> Callable[..., Answer]:
+class Remembered:
     """`compute(*question, now)`, answered from ANSWERS when the data has not changed since.
 
-    Errors (UnknownTool) are raised every time, never kept.
+    Errors (UnknownTool) are raised every time, never kept. `text` gives the same answer as
+    JSON text, for a web response.
     """
 
-    @functools.wraps(compute)
-    def answer(*args: Any) -> Answer:
-        *question, now = args
-        key = (compute.__name__, *question, now.astimezone(UTC).date())
-        return ANSWERS.answer(key, lambda: compute(*args))  # type: ignore[no-any-return]
+    def __init__(self, compute: Callable[..., Answer]) -> None:
+        functools.update_wrapper(self, compute)
+        self.compute = compute
 
-    return answer
+    def _question(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        *question, now = args
+        return (self.compute.__name__, *question, now.astimezone(UTC).date())
+
+    def __call__(self, *args: Any) -> Answer:
+        return ANSWERS.answer(self._question(args), lambda: self.compute(*args))  # type: ignore[no-any-return]
+
+    def text(self, *args: Any) -> str:
+        return ANSWERS.text(self._question(args), lambda: self.compute(*args))
 
 
 def period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
@@ -165,7 +172,7 @@ def _active_installs(span: tuple[int, int]) -> int:
     return int(seen.scalar() or 0)
 
 
-@remembered
+@Remembered
 def errors(period: str, now: datetime) -> dict[str, Any]:
     span = _bounds(period, now)
     return {"period": period, "errors": _error_entries(span)}
@@ -225,7 +232,7 @@ def _response_times(histogram: Histogram, totals: dict[str, Any]) -> dict[str, f
     }
 
 
-@remembered
+@Remembered
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, response times, daily series, versions and countries of one tool; UnknownTool without data."""
     span = _bounds(period, now)
@@ -327,17 +334,17 @@ class PeriodFigures:
         }
 
 
-@remembered
+@Remembered
 def overview(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).overview()
 
 
-@remembered
+@Remembered
 def tools(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).tools()
 
 
-@remembered
+@Remembered
 def page(period: str, now: datetime) -> dict[str, Any]:
     """What the overview page shows, from one read of the per-tool sums."""
     figures = PeriodFigures(period, now)
@@ -349,16 +356,16 @@ def page(period: str, now: datetime) -> dict[str, Any]:
     }
 
 
-@remembered
+@Remembered
 def daily(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).daily()
 
 
-@remembered
+@Remembered
 def versions_and_countries(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).versions_and_countries()
 
 
-@remembered
+@Remembered
 def performance(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).performance()
