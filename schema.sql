@@ -73,14 +73,16 @@ CREATE TABLE IF NOT EXISTS tool_latency_daily (
     PRIMARY KEY (day, tool, bucket)
 ) WITHOUT ROWID;
 
--- The same per tool and block of 7 days (`week`: its first day; blocks start on the Thursdays
--- Unix time counts from). A period reads its whole blocks here and its other days above.
-CREATE TABLE IF NOT EXISTS tool_latency_weekly (
-    week INTEGER NOT NULL,
+-- The same summed over spans of 4, 16 and 64 UTC days (`span`, in days), each starting on a
+-- multiple of its length since 1970-01-01 (schema version 13): a period reads a few spans here
+-- and the days left over above (query/spans.py `day_spans`).
+CREATE TABLE IF NOT EXISTS tool_latency_spans (
+    span INTEGER NOT NULL,
+    start INTEGER NOT NULL,
     tool TEXT NOT NULL,
     bucket INTEGER NOT NULL,
     calls INTEGER NOT NULL,
-    PRIMARY KEY (week, tool, bucket)
+    PRIMARY KEY (span, start, tool, bucket)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS version_daily (
@@ -120,6 +122,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_seen INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_last_seen ON sessions (last_seen);
+
+-- How many sessions were last seen on each UTC day (schema version 13): a period's active
+-- installs add up its days instead of counting its sessions. The writer moves a session from
+-- its old day to its new one; a day whose sessions were all seen again later holds 0.
+CREATE TABLE IF NOT EXISTS last_seen_daily (
+    day INTEGER NOT NULL,
+    sessions INTEGER NOT NULL,
+    PRIMARY KEY (day)
+) WITHOUT ROWID;
 
 -- Idempotency-Key of accepted batches, with the answer they got.
 CREATE TABLE IF NOT EXISTS idempotency_keys (

@@ -64,6 +64,23 @@ def test_an_answer_from_memory_equals_a_fresh_computation(app):
             assert again == first == question.__wrapped__(*args, now)  # type: ignore[attr-defined]
 
 
+def test_a_web_answer_from_memory_is_the_kept_text_and_the_body_jsonify_would_send(app):
+    """The text is sent as kept, not decoded and encoded again: the same string each time."""
+    seed()
+    client = app.test_client()
+    now = datetime.now(UTC)
+    for url, question, args in (
+        ("/v1/stats/overview?period=7d", stats.overview, ("7d",)),
+        ("/v1/stats/tool/get_forecast?period=30d", stats.tool_detail, ("get_forecast", "30d")),
+        ("/v1/stats/performance?period=90d", stats.performance, ("90d",)),
+    ):
+        body = client.get(url).get_data(as_text=True)
+        with app.app_context(), database.connection_context():
+            kept = question.text(*args, now)
+            assert question.text(*args, now) is kept
+            assert body == kept + "\n" == app.json.response(question.__wrapped__(*args, now)).get_data(as_text=True)
+
+
 def test_a_caller_changing_its_answer_does_not_change_the_next_one(app):
     seed()
     now = datetime.now(UTC)

@@ -238,7 +238,7 @@ def test_a_version_6_database_gets_each_tool_s_latency_histograms_from_the_raw_e
 
     from weather_metrics.core.histogram import latency_bucket
     from weather_metrics.query import stats
-    from weather_metrics.store.events import WEEK
+    from weather_metrics.store.events import LATENCY_SPANS
 
     path = tmp_path / "v6.db"
     release_database(path, 6)
@@ -263,15 +263,20 @@ def test_a_version_6_database_gets_each_tool_s_latency_histograms_from_the_raw_e
     open_database(str(path))
     with database.connection_context():
         rows = database.execute_sql("SELECT day, tool, bucket, calls FROM tool_latency_daily").fetchall()
-        weeks = database.execute_sql("SELECT week, tool, bucket, calls FROM tool_latency_weekly").fetchall()
+        spans = database.execute_sql("SELECT span, start, tool, bucket, calls FROM tool_latency_spans").fetchall()
         tools = {t["name"]: t["p95_ms"] for t in stats.tools("7d", datetime.now(UTC))["tools"]}
     database.close_all()
     expected = Counter(
         ((hour - ago * 3600) // 86400 * 86400, tool, latency_bucket(took)) for ago, tool, took in kept if took
     )
     assert {(day, tool, bucket): calls for day, tool, bucket, calls in rows} == dict(expected)
-    by_week = Counter(((hour - ago * 3600) // WEEK * WEEK, t, latency_bucket(took)) for ago, t, took in kept if took)
-    assert {(week, tool, bucket): calls for week, tool, bucket, calls in weeks} == dict(by_week)
+    by_span = Counter(
+        (n, (hour - ago * 3600) // (n * 86400) * n * 86400, t, latency_bucket(took))
+        for ago, t, took in kept
+        if took
+        for n in LATENCY_SPANS
+    )
+    assert {(n, start, tool, bucket): calls for n, start, tool, bucket, calls in spans} == dict(by_span)
     assert 200 * 86400 > hour - min(day for day, *_ in rows)  # nothing for the pruned day
     # get_forecast's four times: the nearest-rank p95 is the 4th, 2000 ms, read as its bucket's middle.
     assert tools == {"get_forecast": pytest.approx(2000.0, rel=0.025), "get_alerts": pytest.approx(50.0, rel=0.025)}

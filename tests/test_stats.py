@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter, defaultdict
@@ -23,13 +24,14 @@ from weather_metrics.store.events import (
     Session,
     ToolHourly,
     ToolLatencyDaily,
-    ToolLatencyWeekly,
+    ToolLatencySpans,
     VersionDaily,
 )
 from weather_metrics.store.pruning import prune
 
 PERIOD_DAYS = {"7d": 7, "30d": 30, "90d": 90}
-HOUR, DAY, WEEK = 3600, 86400, 7 * 86400
+HOUR, DAY = 3600, 86400
+SPANS = (4, 16, 64)  # days of tool_latency_spans' spans
 # Hours ago the events happened: today and this week, 10-12 days ago (30d, not 7d),
 # 40 and 62 days ago (90d only).
 RECENT_HOURS = (0, 1, 2, 5, 23, 30, 49, 75, 130, 160)
@@ -562,7 +564,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
     tool_hourly: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0.0, 0, 0])
     latency: Counter[tuple] = Counter()
     tool_latency: Counter[tuple] = Counter()
-    tool_latency_weekly: Counter[tuple] = Counter()
+    tool_latency_spans: Counter[tuple] = Counter()
     versions: Counter[tuple] = Counter()
     countries: Counter[tuple] = Counter()
     services: Counter[tuple] = Counter()
@@ -582,7 +584,8 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
             figures[3] += row["response_time_ms"]
             latency[(day, row["latency_bucket"])] += 1
             tool_latency[(day, tool, row["latency_bucket"])] += 1
-            tool_latency_weekly[(hour - hour % WEEK, tool, row["latency_bucket"])] += 1
+            for length in SPANS:
+                tool_latency_spans[(length, hour - hour % (length * DAY), tool, row["latency_bucket"])] += 1
         figures[4] += row["cache_hit"] is True
         figures[5] += row["cache_hit"] is False
         versions[(day, tool, row["version"])] += 1
@@ -600,7 +603,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
         "tool_hourly": {k: tuple(v) for k, v in tool_hourly.items()},
         "latency_daily": {k: (v,) for k, v in latency.items()},
         "tool_latency_daily": {k: (v,) for k, v in tool_latency.items()},
-        "tool_latency_weekly": {k: (v,) for k, v in tool_latency_weekly.items()},
+        "tool_latency_spans": {k: (v,) for k, v in tool_latency_spans.items()},
         "version_daily": {k: (v,) for k, v in versions.items()},
         "country_daily": {k: (v,) for k, v in countries.items()},
         "service_daily": {k: (v,) for k, v in services.items()},
@@ -635,10 +638,16 @@ def stored_rollups() -> dict[str, dict[tuple, tuple]]:
                 3,
                 [ToolLatencyDaily.day, ToolLatencyDaily.tool, ToolLatencyDaily.bucket, ToolLatencyDaily.calls],
             ),
-            "tool_latency_weekly": table(
-                ToolLatencyWeekly,
-                3,
-                [ToolLatencyWeekly.week, ToolLatencyWeekly.tool, ToolLatencyWeekly.bucket, ToolLatencyWeekly.calls],
+            "tool_latency_spans": table(
+                ToolLatencySpans,
+                4,
+                [
+                    ToolLatencySpans.span,
+                    ToolLatencySpans.start,
+                    ToolLatencySpans.tool,
+                    ToolLatencySpans.bucket,
+                    ToolLatencySpans.calls,
+                ],
             ),
             "version_daily": table(
                 VersionDaily, 3, [VersionDaily.day, VersionDaily.tool, VersionDaily.version, VersionDaily.calls]
@@ -689,22 +698,32 @@ def test_daily_rollups_hold_one_row_per_day(client):
     for name in DAILY_TABLES:
         assert len(stored[name]) == 1, name
         assert all(key[0] % DAY == 0 for key in stored[name]), name
-    assert [key[0] % WEEK for key in stored["tool_latency_weekly"]] == [0]
+    assert sorted((length, start % (length * DAY)) for length, start, *_ in stored["tool_latency_spans"]) == [
+        (length, 0) for length in SPANS
+    ]
 
 
-@pytest.mark.parametrize("days_later", range(7))
-def test_each_tool_s_histogram_reads_whole_weeks_and_the_days_around_them(seeded, days_later):
-    """Whatever weekday a period starts on, its blocks and its other days add up to its days, once each."""
-    now = datetime.now(UTC) + timedelta(days=days_later)
+def test_each_tool_s_histogram_reads_whole_spans_and_the_days_around_them(seeded):
+    """Wherever a period starts and ends against the spans, its spans and other days add up to its days, once each.
+
+    The periods end from 40 days ago to 23 days ahead: some leave events out at either end.
+    """
     with database.connection_context():
         rows = list(Event.select(Event.timestamp_hour, Event.tool, Event.latency_bucket).tuples())
-        for period in PERIOD_DAYS:
-            start, end = (int(moment.timestamp()) for moment in window(period, now))
-            by_hand: Counter[tuple[str, int]] = Counter(
-                (tool, bucket) for hour, tool, bucket in rows if bucket is not None and start <= hour <= end
-            )
-            read = stats._tool_histograms((start, end))
-            assert {(tool, b): calls for tool, pairs in read.items() for b, calls in pairs} == by_hand, period
+        for days_later in range(-40, 24):
+            now = datetime.now(UTC) + timedelta(days=days_later)
+            for period, tool in itertools.product(PERIOD_DAYS, (None, "get_forecast")):
+                start, end = (int(moment.timestamp()) for moment in window(period, now))
+                by_hand: Counter[tuple[str, int]] = Counter(
+                    (name, bucket)
+                    for hour, name, bucket in rows
+                    if bucket is not None and start <= hour <= end and tool in (None, name)
+                )
+                read = stats._tool_histograms((start, end), tool)
+                assert {(name, b): calls for name, pairs in read.items() for b, calls in pairs} == by_hand, (
+                    now,
+                    period,
+                )
 
 
 def test_rollups_equal_a_recomputation_from_raw_events(client, events):

@@ -17,6 +17,8 @@ from typing import Any
 from weather_metrics.store import versions
 from weather_metrics.store.db import binding, database
 
+_KEPT = object()  # `_find` read the answer's text from memory
+
 
 class AnswerCache:
     """A bounded LRU of JSON answers computed from the data named `data` (a data version name).
@@ -55,6 +57,15 @@ class AnswerCache:
 
     def answer(self, question: Hashable, compute: Callable[[], Any]) -> Any:
         """The answer to `question` at the current data version: kept, or computed by `compute` and kept."""
+        text, value = self._find(question, compute)
+        return json.loads(text) if value is _KEPT else value
+
+    def text(self, question: Hashable, compute: Callable[[], Any]) -> str:
+        """`answer` as its compact JSON text, as kept: a web response sends it without decoding it first."""
+        return self._find(question, compute)[0]
+
+    def _find(self, question: Hashable, compute: Callable[[], Any]) -> tuple[str, Any]:
+        """The answer's JSON text, and the answer itself when it was computed now (else _KEPT)."""
         key = (binding(), question)
         with database.atomic():  # one read snapshot: the version and the figures computed agree
             version = versions.current(self.data)
@@ -63,14 +74,11 @@ class AnswerCache:
                 if entry is not None and entry[0] == version:
                     self._entries.move_to_end(key)
                     self.hits += 1
-                    text = entry[1]
-                else:
-                    text = None
-            if text is not None:
-                return json.loads(text)
+                    return entry[1], _KEPT
             value = compute()
-        self._keep(key, version, json.dumps(value, separators=(",", ":")))
-        return value
+        text = json.dumps(value, separators=(",", ":"))
+        self._keep(key, version, text)
+        return text, value
 
     def _keep(self, key: Hashable, version: int, text: str) -> None:
         """Keep one answer per question: the newest version's (a slower reader's older one never replaces it)."""

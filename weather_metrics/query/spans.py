@@ -63,3 +63,32 @@ def day_spans(first_day: int, last_day: int, lengths: Sequence[int]) -> tuple[li
             _merge(singles, day, day, DAY)
             day += DAY
     return spans, singles
+
+
+def day_spans_to_end(
+    first_day: int, last_day: int, lengths: Sequence[int]
+) -> tuple[list[tuple[int, int]], Ranges, Ranges]:
+    """`day_spans`, but the days left at the end may be read as one span that runs past `last_day`.
+
+    Returns the spans, the single days, and the days after `last_day` that last span holds,
+    whose figures are to be taken away again. For a range that ends with the newest data (a
+    period ending today) those days hold little or nothing, and a 91-day range needs about 6
+    spans and days instead of 9.
+    """
+    spans: list[tuple[int, int]] = []
+    singles: Ranges = []
+    day = first_day
+    while day <= last_day:
+        aligned = [length for length in sorted(lengths) if (day // DAY) % length == 0]
+        covering = [length for length in aligned if day + (length - 1) * DAY >= last_day]
+        if covering:
+            spans.append((covering[0], day))
+            end = day + (covering[0] - 1) * DAY
+            return spans, singles, [(last_day + DAY, end)] if end > last_day else []
+        if aligned:
+            spans.append((aligned[-1], day))
+            day += aligned[-1] * DAY
+        else:
+            _merge(singles, day, day, DAY)
+            day += DAY
+    return spans, singles, []

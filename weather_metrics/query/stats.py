@@ -17,20 +17,18 @@ from peewee import fn
 
 from weather_metrics.core.errors import ServiceError
 from weather_metrics.core.histogram import percentile_from_histogram
-from weather_metrics.core.times import iso
-from weather_metrics.query import tool_sums
+from weather_metrics.core.times import DAY, iso
+from weather_metrics.query import spans, tool_sums
 from weather_metrics.query.answers import AnswerCache
 from weather_metrics.store import versions
-from weather_metrics.store.db import database
+from weather_metrics.store.db import database, execute
 from weather_metrics.store.events import (
-    WEEK,
+    LATENCY_SPANS,
     CountryDaily,
     ErrorDaily,
+    LastSeenDaily,
     LatencyDaily,
     ServiceDaily,
-    Session,
-    ToolLatencyDaily,
-    ToolLatencyWeekly,
     VersionDaily,
 )
 
@@ -44,19 +42,26 @@ class UnknownTool(ServiceError, LookupError):
     """The tool has no data in the period."""
 
 
-def remembered(compute: Callable[..., Answer]) -> Callable[..., Answer]:
+class Remembered:
     """`compute(*question, now)`, answered from ANSWERS when the data has not changed since.
 
-    Errors (UnknownTool) are raised every time, never kept.
+    Errors (UnknownTool) are raised every time, never kept. `text` gives the same answer as
+    JSON text, for a web response.
     """
 
-    @functools.wraps(compute)
-    def answer(*args: Any) -> Answer:
-        *question, now = args
-        key = (compute.__name__, *question, now.astimezone(UTC).date())
-        return ANSWERS.answer(key, lambda: compute(*args))  # type: ignore[no-any-return]
+    def __init__(self, compute: Callable[..., Answer]) -> None:
+        functools.update_wrapper(self, compute)
+        self.compute = compute
 
-    return answer
+    def _question(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        *question, now = args
+        return (self.compute.__name__, *question, now.astimezone(UTC).date())
+
+    def __call__(self, *args: Any) -> Answer:
+        return ANSWERS.answer(self._question(args), lambda: self.compute(*args))  # type: ignore[no-any-return]
+
+    def text(self, *args: Any) -> str:
+        return ANSWERS.text(self._question(args), lambda: self.compute(*args))
 
 
 def period_window(period: str, now: datetime) -> tuple[datetime, datetime]:
@@ -112,31 +117,41 @@ def _percentile(histogram: Histogram, fraction: float) -> float | None:
     return None if value is None else round(value, 3)
 
 
+_SPANNED = "SELECT tool, bucket, calls FROM tool_latency_spans WHERE span = ? AND start = ?"
+_DAYS = "SELECT tool, bucket, {sign}calls FROM tool_latency_daily WHERE day BETWEEN ? AND ?"
+
+
+def _histogram_reads(first_day: int, last_day: int) -> list[tuple[str, tuple[Any, ...]]]:
+    """The SELECTs (and their parameters) whose rows add up to the histograms of the days [first_day, last_day]."""
+    chosen, singles, beyond = spans.day_spans_to_end(first_day, last_day, LATENCY_SPANS)
+    parts: list[tuple[str, tuple[Any, ...]]] = [(_SPANNED, pair) for pair in chosen]
+    parts += [(_DAYS.format(sign=""), days) for days in singles]
+    parts += [(_DAYS.format(sign="-"), days) for days in beyond]
+    return parts
+
+
 def _tool_histograms(span: tuple[int, int], tool: str | None = None) -> dict[str, Histogram]:
     """Each tool's response-time histogram over the period (of one tool, or of all).
 
-    The 7-day blocks wholly inside the period come from ToolLatencyWeekly, its other days
-    from ToolLatencyDaily: sorting those rows for GROUP BY is the cost, a quarter of 91 days'.
+    Spans of days inside the period come from ToolLatencySpans, its other days from
+    ToolLatencyDaily, in one GROUP BY: sorting those rows is the cost, about 6 spans' and
+    days' rows for 91 days. The last span may run past the period's end (today), and the
+    days it holds after it (at most an hour of tomorrow's) are taken away again.
     """
-    low, end = span[0], span[1] + 1  # whole UTC days: [low, end)
-    first, last = -(-low // WEEK) * WEEK, end // WEEK * WEEK  # whole blocks: [first, last)
-    if first >= last:
-        first = last = end
-    daily, weekly = ToolLatencyDaily, ToolLatencyWeekly
-    reads = ((weekly, weekly.week, first, last), (daily, daily.day, low, first), (daily, daily.day, last, end))
-    summed: dict[tuple[str, int], int] = {}
-    for model, start, since, until in reads:
-        if since >= until:
-            continue
-        where = start.between(since, until - 1)
-        if tool is not None:
-            where &= model.tool == tool
-        query = model.select(model.tool, model.bucket, fn.SUM(model.calls)).where(where)
-        for name, bucket, calls in _tuples(query.group_by(model.tool, model.bucket)):
-            summed[name, bucket] = summed.get((name, bucket), 0) + calls
+    parts = _histogram_reads(-(-span[0] // DAY) * DAY, (span[1] + 1) // DAY * DAY - DAY)  # whole UTC days
+    if tool is not None:
+        parts = [(f"{sql} AND tool = ?", (*params, tool)) for sql, params in parts]
     histograms: dict[str, Histogram] = {}
-    for (name, bucket), calls in summed.items():
-        histograms.setdefault(name, []).append((bucket, calls))
+    if not parts:
+        return histograms
+    union = " UNION ALL ".join(sql for sql, _ in parts)
+    rows = execute(
+        f"SELECT tool, bucket, SUM(calls) FROM ({union}) AS r GROUP BY tool, bucket",
+        [value for _, params in parts for value in params],
+    )
+    for name, bucket, calls in rows.fetchall():
+        if calls:  # a bucket whose calls all fell after the period
+            histograms.setdefault(name, []).append((bucket, calls))
     return histograms
 
 
@@ -149,7 +164,15 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {k: sum(r[k] or 0 for r in rows) for k in tool_sums.SUMS}
 
 
-@remembered
+def _active_installs(span: tuple[int, int]) -> int:
+    """Sessions last seen in the period or later: its days' counts (the period starts at midnight)."""
+    first_day = span[0] // DAY * DAY
+    assert first_day == span[0]
+    seen = LastSeenDaily.select(fn.SUM(LastSeenDaily.sessions)).where(LastSeenDaily.day >= first_day)
+    return int(seen.scalar() or 0)
+
+
+@Remembered
 def errors(period: str, now: datetime) -> dict[str, Any]:
     span = _bounds(period, now)
     return {"period": period, "errors": _error_entries(span)}
@@ -209,7 +232,7 @@ def _response_times(histogram: Histogram, totals: dict[str, Any]) -> dict[str, f
     }
 
 
-@remembered
+@Remembered
 def tool_detail(name: str, period: str, now: datetime) -> dict[str, Any]:
     """Summary, response times, daily series, versions and countries of one tool; UnknownTool without data."""
     span = _bounds(period, now)
@@ -262,7 +285,7 @@ class PeriodFigures:
             "summary": {
                 "total_calls": totals["calls"],
                 "unique_versions": seen.scalar() or 0,
-                "active_installs": Session.select().where(Session.last_seen >= span[0]).count(),
+                "active_installs": _active_installs(span),
                 "success_rate": _rate(totals["calls"] - totals["errors"], totals["calls"]),
                 "avg_response_time_ms": _mean(totals["rt_sum"], totals["timed"]),
             },
@@ -311,17 +334,17 @@ class PeriodFigures:
         }
 
 
-@remembered
+@Remembered
 def overview(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).overview()
 
 
-@remembered
+@Remembered
 def tools(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).tools()
 
 
-@remembered
+@Remembered
 def page(period: str, now: datetime) -> dict[str, Any]:
     """What the overview page shows, from one read of the per-tool sums."""
     figures = PeriodFigures(period, now)
@@ -333,16 +356,16 @@ def page(period: str, now: datetime) -> dict[str, Any]:
     }
 
 
-@remembered
+@Remembered
 def daily(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).daily()
 
 
-@remembered
+@Remembered
 def versions_and_countries(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).versions_and_countries()
 
 
-@remembered
+@Remembered
 def performance(period: str, now: datetime) -> dict[str, Any]:
     return PeriodFigures(period, now).performance()

@@ -22,7 +22,7 @@ from weather_metrics.store import versions
 from weather_metrics.store.db import copy_rows, database, execute, is_postgresql, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
-from weather_metrics.store.rowkind import SINCE, UNTIL, RowKind, Totals
+from weather_metrics.store.rowkind import SINCE, UNTIL, Row, RowKind, Totals
 
 
 @dataclass(eq=False)
@@ -140,6 +140,8 @@ _MAX_PARAMETERS = 32_766
 def upsert_totals(totals: Totals) -> None:
     """Add a rollup's new figures to its table, in key order, in a few multi-row statements."""
     table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
+    if totals.tally is not None:
+        upsert_totals(_tally_moves(totals, table))
     columns = totals.key + totals.figures
     changes = ", ".join(
         f"{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
@@ -159,6 +161,35 @@ def upsert_totals(totals: Totals) -> None:
             f" ON CONFLICT ({', '.join(totals.key)}) DO UPDATE SET {changes}",
             list(chain.from_iterable(key + figures[key] for key in part)),
         )
+
+
+# Keys per read of their stored values: under SQLite's bound on a statement's parameters.
+_LOOKUP_CHUNK = 10_000
+
+
+def _tally_moves(totals: Totals, table: str) -> Totals:
+    """The changes to `totals.tally`: +1 on the new day of each key whose day of its latest time moves, -1 on the old.
+
+    Reads the stored times of the keys before they are upserted (the writer holds the write
+    lock, so nothing changes them in between).
+    """
+    (key,), (column,) = totals.key, totals.figures
+    keys = [k for (k,) in totals.rows]
+    stored: dict[Any, int] = {}
+    for start in range(0, len(keys), _LOOKUP_CHUNK):
+        part = keys[start : start + _LOOKUP_CHUNK]
+        marks = ", ".join([database.param] * len(part))
+        stored.update(database.execute_sql(f"SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks})", part))
+    moves: dict[Row, int] = {}
+    for (name,), (time,) in totals.rows.items():
+        old = stored.get(name)
+        if old is not None and (time <= old or time // DAY == old // DAY):
+            continue
+        if old is not None:
+            moves[(old // DAY * DAY,)] = moves.get((old // DAY * DAY,), 0) - 1
+        moves[(time // DAY * DAY,)] = moves.get((time // DAY * DAY,), 0) + 1
+    day, count = (field.column_name for field in totals.tally._meta.sorted_fields)  # noqa: SLF001 - peewee's
+    return Totals(totals.tally, (day,), (count,), {k: (n,) for k, n in moves.items() if n})
 
 
 def _upsert_sizes(count: int, width: int) -> list[int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import is_not
 from typing import Any
 
@@ -97,23 +97,25 @@ class ToolLatencyDaily(BaseModel):
         without_rowid = True
 
 
-WEEK = 7 * DAY
-"""Blocks of ToolLatencyWeekly: 7 days from a multiple of WEEK in Unix time (a Thursday, UTC)."""
+LATENCY_SPANS = (4, 16, 64)
+"""Days of ToolLatencySpans' spans: each starts on a multiple of its length since 1970-01-01."""
 
 
-class ToolLatencyWeekly(BaseModel):
-    """ToolLatencyDaily summed per block of 7 days: a period's whole blocks come from here, its other days from there.
+class ToolLatencySpans(BaseModel):
+    """ToolLatencyDaily summed over spans of 4, 16 and 64 UTC days: a period reads a few spans and its days left over.
 
-    A 90-day period then sorts 13 blocks and at most 12 days of rows, not 91 days.
+    A 90-day period then sorts about 9 spans' and days' rows for its GROUP BY, not 91 days'
+    (query/spans.py `day_spans`).
     """
 
-    week = IntegerField()  # the block's first day
+    span = IntegerField()  # days
+    start = IntegerField()  # the span's first day
     tool = TextField()
     bucket = IntegerField()
     calls = IntegerField()
 
     class Meta:
-        primary_key = CompositeKey("week", "tool", "bucket")
+        primary_key = CompositeKey("span", "start", "tool", "bucket")
         without_rowid = True
 
 
@@ -162,6 +164,19 @@ class Session(BaseModel):
 
     class Meta:
         table_name = "sessions"
+
+
+class LastSeenDaily(BaseModel):
+    """How many sessions were last seen on each UTC day: a period's active installs add up its days.
+
+    A day all of whose sessions were seen again later holds 0.
+    """
+
+    day = IntegerField(primary_key=True)
+    sessions = IntegerField()
+
+    class Meta:
+        table_name = "last_seen_daily"
 
 
 EVENT_COLUMNS = (
@@ -227,7 +242,6 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
         *rows, strict=True
     )
     days = list(map({hour: hour // DAY * DAY for hour in set(hours)}.__getitem__, hours))
-    weeks = list(map({hour: hour // WEEK * WEEK for hour in set(hours)}.__getitem__, hours))
     bucketed = _present(buckets)
     hourly = _tool_hourly(list(zip(hours, tools, strict=True)), errors, times, caches)
     return [
@@ -235,13 +249,23 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
         _tool_daily(hourly),
         _counted(LatencyDaily, compress(zip(days, buckets, strict=True), bucketed)),
         _counted(ToolLatencyDaily, compress(zip(days, tools, buckets, strict=True), bucketed)),
-        _counted(ToolLatencyWeekly, compress(zip(weeks, tools, buckets, strict=True), bucketed)),
+        _counted(ToolLatencySpans, _span_keys(days, tools, buckets, bucketed)),
         _counted(VersionDaily, zip(days, tools, versions, strict=True)),
         _counted(CountryDaily, compress(zip(days, tools, countries, strict=True), _present(countries))),
         _counted(ServiceDaily, compress(zip(days, services, strict=True), _present(services))),
         _error_daily(compress(zip(days, types, hours, strict=True), errors)),
         _sessions(compress(zip(sessions, hours, strict=True), _present(sessions))),
     ]
+
+
+def _span_keys(days: list[int], tools: Row, buckets: Row, bucketed: list[bool]) -> Iterable[Row]:
+    """(span, start, tool, bucket) of each timed row, once per span length."""
+    keys = []
+    for length in LATENCY_SPANS:
+        size = length * DAY
+        starts = map({day: day // size * size for day in set(days)}.__getitem__, days)
+        keys.append(compress(zip(repeat(length, len(days)), starts, tools, buckets, strict=True), bucketed))
+    return chain.from_iterable(keys)
 
 
 def _present(column: Row) -> list[bool]:
@@ -319,7 +343,7 @@ def _sessions(seen: Iterable[tuple[str, int]]) -> Totals:
         if hour > latest.get(session, -1):
             latest[session] = hour
     figures = {(session,): (hour,) for session, hour in latest.items()}
-    return Totals(Session, _key_of(Session), ("last_seen",), figures, frozenset({"last_seen"}))
+    return Totals(Session, _key_of(Session), ("last_seen",), figures, frozenset({"last_seen"}), LastSeenDaily)
 
 
 EVENTS = RowKind("events", EVENT_COLUMNS, no_rollup_queries, _event_totals)

@@ -23,17 +23,17 @@ from weather_metrics.store.agents import (
 )
 from weather_metrics.store.db import write_transaction
 from weather_metrics.store.events import (
-    WEEK,
     CountryDaily,
     ErrorDaily,
     Event,
+    LastSeenDaily,
     LatencyDaily,
     ServiceDaily,
     Session,
     ToolDaily,
     ToolHourly,
     ToolLatencyDaily,
-    ToolLatencyWeekly,
+    ToolLatencySpans,
     VersionDaily,
 )
 from weather_metrics.store.models import IdempotencyKey
@@ -45,11 +45,15 @@ ROLLUPS: tuple[tuple[str, Any, str], ...] = (
     *((versions.EVENTS, model, "hour") for model in (ToolHourly,)),
     *((versions.EVENTS, model, "day") for model in (ToolDaily, LatencyDaily, VersionDaily, CountryDaily, ServiceDaily)),
     (versions.EVENTS, ToolLatencyDaily, "day"),
-    # A block goes once its last day does. No period reaches before the cutoff (the longest
-    # is 90 days, rollup_retention_days at least 90), so none reads a block it straddles.
-    (versions.EVENTS, ToolLatencyWeekly, "week_end"),
+    # A span goes once it lies wholly before the cutoff (its "end"). No period reaches before
+    # the cutoff (the longest is 90 days, rollup_retention_days at least 90), so none reads a
+    # span it straddles.
+    (versions.EVENTS, ToolLatencySpans, "end"),
     (versions.EVENTS, ErrorDaily, "day"),
+    # Sessions go by their last_seen and the cutoff is a midnight, so last_seen_daily loses
+    # exactly the days of the sessions that go.
     (versions.EVENTS, Session, "last_seen"),
+    (versions.EVENTS, LastSeenDaily, "day"),
     *((versions.AGENT_EXECUTIONS, model, "hour") for model in (AgentHourly, AgentUserHourly)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentLatencyDaily, AgentUserLatencyDaily)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentDaily, AgentUserDaily)),
@@ -95,8 +99,6 @@ def prune_step(
         for name, model, column in ROLLUPS:
             if column == "end":
                 doomed = model.start + model.span * DAY <= rollup_cutoff
-            elif column == "week_end":
-                doomed = model.week + WEEK <= rollup_cutoff
             else:
                 doomed = getattr(model, column) < rollup_cutoff
             removed = model.delete().where(doomed).execute()

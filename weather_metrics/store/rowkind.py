@@ -21,6 +21,10 @@ class Totals:
     The writer upserts them into `model` in one multi-row statement (a few past its
     parameter bound), in key order: each stored figure gains the new one, or for a column
     in `latest` keeps the larger of the two.
+
+    `tally`, for a rollup whose one figure is a `latest` time, is a model of (day, count)
+    rows counting the keys by the UTC day of that time: the writer moves each key whose
+    day changes from its old day's count to its new one's.
     """
 
     model: Any
@@ -28,6 +32,7 @@ class Totals:
     figures: tuple[str, ...]
     rows: Mapping[Row, Row]
     latest: frozenset[str] = frozenset()
+    tally: Any = None
 
 
 def no_rollup_queries() -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import jsonify, request
+from flask import current_app, request
 from flask.typing import ResponseReturnValue
 
 from weather_metrics.query import stats
@@ -23,16 +23,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _answer(text: str) -> ResponseReturnValue:
+    """An answer's JSON text as kept in memory: the body jsonify would send, without encoding it again."""
+    return current_app.response_class(text + "\n", mimetype="application/json")
+
+
 @bp.get("/stats/overview")
 def overview() -> ResponseReturnValue:
     """Summary across all tools."""
-    return jsonify(stats.overview(_period(), _now()))
+    return _answer(stats.overview.text(_period(), _now()))
 
 
 @bp.get("/stats/tools")
 def tools() -> ResponseReturnValue:
     """Calls, success rate and response time of every tool."""
-    return jsonify(stats.tools(_period(), _now()))
+    return _answer(stats.tools.text(_period(), _now()))
 
 
 @bp.get("/stats/tool/<tool_name>")
@@ -40,7 +45,7 @@ def tool(tool_name: str) -> ResponseReturnValue:
     """Daily series, versions and countries of one tool."""
     period = _period()
     try:
-        return jsonify(stats.tool_detail(tool_name, period, _now()))
+        return _answer(stats.tool_detail.text(tool_name, period, _now()))
     except stats.UnknownTool:
         raise ApiError(404, "not_found", f"Tool '{tool_name}' not found or has no data") from None
 
@@ -48,10 +53,10 @@ def tool(tool_name: str) -> ResponseReturnValue:
 @bp.get("/stats/errors")
 def errors() -> ResponseReturnValue:
     """Error types with counts and when each was last seen."""
-    return jsonify(stats.errors(_period(), _now()))
+    return _answer(stats.errors.text(_period(), _now()))
 
 
 @bp.get("/stats/performance")
 def performance() -> ResponseReturnValue:
     """Response-time percentiles, cache performance and service distribution."""
-    return jsonify(stats.performance(_period(), _now()))
+    return _answer(stats.performance.text(_period(), _now()))
