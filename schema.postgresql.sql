@@ -262,6 +262,17 @@ CREATE TABLE IF NOT EXISTS agent_hourly (
     PRIMARY KEY (organization_id, hour, agent_name, success) INCLUDE (calls, duration_sum)
 );
 
+-- Every agent's figures together per organization, hour and outcome (schema version 13): an
+-- organization's hourly series reads one row per hour and outcome here, not one per agent above.
+CREATE TABLE IF NOT EXISTS agent_total_hourly (
+    organization_id TEXT NOT NULL,
+    hour BIGINT NOT NULL,
+    success BIGINT NOT NULL,
+    calls BIGINT NOT NULL,
+    duration_sum DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (organization_id, hour, success) INCLUDE (calls, duration_sum)
+);
+
 -- Per-user tables have no organization column: a user id belongs to one organization,
 -- and shorter keys make every commit's upserts cheaper.
 CREATE TABLE IF NOT EXISTS agent_user_hourly (

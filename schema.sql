@@ -252,6 +252,17 @@ CREATE TABLE IF NOT EXISTS agent_hourly (
     PRIMARY KEY (organization_id, hour, agent_name, success)
 ) WITHOUT ROWID;
 
+-- Every agent's figures together per organization, hour and outcome (schema version 13): an
+-- organization's hourly series reads one row per hour and outcome here, not one per agent above.
+CREATE TABLE IF NOT EXISTS agent_total_hourly (
+    organization_id TEXT NOT NULL,
+    hour INTEGER NOT NULL,
+    success INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    duration_sum REAL NOT NULL,
+    PRIMARY KEY (organization_id, hour, success)
+) WITHOUT ROWID;
+
 -- Per-user tables have no organization column: a user id belongs to one organization,
 -- and shorter keys make every commit's upserts cheaper.
 CREATE TABLE IF NOT EXISTS agent_user_hourly (

@@ -1,15 +1,24 @@
-"""The daily agent sums and the span histograms equal what the raw executions give, written or migrated."""
+"""The agent rollups (daily sums, hourly totals, span histograms) equal what the raw executions give."""
 
 from __future__ import annotations
 
 import random
 import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests import databases
+from tests.support import ROOT
+from tests.test_postgresql import fresh_schema_url, psycopg2_connect
 from weather_metrics.core.histogram import latency_bucket
+from weather_metrics.query import org_metrics
+from weather_metrics.query.scope import Scope
 from weather_metrics.query.spans import day_spans, whole_days
+from weather_metrics.query.windows import Window
+from weather_metrics.store import db
 from weather_metrics.store.agents import AGENTS, SPANS
 from weather_metrics.store.batches import PendingBatch, write_batches
 from weather_metrics.store.db import database, execute
@@ -32,6 +41,8 @@ def executions(rng: random.Random, count: int) -> list[tuple]:
 
 
 RAW = {
+    "agent_total_hourly": "SELECT organization_id, hour, success, COUNT(*), SUM(duration_ms)"
+    " FROM agent_executions GROUP BY 1, 2, 3",
     "agent_daily": "SELECT organization_id, hour / 86400 * 86400, agent_name, success, COUNT(*), SUM(duration_ms)"
     " FROM agent_executions GROUP BY 1, 2, 3, 4",
     "agent_user_daily": "SELECT user_id, hour / 86400 * 86400, agent_name, success, COUNT(*), SUM(duration_ms)"
@@ -45,6 +56,9 @@ RAW = {
         for table, owner in (("agent_latency_spans", "organization_id"), ("agent_user_latency_spans", "user_id"))
     },
 }
+
+
+FILLED_BY_8 = sorted(set(RAW) - {"agent_total_hourly"})  # agent_total_hourly came with version 13
 
 
 def table_rows(run, table: str) -> list[tuple]:
@@ -79,10 +93,10 @@ def test_the_migration_fills_them_from_the_older_rollups(app, tmp_path):
     path = tmp_path / "copy.db"
     with sqlite3.connect(database.database) as source, sqlite3.connect(path) as copy:
         source.backup(copy)
-        for table in RAW:
+        for table in FILLED_BY_8:
             copy.execute(f"DELETE FROM {table}")
         copy.executescript(migrations()[8].read_text())
-        for table in RAW:
+        for table in FILLED_BY_8:
             assert table_rows(copy.execute, table) == raw_rows(copy.execute, table)
     source.close()
     copy.close()
@@ -104,3 +118,59 @@ def test_ranges_split_into_whole_days_spans_and_edges():
                    + [d for a, b in singles for d in range(a, b + DAY, DAY)])  # fmt: skip
     assert every == list(range(first, last + DAY, DAY))  # each day once
     assert all((s // DAY) % n == 0 for n, s in chosen) and len(chosen) + len(singles) < 20
+
+
+@pytest.mark.parametrize("aggregation", ["hour", "day"])
+@pytest.mark.parametrize("success_only", [False, True])
+def test_the_organization_series_from_the_hourly_totals_equals_the_per_agent_rows(
+    app, monkeypatch, aggregation, success_only
+):
+    rng = random.Random(9)
+    with database.connection_context():
+        for _ in range(3):
+            write_batches([PendingBatch(rows=executions(rng, 400), response={}, kind=AGENTS)])
+        window = Window(datetime.fromtimestamp(START + 5 * HOUR, UTC), datetime.fromtimestamp(START + 40 * DAY, UTC),
+                        ZoneInfo("America/New_York"), aggregation)  # fmt: skip
+        scope = Scope("org", None, None)
+        answer = org_metrics.agent_metrics(scope, window, success_only=success_only, limit=1000)
+        org_metrics.SETTLED.clear()
+        monkeypatch.setattr(org_metrics, "_series_filter", lambda hourly, scope, agent_name: hourly)
+        per_agent = org_metrics.agent_metrics(scope, window, success_only=success_only, limit=1000)
+    assert answer == per_agent
+    assert sum(entry["calls"] > 0 for entry in answer["series"]) > 10
+
+
+VERSION_12_ROWS = (
+    "INSERT INTO schema_version (version) VALUES (12)",
+    "INSERT INTO agent_hourly VALUES ('o1', 3600, 'reviewer', 1, 3, 30.5), ('o1', 3600, 'writer', 1, 2, 4.0),"
+    " ('o1', 3600, 'writer', 0, 1, 7.0), ('o1', 7200, 'reviewer', 1, 5, 1.25), ('o2', 3600, 'reviewer', 1, 1, 2.0)",
+)
+TOTALS = [("o1", 3600, 0, 1, 7.0), ("o1", 3600, 1, 5, 34.5), ("o1", 7200, 1, 5, 1.25), ("o2", 3600, 1, 1, 2.0)]
+
+
+@databases.sqlite_only
+def test_a_version_12_sqlite_database_gets_hourly_totals_from_its_agent_rows(tmp_path):
+    path = tmp_path / "v12.db"
+    with closing(sqlite3.connect(path)) as conn:
+        conn.executescript((ROOT / "tests" / "schema_history" / "v12.sql").read_text())
+        for statement in VERSION_12_ROWS:
+            conn.execute(statement)
+        conn.commit()
+    db.open_database(str(path))
+    db.database.close_all()
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT * FROM agent_total_hourly ORDER BY 1, 2, 3").fetchall() == TOTALS
+
+
+def test_a_version_12_postgresql_database_gets_hourly_totals_from_its_agent_rows(tmp_path):
+    url = fresh_schema_url(tmp_path / "v12.db")
+    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
+        cursor.execute((ROOT / "tests" / "schema_history" / "postgresql" / "v12.sql").read_text())
+        for statement in VERSION_12_ROWS:
+            cursor.execute(statement)
+        conn.commit()
+    db.open_database(url)
+    db.database.close_all()
+    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
+        cursor.execute("SELECT * FROM agent_total_hourly ORDER BY 1, 2, 3")
+        assert cursor.fetchall() == TOTALS

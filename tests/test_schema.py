@@ -152,7 +152,7 @@ def test_rollup_statements_read_only_the_new_rows(app):
 
     with database.connection_context():
         statements = [s for kind in (EVENTS, AGENTS, PRODUCTIVITY) for s in compiled(kind).rollups(0, 10**12)]
-        assert len(statements) == 12  # agents (with teams) and productivity: the events rollups are Totals
+        assert len(statements) == 13  # agents (with teams) and productivity: the events rollups are Totals
         for sql, params in statements:
             if not is_postgresql():
                 plan = " | ".join(row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params))

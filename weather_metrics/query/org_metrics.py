@@ -165,6 +165,14 @@ def _agent_filter(scope: Scope, table: str, agent_name: str | None, success_only
     return _Filter(table, " AND ".join(clauses), tuple(params), SETTLED, days)
 
 
+def _series_filter(hourly: _Filter, scope: Scope, agent_name: str | None) -> _Filter:
+    """The whole organization's series of every agent: from the hourly totals (one row per hour and
+    outcome, not one per agent), its whole days from the daily rows as ever."""
+    if scope.user_ids is not None or agent_name is not None:
+        return hourly
+    return replace(hourly, table="agent_total_hourly", days=replace(hourly, table="agent_daily"))
+
+
 def _productivity_filter(scope: Scope, metric_type: str | None) -> _Filter:
     """Rows of the scope's users, or tagged with one of its teams ('' is no user or team)."""
     params: list[Any] = [scope.organization_id]
@@ -331,7 +339,7 @@ def agent_metrics(
         "window": window_view(window),
         "totals": {**_agent_figures(int(total[0]), int(total[1]), total[2]), **_percentiles(_merged(histograms))},
         "agents": agents,
-        "series": _agent_series(hourly, pages),
+        "series": _agent_series(_series_filter(hourly, scope, agent_name), pages),
         "pagination": pages.pagination,
     }
 

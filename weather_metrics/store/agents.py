@@ -56,6 +56,18 @@ class AgentHourly(BaseModel):
         without_rowid = True
 
 
+class AgentTotalHourly(BaseModel):
+    organization_id = TextField()
+    hour = IntegerField()
+    success = FlagField()
+    calls = IntegerField()
+    duration_sum = FloatField()
+
+    class Meta:
+        primary_key = CompositeKey("organization_id", "hour", "success")
+        without_rowid = True
+
+
 class AgentUserHourly(BaseModel):
     user_id = TextField()
     hour = IntegerField()
@@ -213,6 +225,19 @@ def _sums(model: Any, owner: str, period: Any, where: Any) -> Any:
     )
 
 
+def _total_hourly(hour: Any, new: Any) -> Any:
+    """Calls and duration of every agent together per organization, hour and outcome."""
+    a = AgentExecution
+    t = AgentTotalHourly
+    key = [t.organization_id, t.hour, t.success]
+    return t.insert_from(
+        a.select(a.organization_id, hour, a.success, fn.COUNT(a.id), fn.SUM(a.duration_ms))
+        .where(new)
+        .group_by(a.organization_id, hour, a.success),
+        fields=[*key, t.calls, t.duration_sum],
+    ).on_conflict(conflict_target=key, update=summed(t, "calls", "duration_sum"))
+
+
 def _span_histogram(model: Any, owner: str) -> RawRollup:
     """Each new execution into the histogram of every span holding its day."""
     spans = " UNION ALL ".join(f"SELECT {n * DAY} AS length" for n in SPANS)
@@ -257,6 +282,7 @@ def _agent_rollups() -> list[Any]:
             ],
             update=summed(AgentHourly, "calls", "duration_sum"),
         ),
+        _total_hourly(hour, new),
         AgentUserHourly.insert_from(
             a.select(a.user_id, hour, a.agent_name, a.success, calls, total)
             .where(user)

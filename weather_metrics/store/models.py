@@ -20,6 +20,7 @@ from weather_metrics.store.agents import (
     AgentHourly,
     AgentLatencyDaily,
     AgentLatencySpans,
+    AgentTotalHourly,
     AgentUserDaily,
     AgentUserHourly,
     AgentUserLatencyDaily,
@@ -244,6 +245,7 @@ ROLLUP_MODELS = (
 )
 ORG_ROLLUP_MODELS = (
     AgentHourly,
+    AgentTotalHourly,
     AgentUserHourly,
     AgentLatencyDaily,
     AgentUserLatencyDaily,

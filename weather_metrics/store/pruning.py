@@ -16,6 +16,7 @@ from weather_metrics.store.agents import (
     AgentHourly,
     AgentLatencyDaily,
     AgentLatencySpans,
+    AgentTotalHourly,
     AgentUserDaily,
     AgentUserHourly,
     AgentUserLatencyDaily,
@@ -54,7 +55,7 @@ ROLLUPS: tuple[tuple[str, Any, str], ...] = (
     # exactly the days of the sessions that go.
     (versions.EVENTS, Session, "last_seen"),
     (versions.EVENTS, LastSeenDaily, "day"),
-    *((versions.AGENT_EXECUTIONS, model, "hour") for model in (AgentHourly, AgentUserHourly)),
+    *((versions.AGENT_EXECUTIONS, model, "hour") for model in (AgentHourly, AgentTotalHourly, AgentUserHourly)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentLatencyDaily, AgentUserLatencyDaily)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentDaily, AgentUserDaily)),
     *((versions.AGENT_EXECUTIONS, model, "day") for model in (AgentTeamDaily, AgentTeamLatencyDaily)),
