@@ -128,13 +128,19 @@ def test_the_readme_module_map_matches_the_tree() -> None:
     assert sorted(mapped - actual) == [], "in the README's module map but not in the tree"
 
 
-def test_an_export_child_process_loads_no_web_framework() -> None:
-    """The package imports create_app on first use: the process building an export starts without Flask."""
+def test_an_export_child_process_loads_no_web_framework_and_no_pdf_library() -> None:
+    """The package imports create_app on first use, formats.py the PDF writer: a child building
+    an export starts without Flask, and without fpdf unless the file is a PDF."""
     script = (
         "import sys, weather_metrics.reports.child\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", script, *FRAMEWORK], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", script, *FRAMEWORK, "fpdf"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     assert done.stdout.strip() == "[]", done.stdout
