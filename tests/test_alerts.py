@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.support import Member, assert_api_error, rule_body, scraped, seed_org
+from tests.support import Member, assert_api_error, rule_body, scraped
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.alerts import rules as alerts
 from weather_metrics.alerts.evaluator import FIRE, AlertEvaluator
@@ -59,13 +59,15 @@ def quiet(app: Flask) -> Flask:
 
 
 @pytest.fixture
-def acme(quiet: Flask) -> dict[str, Member]:
-    return seed_org(quiet, "Acme")
+def app(service: Any) -> Flask:
+    """Each test on its own copy of the run's seeded database: Acme (`acme`) and Globex (`other`)."""
+    return service()  # type: ignore[no-any-return]
 
 
 @pytest.fixture
-def other(quiet: Flask, acme: dict[str, Member]) -> dict[str, Member]:
-    return seed_org(quiet, "Other")
+def other(globex: dict[str, Member]) -> dict[str, Member]:
+    """The other organization's members."""
+    return globex
 
 
 @pytest.fixture
@@ -772,7 +774,7 @@ def test_an_organization_has_at_most_max_rules(quiet, acme, monkeypatch):
 
 @pytest.fixture
 def history(quiet, acme, other, teams) -> dict[str, str]:
-    """Three alerts of Acme (org high, Core low, then Ops critical resolved) and one of Other."""
+    """Three alerts of Acme (org high, Core low, then Ops critical resolved) and one of Globex."""
     made = {
         "org": make_rule(quiet, acme["admin"], metric="call_volume", threshold=0, severity="high"),
         "core": make_rule(

@@ -12,6 +12,7 @@ on every other route, as an ingest key everywhere on /api, a key is no credentia
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import time
@@ -27,7 +28,7 @@ import jwt
 import pytest
 from flask import Flask
 
-from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org
+from tests.support import TEST_JWT_SECRET, Member, assert_api_error, seed_org, seeded_database
 from weather_metrics import dashboards
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.alerts import rules as alerts
@@ -101,7 +102,17 @@ def forge(kind: str, claims: dict[str, Any], secret: str) -> str:
     raise ValueError(kind)
 
 
-def build_world(app: Flask, tmp_path: Path) -> World:
+@dataclass(frozen=True)
+class People:
+    """Who the seeded file holds: Acme, the other organization, Acme's target developer, the API keys' secrets."""
+
+    acme: dict[str, Member]
+    other: dict[str, Member]
+    target: Any
+    key_secrets: dict[str, str]
+
+
+def seed_people(app: Flask) -> People:
     acme, other = seed_org(app, "Acme"), seed_org(app, "Other")
     with app.app_context():
         target, _ = accounts.create_user(
@@ -120,6 +131,29 @@ def build_world(app: Flask, tmp_path: Path) -> World:
         ):
             admin = members["admin"].user
             _key, key_secrets[identity] = accounts.create_api_key(admin.organization_id, identity, admin.id, scope)
+    return People(acme, other, target, key_secrets)
+
+
+@pytest.fixture(scope="module")
+def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, People]:
+    """The people, written once for the module (their passwords hashed once); each test has a copy (`app`)."""
+    path = tmp_path_factory.mktemp("authz") / "metrics.db"
+    return path, seeded_database(path, seed_people)
+
+
+@pytest.fixture
+def app(service: Callable[..., Flask]) -> Flask:
+    return service()
+
+
+@pytest.fixture
+def people(seeded_db: tuple[Path, People]) -> People:
+    return copy.deepcopy(seeded_db[1])
+
+
+def build_world(app: Flask, people: People) -> World:
+    """The app's World: the seeded people, and metrics and a dashboard of Acme that only Acme's data holds."""
+    acme, other, target, key_secrets = people.acme, people.other, people.target, people.key_secrets
     world = World(app, TEST_JWT_SECRET, acme, other, target, key_secrets)
     seed_acme_data(world)
     return world
@@ -527,8 +561,8 @@ def test_the_table_covers_every_api_route_and_nothing_else(app):
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
-def test_authorization_matrix(app, tmp_path, identity):
-    world = build_world(app, tmp_path)
+def test_authorization_matrix(app, people, identity):
+    world = build_world(app, people)
     problems = []
     for method, rule in api_routes(app):
         row = ROUTES.get((method, rule))
@@ -542,8 +576,8 @@ def test_authorization_matrix(app, tmp_path, identity):
 
 
 @pytest.mark.parametrize("identity", IDENTITIES)
-def test_extra_cells(app, tmp_path, identity):
-    world = build_world(app, tmp_path)
+def test_extra_cells(app, people, identity):
+    world = build_world(app, people)
     problems = []
     for (method, rule, label), row in EXTRA_CELLS.items():
         problem = run_cell(world, identity, method, rule, row)
@@ -553,9 +587,9 @@ def test_extra_cells(app, tmp_path, identity):
 
 
 @pytest.mark.parametrize("identity", ["admin", "read_key"])
-def test_acme_data_is_there_for_the_fingerprints_to_catch(app, tmp_path, identity):
+def test_acme_data_is_there_for_the_fingerprints_to_catch(app, people, identity):
     """Control for the outsiders' leak check: Acme's own admin, and Acme's read key, see each marked string."""
-    world = build_world(app, tmp_path)
+    world = build_world(app, people)
     client, headers = app.test_client(), world.headers_for(identity)
     agent, kind, board = world.acme_marks
     seen = {
@@ -573,9 +607,9 @@ def test_acme_data_is_there_for_the_fingerprints_to_catch(app, tmp_path, identit
     assert any(s in teams for s in acme_fingerprints(world) if s.startswith("team-"))
 
 
-def test_crafted_tokens_differ_from_a_valid_one_only_in_their_defect(app, tmp_path):
+def test_crafted_tokens_differ_from_a_valid_one_only_in_their_defect(app, people):
     """Control for the forged cells: the same claims, signed properly and unexpired, are accepted."""
-    world = build_world(app, tmp_path)
+    world = build_world(app, people)
     claims = world.admin_claims()
     now = int(time.time())
     valid = jwt.encode({**claims, "iat": now, "exp": now + 600}, world.secret, algorithm="HS256")
@@ -588,23 +622,23 @@ def test_crafted_tokens_differ_from_a_valid_one_only_in_their_defect(app, tmp_pa
     "header",
     ["Bearer", "Bearer ", "Basic YWRtaW46cGFzcw==", "Token {token}", "{token}", "Bearer not.a.jwt"],
 )
-def test_malformed_authorization_headers_get_401(app, tmp_path, header):
-    world = build_world(app, tmp_path)
+def test_malformed_authorization_headers_get_401(app, people, header):
+    world = build_world(app, people)
     token = world.session(world.acme["admin"].user)["access_token"]
     response = app.test_client().get("/api/users", headers={"Authorization": header.format(token=token)})
     assert_api_error(response, 401)
 
 
-def test_the_bearer_scheme_is_case_insensitive(app, tmp_path):
+def test_the_bearer_scheme_is_case_insensitive(app, people):
     # RFC 7235: the authentication scheme is case-insensitive.
-    world = build_world(app, tmp_path)
+    world = build_world(app, people)
     token = world.session(world.acme["admin"].user)["access_token"]
     response = app.test_client().get("/api/users", headers={"Authorization": f"bearer {token}"})
     assert response.status_code == 200
 
 
-def test_a_token_missing_a_required_claim_gets_401(app, tmp_path):
-    world = build_world(app, tmp_path)
+def test_a_token_missing_a_required_claim_gets_401(app, people):
+    world = build_world(app, people)
     claims = world.admin_claims()
     for name in ("sub", "org", "role", "exp", "iat", "jti", "sid", "typ"):
         partial = {k: v for k, v in claims.items() if k != name}
@@ -614,8 +648,8 @@ def test_a_token_missing_a_required_claim_gets_401(app, tmp_path):
         assert_api_error(response, 401)
 
 
-def test_a_logged_out_access_token_stops_working_at_once(app, tmp_path):
-    world = build_world(app, tmp_path)
+def test_a_logged_out_access_token_stops_working_at_once(app, people):
+    world = build_world(app, people)
     client = app.test_client()
     headers = world.headers_for("admin")
     assert client.get("/api/users", headers=headers).status_code == 200
@@ -623,10 +657,10 @@ def test_a_logged_out_access_token_stops_working_at_once(app, tmp_path):
     assert_api_error(client.get("/api/users", headers=headers), 401)
 
 
-def test_a_manager_cannot_widen_their_scope_through_team_membership(app, tmp_path):
+def test_a_manager_cannot_widen_their_scope_through_team_membership(app, people):
     """Joining another team, adding an admin to one, or changing a team they do not lead: each 403, and the
     admin's data stays out of reach."""
-    world = build_world(app, tmp_path)
+    world = build_world(app, people)
     client = world.app.test_client()
     manager, admin = world.acme["manager"], world.acme["admin"]
     theirs = _team(world)  # a team the manager does not lead

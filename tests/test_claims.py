@@ -33,7 +33,7 @@ from weather_metrics.store.db import WRITE_LOCK, database
 from weather_metrics.store.models import WebhookDelivery
 from weather_metrics.webhooks.deliveries import WebhookDeliverer, enqueue
 
-ROUNDS = 3
+ROUNDS = 2
 RULES = 6  # rules made due at once in each round
 EXPORTS = 4  # exports requested at once in each round
 SECRET = "s" * 32

@@ -23,8 +23,9 @@ def app(service):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def other(app, acme):
-    return seed_org(app, "Other")
+def other(globex):
+    """The other organization's members (seeded with Acme)."""
+    return globex
 
 
 @pytest.fixture

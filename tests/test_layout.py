@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.support import ROOT
@@ -81,7 +83,7 @@ def test_only_the_factory_and_web_import_the_web_framework() -> None:
     """Domain code raises its own errors and knows nothing of HTTP: neither Flask nor the web package."""
     offenders = []
     for name, path in MODULES.items():
-        if name == "weather_metrics" or name.startswith("weather_metrics.web"):
+        if name == "weather_metrics.factory" or name.startswith("weather_metrics.web"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
@@ -124,3 +126,21 @@ def test_the_readme_module_map_matches_the_tree() -> None:
     mapped = {m for m in mapped if m.startswith("weather_metrics")}
     assert sorted(actual - mapped) == [], "missing from the README's module map"
     assert sorted(mapped - actual) == [], "in the README's module map but not in the tree"
+
+
+def test_an_export_child_process_loads_no_web_framework_and_no_pdf_library() -> None:
+    """The package imports create_app on first use, formats.py the PDF writer: a child building
+    an export starts without Flask, and without fpdf unless the file is a PDF."""
+    script = (
+        "import sys, weather_metrics.reports.child\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:])))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *FRAMEWORK, "fpdf"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout

@@ -15,13 +15,15 @@ NEW_PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def acme(app):
-    return seed_org(app, "Acme")
+def app(service):
+    """Each test on its own copy of the run's seeded database: Acme (`acme`) and Globex (`other`)."""
+    return service()
 
 
 @pytest.fixture
-def other(app, acme):
-    return seed_org(app, "Other")
+def other(globex):
+    """The other organization's members."""
+    return globex
 
 
 def add_user(client, acme, email: str, role: str = "developer", **extra: Any) -> dict[str, Any]:
@@ -77,7 +79,7 @@ def test_team_filter_with_another_organizations_team_is_404(client, acme, other)
     assert add_member(client, other["admin"], theirs["id"], other["developer"].user.id).status_code == 201
     response = client.get(f"/api/users?team_id={theirs['id']}", headers=acme["admin"].headers)
     assert_api_error(response, 404)
-    assert "developer@other.test" not in response.get_data(as_text=True)
+    assert "developer@globex.test" not in response.get_data(as_text=True)
     assert_api_error(client.get("/api/users?team_id=no-such-team", headers=acme["admin"].headers), 404)
 
 
@@ -242,7 +244,7 @@ def test_another_organizations_user_is_404_for_get_and_put(client, acme, other, 
         client.put(f"/api/users/{theirs}", headers=headers, json={"name": "Hijacked"}),
     ):
         assert_api_error(response, 404)
-        assert "developer@other.test" not in response.get_data(as_text=True)
+        assert "developer@globex.test" not in response.get_data(as_text=True)
     assert client.get(f"/api/users/{theirs}", headers=other["admin"].headers).get_json()["name"] == "Developer"
 
 
@@ -479,7 +481,7 @@ def test_adding_a_user_of_another_organization_is_404(client, acme, other):
     team = add_team(client, acme["admin"], "Platform")
     response = add_member(client, acme["admin"], team["id"], other["developer"].user.id)
     assert_api_error(response, 404)
-    assert "developer@other.test" not in response.get_data(as_text=True)
+    assert "developer@globex.test" not in response.get_data(as_text=True)
     assert_api_error(add_member(client, acme["admin"], team["id"], "no-such-user"), 404)
     assert teams_by_name(client, acme["admin"])["Platform"]["member_count"] == 0
 

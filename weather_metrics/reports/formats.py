@@ -16,7 +16,6 @@ from pathlib import Path
 import xlsxwriter
 
 from weather_metrics.reports.contents import MS, Cell, Progress, Report, Row, counted
-from weather_metrics.reports.pdf import write_pdf
 from weather_metrics.reports.xlsx_rows import RowSheet
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -164,5 +163,8 @@ def write_report(
     if fmt == "xlsx":
         return write_xlsx(path, report_sheets(report), progress, work_dir)
     if fmt == "pdf":
+        # Imported here: fpdf and its fonts are most of the start of a process building a CSV or XLSX file.
+        from weather_metrics.reports.pdf import write_pdf
+
         return write_pdf(path, report, progress)
     raise ValueError(f"Unknown export format {fmt!r}")

@@ -175,7 +175,7 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
     Interrupted exports are settled by each worker's report runner, by their leases.
     """
-    from weather_metrics import open_store
+    from weather_metrics.factory import open_store
     from weather_metrics.store.db import database
 
     try:
