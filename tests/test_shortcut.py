@@ -16,6 +16,7 @@ from flask import Flask
 from werkzeug.test import Client, TestResponse
 
 from tests.support import make_event, scraped
+from weather_metrics.core.errors import NotStored
 
 
 class Counted:
@@ -144,3 +145,21 @@ def test_requests_taken_by_the_shortcut_are_counted_and_timed(two_ways):
     assert flask_app.calls == 2  # the two /metrics scrapes only
     assert scraped(client, "http_requests_total", labels) == before + 3
     assert scraped(client, "http_request_duration_seconds_count", labels) == timed + 3
+
+
+def test_any_other_error_offering_a_batch_gets_the_v1_error_body(make_app):
+    """The database refused the batch (NotStored): the /v1 500 body, as the view gives, not the server's own page."""
+    app = make_app()
+    flask_app = Counted(app)
+    intake = app.extensions["weather_metrics"].intake
+    offered = []
+
+    def refused(raw: bytes) -> None:
+        offered.append(raw)
+        raise NotStored("the database refused the batch")
+
+    intake.accept_plain = refused
+    answer = post(app.test_client(), [make_event()])
+    assert (flask_app.calls, len(offered)) == (1, 1)
+    assert answer.status_code == 500
+    assert answer.get_json() == {"error": "internal_server_error", "details": "An unexpected error occurred"}

@@ -10,8 +10,9 @@ metrics, and carries a request id.
 
 Every other request goes on to Flask as it came, the body already read put back. What was decided
 here travels with it in the WSGI environ: the rate-limit decision (so a request is counted once),
-the request id, and a batch the writer did not take (so it is not queued twice): the view raises
-that instead, and the answer is the /v1 error body as always.
+the request id, and the error met offering the batch (the writer did not take it, or anything
+else went wrong): the view raises that instead of offering the batch again, which could store it
+twice, and the answer is the /v1 error body as always.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from weather_metrics.core.errors import Unavailable
 from weather_metrics.runtime.logs import current_request_id
 from weather_metrics.runtime.prometheus import http_request_duration_seconds, http_requests_total
 from weather_metrics.web.observability import REQUEST_ID, REQUEST_ID_KEY
@@ -36,7 +36,7 @@ PATH = "/v1/events"
 MAX_BODY_BYTES = 100 * 1024
 # What the shortcut hands on to Flask in the environ.
 RATE_DECISION = "weather_metrics.rate_limit"
-NOT_STORED = "weather_metrics.not_stored"
+OFFER_FAILED = "weather_metrics.offer_failed"
 
 
 def bucket_key(bucket: str, address: str | None) -> str:
@@ -72,8 +72,8 @@ class EventsShortcut:
             token = current_request_id.set(request_id)
             try:
                 answer = self.state.intake.accept_plain(raw)
-            except Unavailable as exc:
-                environ[NOT_STORED] = exc
+            except Exception as exc:  # noqa: BLE001 - rendered by Flask's /v1 error handler, as the view's would be
+                environ[OFFER_FAILED] = exc
             finally:
                 current_request_id.reset(token)
         if answer is None:
