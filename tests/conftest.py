@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import os
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,16 @@ def make_app(tmp_path) -> Iterator[Callable[..., Flask]]:  # type: ignore[no-unt
     yield build
     for app in apps:
         app.extensions["weather_metrics"].close()
+
+
+@pytest.fixture
+def one_minute_window() -> None:
+    """A limit of "N per minute" counts in a sliding window that weighs the last minute by how much of the
+    current one is left: at 12:00:00.1, three hits at 11:59:59 count as 2.99, under a limit of 3. A test that
+    fills such a limit and expects 429 starts at least 20 s before a minute turns."""
+    left = 60 - time.time() % 60
+    if left < 20:
+        time.sleep(left + 0.05)
 
 
 @pytest.fixture

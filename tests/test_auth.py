@@ -464,6 +464,7 @@ def assert_rate_limited(response: Any, limit: int) -> None:
     assert response.headers["X-RateLimit-Retry-After"] == response.headers["Retry-After"]
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_login_is_limited_per_account(make_app):
     app = make_app(login_rate_limit_per_account="3 per minute")
     developer = seed_org(app)["developer"]
@@ -476,6 +477,7 @@ def test_login_is_limited_per_account(make_app):
     assert attempt_login(client, developer.user.email, developer.password).status_code == 200
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_login_is_limited_per_ip(make_app):
     app = make_app(login_rate_limit_per_ip="3 per minute")
     developer = seed_org(app)["developer"]
@@ -487,6 +489,7 @@ def test_login_is_limited_per_ip(make_app):
     assert attempt_login(client, developer.user.email, developer.password, ip="10.0.0.10").status_code == 200
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_api_requests_are_limited_per_user(make_app):
     app = make_app(api_rate_limit="5 per minute")
     acme = seed_org(app)
@@ -507,6 +510,7 @@ def test_api_requests_are_limited_per_user(make_app):
     assert client.get("/api/users", headers=acme["manager"].headers).status_code == 200
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_a_rate_limited_api_request_keeps_its_request_id(make_app):
     app = make_app(api_rate_limit="1 per minute")
     admin = seed_org(app)["admin"]

@@ -256,6 +256,7 @@ def test_each_key_sends_for_its_own_organization(app, client, acme, globex):
 # --- rate limit --------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_the_rate_limit_counts_per_organization_across_its_keys(service, acme, globex):
     app = service(mcp_rate_limit="3 per minute")
     client = app.test_client()

@@ -170,6 +170,7 @@ def test_a_revoked_or_unknown_read_key_is_401(client, acme):
 # --- rate limits -----------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_a_read_key_has_its_own_api_allowance(service, acme):
     app = service(api_rate_limit="3 per minute")
     client = app.test_client()
@@ -188,6 +189,7 @@ def test_a_read_key_has_its_own_api_allowance(service, acme):
     assert_api_error(client.get(READS[0], headers={"X-API-Key": "wm_unknown"}), 401)
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_a_read_key_on_mcp_does_not_spend_the_organizations_ingest_allowance(service, acme):
     app = service(mcp_rate_limit="2 per minute")
     client = app.test_client()

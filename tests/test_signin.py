@@ -471,6 +471,7 @@ def test_a_made_up_cookie_is_nobody(client):
 # --- the rate limit ------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_sign_in_attempts_spend_the_api_s_login_allowance_per_account(service, acme):
     app = service(login_rate_limit_per_account="3 per minute")
     client = app.test_client()
@@ -486,6 +487,7 @@ def test_sign_in_attempts_spend_the_api_s_login_allowance_per_account(service, a
     assert sign_in(client, acme["manager"]).status_code == 303  # another account still gets in
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_sign_in_attempts_spend_the_api_s_login_allowance_per_address(service, acme):
     app = service(login_rate_limit_per_ip="2 per minute")
     client = app.test_client()

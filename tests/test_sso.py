@@ -276,6 +276,7 @@ def test_a_jwks_file_without_keys_is_refused_naming_the_setting(make_app, tmp_pa
         make_app(oidc_issuer=ISSUER, oidc_audience=AUDIENCE, oidc_jwks=str(path))
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_sso_logins_of_different_people_from_one_ip_are_not_one_account(make_app, jwks_path, rsa_key):
     app = make_app(
         oidc_issuer=ISSUER,

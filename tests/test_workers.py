@@ -28,6 +28,7 @@ def redis_url() -> str:
     return local_redis_url()
 
 
+@pytest.mark.usefixtures("one_minute_window")
 def test_rate_limits_count_across_workers_with_redis(tmp_path: Path, redis_url: str) -> None:
     path = tmp_path / "metrics.db"
     members = seeded_database(path, lambda app: seed_org(app, "Acme"))
