@@ -21,7 +21,7 @@ import io
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from weather_metrics.runtime.logs import current_request_id
 from weather_metrics.runtime.prometheus import http_request_duration_seconds, http_requests_total
@@ -47,7 +47,7 @@ def bucket_key(bucket: str, address: str | None) -> str:
 class EventsShortcut:
     """WSGI middleware in front of the Flask app: answers plain accepted batches, passes on the rest."""
 
-    def __init__(self, app: WSGIApplication, state: ServiceState, dumps: Callable[[Any], str]) -> None:
+    def __init__(self, app: WSGIApplication, state: ServiceState, dumps: Callable[..., str]) -> None:
         self.app = app
         self.state = state
         self.dumps = dumps
@@ -78,7 +78,7 @@ class EventsShortcut:
                 current_request_id.reset(token)
         if answer is None:
             return self.app(environ, start_response)
-        body = (self.dumps(answer) + "\n").encode()
+        body = (self.dumps(answer, separators=(",", ":")) + "\n").encode()  # as jsonify writes it
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
         headers += decision.headers().items()
         headers.append(("X-Request-ID", request_id))
