@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable
-from itertools import chain, compress, repeat
+from itertools import compress, repeat
 from operator import is_not
 from typing import Any
 
@@ -244,12 +244,13 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
     days = list(map({hour: hour // DAY * DAY for hour in set(hours)}.__getitem__, hours))
     bucketed = _present(buckets)
     hourly = _tool_hourly(list(zip(hours, tools, strict=True)), errors, times, caches)
+    tool_latency = _counted(ToolLatencyDaily, compress(zip(days, tools, buckets, strict=True), bucketed))
     return [
         hourly,
         _tool_daily(hourly),
         _counted(LatencyDaily, compress(zip(days, buckets, strict=True), bucketed)),
-        _counted(ToolLatencyDaily, compress(zip(days, tools, buckets, strict=True), bucketed)),
-        _counted(ToolLatencySpans, _span_keys(days, tools, buckets, bucketed)),
+        tool_latency,
+        _latency_spans(tool_latency),
         _counted(VersionDaily, zip(days, tools, versions, strict=True)),
         _counted(CountryDaily, compress(zip(days, tools, countries, strict=True), _present(countries))),
         _counted(ServiceDaily, compress(zip(days, services, strict=True), _present(services))),
@@ -258,14 +259,17 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
     ]
 
 
-def _span_keys(days: list[int], tools: Row, buckets: Row, bucketed: list[bool]) -> Iterable[Row]:
-    """(span, start, tool, bucket) of each timed row, once per span length."""
-    keys = []
-    for length in LATENCY_SPANS:
-        size = length * DAY
-        starts = map({day: day // size * size for day in set(days)}.__getitem__, days)
-        keys.append(compress(zip(repeat(length, len(days)), starts, tools, buckets, strict=True), bucketed))
-    return chain.from_iterable(keys)
+def _latency_spans(daily: Totals) -> Totals:
+    """The commit's per-day latency counts added up per span of each length: a pass over its (day, tool,
+    bucket) counts, not over its rows again."""
+    figures: dict[Row, int] = {}
+    for (day, tool, bucket), (calls,) in daily.rows.items():
+        for length in LATENCY_SPANS:
+            size = length * DAY
+            key = (length, day // size * size, tool, bucket)
+            figures[key] = figures.get(key, 0) + calls
+    rows = {key: (calls,) for key, calls in figures.items()}
+    return Totals(ToolLatencySpans, _key_of(ToolLatencySpans), ("calls",), rows)
 
 
 def _present(column: Row) -> list[bool]:
