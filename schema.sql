@@ -85,6 +85,16 @@ CREATE TABLE IF NOT EXISTS tool_latency_spans (
     PRIMARY KEY (span, start, tool, bucket)
 ) WITHOUT ROWID;
 
+-- The last day each span table holds (schema version 15): tool_latency_spans hold every day up
+-- to through_day and none after. The writer adds a commit's rows to the spans only for those
+-- days; housekeeping adds each later day once it has ended and moves through_day on
+-- (store/folds.py). Readers take the days after it from tool_latency_daily.
+CREATE TABLE IF NOT EXISTS span_folds (
+    spans TEXT NOT NULL PRIMARY KEY,
+    through_day INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO span_folds (spans, through_day) VALUES ('tool_latency_spans', -86400);
+
 CREATE TABLE IF NOT EXISTS version_daily (
     day INTEGER NOT NULL,
     tool TEXT NOT NULL,

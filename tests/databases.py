@@ -180,11 +180,11 @@ def _take_spare() -> str:
     """
     schema = _spare.pop()
     tables, identities = _shape(schema)
-    first_rows = re.search(r"INSERT INTO data_versions[^;]*;", SCHEMA_SQL.read_text())
-    assert first_rows is not None, "schema.postgresql.sql no longer seeds data_versions"
+    first_rows = re.findall(r"INSERT INTO \w+[^;]*;", SCHEMA_SQL.read_text())  # data_versions, span_folds
+    assert len(first_rows) >= 2, "schema.postgresql.sql no longer seeds data_versions and span_folds"
     statements = ["SET lock_timeout = '2s'", "SET session_replication_role = replica"]
     statements += [f"DELETE FROM {schema}.{table}" for table in tables if table != "schema_version"]
-    statements += [f"SET search_path = {schema}", first_rows[0], "RESET search_path"]
+    statements += [f"SET search_path = {schema}", *first_rows, "RESET search_path"]
     statements += [f"SELECT setval(pg_get_serial_sequence('{schema}.{t}', '{c}'), 1, false)" for t, c in identities]
     statements += ["SET session_replication_role = DEFAULT", "RESET lock_timeout"]
     try:

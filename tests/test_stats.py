@@ -14,6 +14,7 @@ import pytest
 from tests.support import current_hour, make_event
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.query import stats
+from weather_metrics.store import folds
 from weather_metrics.store.db import database
 from weather_metrics.store.events import (
     CountryDaily,
@@ -572,6 +573,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
     sessions: dict[tuple, int] = {}
     with database.connection_context():
         rows: list[dict[str, Any]] = list(Event.select().dicts())  # type: ignore[arg-type]
+        through = folds.through_day("tool_latency_spans")  # the spans hold the days up to it
     for row in rows:
         hour, tool = row["timestamp_hour"], row["tool"]
         day = hour - hour % DAY
@@ -584,7 +586,7 @@ def recomputed_rollups() -> dict[str, dict[tuple, tuple]]:
             figures[3] += row["response_time_ms"]
             latency[(day, row["latency_bucket"])] += 1
             tool_latency[(day, tool, row["latency_bucket"])] += 1
-            for length in SPANS:
+            for length in SPANS if day <= through else ():
                 tool_latency_spans[(length, hour - hour % (length * DAY), tool, row["latency_bucket"])] += 1
         figures[4] += row["cache_hit"] is True
         figures[5] += row["cache_hit"] is False
@@ -693,6 +695,7 @@ def test_daily_rollups_hold_one_row_per_day(client):
             make_event(timestamp_hour=afternoon, status="error", error_type="NetworkError"),
         ],
     )
+    fold_from_scratch(datetime.now(UTC))
     stored = stored_rollups()
     assert len(stored["tool_hourly"]) == 2
     for name in DAILY_TABLES:
@@ -703,11 +706,20 @@ def test_daily_rollups_hold_one_row_per_day(client):
     ]
 
 
-def test_each_tool_s_histogram_reads_whole_spans_and_the_days_around_them(seeded):
+@pytest.mark.parametrize("folded_days_ago", [None, 30, 1, -12])
+def test_each_tool_s_histogram_reads_whole_spans_and_the_days_around_them(seeded, folded_days_ago):
     """Wherever a period starts and ends against the spans, its spans and other days add up to its days, once each.
 
     The periods end from 40 days ago to 23 days ahead: some leave events out at either end.
+    The spans hold no day, the days up to 30 days ago, up to yesterday, or up to 12 days
+    ahead (as a host whose clock runs ahead would fold them).
     """
+    if folded_days_ago is None:
+        with database.connection_context():
+            database.execute_sql("DELETE FROM tool_latency_spans")
+            database.execute_sql("UPDATE span_folds SET through_day = -86400")
+    else:
+        fold_from_scratch(datetime.now(UTC) - timedelta(days=folded_days_ago - 1))
     with database.connection_context():
         rows = list(Event.select(Event.timestamp_hour, Event.tool, Event.latency_bucket).tuples())
         for days_later in range(-40, 24):
@@ -726,11 +738,7 @@ def test_each_tool_s_histogram_reads_whole_spans_and_the_days_around_them(seeded
                 )
 
 
-def test_rollups_equal_a_recomputation_from_raw_events(client, events):
-    # Newest events first, so later batches bring older hours to sessions and error types already seen.
-    ordered = sorted(events, key=moment, reverse=True)
-    post_all(client, ordered, sizes=(50, 7, 100, 33))
-    post_all(client, events[:40], sizes=(13,))  # the same keys again: the rollups add up
+def assert_rollups_equal_a_recomputation() -> dict[str, dict[tuple, tuple]]:
     # The day columns are compared after adding up per day: see test_daily_rollups_hold_one_row_per_day.
     expected, actual = recomputed_rollups(), by_day(stored_rollups())
     assert set(actual) == set(expected)
@@ -738,4 +746,33 @@ def test_rollups_equal_a_recomputation_from_raw_events(client, events):
         assert set(actual[name]) == set(expected[name]), name
         for key, figures in expected[name].items():
             assert actual[name][key] == pytest.approx(figures), (name, key)
+    return actual
+
+
+def fold_from_scratch(now: datetime) -> None:
+    """Empty the spans, then fold every day that has ended by `now` (its clock) into them."""
+    with database.connection_context():
+        database.execute_sql("DELETE FROM tool_latency_spans")
+        database.execute_sql("UPDATE span_folds SET through_day = -86400")
+        assert folds.fold(now)
+        assert folds.through_day("tool_latency_spans") == int(now.timestamp()) // DAY * DAY - DAY
+        assert not folds.fold(now)  # nothing more has ended
+
+
+def test_rollups_equal_a_recomputation_from_raw_events(client, events):
+    # Newest events first, so later batches bring older hours to sessions and error types already seen.
+    ordered = sorted(events, key=moment, reverse=True)
+    post_all(client, ordered, sizes=(50, 7, 100, 33))
+    post_all(client, events[:40], sizes=(13,))  # the same keys again: the rollups add up
+    actual = assert_rollups_equal_a_recomputation()
     assert sum(f[0] for f in actual["tool_hourly"].values()) == len(events) + 40
+    # Folded up to 20 days ago, then late events for folded days and later ones: the writer
+    # adds the folded days' to the spans itself, the fold adds the others when they end.
+    fold_from_scratch(datetime.now(UTC) - timedelta(days=20))
+    assert_rollups_equal_a_recomputation()
+    post_all(client, events[::3], sizes=(29,))
+    assert_rollups_equal_a_recomputation()
+    fold_from_scratch(datetime.now(UTC))
+    post_all(client, events[1::5], sizes=(17,))
+    actual = assert_rollups_equal_a_recomputation()
+    assert len(actual["tool_latency_spans"]) > 100

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 from tests import databases
 from tests.support import KEEP_HISTORY, ROOT, current_hour, make_event
 from weather_metrics.query import spans, stats
-from weather_metrics.store.db import database, pyformat
+from weather_metrics.store import folds
+from weather_metrics.store.db import database, execute, pyformat
 from weather_metrics.store.events import LATENCY_SPANS, Event, LastSeenDaily, Session, ToolLatencyDaily
 from weather_metrics.store.migrate import SCHEMA_VERSION
 from weather_metrics.store.pruning import prune
@@ -86,6 +88,21 @@ def test_histograms_over_any_days_equal_the_raw_events_grouped(make_app):
                 )
             beyond += bool(spans.day_spans_to_end(first_day, last_day, LATENCY_SPANS)[2])
     assert beyond > 20  # most ranges take the days after their end away again
+
+
+def test_the_service_adds_each_ended_day_to_the_spans_itself(client):
+    post(client, some_events(seed=3, count=300, days=10))
+    yesterday = int(datetime.now(UTC).timestamp()) // DAY * DAY - DAY
+    deadline = time.monotonic() + 20
+    with database.connection_context():
+        while folds.through_day("tool_latency_spans") < yesterday:  # housekeeping runs beside the commits
+            assert time.monotonic() < deadline, "the spans were not folded up to yesterday"
+            time.sleep(0.05)
+        assert folds.through_day("tool_latency_spans") == yesterday
+        for length in LATENCY_SPANS:
+            in_spans = execute("SELECT SUM(calls) FROM tool_latency_spans WHERE span = ?", (length,))
+            in_days = execute("SELECT SUM(calls) FROM tool_latency_daily WHERE day <= ?", (yesterday,))
+            assert in_spans.fetchone()[0] == in_days.fetchone()[0] > 100, length
 
 
 def raw_installs(since: int) -> int:

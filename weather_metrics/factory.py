@@ -38,6 +38,7 @@ from weather_metrics.settings import ENV_PREFIX, SettingsError, load_settings, r
 from weather_metrics.store.backup import backup_folder
 from weather_metrics.store.batches import write_batches
 from weather_metrics.store.db import CannotOpen, database, is_postgresql, open_database
+from weather_metrics.store.folds import fold
 from weather_metrics.store.pruning import prune_step
 from weather_metrics.store.writer import EventWriter
 from weather_metrics.web import api, cli, docs, limits, mcp, nul, observability, pages, v1, ws
@@ -51,9 +52,11 @@ from weather_metrics.webhooks.signing import SecretBox
 
 
 def _housekeeping(settings: dict[str, Any]) -> bool:
-    """One pruning step; True while more remains."""
+    """Ended days added to their spans, then one pruning step; True while more remains."""
+    now = datetime.now(UTC)
+    fold(now)
     return prune_step(
-        datetime.now(UTC),
+        now,
         settings["retention_days"],
         settings["rollup_retention_days"],
         settings["idempotency_ttl_hours"],

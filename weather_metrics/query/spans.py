@@ -92,3 +92,11 @@ def day_spans_to_end(
             _merge(singles, day, day, DAY)
             day += DAY
     return spans, singles, []
+
+
+def span_days(chosen: list[tuple[int, int]], last_day: int) -> Ranges:
+    """The days up to `last_day` that (length in days, start) spans cover, as ranges."""
+    ranges: Ranges = []
+    for length, start in sorted(chosen, key=lambda pair: pair[1]):
+        _merge(ranges, start, min(start + (length - 1) * DAY, last_day), DAY)
+    return ranges

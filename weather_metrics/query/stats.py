@@ -20,8 +20,8 @@ from weather_metrics.core.histogram import percentile_from_histogram
 from weather_metrics.core.times import DAY, iso
 from weather_metrics.query import spans, tool_sums
 from weather_metrics.query.answers import AnswerCache
-from weather_metrics.store import versions
-from weather_metrics.store.db import database, execute
+from weather_metrics.store import folds, versions
+from weather_metrics.store.db import database, execute, is_postgresql
 from weather_metrics.store.events import (
     LATENCY_SPANS,
     CountryDaily,
@@ -118,15 +118,25 @@ def _percentile(histogram: Histogram, fraction: float) -> float | None:
 
 
 _SPANNED = "SELECT tool, bucket, calls FROM tool_latency_spans WHERE span = ? AND start = ?"
-_DAYS = "SELECT tool, bucket, {sign}calls FROM tool_latency_daily WHERE day BETWEEN ? AND ?"
+_DAYS = "SELECT tool, bucket, {sign}calls FROM tool_latency_daily WHERE day BETWEEN {first} AND {last}"
+_FOLDED = folds.folded_through("tool_latency_spans")  # the spans hold the days up to this one
 
 
 def _histogram_reads(first_day: int, last_day: int) -> list[tuple[str, tuple[Any, ...]]]:
-    """The SELECTs (and their parameters) whose rows add up to the histograms of the days [first_day, last_day]."""
+    """The SELECTs (and their parameters) whose rows add up to the histograms of the days [first_day, last_day].
+
+    The spans hold the days up to span_folds' `through_day` (store/folds.py): their later days
+    come from the daily rows, and the days after `last_day` a last span holds are taken away
+    only up to it. It is read inside the one statement these make, so a fold between two reads
+    cannot count a day twice or not at all.
+    """
     chosen, singles, beyond = spans.day_spans_to_end(first_day, last_day, LATENCY_SPANS)
+    greatest, least = ("GREATEST", "LEAST") if is_postgresql() else ("MAX", "MIN")
+    unfolded = _DAYS.format(sign="", first=f"{greatest}(?, {_FOLDED} + {DAY})", last="?")
     parts: list[tuple[str, tuple[Any, ...]]] = [(_SPANNED, pair) for pair in chosen]
-    parts += [(_DAYS.format(sign=""), days) for days in singles]
-    parts += [(_DAYS.format(sign="-"), days) for days in beyond]
+    parts += [(unfolded, days) for days in spans.span_days(chosen, last_day)]
+    parts += [(_DAYS.format(sign="", first="?", last="?"), days) for days in singles]
+    parts += [(_DAYS.format(sign="-", first="?", last=f"{least}(?, {_FOLDED})"), days) for days in beyond]
     return parts
 
 

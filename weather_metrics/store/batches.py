@@ -18,7 +18,7 @@ from typing import Any
 from peewee import EXCLUDED
 
 from weather_metrics.core.times import DAY
-from weather_metrics.store import versions
+from weather_metrics.store import folds, versions
 from weather_metrics.store.db import copy_rows, database, execute, is_postgresql, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
@@ -139,6 +139,8 @@ _MAX_PARAMETERS = 32_766
 
 def upsert_totals(totals: Totals) -> None:
     """Add a rollup's new figures to its table, in key order, in a few multi-row statements."""
+    if totals.spans:
+        totals = folds.spanned(totals)
     table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
     if totals.tally is not None:
         upsert_totals(_tally_moves(totals, table))

@@ -105,7 +105,8 @@ class ToolLatencySpans(BaseModel):
     """ToolLatencyDaily summed over spans of 4, 16 and 64 UTC days: a period reads a few spans and its days left over.
 
     A 90-day period then sorts about 9 spans' and days' rows for its GROUP BY, not 91 days'
-    (query/spans.py `day_spans`).
+    (query/spans.py `day_spans`). The spans hold the days up to span_folds' `through_day`;
+    each later day is added once it ends (store/folds.py).
     """
 
     span = IntegerField()  # days
@@ -250,26 +251,14 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
         _tool_daily(hourly),
         _counted(LatencyDaily, compress(zip(days, buckets, strict=True), bucketed)),
         tool_latency,
-        _latency_spans(tool_latency),
+        # Per day, as tool_latency: the writer adds the days the spans already hold (store/folds.py).
+        Totals(ToolLatencySpans, _key_of(ToolLatencySpans), ("calls",), tool_latency.rows, spans=LATENCY_SPANS),
         _counted(VersionDaily, zip(days, tools, versions, strict=True)),
         _counted(CountryDaily, compress(zip(days, tools, countries, strict=True), _present(countries))),
         _counted(ServiceDaily, compress(zip(days, services, strict=True), _present(services))),
         _error_daily(compress(zip(days, types, hours, strict=True), errors)),
         _sessions(compress(zip(sessions, hours, strict=True), _present(sessions))),
     ]
-
-
-def _latency_spans(daily: Totals) -> Totals:
-    """The commit's per-day latency counts added up per span of each length: a pass over its (day, tool,
-    bucket) counts, not over its rows again."""
-    figures: dict[Row, int] = {}
-    for (day, tool, bucket), (calls,) in daily.rows.items():
-        for length in LATENCY_SPANS:
-            size = length * DAY
-            key = (length, day // size * size, tool, bucket)
-            figures[key] = figures.get(key, 0) + calls
-    rows = {key: (calls,) for key, calls in figures.items()}
-    return Totals(ToolLatencySpans, _key_of(ToolLatencySpans), ("calls",), rows)
 
 
 def _present(column: Row) -> list[bool]:

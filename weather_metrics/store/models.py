@@ -41,6 +41,7 @@ from weather_metrics.store.events import (
     ToolLatencySpans,
     VersionDaily,
 )
+from weather_metrics.store.folds import SpanFold
 from weather_metrics.store.productivity import ProductivityHourly, ProductivityMetric
 from weather_metrics.store.team_rollups import TEAM_MODELS
 from weather_metrics.store.versions import DataVersion
@@ -371,5 +372,6 @@ ALL_MODELS = (
     WsConnection,
     WsTicket,
     DataVersion,
+    SpanFold,
     OidcRedemption,
 )

@@ -25,6 +25,11 @@ class Totals:
     `tally`, for a rollup whose one figure is a `latest` time, is a model of (day, count)
     rows counting the keys by the UTC day of that time: the writer moves each key whose
     day changes from its old day's count to its new one's.
+
+    `spans`, for a span rollup (keyed span, start, ...), are its span lengths in days: `rows`
+    are then keyed (day, ...) like its daily rollup's, and the writer adds them to their spans
+    only for the days the spans already hold (store/folds.py); the later days are added
+    once they end.
     """
 
     model: Any
@@ -33,6 +38,7 @@ class Totals:
     rows: Mapping[Row, Row]
     latest: frozenset[str] = frozenset()
     tally: Any = None
+    spans: tuple[int, ...] = ()
 
 
 def no_rollup_queries() -> list[Any]:

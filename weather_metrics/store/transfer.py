@@ -35,7 +35,7 @@ from weather_metrics.store.migrate import SCHEMA_VERSION, schema_version
 
 CHUNK_ROWS = 10_000
 NOT_COPIED = ("schema_version",)  # the target is migrated to the same version, not copied into
-SEEDED = ("data_versions",)  # a new database has its first rows: replaced by the source's
+SEEDED = ("data_versions", "span_folds")  # a new database has its first rows: replaced by the source's
 DIGEST_BITS = 128
 
 
