@@ -47,7 +47,7 @@ def answer_differences(source: Path, target: str, now: datetime) -> list[Differe
 
 def _moments(now: datetime) -> list[datetime]:
     """Now, and the hour of the newest event when that is another day."""
-    newest = db.execute("SELECT MAX(timestamp_hour) FROM events").fetchone()[0]
+    newest = db.execute("SELECT MAX(hour) FROM tool_hourly").fetchone()[0]  # every event's hour is there
     moments = [now]
     if newest is not None:
         last = datetime.fromtimestamp(int(newest), UTC)
