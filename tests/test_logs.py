@@ -402,3 +402,44 @@ def test_background_lines_never_keep_a_logging_thread_waiting_and_are_all_writte
     assert lines[0] == "INFO line 0"
     # In order, each with the id of the request it was logged in (the filter ran in the logging thread).
     assert lines[1:] == [f"INFO line {n} rid=request-id-0001" for n in range(1, 50)]
+
+
+ALL_ATOMS = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(m)s %(U)s %(q)s %(H)s %(b)s %(B)s "%(f)s" "%(a)s" %(T)s %(D)s %(M)s '
+    "%(L)s %(p)s %(x)s %({X-Request-ID}o)s %({x-seen}i)s %({X-SEEN}I)s %({missing}i)s %({raw_uri}e)s "
+    "%({wsgi.version}e)s %({content-type}o)s %({authorization}i)s %({nothing}x)s %({}i)s"
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "extra"),
+    [
+        ("/v1/events", b""),
+        ("/v1/stats/overview?period=7d&q=%22x%22", b'User-Agent: say "hi"\r\nReferer: http://a/?b="c"\r\n'),
+        ("/p", b"X-Seen: first\r\nx-seen: second\r\nAuthorization: Basic dXNlcjpwYXNz\r\n"),
+    ],
+)
+def test_access_atoms_are_gunicorn_s(target: str, extra: bytes):
+    """An access line made from AccessAtoms is the line gunicorn's own atoms make, whatever the format names."""
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger, SafeAtoms
+    from gunicorn.http import wsgi
+    from gunicorn.http.parser import RequestParser
+
+    from weather_metrics.runtime.logs import AccessAtoms
+
+    cfg = Config()
+    head = f"POST {target} HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n".encode() + extra + b"\r\nhi"
+    request = next(RequestParser(cfg, iter([head]), ("10.0.0.1", 5000)))
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        response, environ = wsgi.create(request, ours, ("10.0.0.1", 5000), ("127.0.0.1", 80), cfg)
+        response.start_response("201 Created", [("Content-Type", "text/plain"), ("X-Request-ID", 'a"b')])
+        response.write(b"done")
+        logger = Logger(cfg)
+        logger.now = lambda: "[05/Dec/2025:10:00:00 +0000]"  # type: ignore[method-assign]  # one second for both
+        took = timedelta(seconds=2, microseconds=345678)
+        expected = ALL_ATOMS % SafeAtoms(logger.atoms(response, request, environ, took))
+        assert ALL_ATOMS % AccessAtoms(logger, response, request, environ, took) == expected
+        atoms = AccessAtoms(logger, response, request, environ, took)
+        assert dict(atoms) == SafeAtoms(logger.atoms(response, request, environ, took))

@@ -29,6 +29,7 @@ from typing import Any
 
 from gunicorn import http
 from gunicorn import sock as gunicorn_sock
+from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from weather_metrics.settings import load_settings
@@ -127,6 +128,18 @@ def _chunked_verdict(data: bytes | bytearray, at: int) -> Verdict:
         at = line_end + 2 + size + 2  # always forward: size is not negative
         if at > len(data):
             return WAIT
+
+
+def _body_read(request: Any) -> bool:
+    """Whether a request's body of a declared length was read to its end: gthread's drain would find nothing."""
+    body: Any = getattr(request, "body", None)
+    reader: Any = getattr(body, "reader", None)
+    return (
+        type(reader) is LengthReader
+        and reader.length == 0
+        and body.buf.tell() == 0
+        and getattr(body, "failed", False) is not True
+    )
 
 
 class PrefetchedSocket:
@@ -333,6 +346,12 @@ class PrefetchingWorker(ThreadWorker):
         now = time.monotonic()
         for arrival in [a for a in self.arriving.values() if a.deadline <= now]:
             self._drop(arrival, TIMEOUT_ANSWER)
+
+    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
+        """As gthread's, without its drain (two socket timeouts set and a read) when the body was read to its end."""
+        if keepalive and _body_read(conn.parser.mesg):
+            return True
+        return bool(super()._keepalive_after(conn, keepalive))
 
     def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
         """A kept-alive connection's next request begins: read it like a new one."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta
+from functools import lru_cache
 from operator import attrgetter
 from typing import Annotated, Any, Literal
 
@@ -122,11 +123,18 @@ def _hours(stamps: set[str], now: datetime, retention_days: int) -> dict[str, in
     earliest = (now - timedelta(days=retention_days)).replace(minute=0, second=0, microsecond=0)
     hours = {}
     for stamp in stamps:
-        moment = parse_timestamp(stamp)
-        if moment is None or not earliest <= moment <= latest:
+        parsed = _hour_of(stamp)
+        if parsed is None or not earliest <= parsed[0] <= latest:
             return None
-        hours[stamp] = int(moment.timestamp()) // HOUR * HOUR
+        hours[stamp] = parsed[1]
     return hours
+
+
+@lru_cache(maxsize=4096)  # a fleet's batches share their few hours
+def _hour_of(stamp: str) -> tuple[datetime, int] | None:
+    """A timestamp's moment and the start of its hour (Unix seconds); None when it is not a date-time."""
+    moment = parse_timestamp(stamp) if len(stamp) <= 40 else None  # not keeping what a client sent at length
+    return None if moment is None else (moment, int(moment.timestamp()) // HOUR * HOUR)
 
 
 def _parameters_fine(events: list[_Event]) -> bool:
