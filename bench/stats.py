@@ -30,6 +30,7 @@ from weather_metrics.query import stats
 from weather_metrics.settings import load_settings
 from weather_metrics.store.db import database, is_postgresql, open_database
 from weather_metrics.store.events import EVENTS
+from weather_metrics.store.folds import fold
 from weather_metrics.store.pruning import prune
 
 DEFAULT_EVENTS = 10_000_000
@@ -149,10 +150,11 @@ def build(path: Path, events: int, days: int, seed: int) -> None:
 
 
 def describe(location: Path | str) -> None:
-    """Print what the database (a file or a PostgreSQL URL) holds, and prune it as the server does at start."""
+    """Print what the database (a file or a PostgreSQL URL) holds; fold and prune it as the server does at start."""
     settings = load_settings({"database": str(location)})
     open_database(str(location), "normal")
     with database.connection_context():
+        fold(datetime.now(UTC))  # the ended days into their spans
         pruned = prune(
             datetime.now(UTC),
             settings["retention_days"],
