@@ -118,6 +118,13 @@ def prune_step(
 
 LATE = DAY  # an event whose hour is more than this before it arrived is late: schema.sql's events_late holds it
 ARRIVAL_SKEW = HOUR  # how much earlier than an older id's an event's received_at may be (queues, hosts' clocks)
+# Late events before a cutoff, from an id on. The condition is events_late's, so the index can
+# serve; the order is its own, so PostgreSQL walks it even for a few rows of a table it has not
+# ANALYZEd yet, where without it a small LIMIT made a sequential scan look cheaper.
+LATE_EVENTS = (
+    "SELECT id FROM events WHERE timestamp_hour < received_at - 86400"
+    " AND timestamp_hour < ? AND id >= ? ORDER BY timestamp_hour LIMIT ?"
+)
 
 
 def _events_before(cutoff: int, chunk: int) -> list[int]:
@@ -137,12 +144,7 @@ def _events_before(cutoff: int, chunk: int) -> list[int]:
         )
     ]
     if len(ids) < chunk:
-        late = execute(
-            "SELECT id FROM events WHERE timestamp_hour < received_at - 86400"  # events_late's condition
-            " AND timestamp_hour < ? AND id >= ? LIMIT ?",
-            (cutoff, bound, chunk - len(ids)),
-        )
-        ids += [i for (i,) in late]
+        ids += [i for (i,) in execute(LATE_EVENTS, (cutoff, bound, chunk - len(ids)))]
     return ids
 
 
