@@ -501,6 +501,7 @@ def seeded_database(path: Path, seed: Callable[[Any], Seeded]) -> Seeded:
 
     settings = {
         "database": databases.location(path),
+        **databases.files_beside(path),
         "jwt_secret": TEST_JWT_SECRET,
         "password_time_cost": 2,
         "password_memory_kib": 19456,
