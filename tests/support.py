@@ -19,7 +19,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -119,11 +120,19 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Server:
+        return self.launch().wait_until_healthy(timeout)
+
+    def launch(self) -> Server:
+        """Start the process without waiting for it: `started` starts several at once."""
         command = (self.root / "Procfile").read_text().split("web:", 1)[1].strip()
         argv = shlex.split(command)
         argv[0] = str(Path(sys.executable).parent / argv[0])
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_until_healthy(self, timeout: float = 30) -> Server:
+        assert self.process is not None, "launch() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -139,23 +148,49 @@ class Server:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Signal the server and wait for it; returns its exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        if sig == signal.SIGKILL:
-            # Kill the worker too, as a crash or the OOM killer would.
-            subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
-        self.process.send_signal(sig)
+        self.send_signal(sig)
+        return self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout: float = 60) -> int:
+        """Wait for the signalled server to exit (killed after `timeout`); returns its exit code."""
+        if self.process is None:
+            return 0
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
 
+    def send_signal(self, sig: int = signal.SIGTERM) -> None:
+        """Signal the server without waiting for it (a stopped one: nothing)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        if sig == signal.SIGKILL:
+            # Kill the worker too, as a crash or the OOM killer would.
+            subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
+        self.process.send_signal(sig)
+
     def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def started(*servers: Server, timeout: float = 30) -> Iterator[tuple[Server, ...]]:
+    """Several servers started at once and stopped at once: each takes about a second to start and to stop."""
+    try:
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_until_healthy(timeout)
+        yield servers
+    finally:
+        for server in servers:
+            server.send_signal()
+        for server in servers:
+            server.wait_stopped()
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
@@ -466,6 +501,7 @@ def seeded_database(path: Path, seed: Callable[[Any], Seeded]) -> Seeded:
 
     settings = {
         "database": databases.location(path),
+        **databases.files_beside(path),
         "jwt_secret": TEST_JWT_SECRET,
         "password_time_cost": 2,
         "password_memory_kib": 19456,

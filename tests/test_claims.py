@@ -24,7 +24,7 @@ import psycopg2
 import pytest
 
 from tests import databases
-from tests.support import TEST_JWT_SECRET, Server, http, rule_body, seed_org
+from tests.support import TEST_JWT_SECRET, Server, http, rule_body, seed_org, started
 from weather_metrics import create_app
 from weather_metrics.alerts.evaluator import AlertEvaluator
 from weather_metrics.reports.jobs import create_job
@@ -120,7 +120,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, receiver: Receiver) -> Ite
     first, second = Server(folder / "first.db", **settings), Server(folder / "second.db", **settings)
     for server in (first, second):
         server.env["WEATHER_METRICS_DATABASE"] = url  # both on one database; logs beside their own names
-    with first, second:
+    with started(first, second):
         yield Cluster(first, second, url, export_dir, admin, receiver)
 
 

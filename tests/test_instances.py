@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 
 from tests import databases
-from tests.support import TEST_JWT_SECRET, Server, http, rule_body, seed_org
+from tests.support import TEST_JWT_SECRET, Server, http, rule_body, seed_org, started
 from tests.test_server import Stream
 from tests.test_ws import Socket
 from weather_metrics import create_app
@@ -80,7 +80,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     # The first evaluates alert rules only hourly: an alert heard there was fired by the second.
     first, second = servers(folder, url, alert_evaluation_seconds=1)
     first.env["WEATHER_METRICS_ALERT_EVALUATION_SECONDS"] = "3600"
-    with first, second:
+    with started(first, second):
         yield Pair(first, second, url, admin, key)
 
 

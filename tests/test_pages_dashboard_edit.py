@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_signin import TOKEN, bearer, sign_in
+from tests.test_signin import TOKEN, sign_in
 from weather_metrics.accounts import organizations as accounts
 
 PROBLEM = re.compile(r'<p class="field__problem" id="([\w-]+)-problem">([^<]*)</p>')
@@ -30,7 +30,7 @@ def site(service, acme, globex) -> dict[str, Any]:
     client = app.test_client()
 
     def make(member: Any, **body: Any) -> str:
-        answer = client.post("/api/dashboards", headers=bearer(client, member), json=body)
+        answer = client.post("/api/dashboards", headers=member.headers, json=body)
         assert answer.status_code == 201, answer.get_json()
         return str(answer.get_json()["id"])
 
@@ -43,7 +43,7 @@ def site(service, acme, globex) -> dict[str, Any]:
         "Globex board": make(globex["admin"], name="Globex board"),
     }
     teams = {"core": core.id, "ops": ops.id}
-    return {"app": app, "boards": boards, "teams": teams, "acme": acme, "globex": globex, "headers": {}}
+    return {"app": app, "boards": boards, "teams": teams, "acme": acme, "globex": globex}
 
 
 def member_of(site: dict[str, Any], who: str) -> Any:
@@ -57,10 +57,8 @@ def browser_of(site: dict[str, Any], who: str) -> Any:
 
 
 def api(site: dict[str, Any], who: str, method: str, path: str, **kwargs: Any) -> Any:
-    client = site["app"].test_client()
-    if who not in site["headers"]:  # one login per person and test: logins are rate limited
-        site["headers"][who] = bearer(client, member_of(site, who))
-    return client.open(path, method=method, headers=site["headers"][who], **kwargs)
+    """A request of `who` to the API, with the access token seeded with them (it lasts a day)."""
+    return site["app"].test_client().open(path, method=method, headers=member_of(site, who).headers, **kwargs)
 
 
 def token_of(client: Any, path: str = "/dashboards") -> str:

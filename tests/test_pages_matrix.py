@@ -12,17 +12,20 @@ the pages refuses a form without this browser's token (403), whoever sends it.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 from flask import Flask
 
-from tests.support import Member, make_event
+from tests import databases
+from tests.support import Member, make_event, seeded_database
 from tests.test_authz_matrix import PLACEHOLDER, fill
 from tests.test_signin import sign_in
 from weather_metrics import dashboards
@@ -102,11 +105,9 @@ def _public_tool(app: Flask) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def site(service, acme, globex) -> Site:
+def seed_site(app: Flask, acme: dict[str, Member]) -> dict[str, str]:
     """Acme with team Core (manager leads, developer in it) and Ops (nobody), a dashboard of each scope,
     an organization rule and one of each team, an admin's finished export, and public stats of one tool."""
-    app = service()
     admin = acme["admin"].user
     with app.app_context():
         core = accounts.create_team(admin.organization_id, "Core", "", lead=acme["manager"].user)
@@ -114,7 +115,7 @@ def site(service, acme, globex) -> Site:
         ops = accounts.create_team(admin.organization_id, "Ops", "")
         key, _ = accounts.create_api_key(admin.organization_id, "fleet", admin.id)
     _public_tool(app)
-    ids = {
+    return {
         "dashboard_id": _dashboard(app, admin, "Everyone's", "organization"),
         "core_dashboard": _dashboard(app, admin, "Core's", "team", core.id),
         "ops_dashboard": _dashboard(app, admin, "Ops's", "team", ops.id),
@@ -135,7 +136,22 @@ def site(service, acme, globex) -> Site:
         "developer": acme["developer"].user.id,
         "admin": admin.id,
     }
-    return Site(app, acme, globex, ids)
+
+
+@pytest.fixture(scope="module")
+def seeded_db(seeded_db: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The run's Acme and Globex, and everything a page's path can name (`ids`), written once for the module:
+    its two exports are built by child processes. Each test has a copy of the file and its exports (`site`)."""
+    path = tmp_path_factory.mktemp("pages_matrix") / "metrics.db"
+    databases.copy(seeded_db[0], path)
+    people = seeded_db[1]
+    return path, {**people, "ids": seeded_database(path, lambda app: seed_site(app, people["acme"]))}
+
+
+@pytest.fixture
+def site(service, acme, globex, seeded_db, tmp_path) -> Site:
+    shutil.copytree(seeded_db[0].parent / "exports", tmp_path / "exports")
+    return Site(service(), acme, globex, dict(seeded_db[1]["ids"]))
 
 
 @dataclass(frozen=True)
