@@ -246,7 +246,7 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
     )
     days = list(map({hour: hour // DAY * DAY for hour in set(hours)}.__getitem__, hours))
     hourly = _tool_hourly(list(zip(hours, tools, strict=True)), errors, times, caches)
-    tool_latency = _counted(ToolLatencyDaily, compress(zip(days, tools, buckets, strict=True), _present(buckets)))
+    tool_latency = _bucketed(ToolLatencyDaily, Counter(zip(days, tools, buckets, strict=True)))
     return [
         hourly,
         _tool_daily(hourly),
@@ -271,9 +271,13 @@ def _key_of(model: Any) -> tuple[str, ...]:
     return tuple(key.field_names) if isinstance(key, CompositeKey) else (key.column_name,)
 
 
-def _counted(model: Any, keys: Iterable[Row]) -> Totals:
-    """A rollup whose one figure, `calls`, counts the rows of each key."""
-    return Totals(model, _key_of(model), ("calls",), {key: (n,) for key, n in Counter(keys).items()})
+def _bucketed(model: Any, counts: Counter[Row]) -> Totals:
+    """A rollup whose one figure, `calls`, counts the rows of each key ending in a latency bucket.
+
+    The untimed calls (bucket None) are counted too and left out here: cheaper than a
+    pass to pick the timed rows before counting.
+    """
+    return Totals(model, _key_of(model), ("calls",), {key: (n,) for key, n in counts.items() if key[-1] is not None})
 
 
 def _tool_hourly(keys: list[Row], errors: Row, times: Row, caches: Row) -> Totals:
