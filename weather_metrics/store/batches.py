@@ -145,17 +145,13 @@ def upsert_totals(totals: Totals) -> None:
     table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
     if totals.tally is not None:
         upsert_totals(_tally_moves(totals, table))
-    figures = totals.rows
-    keys = sorted(figures)  # the keys alone: comparing (key, figures) pairs costs more
-    width = len(totals.key) + len(totals.figures)
+    # Each row is its key and then its figures, in the columns' order. Keys are distinct, so
+    # sorting whole rows puts them in key order without comparing any figure.
+    rows = sorted(map(add, totals.rows, totals.rows.values()))
     start = 0
-    for size in _upsert_sizes(len(keys), width):
-        part = keys[start : start + size]
+    for size in _upsert_sizes(len(rows), len(totals.key) + len(totals.figures)):
+        database.execute_sql(_upsert(totals, table, size), list(chain.from_iterable(rows[start : start + size])))
         start += size
-        # Each key's row is its key and then its figures, the columns' order.
-        database.execute_sql(
-            _upsert(totals, table, size), list(chain.from_iterable(map(add, part, map(figures.__getitem__, part))))
-        )
 
 
 # Each rollup's upsert around its VALUES rows, by dialect: built once, not at every commit.
