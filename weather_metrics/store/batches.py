@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
+from operator import add
 from typing import Any
 
 from peewee import EXCLUDED
@@ -144,25 +145,39 @@ def upsert_totals(totals: Totals) -> None:
     table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
     if totals.tally is not None:
         upsert_totals(_tally_moves(totals, table))
-    columns = totals.key + totals.figures
-    changes = ", ".join(
-        f"{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
-        if c in totals.latest
-        else f"{c} = {table}.{c} + excluded.{c}"
-        for c in totals.figures
-    )
-    one = "(" + ", ".join([database.param] * len(columns)) + ")"
-    figures = totals.rows
-    keys = sorted(figures)  # the keys alone: comparing (key, figures) pairs costs more
+    # Each row is its key and then its figures, in the columns' order. Keys are distinct, so
+    # sorting whole rows puts them in key order without comparing any figure.
+    rows = sorted(map(add, totals.rows, totals.rows.values()))
     start = 0
-    for size in _upsert_sizes(len(keys), len(columns)):
-        part = keys[start : start + size]
+    for size in _upsert_sizes(len(rows), len(totals.key) + len(totals.figures)):
+        database.execute_sql(_upsert(totals, table, size), list(chain.from_iterable(rows[start : start + size])))
         start += size
-        database.execute_sql(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * size)}"
-            f" ON CONFLICT ({', '.join(totals.key)}) DO UPDATE SET {changes}",
-            list(chain.from_iterable(key + figures[key] for key in part)),
+
+
+# Each rollup's upsert around its VALUES rows, by dialect: built once, not at every commit.
+# Not by number of rows: on PostgreSQL that number is any up to the parameter bound.
+_upserts: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+
+
+def _upsert(totals: Totals, table: str, size: int) -> str:
+    """The statement adding `size` rows of `totals` to `table`."""
+    cache_key = (table, totals.key, totals.figures, totals.latest, database.param)
+    parts = _upserts.get(cache_key)
+    if parts is None:
+        changes = ", ".join(
+            f"{c} = CASE WHEN excluded.{c} > {table}.{c} THEN excluded.{c} ELSE {table}.{c} END"
+            if c in totals.latest
+            else f"{c} = {table}.{c} + excluded.{c}"
+            for c in totals.figures
         )
+        columns = totals.key + totals.figures
+        parts = _upserts[cache_key] = (
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ",
+            "(" + ", ".join([database.param] * len(columns)) + ")",
+            f" ON CONFLICT ({', '.join(totals.key)}) DO UPDATE SET {changes}",
+        )
+    head, one, tail = parts
+    return head + ", ".join([one] * size) + tail
 
 
 # Keys per read of their stored values: under SQLite's bound on a statement's parameters.
@@ -219,8 +234,7 @@ def _insert(statements: _CompiledStatements, rows: list[tuple[Any, ...]]) -> Non
     start = 0
     for size in _CHUNKS:
         while len(rows) - start >= size:
-            params = [value for row in rows[start : start + size] for value in row]
-            database.execute_sql(statements.insert(size), params)
+            database.execute_sql(statements.insert(size), list(chain.from_iterable(rows[start : start + size])))
             start += size
 
 

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from itertools import compress, repeat
-from operator import is_not
+from operator import add, is_not
 from typing import Any
 
 from peewee import AutoField, CompositeKey, FloatField, IntegerField, TextField
@@ -236,6 +236,8 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
 
     Counted by Counter over zipped columns, which runs in C: a loop per row in Python
     would cost more than the INSERT ... SELECT ... GROUP BY statements this replaced.
+    Each Counter costs a pass over the rows, so rollups whose keys are few share one
+    (`_per_install`), and those a coarser rollup sums are added up from its keys.
     Hours are positive (validated within the retention window), so `//` cuts them to
     days as SQL's integer division did.
     """
@@ -243,21 +245,18 @@ def _event_totals(rows: list[Row]) -> list[Totals]:
         *rows, strict=True
     )
     days = list(map({hour: hour // DAY * DAY for hour in set(hours)}.__getitem__, hours))
-    bucketed = _present(buckets)
     hourly = _tool_hourly(list(zip(hours, tools, strict=True)), errors, times, caches)
-    tool_latency = _counted(ToolLatencyDaily, compress(zip(days, tools, buckets, strict=True), bucketed))
+    tool_latency = _bucketed(ToolLatencyDaily, Counter(zip(days, tools, buckets, strict=True)))
     return [
         hourly,
         _tool_daily(hourly),
-        _counted(LatencyDaily, compress(zip(days, buckets, strict=True), bucketed)),
+        _latency_daily(tool_latency),
         tool_latency,
         # Per day, as tool_latency: the writer adds the days the spans already hold (store/folds.py).
         Totals(ToolLatencySpans, _key_of(ToolLatencySpans), ("calls",), tool_latency.rows, spans=LATENCY_SPANS),
-        _counted(VersionDaily, zip(days, tools, versions, strict=True)),
-        _counted(CountryDaily, compress(zip(days, tools, countries, strict=True), _present(countries))),
-        _counted(ServiceDaily, compress(zip(days, services, strict=True), _present(services))),
+        *_per_install(Counter(zip(days, tools, versions, countries, services, strict=True))),
         _error_daily(compress(zip(days, types, hours, strict=True), errors)),
-        _sessions(compress(zip(sessions, hours, strict=True), _present(sessions))),
+        _sessions(set(zip(sessions, hours, strict=True))),
     ]
 
 
@@ -272,9 +271,13 @@ def _key_of(model: Any) -> tuple[str, ...]:
     return tuple(key.field_names) if isinstance(key, CompositeKey) else (key.column_name,)
 
 
-def _counted(model: Any, keys: Iterable[Row]) -> Totals:
-    """A rollup whose one figure, `calls`, counts the rows of each key."""
-    return Totals(model, _key_of(model), ("calls",), {key: (n,) for key, n in Counter(keys).items()})
+def _bucketed(model: Any, counts: Counter[Row]) -> Totals:
+    """A rollup whose one figure, `calls`, counts the rows of each key ending in a latency bucket.
+
+    The untimed calls (bucket None) are counted too and left out here: cheaper than a
+    pass to pick the timed rows before counting.
+    """
+    return Totals(model, _key_of(model), ("calls",), {key: (n,) for key, n in counts.items() if key[-1] is not None})
 
 
 def _tool_hourly(keys: list[Row], errors: Row, times: Row, caches: Row) -> Totals:
@@ -310,13 +313,42 @@ TOOL_HOURLY_FIGURES = ("calls", "errors", "timed_calls", "response_time_sum", "c
 
 def _tool_daily(hourly: Totals) -> Totals:
     """The hourly per-tool sums added up per UTC day: a long period reads a row a day."""
-    figures: dict[Row, list[Any]] = {}
+    rows: dict[Row, Row] = {}
     for (hour, tool), counts in hourly.rows.items():
-        day = figures.setdefault((hour // DAY * DAY, tool), [0, 0, 0, 0.0, 0, 0])
-        for i, value in enumerate(counts):
-            day[i] += value
-    rows = {key: tuple(counts) for key, counts in figures.items()}
+        key = (hour // DAY * DAY, tool)
+        day = rows.get(key)
+        rows[key] = counts if day is None else tuple(map(add, day, counts))
     return Totals(ToolDaily, _key_of(ToolDaily), TOOL_HOURLY_FIGURES, rows)
+
+
+def _latency_daily(tool_latency: Totals) -> Totals:
+    """Calls per day and latency bucket: tool_latency's counts added up over the tools."""
+    calls: dict[Row, int] = {}
+    for (day, _, bucket), (n,) in tool_latency.rows.items():
+        calls[day, bucket] = calls.get((day, bucket), 0) + n
+    return Totals(LatencyDaily, _key_of(LatencyDaily), ("calls",), {key: (n,) for key, n in calls.items()})
+
+
+def _per_install(counts: Counter[Row]) -> list[Totals]:
+    """Calls per day, tool and version; per day, tool and country; per day and service.
+
+    From one count per (day, tool, version, country, service): a commit has far fewer
+    of these than rows (a third, with bench/ingest.py's fleet), so adding them up costs
+    less than two more Counters over the rows.
+    """
+    versions: dict[Row, int] = {}
+    countries: dict[Row, int] = {}
+    services: dict[Row, int] = {}
+    for (day, tool, version, country, service), n in counts.items():
+        versions[day, tool, version] = versions.get((day, tool, version), 0) + n
+        if country is not None:
+            countries[day, tool, country] = countries.get((day, tool, country), 0) + n
+        if service is not None:
+            services[day, service] = services.get((day, service), 0) + n
+    return [
+        Totals(model, _key_of(model), ("calls",), {key: (n,) for key, n in calls.items()})
+        for model, calls in ((VersionDaily, versions), (CountryDaily, countries), (ServiceDaily, services))
+    ]
 
 
 def _error_daily(failures: Iterable[tuple[int, str | None, int]]) -> Totals:
@@ -329,12 +361,13 @@ def _error_daily(failures: Iterable[tuple[int, str | None, int]]) -> Totals:
     return Totals(ErrorDaily, _key_of(ErrorDaily), ("errors", "last_seen"), figures, frozenset({"last_seen"}))
 
 
-def _sessions(seen: Iterable[tuple[str, int]]) -> Totals:
-    """The latest hour each session was seen in."""
-    latest: dict[str, int] = {}
+def _sessions(seen: Iterable[tuple[str | None, int]]) -> Totals:
+    """The latest hour each session was seen in, from the distinct (session, hour) pairs; None is no session."""
+    latest: dict[str | None, int] = {}
     for session, hour in seen:
         if hour > latest.get(session, -1):
             latest[session] = hour
+    latest.pop(None, None)
     figures = {(session,): (hour,) for session, hour in latest.items()}
     return Totals(Session, _key_of(Session), ("last_seen",), figures, frozenset({"last_seen"}), LastSeenDaily)
 
