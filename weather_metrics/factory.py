@@ -43,7 +43,6 @@ from weather_metrics.store.pruning import prune_step
 from weather_metrics.store.writer import EventWriter
 from weather_metrics.web import api, cli, docs, limits, mcp, nul, observability, pages, v1, ws
 from weather_metrics.web.errors import ApiProblem, error_response
-from weather_metrics.web.routing import SharedBuilderRule
 from weather_metrics.web.services import EXTENSION, ServiceState
 from weather_metrics.web.v1.blueprint import error_response as v1_error_response
 from weather_metrics.web.v1.shortcut import EventsShortcut
@@ -150,7 +149,6 @@ def create_app(config: dict[str, Any] | None = None, *, background: bool = True)
     v1_limiter = _v1_limiter(settings)  # before the database: an unreachable Redis stops the start at once
 
     app = Flask(__name__, static_folder=None)  # each blueprint serves its own files: pages at /static
-    app.url_rule_class = SharedBuilderRule
     app.json.sort_keys = False  # type: ignore[attr-defined]
     open_store(settings, config, max_connections=settings["threads"] + 8)
 

@@ -1,4 +1,4 @@
-"""URL rules whose URL builders are compiled once per process, whichever app adds them."""
+"""URL rules whose URL builders are compiled once per process, whichever app adds them (the tests build thousands)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ class SharedBuilderRule(Rule):
     """A werkzeug Rule sharing its two compiled URL builders with every equal rule of the process.
 
     werkzeug writes and compiles two Python functions per rule for url_for, half the cost of
-    building an app (about 110 rules). A server builds one app per process; the test suite
-    builds thousands in two, each with the same rules.
+    building an app (about 110 rules). A server builds one app per process and keeps werkzeug's
+    own Rule; the test suite builds thousands in two, each with the same rules (conftest.py).
     """
 
     def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
