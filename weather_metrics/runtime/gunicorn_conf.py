@@ -40,14 +40,12 @@ if "PROMETHEUS_MULTIPROC_DIR" not in os.environ and MULTIPROCESS:
 
 import logging  # noqa: E402
 import signal  # noqa: E402
-import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from gunicorn.glogging import Logger  # noqa: E402
 
 from weather_metrics.runtime.logs import (  # noqa: E402
-    AccessAtoms,
     BackgroundLines,
     RedactingFilter,
     RequestIdFilter,
@@ -145,14 +143,8 @@ class RedactingLogger(Logger):
         return atoms
 
     def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
-        if not self.access_log_enabled:
-            return
-        if _settings["log_format"] != "json":
-            # gunicorn's Logger.access, with the atoms its format names rather than all of them
-            try:
-                self.access_log.info(self.cfg.access_log_format, AccessAtoms(self, resp, req, environ, request_time))
-            except Exception:  # noqa: BLE001 - as gunicorn's: a line that cannot be made is reported, not raised
-                self.error(traceback.format_exc())
+        if _settings["log_format"] != "json" or not self.access_log_enabled:
+            super().access(resp, req, environ, request_time)
             return
         fields = access_fields(self.atoms(resp, req, environ, request_time), request_time.total_seconds())
         self.access_log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)

@@ -15,7 +15,6 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -158,104 +157,6 @@ class BackgroundLines(logging.Handler):
             self._queue.put(None)
             thread.join(10)
         super().close()
-
-
-class AccessAtoms(Mapping[str, Any]):
-    """The atoms of an access line as `logger.atoms` gives them, each worked out only when the format names it.
-
-    The same values as gunicorn's `SafeAtoms(logger.atoms(...))` (tests/test_logs.py compares
-    them): a missing atom is "-", a text one has its double quotes escaped. gunicorn makes an
-    atom of every request header, response header and environ key for each line, which took
-    half of an access line's CPU. Atoms a RedactingLogger may change (the request line and query
-    when there is a query, the Authorization header) are taken from `logger.atoms` itself.
-    """
-
-    def __init__(self, logger: Any, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        self.logger, self.resp, self.req, self.environ, self.request_time = logger, resp, req, environ, request_time
-        self._known: dict[str, Any] = {}
-        self._every: dict[str, Any] | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self._known[key]
-        except KeyError:
-            pass
-        value = self._field(key.lower()) if key.startswith("{") else self._plain(key)
-        if isinstance(value, str):
-            value = value.replace('"', '\\"')
-        self._known[key] = value
-        return value
-
-    def __bool__(self) -> bool:
-        return True  # logging takes a lone mapping argument as the format's mapping only when it is true
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-    def _all(self) -> dict[str, Any]:
-        if self._every is None:
-            self._every = self.logger.atoms(self.resp, self.req, self.environ, self.request_time)
-        return self._every
-
-    def _plain(self, key: str) -> Any:
-        if key not in _PLAIN_ATOMS:
-            return "-"
-        if key in ("r", "q") and "?" in self.environ.get("RAW_URI", ""):
-            return self._all()[key]
-        return _PLAIN_ATOMS[key](self.logger, self.resp, self.environ, self.request_time)
-
-    def _field(self, key: str) -> Any:
-        """A `{name}i` (request header), `{name}o` (response header) or `{name}e` (environ) atom, lowercased."""
-        if key == "{authorization}i":
-            return self._all().get(key, "-")
-        if len(key) < 3 or key[-2] != "}" or key[-1] not in "ioe":
-            return "-"
-        name, kind = key[1:-2], key[-1]
-        pairs: Any = self.environ
-        if kind == "i":
-            pairs = getattr(self.req, "headers", self.req)
-        elif kind == "o":
-            pairs = self.resp.headers
-        if hasattr(pairs, "items"):
-            pairs = pairs.items()
-        found = "-"
-        for field, value in pairs:  # the last of a repeated name, as gunicorn's dict keeps it
-            if field.lower() == name:
-                found = value
-        return found
-
-
-def _status(logger: Any, resp: Any, environ: dict[str, Any], took: Any) -> Any:
-    return resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
-
-
-# gunicorn's atoms that are not a header's or the environ's, as its Logger.atoms makes them.
-_PLAIN_ATOMS: dict[str, Callable[[Any, Any, dict[str, Any], Any], Any]] = {
-    "h": lambda logger, resp, environ, took: environ.get("REMOTE_ADDR", "-"),
-    "l": lambda logger, resp, environ, took: "-",
-    "u": lambda logger, resp, environ, took: logger._get_user(environ) or "-",  # noqa: SLF001 - gunicorn's
-    "t": lambda logger, resp, environ, took: logger.now(),
-    "r": lambda logger, resp, environ, took: (
-        f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
-    ),
-    "s": _status,
-    "m": lambda logger, resp, environ, took: environ.get("REQUEST_METHOD"),
-    "U": lambda logger, resp, environ, took: environ.get("PATH_INFO"),
-    "q": lambda logger, resp, environ, took: environ.get("QUERY_STRING"),
-    "H": lambda logger, resp, environ, took: environ.get("SERVER_PROTOCOL"),
-    "b": lambda logger, resp, environ, took: getattr(resp, "sent", None) is not None and str(resp.sent) or "-",
-    "B": lambda logger, resp, environ, took: getattr(resp, "sent", None),
-    "f": lambda logger, resp, environ, took: environ.get("HTTP_REFERER", "-"),
-    "a": lambda logger, resp, environ, took: environ.get("HTTP_USER_AGENT", "-"),
-    "T": lambda logger, resp, environ, took: took.seconds,
-    "D": lambda logger, resp, environ, took: took.seconds * 1000000 + took.microseconds,
-    "M": lambda logger, resp, environ, took: took.seconds * 1000 + int(took.microseconds / 1000),
-    "L": lambda logger, resp, environ, took: f"{took.seconds:d}.{took.microseconds:06d}",
-    "p": lambda logger, resp, environ, took: f"<{os.getpid()}>",
-}
 
 
 class RequestIdFilter(logging.Filter):
