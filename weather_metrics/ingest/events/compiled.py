@@ -123,17 +123,20 @@ def _hours(stamps: set[str], now: datetime, retention_days: int) -> dict[str, in
     earliest = (now - timedelta(days=retention_days)).replace(minute=0, second=0, microsecond=0)
     hours = {}
     for stamp in stamps:
-        parsed = _hour_of(stamp)
+        parsed = _hour_of(stamp) if len(stamp) <= _LONGEST_STAMP else None  # a long one is not kept in the cache
         if parsed is None or not earliest <= parsed[0] <= latest:
             return None
         hours[stamp] = parsed[1]
     return hours
 
 
-@lru_cache(maxsize=4096)  # a fleet's batches share their few hours
+_LONGEST_STAMP = 40  # characters of the longest timestamp remembered (and accepted)
+
+
+@lru_cache(maxsize=4096)  # a fleet's batches share their few hours; at most 4096 x 40 characters kept
 def _hour_of(stamp: str) -> tuple[datetime, int] | None:
     """A timestamp's moment and the start of its hour (Unix seconds); None when it is not a date-time."""
-    moment = parse_timestamp(stamp) if len(stamp) <= 40 else None  # not keeping what a client sent at length
+    moment = parse_timestamp(stamp)
     return None if moment is None else (moment, int(moment.timestamp()) // HOUR * HOUR)
 
 
