@@ -5,6 +5,7 @@ The writer runs `prune_step` between commits, so ingestion never waits long behi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -78,17 +79,9 @@ def prune_step(
     """
     event_cutoff = int((now - timedelta(days=retention_days)).timestamp()) // HOUR * HOUR
     deleted = 0
-    raw: tuple[tuple[Any, Any, str], ...] = (
-        (Event, None, versions.EVENTS),
-        (AgentExecution, AgentExecution.hour, versions.AGENT_EXECUTIONS),
-        (ProductivityMetric, ProductivityMetric.hour, versions.PRODUCTIVITY_METRICS),
-    )
-    for model, hour, name in raw:
+    for model, before, name in RAW:
         with write_transaction():
-            if hour is None:
-                doomed = _events_before(event_cutoff, chunk)
-            else:
-                doomed = [i for (i,) in model.select(model.id).where(hour < event_cutoff).limit(chunk).tuples()]
+            doomed = before(event_cutoff, chunk)
             removed = model.delete().where(model.id.in_(doomed)).execute() if doomed else 0
             if removed:
                 versions.bump([name])
@@ -114,6 +107,15 @@ def prune_step(
         deleted += IdempotencyKey.delete().where(IdempotencyKey.created_at < key_cutoff).execute()
         versions.bump(changed)
     return deleted, False
+
+
+def _hour_index(model: Any) -> Callable[[int, int], list[int]]:
+    """Ids of up to `chunk` rows of `model` whose hour is before `cutoff`, through the index of its hours."""
+
+    def before(cutoff: int, chunk: int) -> list[int]:
+        return [i for (i,) in model.select(model.id).where(model.hour < cutoff).limit(chunk).tuples()]
+
+    return before
 
 
 LATE = DAY  # an event whose hour is more than this before it arrived is late: schema.sql's events_late holds it
@@ -169,6 +171,14 @@ def _first_id_arrived_from(moment: int) -> int:
         else:
             low = found
     return above
+
+
+# Each table of raw rows, how its rows before a cutoff are found, and the data version it counts in.
+RAW: tuple[tuple[Any, Callable[[int, int], list[int]], str], ...] = (
+    (Event, _events_before, versions.EVENTS),
+    (AgentExecution, _hour_index(AgentExecution), versions.AGENT_EXECUTIONS),
+    (ProductivityMetric, _hour_index(ProductivityMetric), versions.PRODUCTIVITY_METRICS),
+)
 
 
 def prune(now: datetime, retention_days: int, rollup_retention_days: int, idempotency_ttl_hours: int) -> int:
