@@ -19,7 +19,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,31 @@ def copy(source: Path | str, target: Path | str) -> None:
     ]
     statements.append("SET session_replication_role = DEFAULT")
     admin("; ".join(statements))
+
+
+HISTORY = Path(__file__).resolve().parent / "schema_history"
+
+
+def at_version(path: Path | str, version: int, statements: Any = ()) -> str:
+    """A database named by `path` as release `version` created it (tests/schema_history) on the run's backend,
+    with `statements` ((sql written with `?`, [params, ...]) pairs) run in it; its `database` setting."""
+    steps = [("INSERT INTO schema_version (version) VALUES (?)", [(version,)]), *statements]
+    if not ON_POSTGRESQL:
+        with closing(sqlite3.connect(path)) as conn:
+            conn.executescript((HISTORY / f"v{version}.sql").read_text())
+            for sql, params in steps:
+                conn.executemany(sql, params)
+            conn.commit()
+        return str(path)
+    import psycopg2
+
+    location = postgresql_location(path, fresh=True)
+    with closing(psycopg2.connect(location)) as conn, conn.cursor() as cursor:
+        cursor.execute((HISTORY / "postgresql" / f"v{version}.sql").read_text())
+        for sql, params in steps:
+            cursor.executemany(pyformat(sql), params)
+        conn.commit()
+    return location
 
 
 def rows(path: Path | str, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests import databases
-from tests.support import ROOT
-from tests.test_postgresql import fresh_schema_url, psycopg2_connect
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.query import org_metrics
 from weather_metrics.query.scope import Scope
@@ -141,36 +138,14 @@ def test_the_organization_series_from_the_hourly_totals_equals_the_per_agent_row
 
 
 VERSION_12_ROWS = (
-    "INSERT INTO schema_version (version) VALUES (12)",
     "INSERT INTO agent_hourly VALUES ('o1', 3600, 'reviewer', 1, 3, 30.5), ('o1', 3600, 'writer', 1, 2, 4.0),"
     " ('o1', 3600, 'writer', 0, 1, 7.0), ('o1', 7200, 'reviewer', 1, 5, 1.25), ('o2', 3600, 'reviewer', 1, 1, 2.0)",
 )
 TOTALS = [("o1", 3600, 0, 1, 7.0), ("o1", 3600, 1, 5, 34.5), ("o1", 7200, 1, 5, 1.25), ("o2", 3600, 1, 1, 2.0)]
 
 
-@databases.sqlite_only
-def test_a_version_12_sqlite_database_gets_hourly_totals_from_its_agent_rows(tmp_path):
-    path = tmp_path / "v12.db"
-    with closing(sqlite3.connect(path)) as conn:
-        conn.executescript((ROOT / "tests" / "schema_history" / "v12.sql").read_text())
-        for statement in VERSION_12_ROWS:
-            conn.execute(statement)
-        conn.commit()
-    db.open_database(str(path))
+def test_a_version_12_database_gets_hourly_totals_from_its_agent_rows(tmp_path):
+    location = databases.at_version(tmp_path / "v12.db", 12, [(sql, [()]) for sql in VERSION_12_ROWS])
+    db.open_database(location)
     db.database.close_all()
-    with closing(sqlite3.connect(path)) as conn:
-        assert conn.execute("SELECT * FROM agent_total_hourly ORDER BY 1, 2, 3").fetchall() == TOTALS
-
-
-def test_a_version_12_postgresql_database_gets_hourly_totals_from_its_agent_rows(tmp_path):
-    url = fresh_schema_url(tmp_path / "v12.db")
-    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
-        cursor.execute((ROOT / "tests" / "schema_history" / "postgresql" / "v12.sql").read_text())
-        for statement in VERSION_12_ROWS:
-            cursor.execute(statement)
-        conn.commit()
-    db.open_database(url)
-    db.database.close_all()
-    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
-        cursor.execute("SELECT * FROM agent_total_hourly ORDER BY 1, 2, 3")
-        assert cursor.fetchall() == TOTALS
+    assert databases.rows(tmp_path / "v12.db", "SELECT * FROM agent_total_hourly ORDER BY 1, 2, 3") == TOTALS

@@ -9,7 +9,6 @@ version 12 filled both tables from what that version kept.
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -19,7 +18,7 @@ from tests import databases
 from tests.support import KEEP_HISTORY, ROOT, current_hour, make_event
 from weather_metrics.query import spans, stats
 from weather_metrics.store import folds
-from weather_metrics.store.db import database, execute, pyformat
+from weather_metrics.store.db import database, execute
 from weather_metrics.store.events import LATENCY_SPANS, Event, LastSeenDaily, Session, ToolLatencyDaily
 from weather_metrics.store.migrate import SCHEMA_VERSION
 from weather_metrics.store.pruning import prune
@@ -147,26 +146,6 @@ def test_last_seen_daily_counts_each_session_on_the_day_it_was_last_seen(client)
 # --- the upgrade from version 12 ------------------------------------------------------------------
 
 
-def version_12_database(path, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> str:
-    """A database as release 12 created it on the run's backend, given `statements`; its `database` setting."""
-    if not databases.ON_POSTGRESQL:
-        with sqlite3.connect(path) as conn:
-            conn.executescript((HISTORY / "v12.sql").read_text())
-            for sql, params in [("INSERT INTO schema_version (version) VALUES (12)", [()]), *statements]:
-                conn.executemany(sql, params)
-        conn.close()
-        return str(path)
-    from tests.test_postgresql import fresh_schema_url, psycopg2_connect
-
-    location = fresh_schema_url(path)
-    with psycopg2_connect(location) as conn, conn.cursor() as cursor:
-        cursor.execute((HISTORY / "postgresql" / "v12.sql").read_text())
-        for sql, params in [("INSERT INTO schema_version (version) VALUES (12)", [()]), *statements]:
-            cursor.executemany(pyformat(sql), params)
-    conn.close()
-    return location
-
-
 def kept_histograms(daily: dict[tuple[int, str, int], int], first: int, last: int) -> Counter[tuple[str, int]]:
     """Calls per (tool, bucket) of the days [first, last] of tool_latency_daily rows."""
     out: Counter[tuple[str, int]] = Counter()
@@ -186,8 +165,9 @@ def test_a_version_12_database_gets_spans_and_last_seen_days_from_what_it_kept(t
         for _ in range(400)
     }
     sessions = {f"install-{n}": now // HOUR * HOUR - rng.randrange(120 * 24) * HOUR for n in range(300)}
-    location = version_12_database(
+    location = databases.at_version(
         tmp_path / "metrics.db",
+        12,
         [
             ("INSERT INTO tool_latency_daily VALUES (?, ?, ?, ?)", [(*key, n) for key, n in daily.items()]),
             ("INSERT INTO sessions VALUES (?, ?)", list(sessions.items())),

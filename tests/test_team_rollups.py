@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import random
-import sqlite3
 import uuid
-from contextlib import closing
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from tests import databases
-from tests.support import ROOT
-from tests.test_postgresql import fresh_schema_url, psycopg2_connect
 from weather_metrics.accounts import organizations as accounts
 from weather_metrics.core.histogram import latency_bucket
 from weather_metrics.core.times import zone
@@ -253,7 +249,6 @@ VERSION_10_ROWS = (
     " VALUES ('u', 86400, 'reviewer', 1, 3, 12.5), ('v', 86400, 'reviewer', 1, 2, 4.0)",
     "INSERT INTO agent_user_latency_spans (user_id, span, start, agent_name, success, bucket, calls)"
     " VALUES ('u', 4, 0, 'reviewer', 1, 7, 3), ('v', 4, 0, 'reviewer', 1, 7, 2)",
-    "INSERT INTO schema_version (version) VALUES (10)",
 )
 FILLED = (
     [("t1", 86400, "reviewer", 1, 5, 16.5), ("t2", 86400, "reviewer", 1, 3, 12.5)],
@@ -261,35 +256,11 @@ FILLED = (
 )
 
 
-@databases.sqlite_only
-def test_a_version_10_sqlite_database_gets_team_rows_from_its_memberships(tmp_path):
-    path = tmp_path / "v10.db"
-    with closing(sqlite3.connect(path)) as conn:
-        conn.executescript((ROOT / "tests" / "schema_history" / "v10.sql").read_text())
-        for statement in VERSION_10_ROWS:
-            conn.execute(statement)
-        conn.commit()
-    db.open_database(str(path))
+def test_a_version_10_database_gets_team_rows_from_its_memberships(tmp_path):
+    location = databases.at_version(tmp_path / "v10.db", 10, [(sql, [()]) for sql in VERSION_10_ROWS])
+    db.open_database(location)
     db.database.close_all()
-    with closing(sqlite3.connect(path)) as conn:
-        found = [conn.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall() for table in TEAM_TABLES]
-    assert tuple(found) == FILLED
-
-
-def test_a_version_10_postgresql_database_gets_team_rows_from_its_memberships(tmp_path):
-    url = fresh_schema_url(tmp_path / "v10.db")
-    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
-        cursor.execute((ROOT / "tests" / "schema_history" / "postgresql" / "v10.sql").read_text())
-        for statement in VERSION_10_ROWS:
-            cursor.execute(statement)
-        conn.commit()
-    db.open_database(url)
-    db.database.close_all()
-    with closing(psycopg2_connect(url)) as conn, conn.cursor() as cursor:
-        found = []
-        for table in TEAM_TABLES:
-            cursor.execute(f"SELECT * FROM {table} ORDER BY 1")
-            found.append(cursor.fetchall())
+    found = [databases.rows(tmp_path / "v10.db", f"SELECT * FROM {table} ORDER BY 1") for table in TEAM_TABLES]
     assert tuple(found) == FILLED
 
 
