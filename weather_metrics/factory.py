@@ -150,7 +150,9 @@ def create_app(config: dict[str, Any] | None = None, *, background: bool = True)
 
     app = Flask(__name__, static_folder=None)  # each blueprint serves its own files: pages at /static
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    open_store(settings, config, max_connections=settings["threads"] + 8)
+    # A connection for each request thread and each background thread that may hold one at once.
+    workers = settings["webhook_workers"] + settings["export_workers"] + 8  # + writer, alerts, live relay, keeper
+    open_store(settings, config, max_connections=settings["threads"] + workers)
 
     stats.ANSWERS.resize(settings["stats_cache_mib"] * 2**20)
 
@@ -205,7 +207,7 @@ def create_app(config: dict[str, Any] | None = None, *, background: bool = True)
     prometheus.start_at_zero(FORMATS, SEVERITIES)
     prometheus.describe_database("postgresql" if is_postgresql() else "sqlite")
     # Inside ProxyFix: the shortcut's rate limit counts the client's address, not the proxy's.
-    app.wsgi_app = EventsShortcut(app.wsgi_app, state, app.json.dumps)  # type: ignore[method-assign]
+    app.wsgi_app = EventsShortcut(app.wsgi_app, state, app.json.dumps)  # type: ignore[method-assign,assignment]
     if settings["trusted_proxies"]:
         n = settings["trusted_proxies"]
         # Not X-Forwarded-Host: nginx sends the browser's Host itself (docs/nginx.conf) and passes on any
