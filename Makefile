@@ -35,7 +35,8 @@ POSTGRES_TESTS ?= $(addprefix tests/,$(addsuffix .py,\
     test_org_ingest test_org_queries test_org_extremes test_analytics test_team_rollups test_timestamps test_mcp \
     test_read_keys test_api_keys test_users_teams test_auth test_dashboards test_alerts \
     test_webhooks test_relay test_ws test_reports test_answers test_nul test_tool_sums \
-    test_server test_org_e2e test_schema test_backup test_openapi_conformance test_stats_rollups test_pruning_events))
+    test_server test_org_e2e test_schema test_backup test_openapi_conformance test_stats_rollups test_pruning_events \
+    test_loop_answers))
 
 test-postgres: $(STAMP)
 	WEATHER_METRICS_TEST_BACKEND=postgresql $(BIN)/python -m pytest -n $(TEST_WORKERS) $(POSTGRES_TESTS)

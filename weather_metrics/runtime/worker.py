@@ -32,6 +32,7 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
+from weather_metrics.runtime.loop_answers import Carrying, LoopAnswers
 from weather_metrics.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,7 @@ class PrefetchedSocket:
         self.counted = 0  # bytes of this connection in the worker's request budget
         self.deadline: float | None = None
         self.io_timeout: float | None = io_timeout
+        self.carried: dict[str, Any] | None = None  # for the environ of the thread that takes the request
 
     def recv(self, size: int, *flags: int) -> bytes:
         if self.pending:
@@ -194,6 +196,8 @@ class Arrival:
 class PrefetchingWorker(ThreadWorker):
     """gthread with requests read whole by the event loop before a thread takes them (see the module doc)."""
 
+    wsgi: Any  # the app, wrapped in loop_answers.Carrying
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         settings = load_settings()
@@ -205,12 +209,17 @@ class PrefetchingWorker(ThreadWorker):
         self.buffered = 0  # bytes of requests arriving or waiting for a thread, across connections
         self.max_buffered = int(settings["request_buffer_mib"]) * 1024 * 1024
         self._tls: ssl.SSLContext | None = None
+        self.answers = LoopAnswers(self, float(settings["ack_timeout_seconds"]))
         # Never promise more connections than the process may open descriptors for.
         connections: int = self.cfg.worker_connections
         descriptors = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         if descriptors != resource.RLIM_INFINITY:
             connections = max(self.cfg.threads + 1, min(connections, descriptors - 256))
         self.worker_connections = connections
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.wsgi = Carrying(self.wsgi)
 
     def accept(self, listener: socket.socket) -> None:
         try:
@@ -297,6 +306,8 @@ class PrefetchingWorker(ThreadWorker):
         self.poller.unregister(conn.sock.raw)
         if verdict.upgrade:
             conn.sock.deadline = conn.sock.io_timeout = None  # the application owns the socket now
+        elif not verdict.short and self.answers.take(conn):
+            return True  # a batch of events, answered by this loop once committed (loop_answers.py)
         else:
             conn.sock.deadline = time.monotonic() if verdict.short else arrival.deadline
         self.enqueue_req(conn)
@@ -346,6 +357,7 @@ class PrefetchingWorker(ThreadWorker):
         now = time.monotonic()
         for arrival in [a for a in self.arriving.values() if a.deadline <= now]:
             self._drop(arrival, TIMEOUT_ANSWER)
+        self.answers.expire(now)
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         """As gthread's, without its drain (two socket timeouts set and a read) when the body was read to its end."""
@@ -360,12 +372,21 @@ class PrefetchingWorker(ThreadWorker):
         self._await_request(conn, readable=True)
 
     def finish_request(self, conn: TConn, fs: Any) -> None:
-        """After a response: the next request is read in the event loop, not by the thread."""
-        self._release(conn)
+        """After a thread's response: the next request is read in the event loop, not by the thread."""
         try:
             keep = bool(fs.result()) if not fs.cancelled() else False
         except Exception:  # noqa: BLE001 - the thread's own failure is logged where it happened
             keep = False
+        self.after_request(conn, keep)
+
+    def in_thread(self, conn: TConn, work: Any, *args: Any) -> None:
+        """Run `work(*args)` in a request thread; what it returns says whether the connection stays open."""
+        done = self.tpool.submit(work, *args)
+        done.add_done_callback(lambda fs: self.method_queue.defer(self.finish_request, conn, fs))
+
+    def after_request(self, conn: TConn, keep: bool) -> None:
+        """After a response, in the event loop: close the connection, or wait for its next request."""
+        self._release(conn)
         if not keep:
             self.nr_conns -= 1
             conn.close()

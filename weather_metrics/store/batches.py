@@ -43,6 +43,8 @@ class PendingBatch:
     failure: str | None = None  # set when the batch itself cannot be written (see EventWriter)
     stored: int = 0
     done: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    # Called by the writer's thread once `done` is set: how the server's event loop learns of a commit.
+    on_done: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def organization_id(self) -> str | None:

@@ -192,6 +192,11 @@ class EventWriter:
             self._in_flight = []
         for batch in group:
             batch.done.set()
+            if batch.on_done is not None:
+                try:
+                    batch.on_done()
+                except Exception:  # noqa: BLE001 - a waiting request's failure must not stop the writer
+                    log.exception("a commit callback failed")
         if self._on_commit is not None:
             try:
                 self._on_commit(group, stored, elapsed)

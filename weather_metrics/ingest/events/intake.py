@@ -55,10 +55,14 @@ class EventIntake:
     def accept_plain(self, raw: bytes) -> dict[str, Any] | None:
         """The answer for a body without an Idempotency-Key that the compiled path accepts; None for any
         other body, which `accept` then judges. Raises Unavailable, as `accept` does, when it was not stored."""
-        with self.cpu_gate:
-            now = self._clock()
-            batch = self._compiled(raw, now)
+        batch = self.plain_batch(raw)
         return None if batch is None else deliver(self.writer, batch, self.ack_on_commit, self.ack_timeout)
+
+    def plain_batch(self, raw: bytes) -> PendingBatch | None:
+        """The batch of a body without an Idempotency-Key that the compiled path accepts, not yet queued;
+        None for any other body. The server's event loop queues it itself (runtime/loop_answers.py)."""
+        with self.cpu_gate:
+            return self._compiled(raw, self._clock())
 
     def _compiled(self, raw: bytes, now: datetime) -> PendingBatch | None:
         rows = accepted_rows(raw, now, self.retention_days, int(now.timestamp()))
