@@ -19,7 +19,8 @@ def store(totals: Totals) -> None:
 
 
 def test_many_keys_are_upserted_over_several_statements_and_add_up(app, tmp_path):
-    """More keys than one statement takes: each is stored once, and a second commit adds to each."""
+    """More keys than one SQLite statement takes (PostgreSQL takes them in one): each is stored once, and a second
+    commit adds to each."""
     keys = 9_000  # past the 8,191 rows of four columns a SQLite statement takes
     figures = {(86_400 * (n % 3), f"tool_{n}", "1.0.0"): (n + 1,) for n in range(keys)}
     totals = Totals(VersionDaily, ("day", "tool", "version"), ("calls",), figures)
@@ -30,6 +31,16 @@ def test_many_keys_are_upserted_over_several_statements_and_add_up(app, tmp_path
         (keys, 2 * sum(range(1, keys + 1)))
     ]
     assert databases.rows(path, "SELECT calls FROM version_daily WHERE tool = 'tool_41'") == [(84,)]
+
+
+def test_keys_of_any_text_are_stored_as_given_and_found_again(app, tmp_path):
+    """What an array literal treats specially (on PostgreSQL each column is sent as one) is kept as written."""
+    names = ['a"b', "back\\slash", "x,y", "{braces}", "two words", "NULL", "", "é€😀", "tab\tline\nend", "\\\""]
+    figures = {(0, name, f"v{n}"): (n + 1,) for n, name in enumerate(names)}
+    store(Totals(VersionDaily, ("day", "tool", "version"), ("calls",), figures))
+    store(Totals(VersionDaily, ("day", "tool", "version"), ("calls",), figures))
+    stored = databases.rows(tmp_path / "metrics.db", "SELECT tool, version, calls FROM version_daily")
+    assert sorted(stored) == sorted((name, f"v{n}", 2 * (n + 1)) for n, name in enumerate(names))
 
 
 def test_a_latest_figure_keeps_the_larger_of_stored_and_new(app, tmp_path):

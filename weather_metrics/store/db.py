@@ -11,7 +11,7 @@ import io
 import logging
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,6 +124,35 @@ def copy_text(value: Any) -> str:
     if isinstance(value, str):
         return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
     return repr(value) if isinstance(value, float) else str(int(value))
+
+
+def array_text(values: Iterable[Any]) -> str:
+    """Values as one PostgreSQL array literal ('{1,"a b",NULL}'): a single parameter, parsed by the array type."""
+    return "{" + ",".join(_array_element(value) for value in values) + "}"
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value) if isinstance(value, float) else str(int(value))
+
+
+_column_types: dict[str, dict[str, str]] = {}
+
+
+def column_types(table: str) -> dict[str, str]:
+    """A PostgreSQL table's columns and their types (as `format_type` writes them), read once per process."""
+    types = _column_types.get(table)
+    if types is None:
+        rows = database.execute_sql(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+            (table,),
+        )
+        types = _column_types[table] = dict(rows)
+    return types
 
 
 def execute(sql: str, params: Any = ()) -> Any:
