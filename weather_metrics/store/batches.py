@@ -23,7 +23,8 @@ from weather_metrics.store import folds, versions
 from weather_metrics.store.db import (
     array_text,
     column_types,
-    copy_rows,
+    copy_lines,
+    copy_text_lines,
     database,
     execute,
     is_postgresql,
@@ -125,23 +126,53 @@ def compiled(kind: RowKind) -> _CompiledStatements:
     return statements
 
 
-def _write_rows(kind: RowKind, rows: list[tuple[Any, ...]]) -> None:
+@dataclass(frozen=True)
+class _KindRows:
+    """One kind's rows of a commit, with what is worked out before the write lock is taken.
+
+    On PostgreSQL the processes' writers take turns under that lock: Python that runs while
+    one holds it stalls the others.
+    """
+
+    kind: RowKind
+    rows: list[tuple[Any, ...]]
+    totals: list[Totals]  # the rollups added up in Python (kind.totals)
+    copy: str  # the rows as COPY text on PostgreSQL; "" on SQLite
+
+
+def _by_kind(batches: list[PendingBatch]) -> dict[RowKind, _KindRows]:
+    grouped: dict[RowKind, list[tuple[Any, ...]]] = {}
+    for batch in batches:
+        grouped.setdefault(batch.kind or EVENTS, []).extend(batch.rows)
+    return {
+        kind: _KindRows(
+            kind,
+            rows,
+            kind.totals(rows) if kind.totals is not None else [],
+            copy_text_lines(rows) if is_postgresql() else "",
+        )
+        for kind, rows in grouped.items()
+        if rows
+    }
+
+
+def _write_rows(part: _KindRows) -> None:
     """Append rows of one kind and fold them into its rollups."""
+    kind = part.kind
     statements = compiled(kind)
     ranged = statements.ranged
     if ranged:
         before = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
     if is_postgresql():
-        copy_rows(kind.table, kind.columns, rows)
+        copy_lines(kind.table, kind.columns, part.copy)
     else:
-        _insert(statements, rows)
+        _insert(statements, part.rows)
     if ranged:
         after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
         for sql, params in statements.rollups(before, after):
             database.execute_sql(sql, params)
-    if kind.totals is not None:
-        for totals in kind.totals(rows):
-            upsert_totals(totals)
+    for totals in part.totals:
+        upsert_totals(totals)
 
 
 # SQLite's bound on a statement's parameters (PostgreSQL's is 65,535).
@@ -304,22 +335,21 @@ def write_batches(
     """
     now = int((clock or _now)())
     stored = 0
+    parts = _by_kind(batches)  # before the lock; again inside should a repeated key leave a batch out
     with write_transaction():
-        by_kind: dict[RowKind, list[tuple[Any, ...]]] = {}
+        taken = [b for b in batches if not (b.idempotency_key and not _claim_key(b, now, idempotency_ttl))]
+        if len(taken) < len(batches):
+            parts = _by_kind(taken)
         api_keys = set()
-        for batch in batches:
-            if batch.idempotency_key and not _claim_key(batch, now, idempotency_ttl):
-                continue
+        for batch in taken:
             batch.result = batch.response
             batch.stored = len(batch.rows)
-            by_kind.setdefault(batch.kind or EVENTS, []).extend(batch.rows)
             if batch.api_key_id is not None:
                 api_keys.add(batch.api_key_id)
-        for kind, rows in by_kind.items():
-            if rows:
-                _write_rows(kind, rows)
-                stored += len(rows)
-        versions.bump(_changed_versions(by_kind, now))  # commits with the rows
+        for part in parts.values():
+            _write_rows(part)
+            stored += len(part.rows)
+        versions.bump(_changed_versions(parts, now))  # commits with the rows
         stamped = _stamp_keys(api_keys, now)
         if within is not None:
             within(batches)
@@ -327,13 +357,13 @@ def write_batches(
     return stored
 
 
-def _changed_versions(by_kind: dict[RowKind, list[tuple[Any, ...]]], now: int) -> list[str]:
+def _changed_versions(parts: dict[RowKind, _KindRows], now: int) -> list[str]:
     """The data versions a commit of these rows raises: each kind's, and the settled agent days' if reached."""
-    names = [kind.table for kind, rows in by_kind.items() if rows]
-    for kind, rows in by_kind.items():
-        if kind.table == versions.AGENT_EXECUTIONS and rows:
+    names = [kind.table for kind in parts]
+    for kind, part in parts.items():
+        if kind.table == versions.AGENT_EXECUTIONS:
             hour = kind.columns.index("hour")
-            if min(row[hour] for row in rows) < versions.settled_before(now):
+            if min(row[hour] for row in part.rows) < versions.settled_before(now):
                 names.append(versions.AGENT_HISTORY)
     return names
 

@@ -109,7 +109,12 @@ def is_postgresql() -> bool:
 
 def copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """Append rows on PostgreSQL with COPY: about four times cheaper than a multi-row INSERT."""
-    copy_lines(table, columns, "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows))
+    copy_lines(table, columns, copy_text_lines(rows))
+
+
+def copy_text_lines(rows: list[tuple[Any, ...]]) -> str:
+    """Rows as lines of COPY's text format."""
+    return "".join("\t".join(copy_text(value) for value in row) + "\n" for row in rows)
 
 
 def copy_lines(table: str, columns: tuple[str, ...], text: str) -> None:
