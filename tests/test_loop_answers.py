@@ -9,6 +9,8 @@ answer it always got, counted once and stored at most once.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -17,7 +19,8 @@ from http.client import HTTPConnection
 from typing import Any
 
 from tests import databases
-from tests.support import Server, http, make_event, sample
+from tests.redis_store import private_redis
+from tests.support import Server, free_port, http, make_event, sample
 
 
 def post_raw(port: int, body: bytes, **headers: str) -> tuple[int, list[str], dict[str, Any]]:
@@ -162,3 +165,45 @@ def test_a_client_that_does_not_read_its_answers_holds_no_one_else(tmp_path):
         assert time.monotonic() - started < 3
         stuck.close()
         assert sent > 100
+
+
+def test_an_expectation_sent_with_its_body_is_answered_once(tmp_path):
+    """A head asking for 100 Continue that came with its body: one 100 Continue, as gunicorn gives, whoever answers."""
+    with Server(tmp_path / "metrics.db") as server:
+        for body in (batch("whole", 2), b'{"events": ['):
+            head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: {len(body)}\r\n\r\n"
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+                conn.sendall(head.encode() + body)
+                answer = b""
+                while b"\r\n\r\n{" not in answer or not answer.endswith(b"\n"):
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            assert answer.count(b"100 Continue") == 1, answer
+            assert answer.split(b"\r\n\r\n", 1)[1].startswith(
+                b"HTTP/1.1 " + (b"200" if body.endswith(b"}") else b"400")
+            )
+
+
+def test_a_stalled_shared_rate_limit_holds_up_no_answer_that_does_not_use_it(tmp_path):
+    """With redis_url the loop leaves batches to threads: a Redis that stops answering slows them, not the loop."""
+    with private_redis(tmp_path, free_port()) as store, Server(tmp_path / "metrics.db", redis_url=store.url) as server:
+        assert post_raw(server.port, batch("before", 1))[0] == 200
+        pid = int((tmp_path / "redis.pid").read_text())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            posters = [threading.Thread(target=post_raw, args=(server.port, batch(f"p{n}", 1))) for n in range(4)]
+            for poster in posters:
+                poster.start()
+            waits = []
+            for _ in range(8):
+                started = time.monotonic()
+                assert http("GET", server.url + "/v1/health")[0] == 200
+                waits.append(time.monotonic() - started)
+                time.sleep(0.1)
+            for poster in posters:
+                poster.join(30)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert max(waits) < 0.4, [round(wait, 3) for wait in waits]

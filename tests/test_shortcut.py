@@ -8,15 +8,19 @@ shortcut takes nothing (or takes what it must pass on).
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
 from flask import Flask
-from werkzeug.test import Client, TestResponse
+from werkzeug.test import Client, EnvironBuilder, TestResponse
 
 from tests.support import make_event, scraped
 from weather_metrics.core.errors import NotStored
+from weather_metrics.runtime.loop_answers import LOOP, Declined, Later
+from weather_metrics.web.v1.shortcut import RATE_DECISION
 
 
 class Counted:
@@ -164,3 +168,36 @@ def test_any_other_error_offering_a_batch_gets_the_v1_error_body(make_app):
     assert (flask_app.calls, len(offered)) == (1, 1)
     assert answer.status_code == 500
     assert answer.get_json() == {"error": "internal_server_error", "details": "An unexpected error occurred"}
+
+
+def test_the_event_loop_never_waits_for_a_thread_that_holds_the_validation_gate(make_app):
+    """An organization's upload or a keyed batch holds the gate in a thread: the loop passes the batch on instead."""
+    app = make_app()
+    intake = app.extensions["weather_metrics"].intake
+    body = json.dumps({"events": [make_event()]}).encode()
+    committed: list[Any] = []
+
+    def offered() -> Any:
+        environ = EnvironBuilder("/v1/events", method="POST", data=body, content_type="application/json").get_environ()
+        environ[LOOP] = committed.append
+        return app.wsgi_app(environ, lambda *_: None)
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with intake.cpu_gate:
+            held.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    started = time.monotonic()
+    try:
+        answer = offered()
+    finally:
+        release.set()
+        holder.join(5)
+    assert time.monotonic() - started < 1
+    assert isinstance(answer, Declined) and answer.carried[RATE_DECISION].allowed
+    assert isinstance(offered(), Later)  # the gate free again: queued by the loop

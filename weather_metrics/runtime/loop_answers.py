@@ -21,6 +21,7 @@ once is finished by a thread too, within the connection's I/O timeout.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import time
 from abc import ABC, abstractmethod
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANDIDATE = b"POST /v1/events "  # the only requests the loop tries: the shortcut's
+EXPECT_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
 # In the environ of a request the loop offers: a callable to call, from the writer's thread, with the
 # `Later` whose batch was committed. The app then answers with a `Later` or a `Declined`, never itself.
 LOOP = "weather_metrics.loop"
@@ -116,18 +118,24 @@ class LoopAnswers:
         self.worker = worker
         self.ack_timeout = ack_timeout
         self.waiting: dict[Later, Waiting] = {}
+        self.closed = False
 
     def take(self, conn: TConn) -> bool:
         """Offer a whole request to the shortcut from the loop; False when a thread must take it (bytes put back)."""
         worker = self.worker
         sock = conn.sock
-        if not sock.pending.startswith(CANDIDATE):
+        if self.closed or not sock.pending.startswith(CANDIDATE):
             return False
+        head_end = sock.pending.find(b"\r\n\r\n")
+        if EXPECT_CONTINUE.search(sock.pending, 0, head_end + 2):
+            return False  # a thread answers the expectation (gunicorn's wsgi.create would, each time it ran)
         saved = bytes(sock.pending)
         sock.deadline = time.monotonic()  # whole: a read past what is here fails at once, never blocks the loop
         environ: dict[str, Any] = {}
         try:
             req = next(conn.parser)
+            worker.cfg.pre_request(worker, req)
+            started = datetime.now()
             resp, environ = wsgi.create(req, sock, conn.client, conn.server, worker.cfg)
             environ["wsgi.multithread"] = True
             environ[LOOP] = self._committed
@@ -138,21 +146,23 @@ class LoopAnswers:
         if not isinstance(later, Later):
             self._put_back(conn, saved, later.carried if isinstance(later, Declined) else {})
             return False
-        worker.cfg.pre_request(worker, req)
-        worker.nr += 1
-        if worker.nr >= worker.max_requests and worker.alive:
-            log.info("Autorestarting worker after current request.")
-            worker.alive = False
-        waiting = Waiting(conn, req, resp, environ, later, saved, datetime.now(), time.monotonic() + self.ack_timeout)
+        # Its own bytes only: those of requests pipelined behind it stay with the parser.
+        mine = saved[: len(saved) - len(conn.parser.unreader.buf.getvalue())]
+        waiting = Waiting(conn, req, resp, environ, later, mine, started, time.monotonic() + self.ack_timeout)
         if later.ready:  # ack = enqueue: answered on the loop's next turn, not from inside this read
             self.worker.method_queue.defer(self._answer, waiting)
         else:
             self.waiting[later] = waiting
         return True
 
+    def close(self) -> None:
+        """The loop has ended: commits from now on find no one to answer (the method queue is closed)."""
+        self.closed = True
+
     def _committed(self, later: Later) -> None:
         """From the writer's thread, once the batch is committed: the loop answers it."""
-        self.worker.method_queue.defer(self._on_commit, later)
+        if not self.closed:
+            self.worker.method_queue.defer(self._on_commit, later)
 
     def _on_commit(self, later: Later) -> None:
         waiting = self.waiting.pop(later, None)
@@ -162,7 +172,10 @@ class LoopAnswers:
     def expire(self, now: float) -> None:
         """Every loop turn: a batch not committed in time is taken back (503 from a thread), as `deliver` does."""
         for later, waiting in [(k, w) for k, w in self.waiting.items() if w.deadline <= now]:
-            if waiting.withdrawn:
+            if later.ready:  # committed, its callback not yet run: answer it now
+                del self.waiting[later]
+                self._answer(waiting)
+            elif waiting.withdrawn:
                 del self.waiting[later]
                 self._to_thread(waiting, still_pending())
             elif later.withdraw():
@@ -180,6 +193,10 @@ class LoopAnswers:
             self._to_thread(waiting, exc)
             return
         worker, resp = self.worker, waiting.resp
+        worker.nr += 1
+        if worker.nr >= worker.max_requests and worker.alive:
+            log.info("Autorestarting worker after current request.")
+            worker.alive = False
         if not worker.alive or not worker.cfg.keepalive or len(worker.keepalived_conns) >= worker.max_keepalived:
             resp.force_close()
         resp.start_response(status, headers)
@@ -212,7 +229,8 @@ class LoopAnswers:
     def _to_thread(self, waiting: Waiting, failure: Exception) -> None:
         """A thread answers the request through Flask, which raises `failure` instead of offering the batch again."""
         conn = waiting.conn
-        self._put_back(conn, waiting.saved, waiting.later.carried(failure))
+        behind = conn.parser.unreader.take_buffered() or b""  # requests pipelined behind it
+        self._put_back(conn, waiting.saved + behind, waiting.later.carried(failure))
         conn.sock.deadline = time.monotonic()
         self.worker.enqueue_req(conn)
 

@@ -32,7 +32,7 @@ from gunicorn import sock as gunicorn_sock
 from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
-from weather_metrics.runtime.loop_answers import Carrying, LoopAnswers
+from weather_metrics.runtime.loop_answers import EXPECT_CONTINUE, Carrying, LoopAnswers
 from weather_metrics.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,6 @@ HEAD_END = b"\r\n\r\n"
 MAX_HEAD_BYTES = 64 * 1024  # past this a head is refused by gunicorn's limits anyway
 READ_SIZE = 256 * 1024
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-EXPECT_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
 DECIMAL = re.compile(r"[0-9]{1,18}")
 HEXADECIMAL = re.compile(rb"[0-9A-Fa-f]{1,15}")
 # Accept errors that pass: the process is out of descriptors or memory for a moment.
@@ -358,6 +357,12 @@ class PrefetchingWorker(ThreadWorker):
         for arrival in [a for a in self.arriving.values() if a.deadline <= now]:
             self._drop(arrival, TIMEOUT_ANSWER)
         self.answers.expire(now)
+
+    def murder_keepalived(self, force: bool = False) -> None:
+        """gthread's; with `force`, only in its clean-up once the loop has ended: no commit is answered after it."""
+        if force:
+            self.answers.close()
+        super().murder_keepalived(force)
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         """As gthread's, without its drain (two socket timeouts set and a read) when the body was read to its end."""

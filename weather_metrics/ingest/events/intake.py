@@ -58,11 +58,17 @@ class EventIntake:
         batch = self.plain_batch(raw)
         return None if batch is None else deliver(self.writer, batch, self.ack_on_commit, self.ack_timeout)
 
-    def plain_batch(self, raw: bytes) -> PendingBatch | None:
+    def plain_batch(self, raw: bytes, wait: bool = True) -> PendingBatch | None:
         """The batch of a body without an Idempotency-Key that the compiled path accepts, not yet queued;
-        None for any other body. The server's event loop queues it itself (runtime/loop_answers.py)."""
-        with self.cpu_gate:
+        None for any other body. The server's event loop (runtime/loop_answers.py) queues it itself, and
+        never waits for the gate: None when a thread holds it (an organization's upload, a keyed batch's
+        replay read), and a thread then takes the request."""
+        if not self.cpu_gate.acquire(blocking=wait):
+            return None
+        try:
             return self._compiled(raw, self._clock())
+        finally:
+            self.cpu_gate.release()
 
     def _compiled(self, raw: bytes, now: datetime) -> PendingBatch | None:
         rows = accepted_rows(raw, now, self.retention_days, int(now.timestamp()))

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from weather_metrics.core.ratelimit import TokenBucketLimiter
 from weather_metrics.ingest.delivery import outcome, submit
 from weather_metrics.runtime.logs import current_request_id
 from weather_metrics.runtime.loop_answers import LOOP, Declined, Later
@@ -66,12 +67,16 @@ class EventsShortcut:
         self.dumps = dumps
         labels = ("POST", PATH, "200")
         self.requests = http_requests_total.labels(*labels)
+        # Whether the rate limit is this process's own (no Redis): only then may the event loop ask it.
+        self.in_process = isinstance(state.limiter, TokenBucketLimiter)
         self.duration = http_request_duration_seconds.labels(*labels)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes] | Later | Declined:
         length = plain_length(environ)
+        if LOOP in environ and (length is None or not self.in_process):
+            return declined(environ)  # nothing decided: a shared limiter's round trip must not hold the event loop
         if length is None or RATE_DECISION in environ:  # not one for here, or decided already by the event loop
-            return declined(environ) if LOOP in environ else self.app(environ, start_response)
+            return self.app(environ, start_response)
         started = time.perf_counter()
         decision = environ[RATE_DECISION] = self.state.limiter.hit(bucket_key("events", environ.get("REMOTE_ADDR")))
         if not decision.allowed:
@@ -135,7 +140,7 @@ class Queued(Later):
         intake = self.shortcut.state.intake
         token = current_request_id.set(self.request_id)
         try:
-            batch = intake.plain_batch(raw)
+            batch = intake.plain_batch(raw, wait=False)
             if batch is None:
                 return False
             if intake.ack_on_commit:
