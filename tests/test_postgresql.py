@@ -24,6 +24,7 @@ from tests import databases
 from tests.schema_shape import ASSIGNED, Table, postgresql_shape, report, shape_differences, sqlite_shape
 from tests.support import ROOT, make_event
 from weather_metrics.store import db
+from weather_metrics.store.events import EVENT_COLUMNS
 from weather_metrics.store.migrate import (
     POSTGRESQL_FIRST_VERSION,
     POSTGRESQL_MIGRATIONS_DIR,
@@ -335,6 +336,28 @@ def test_rows_copied_in_arrive_exactly_as_given(make_app, pg_url):
         stored = db.execute("SELECT key, body_hash, response, created_at FROM idempotency_keys").fetchall()
     assert sorted(stored) == sorted(rows)
     assert db.copy_text(None) == "\\N" and db.copy_text(0.1) == "0.1" and db.copy_text(True) == "1"
+
+
+def test_columns_of_any_mix_of_values_are_copied_exactly(make_app, pg_url):
+    """COPY text is made a column at a time, plain columns whole: each mix of types and NULLs comes back as given."""
+    make_app(database=pg_url)
+    width = len(EVENT_COLUMNS)
+    base = [1_796_000_000, 1_795_996_400, "1.0.0", "get_forecast", 0, "standard", 12.5, 3, *([None] * (width - 8))]
+    rows = []
+    for n, text in enumerate(["plain", None, "tab\there", "back\\slash", "", "\\N", None, "line\nbreak"]):
+        row = list(base)
+        row[2] = text or f"v{n}"  # text needing escapes, no NULLs
+        row[3] = "tool"  # plain text only
+        row[8] = None if n % 2 else f"s{n}"  # plain text and NULLs
+        row[11] = text  # text needing escapes and NULLs
+        row[6] = None if n % 3 == 0 else n + 0.25  # floats and NULLs
+        row[7] = None if n % 4 == 0 else n  # integers and NULLs
+        rows.append(tuple(row))
+    with db.database.connection_context(), db.write_transaction():
+        db.copy_rows("events", EVENT_COLUMNS, rows)
+    with db.database.connection_context():
+        stored = db.execute(f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY id").fetchall()
+    assert [tuple(row) for row in stored] == rows
 
 
 def test_the_write_lock_of_a_session_gone_quiet_mid_transaction_is_freed(make_app, pg_url, monkeypatch):
