@@ -31,6 +31,7 @@ from weather_metrics.store.migrate import (
     SCHEMA_VERSION,
     migrations,
 )
+from weather_metrics.store.pgtext import copy_text
 
 # --- schema.postgresql.sql has the shape of schema.sql ------------------------------------------------
 
@@ -335,7 +336,7 @@ def test_rows_copied_in_arrive_exactly_as_given(make_app, pg_url):
     with db.database.connection_context():
         stored = db.execute("SELECT key, body_hash, response, created_at FROM idempotency_keys").fetchall()
     assert sorted(stored) == sorted(rows)
-    assert db.copy_text(None) == "\\N" and db.copy_text(0.1) == "0.1" and db.copy_text(True) == "1"
+    assert copy_text(None) == "\\N" and copy_text(0.1) == "0.1" and copy_text(True) == "1"
 
 
 def test_columns_of_any_mix_of_values_are_copied_exactly(make_app, pg_url):

@@ -20,18 +20,10 @@ from peewee import EXCLUDED
 
 from weather_metrics.core.times import DAY
 from weather_metrics.store import folds, versions
-from weather_metrics.store.db import (
-    array_text,
-    column_types,
-    copy_lines,
-    copy_text_lines,
-    database,
-    execute,
-    is_postgresql,
-    write_transaction,
-)
+from weather_metrics.store.db import column_types, copy_lines, database, execute, is_postgresql, write_transaction
 from weather_metrics.store.events import EVENTS, IS_ERROR
 from weather_metrics.store.models import IdempotencyKey
+from weather_metrics.store.pgtext import array_text, copy_text_lines
 from weather_metrics.store.rowkind import SINCE, UNTIL, Row, RowKind, Totals
 
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from peewee import PeeweeException as PeeweeError
 
 from weather_metrics.core.errors import ServiceError
-from weather_metrics.store import db
+from weather_metrics.store import db, pgtext
 from weather_metrics.store.backup import lock_path
 from weather_metrics.store.migrate import SCHEMA_VERSION, schema_version
 
@@ -260,10 +260,10 @@ def _copy_table(conn: sqlite3.Connection, table: Table) -> int:
 def _copy_format(kind: str) -> Callable[[Any], str]:
     """How a column's values are written for COPY: its usual type directly (nearly all), anything else normalised."""
     usual = {"integer": int, "real": float, "text": str}[kind]
-    plain = repr if kind == "real" else (str if kind == "integer" else db.copy_text)
+    plain = repr if kind == "real" else (str if kind == "integer" else pgtext.copy_text)
 
     def form(value: Any) -> str:
-        return plain(value) if type(value) is usual else db.copy_text(_value(value, kind))
+        return plain(value) if type(value) is usual else pgtext.copy_text(_value(value, kind))
 
     return form
 
