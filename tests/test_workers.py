@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.redis_store import local_redis_url
@@ -83,7 +84,7 @@ def test_every_scrape_counts_every_worker_and_keeps_a_killed_workers_counts(tmp_
     labels = {"analytics_level": "standard", "tool": "get_forecast"}
     with Server(tmp_path / "metrics.db", workers=2, ws_max_connections_per_user=20) as server, ExitStack() as sockets:
         posted = 0
-        for _ in range(10):  # until both workers have answered: each request on a connection of its own
+        for _ in range(40):  # until both workers have answered: each request on a connection of its own
             with ThreadPoolExecutor(8) as pool:
                 answers = list(
                     pool.map(lambda _: http("POST", server.url + "/v1/events", {"events": [make_event()]}), range(16))
@@ -126,6 +127,22 @@ def test_every_scrape_counts_every_worker_and_keeps_a_killed_workers_counts(tmp_
             text = str(http("GET", server.url + "/metrics")[2])
             assert sample(text, events, labels) == posted
             assert sample(text, "weather_metrics_websocket_connections") == left
+
+
+def test_a_worker_s_file_not_yet_sized_fails_no_scrape(make_app, tmp_path: Path, monkeypatch) -> None:
+    """prometheus_client creates a worker's file before it sizes it: a scrape in between (or after a worker killed
+    in between) must still count every other file, not answer 500."""
+    client = make_app().test_client()
+    files = tmp_path / "prometheus"
+    files.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(files))  # read at each scrape, as under gunicorn
+    counted = MmapedDict(str(files / "counter_101.db"))
+    counted.write_value(mmap_key("probe_total", "probe_total", [], [], "A probe."), 7.0, 0)
+    counted.close()
+    (files / "counter_102.db").touch()  # created, not yet sized
+    answer = client.get("/metrics")
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    assert sample(answer.get_data(as_text=True), "probe_total") == 7.0
 
 
 def test_a_reload_keeps_the_metrics_directory_and_multiprocess_mode(tmp_path: Path) -> None:

@@ -8,13 +8,18 @@ own registry is served.
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import time
 import uuid
 from collections import Counter as Tally
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, g, request
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.exposition import choose_encoder
 from prometheus_flask_exporter import PrometheusMetrics
 
 from weather_metrics.runtime.logs import current_request_id
@@ -44,7 +49,42 @@ REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{8,128}")
 REQUEST_ID_KEY = "weather_metrics.request_id"
 
 
-exporter = PrometheusMetrics.for_app_factory(export_defaults=False, path="/metrics")
+class WorkerFiles(multiprocess.MultiProcessCollector):
+    """Every worker's files, but one a worker has just created and not yet sized.
+
+    prometheus_client creates a file, then sizes it: a scrape in between read its missing header
+    and answered 500, and a worker killed in between left an empty file that failed every later
+    scrape (prometheus/client_python#1199). An empty file holds no values yet: it is skipped.
+    """
+
+    def collect(self) -> Iterable[Any]:
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(path) >= MMAP_HEADER_BYTES:
+                    files.append(path)
+            except FileNotFoundError:  # a dead worker's live gauge, removed by the master meanwhile
+                pass
+        return self.merge(files, accumulate=True)
+
+
+MMAP_HEADER_BYTES = 8  # a metrics file's used length and padding, before any value
+
+
+class Exporter(PrometheusMetrics):
+    """prometheus-flask-exporter, reading the workers' files through WorkerFiles."""
+
+    def generate_metrics(self, accept_header: str | None = None, names: list[str] | None = None) -> tuple[str, str]:
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            return super().generate_metrics(accept_header, names)  # type: ignore[no-any-return]
+        registry = CollectorRegistry()
+        WorkerFiles(registry)
+        chosen = registry.restricted_registry(names) if names else registry
+        encode, content_type = choose_encoder(accept_header or "")
+        return encode(chosen).decode("utf-8"), content_type
+
+
+exporter = Exporter.for_app_factory(export_defaults=False, path="/metrics")
 
 
 class ToolLabels:
