@@ -128,8 +128,21 @@ class _KindRows:
 
     kind: RowKind
     rows: list[tuple[Any, ...]]
-    totals: list[Totals]  # the rollups added up in Python (kind.totals)
+    upserts: list[Prepared]  # the rollups added up in Python (kind.totals), ready to upsert
     copy: str  # the rows as COPY text on PostgreSQL; "" on SQLite
+
+
+# A rollup's totals with, unless the lock must be held to know them (spans), its rows in key
+# order and on PostgreSQL their arrays.
+Prepared = tuple[Totals, list[tuple[Any, ...]] | None, list[str] | None]
+
+
+def _prepared(totals: Totals) -> Prepared:
+    if totals.spans:
+        return totals, None, None  # which rows go in depends on span_folds, read under the lock
+    rows = sorted(map(add, totals.rows, totals.rows.values()))
+    arrays = [array_text(column) for column in zip(*rows, strict=True)] if rows and is_postgresql() else None
+    return totals, rows, arrays
 
 
 def _by_kind(batches: list[PendingBatch]) -> dict[RowKind, _KindRows]:
@@ -140,7 +153,7 @@ def _by_kind(batches: list[PendingBatch]) -> dict[RowKind, _KindRows]:
         kind: _KindRows(
             kind,
             rows,
-            kind.totals(rows) if kind.totals is not None else [],
+            [_prepared(totals) for totals in kind.totals(rows)] if kind.totals is not None else [],
             copy_text_lines(rows) if is_postgresql() else "",
         )
         for kind, rows in grouped.items()
@@ -163,29 +176,35 @@ def _write_rows(part: _KindRows) -> None:
         after = execute(f"SELECT COALESCE(MAX(id), 0) FROM {kind.table}").fetchone()[0]
         for sql, params in statements.rollups(before, after):
             database.execute_sql(sql, params)
-    for totals in part.totals:
-        upsert_totals(totals)
+    for totals, rows, arrays in part.upserts:
+        upsert_totals(totals, rows, arrays)
 
 
 # SQLite's bound on a statement's parameters (PostgreSQL's is 65,535).
 _MAX_PARAMETERS = 32_766
 
 
-def upsert_totals(totals: Totals) -> None:
-    """Add a rollup's new figures to its table, in key order, in a few multi-row statements."""
+def upsert_totals(totals: Totals, rows: list[tuple[Any, ...]] | None = None, arrays: list[str] | None = None) -> None:
+    """Add a rollup's new figures to its table, in key order, in a few multi-row statements.
+
+    `rows` and `arrays`: as `_prepared` works them out before the write lock, when it could.
+    """
     if totals.spans:
         totals = folds.spanned(totals)
     table = totals.model._meta.table_name  # noqa: SLF001 - peewee's way to reach a model's table
     if totals.tally is not None:
         upsert_totals(_tally_moves(totals, table))
-    # Each row is its key and then its figures, in the columns' order. Keys are distinct, so
-    # sorting whole rows puts them in key order without comparing any figure.
-    rows = sorted(map(add, totals.rows, totals.rows.values()))
+    if rows is None:
+        # Each row is its key and then its figures, in the columns' order. Keys are distinct, so
+        # sorting whole rows puts them in key order without comparing any figure.
+        rows = sorted(map(add, totals.rows, totals.rows.values()))
     if is_postgresql():
         # One array per column: PostgreSQL reads an array literal much faster than as many VALUES
         # parameters (4.8 against 8.9 ms for 730 rows of tool_latency_daily). unnest keeps the key order.
         if rows:
-            database.execute_sql(_upsert(totals, table, 0), [array_text(column) for column in zip(*rows, strict=True)])
+            if arrays is None:
+                arrays = [array_text(column) for column in zip(*rows, strict=True)]
+            database.execute_sql(_upsert(totals, table, 0), arrays)
         return
     start = 0
     for size in _upsert_sizes(len(rows), len(totals.key) + len(totals.figures)):
