@@ -207,3 +207,41 @@ def test_a_stalled_shared_rate_limit_holds_up_no_answer_that_does_not_use_it(tmp
         finally:
             os.kill(pid, signal.SIGCONT)
         assert max(waits) < 0.4, [round(wait, 3) for wait in waits]
+
+
+def test_a_request_pipelined_behind_one_taken_back_arrives_whole(tmp_path):
+    """The first batch times out and goes to a thread with its bytes put back: the large one behind it (more than
+    the parser reads at once) must follow byte for byte, and is stored once the writer can commit again."""
+    database = tmp_path / "metrics.db"
+    with Server(database, ack_timeout_seconds=1) as server, ExitStack() as blocker:
+        blocker.enter_context(databases.holding_write_lock(database))
+        first, second = batch("first", 1), batch("second", 100)
+        assert len(second) > 3 * 8192
+        raw = b"".join(
+            b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+            for body in (first, second)
+        )
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+            conn.sendall(raw)
+            answers = conn.makefile("rb")
+            status, refused = read_answer(answers)
+            assert status == 503, refused
+            blocker.close()  # the writer commits again
+            status, body = read_answer(answers)
+            assert (status, body["count"]) == (200, 100), body
+        stored = dict(databases.rows(database, "SELECT session_id, COUNT(*) FROM events GROUP BY 1"))
+        held = "taking longer" in refused["details"]  # the writer held it already: stored once it could commit
+        assert stored == ({"first": 1} if held else {}) | {"second": 100}
+
+
+def read_answer(reader: Any) -> tuple[int, dict[str, Any]]:
+    """The next answer on a connection: its status and JSON body."""
+    status = int(reader.readline().split()[1])
+    length = 0
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("latin-1").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return status, json.loads(reader.read(length))

@@ -146,8 +146,8 @@ class LoopAnswers:
         if not isinstance(later, Later):
             self._put_back(conn, saved, later.carried if isinstance(later, Declined) else {})
             return False
-        # Its own bytes only: those of requests pipelined behind it stay with the parser.
-        mine = saved[: len(saved) - len(conn.parser.unreader.buf.getvalue())]
+        # Its own bytes only: those of requests pipelined behind it stay with the parser and the socket.
+        mine = saved[: len(saved) - len(conn.parser.unreader.buf.getvalue()) - len(sock.pending)]
         waiting = Waiting(conn, req, resp, environ, later, mine, started, time.monotonic() + self.ack_timeout)
         if later.ready:  # ack = enqueue: answered on the loop's next turn, not from inside this read
             self.worker.method_queue.defer(self._answer, waiting)
@@ -229,7 +229,7 @@ class LoopAnswers:
     def _to_thread(self, waiting: Waiting, failure: Exception) -> None:
         """A thread answers the request through Flask, which raises `failure` instead of offering the batch again."""
         conn = waiting.conn
-        behind = conn.parser.unreader.take_buffered() or b""  # requests pipelined behind it
+        behind = (conn.parser.unreader.take_buffered() or b"") + conn.sock.pending  # requests pipelined behind it
         self._put_back(conn, waiting.saved + behind, waiting.later.carried(failure))
         conn.sock.deadline = time.monotonic()
         self.worker.enqueue_req(conn)
